@@ -1,0 +1,15 @@
+"""Cell math: the equations of each cell family as pure step functions.
+
+Nothing here owns parameters or loops over time. A family object holds the structural options
+of one cell (peepholes, coupled gates, ...) and knows its parameter layout; its ``step`` maps
+one time step's pre-computed input projection and the previous state to the next state and
+the named gate activations. Cells (``lstmkit.cells``) and sequence layers (``lstmkit.layers``)
+are built on top of these.
+"""
+
+from lstmkit.cellmath.family import CellFamily, StepResult
+from lstmkit.cellmath.gru import GRUFamily
+from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.rnn import RNNFamily
+
+__all__ = ["CellFamily", "GRUFamily", "LSTMFamily", "RNNFamily", "StepResult"]

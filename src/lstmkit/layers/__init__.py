@@ -1,0 +1,10 @@
+"""Sequence layers: the time loop over a cell family, stacked and optionally bidirectional,
+with a choice of backend. Drop-in replacements of torch.nn.LSTM, GRU and RNN."""
+
+from lstmkit.layers.backends import Backend
+from lstmkit.layers.base import RecurrentLayer
+from lstmkit.layers.gru import GRU
+from lstmkit.layers.lstm import LSTM
+from lstmkit.layers.rnn import RNN
+
+__all__ = ["GRU", "LSTM", "RNN", "Backend", "RecurrentLayer"]

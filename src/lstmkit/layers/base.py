@@ -1,0 +1,253 @@
+"""The sequence layer shared by LSTM, GRU and RNN: parameters named as torch names them,
+stacking, bidirection, packing and lengths, input checks, backend choice, traces."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from lstmkit._checks import expect_like, expect_positive_int, expect_shape
+from lstmkit._state import state_from_tuple, state_to_tuple
+from lstmkit.cellmath.family import CellFamily, Weights
+from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_parameters
+from lstmkit.layers.backends import (
+    Backend,
+    choose_backend,
+    reference,
+    torch_fused,
+    torch_unsupported_reason,
+)
+from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
+from lstmkit.trace import Trace
+
+
+class RecurrentLayer(nn.Module):
+    """A multi-layer, optionally bidirectional recurrent layer of any cell family.
+
+    ``forward(input, hx=None, *, lengths=None, return_trace=False)`` takes what torch.nn's
+    layers take and returns ``(output, state)``, or ``(output, state, trace)`` with
+    ``return_trace=True`` (see :mod:`lstmkit.trace`). ``lengths`` (batch,) marks how many
+    steps of a padded batch are real: the output is zero past each end and the final state
+    is taken at each sequence's last step, as with a PackedSequence.
+    """
+
+    def __init__(
+        self,
+        family: CellFamily,
+        input_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        forget_bias: float | None = None,
+        backend: Backend | str = Backend.AUTO,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.family = family
+        self.input_size = expect_positive_int(input_size, "input_size", owner)
+        self.hidden_size = expect_positive_int(family.hidden_size, "hidden_size", owner)
+        self.num_layers = expect_positive_int(num_layers, "num_layers", owner)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.dropout = _check_dropout(dropout, num_layers, owner)
+        check_forget_bias(family, self.bias, forget_bias)
+        self.forget_bias = forget_bias
+        self.backend = backend  # validated by the setter below
+
+        self._layer_param_names: list[list[dict[str, str]]] = []
+        for layer in range(self.num_layers):
+            layer_input = (
+                self.input_size if layer == 0 else family.state_sizes[0] * self.num_directions
+            )
+            per_direction = []
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                names = {}
+                for base, shape in parameter_shapes(family, layer_input, self.bias).items():
+                    param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+                    self.register_parameter(base + suffix, param)
+                    names[base] = base + suffix
+                per_direction.append(names)
+            self._layer_param_names.append(per_direction)
+        self.reset_parameters()
+
+    # -- configuration ----------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Backend | str) -> None:
+        backend = Backend.parse(value)
+        reason = torch_unsupported_reason(self.family)
+        if backend is Backend.TORCH and reason is not None:
+            raise ValueError(
+                f"backend='torch' cannot run this layer: {reason}; use 'auto' or 'reference'"
+            )
+        self._backend = backend
+
+    def reset_parameters(self) -> None:
+        for directions in self._layer_param_names:
+            for names in directions:
+                params = {base: getattr(self, full) for base, full in names.items()}
+                reset_parameters(params, self.family, self.forget_bias)
+
+    def layer_weights(self, layer: int, direction: int) -> Weights:
+        """One layer-direction's parameters by base name ("weight_ih", "weight_hh", ...)."""
+        return {
+            base: getattr(self, full)
+            for base, full in self._layer_param_names[layer][direction].items()
+        }
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """torch's order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
+        order = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        return [
+            names[base]
+            for directions in self._layer_param_names
+            for names in directions
+            for base in order
+            if base in names
+        ]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Per layer and direction, the parameters in registration order, as torch's."""
+        return [
+            [getattr(self, full) for full in names.values()]
+            for directions in self._layer_param_names
+            for names in directions
+        ]
+
+    def flatten_parameters(self) -> None:
+        """As torch.nn.LSTM's: a no-op on the CPU. On a GPU the torch backend still runs
+        correctly on unflattened weights (torch copies them per call and warns)."""
+
+    # -- forward ---------------------------------------------------------------------------
+
+    def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
+        owner = type(self).__name__
+        reference_param = self.weight_ih_l0
+        seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
+        expect_like(seq.data, reference_param, "input", owner)
+        initial = self._initial_state(hx, seq, owner)
+
+        backend = choose_backend(self.backend, self.family, return_trace)
+        dropout = self.dropout if self.training else 0.0
+        trace_tensors = None
+        if backend is Backend.TORCH:
+            output, final = torch_fused.run(
+                self.family,
+                seq,
+                initial,
+                self._flat_weights,
+                self.bias,
+                self.num_layers,
+                dropout,
+                self.training,
+                self.bidirectional,
+            )
+        else:
+            weights = [
+                [self.layer_weights(layer, d) for d in range(self.num_directions)]
+                for layer in range(self.num_layers)
+            ]
+            output, final, trace_tensors = reference.run_layers(
+                self.family, seq.data, initial, weights, seq.step_mask(), dropout, return_trace
+            )
+
+        if isinstance(input, PackedSequence) and backend is Backend.TORCH:
+            output = PackedSequence(
+                output, input.batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
+        else:
+            output = restore_output(output, seq)
+        if not seq.batched:
+            final = tuple(s.squeeze(1) for s in final)
+        state = state_from_tuple(final)
+        if not return_trace:
+            return output, state
+        return output, state, Trace(self.family.name, trace_tensors, seq.lengths)
+
+    def _initial_state(self, hx, seq: SequenceBatch, owner: str) -> tuple[Tensor, ...]:
+        """(L*D, B, size) per state tensor; zeros when hx is None."""
+        sizes = self.family.state_sizes
+        stacked = self.num_layers * self.num_directions
+        if hx is None:
+            return tuple(seq.data.new_zeros(stacked, seq.batch, size) for size in sizes)
+        state = state_to_tuple(hx, len(sizes), owner)
+        names = ["hx"] if len(sizes) == 1 else ["hx[0] (h_0)", "hx[1] (c_0)"]
+        rank = 3 if seq.batched else 2
+        ranks = [s.dim() for s in state]
+        if any(r != rank for r in ranks):
+            kind = "batched 3-D" if seq.batched else "unbatched 2-D"
+            raise ValueError(
+                f"{owner}: for {kind} input the initial state must be {rank}-D, got "
+                + ", ".join(f"{n} {r}-D" for n, r in zip(names, ranks, strict=True))
+            )
+        checked = []
+        for tensor, size, name in zip(state, sizes, names, strict=True):
+            if seq.batched:
+                expected = (stacked, seq.batch, size)
+                meaning = "(num_layers * num_directions, batch, size)"
+            else:
+                expected, meaning = (stacked, size), "(num_layers * num_directions, size)"
+            expect_shape(tensor, expected, name, owner, meaning)
+            expect_like(tensor, self.weight_ih_l0, name, owner)
+            checked.append(tensor if seq.batched else tensor.unsqueeze(1))
+        return tuple(checked)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        for name, default in [
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ]:
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)}")
+        if self.backend is not Backend.AUTO:
+            parts.append(f"backend={self.backend.value!r}")
+        return ", ".join(parts)
+
+
+def _check_dropout(dropout, num_layers: int, owner: str) -> float:
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, numbers.Number)
+        or not 0 <= dropout <= 1
+    ):
+        raise ValueError(f"{owner}: dropout must be a number in [0, 1], got {dropout!r}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            f"{owner}: dropout={dropout} has no effect with num_layers=1: dropout applies "
+            "between layers, to every layer's output but the last",
+            stacklevel=3,
+        )
+    return float(dropout)
+
+
+__all__ = ["RecurrentLayer"]

@@ -1,0 +1,103 @@
+"""``LSTM``: torch.nn.LSTM's interface and parameters, plus the variants torch lacks.
+
+Equations, gate order and shapes: :mod:`lstmkit.cellmath.lstm`.
+"""
+
+from __future__ import annotations
+
+from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.layers.backends import Backend
+from lstmkit.layers.base import RecurrentLayer
+
+
+class LSTM(RecurrentLayer):
+    """A drop-in for ``torch.nn.LSTM``.
+
+    Positional arguments and defaults are torch's: ``input_size, hidden_size, num_layers=1,
+    bias=True, batch_first=False, dropout=0.0, bidirectional=False, proj_size=0, device=None,
+    dtype=None``. Parameters are named and shaped as torch's (``weight_ih_l0``,
+    ``bias_hh_l1_reverse``, ``weight_hr_l0``, ...), so state dicts move both ways. Keyword-only
+    variant options (each with its paper in :mod:`lstmkit.cellmath.lstm`):
+
+    - ``peephole``: gates look at the cell state; adds ``weight_ci_l{k}``, ``weight_cf_l{k}``,
+      ``weight_co_l{k}`` of shape (hidden_size,).
+    - ``coupled``: forget gate f_t = 1 - i_t (CIFG); gate blocks become i, g, o.
+    - ``forget_gate``: False gives the 1997 cell without a forget gate; gate blocks i, g, o.
+    - ``forget_bias``: initial total forget-gate bias (1.0 per Jozefowicz et al. 2015);
+      None keeps torch's initialisation.
+    - ``backend``: ``"auto"``, ``"torch"`` or ``"reference"``; see
+      :mod:`lstmkit.layers.backends`.
+
+    ``forward(input, hx=None, *, lengths=None, return_trace=False)`` returns
+    ``output, (h_n, c_n)`` like torch's, and the :class:`~lstmkit.trace.Trace` third with
+    ``return_trace=True``. Shapes (N batch, L length, D directions, H_out = proj_size or
+    hidden_size): output (L, N, D*H_out), h_n (D*num_layers, N, H_out), c_n
+    (D*num_layers, N, hidden_size).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        peephole: bool = False,
+        coupled: bool = False,
+        forget_gate: bool = True,
+        forget_bias: float | None = None,
+        backend: Backend | str = Backend.AUTO,
+    ) -> None:
+        _check_proj_size(proj_size, hidden_size)
+        family = LSTMFamily(
+            hidden_size,
+            proj_size=proj_size,
+            peephole=bool(peephole),
+            coupled=bool(coupled),
+            forget_gate=bool(forget_gate),
+        )
+        super().__init__(
+            family,
+            input_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            forget_bias=forget_bias,
+            backend=backend,
+        )
+
+    @property
+    def proj_size(self) -> int:
+        return self.family.proj_size
+
+    def extra_repr(self) -> str:
+        f = self.family
+        parts = [super().extra_repr()]
+        if f.proj_size:
+            parts.append(f"proj_size={f.proj_size}")
+        parts += [f"{k}=True" for k in ("peephole", "coupled") if getattr(f, k)]
+        if not f.forget_gate:
+            parts.append("forget_gate=False")
+        if self.forget_bias is not None:
+            parts.append(f"forget_bias={self.forget_bias}")
+        return ", ".join(parts)
+
+
+def _check_proj_size(proj_size, hidden_size) -> None:
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+        raise ValueError(f"LSTM: proj_size must be an integer >= 0, got {proj_size!r}")
+    if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
+        raise ValueError(
+            f"LSTM: proj_size must be smaller than hidden_size, got proj_size={proj_size} "
+            f"and hidden_size={hidden_size}"
+        )

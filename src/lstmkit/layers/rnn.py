@@ -1,0 +1,50 @@
+"""``RNN``: torch.nn.RNN's interface and parameters. Equation: :mod:`lstmkit.cellmath.rnn`."""
+
+from __future__ import annotations
+
+from lstmkit.cellmath.rnn import RNNFamily
+from lstmkit.layers.backends import Backend
+from lstmkit.layers.base import RecurrentLayer
+
+
+class RNN(RecurrentLayer):
+    """A drop-in for ``torch.nn.RNN``: same arguments, in torch's order (``input_size,
+    hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False, device=None, dtype=None``), parameters and outputs
+    ``(output, h_n)``; plus keyword-only ``backend``, and ``lengths=`` and ``return_trace=``
+    in ``forward``."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: Backend | str = Backend.AUTO,
+    ) -> None:
+        super().__init__(
+            RNNFamily(hidden_size, nonlinearity),
+            input_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            backend=backend,
+        )
+
+    @property
+    def nonlinearity(self) -> str:
+        return self.family.nonlinearity
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}"
