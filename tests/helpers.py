@@ -1,0 +1,33 @@
+"""Shared test helpers: random upstream gradients and comparisons of every gradient."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def flat_outputs(output, state) -> list[Tensor]:
+    """The output (packed data if packed) followed by every final state tensor."""
+    data = output.data if isinstance(output, PackedSequence) else output
+    states = list(state) if isinstance(state, tuple) else [state]
+    return [data, *states]
+
+
+def random_loss(tensors: list[Tensor], seed: int) -> Tensor:
+    """sum_k <t_k, R_k> with fixed random R_k: backpropagates a random upstream gradient
+    into every tensor, so no gradient path can hide behind a symmetric loss."""
+    gen = torch.Generator().manual_seed(seed)
+    total = 0
+    for t in tensors:
+        weight = torch.randn(t.shape, generator=gen, dtype=t.dtype).to(t.device)
+        total = total + (t * weight).sum()
+    return total
+
+
+def assert_close_all(ours: list[Tensor], theirs: list[Tensor], dtype, what: str) -> None:
+    assert len(ours) == len(theirs), what
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        torch.testing.assert_close(a, b, **TOLERANCE[dtype], msg=lambda m, k=k: f"{what}[{k}]: {m}")
