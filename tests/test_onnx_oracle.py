@@ -12,10 +12,6 @@ not support double yet", RNN has no double kernel), so every comparison is in fl
 import numpy as np
 import pytest
 import torch
-
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
 from onnx_graphs import onnx_forward, onnx_weights, padded
 from torch.nn.utils.rnn import pack_padded_sequence
 

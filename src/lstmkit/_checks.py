@@ -11,7 +11,8 @@ from torch import Tensor
 
 
 def shape_str(shape) -> str:
-    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+    """(3,) for one dimension, (2, 3) for two: Python's tuple notation."""
+    return str(tuple(int(s) for s in shape))
 
 
 def expect_tensor(value, name: str, owner: str) -> Tensor:
