@@ -17,9 +17,10 @@ from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_p
 from lstmkit.layers.backends import (
     Backend,
     choose_backend,
+    manual_lstm,
     reference,
     torch_fused,
-    torch_unsupported_reason,
+    unsupported_reason,
 )
 from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
 from lstmkit.trace import Trace
@@ -94,10 +95,11 @@ class RecurrentLayer(nn.Module):
     @backend.setter
     def backend(self, value: Backend | str) -> None:
         backend = Backend.parse(value)
-        reason = torch_unsupported_reason(self.family)
-        if backend is Backend.TORCH and reason is not None:
+        reason = unsupported_reason(backend, self.family)
+        if reason is not None:
             raise ValueError(
-                f"backend='torch' cannot run this layer: {reason}; use 'auto' or 'reference'"
+                f"backend={backend.value!r} cannot run this layer: {reason}; use 'auto' or "
+                "'reference'"
             )
         self._backend = backend
 
@@ -172,8 +174,18 @@ class RecurrentLayer(nn.Module):
                 [self.layer_weights(layer, d) for d in range(self.num_directions)]
                 for layer in range(self.num_layers)
             ]
+            direction_fn = (
+                manual_lstm.run_direction if backend is Backend.MANUAL else reference.run_direction
+            )
             output, final, trace_tensors = reference.run_layers(
-                self.family, seq.data, initial, weights, seq.step_mask(), dropout, return_trace
+                self.family,
+                seq.data,
+                initial,
+                weights,
+                seq.step_mask(),
+                dropout,
+                return_trace,
+                direction_fn,
             )
 
         if isinstance(input, PackedSequence) and backend is Backend.TORCH:

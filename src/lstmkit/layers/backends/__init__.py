@@ -6,11 +6,15 @@ A typed choice, validated once when the layer is built, dispatched in one place
 - ``"reference"``: lstmkit's own loop in plain PyTorch over the family's step function
   (``lstmkit.cellmath``). Runs every cell and option, on any device and dtype, records
   traces. The oracle every faster backend is tested against.
+- ``"manual"``: the LSTM family's loop in PyTorch with a hand-derived backward pass
+  (:mod:`.manual_lstm`): no autograd graph per step, the weight gradients as one product
+  over all steps. Every LSTM option; first derivatives only.
 - ``"torch"``: torch's fused kernels (oneDNN on CPU, cuDNN on GPU) through ``torch._VF``,
   the functions torch.nn.LSTM/GRU/RNN call. Only the configurations torch has: the plain
   LSTM (with or without projection), GRU and RNN.
-- ``"auto"`` (default): ``"torch"`` where it can run the layer, else ``"reference"``.
-  A traced call always runs ``"reference"``, because the fused kernels do not expose gates.
+- ``"auto"`` (default): the fastest that can run the layer: ``"torch"``, else ``"manual"``
+  for the LSTM variants, else ``"reference"``. A traced call always runs ``"reference"``,
+  the only one that records gates.
 
 An explicit choice that cannot run the layer is an error, never silently replaced.
 """
@@ -26,6 +30,7 @@ from lstmkit.cellmath.lstm import LSTMFamily
 class Backend(str, Enum):
     AUTO = "auto"
     REFERENCE = "reference"
+    MANUAL = "manual"
     TORCH = "torch"
 
     @classmethod
@@ -35,6 +40,15 @@ class Backend(str, Enum):
         except ValueError:
             choices = ", ".join(repr(b.value) for b in cls)
             raise ValueError(f"backend must be one of {choices}, got {value!r}") from None
+
+
+def unsupported_reason(backend: Backend, family: CellFamily) -> str | None:
+    """Why ``backend`` cannot run this family, or None if it can."""
+    if backend is Backend.TORCH:
+        return torch_unsupported_reason(family)
+    if backend is Backend.MANUAL and not isinstance(family, LSTMFamily):
+        return f"the manual backend has only the LSTM family, not {family.name}"
+    return None
 
 
 def torch_unsupported_reason(family: CellFamily) -> str | None:
@@ -60,15 +74,18 @@ def torch_unsupported_reason(family: CellFamily) -> str | None:
 def choose_backend(requested: Backend, family: CellFamily, tracing: bool) -> Backend:
     """The backend that runs this call."""
     if requested is Backend.AUTO:
-        if tracing or torch_unsupported_reason(family) is not None:
+        if tracing:
             return Backend.REFERENCE
-        return Backend.TORCH
-    if requested is Backend.TORCH and tracing:
+        for candidate in (Backend.TORCH, Backend.MANUAL):
+            if unsupported_reason(candidate, family) is None:
+                return candidate
+        return Backend.REFERENCE
+    if requested is not Backend.REFERENCE and tracing:
         raise ValueError(
-            "return_trace=True needs the gates, which torch's fused kernels do not expose; "
-            "use backend='auto' or 'reference' for traced calls"
+            f"return_trace=True needs the gates, which the {requested.value!r} backend does not "
+            "record; use backend='auto' or 'reference' for traced calls"
         )
     return requested
 
 
-__all__ = ["Backend", "choose_backend", "torch_unsupported_reason"]
+__all__ = ["Backend", "choose_backend", "unsupported_reason"]

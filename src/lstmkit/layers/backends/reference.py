@@ -8,6 +8,8 @@ L layers, D directions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -66,10 +68,12 @@ def run_layers(
     mask: Tensor | None,
     dropout: float,
     record: bool,
+    direction_fn: Callable = run_direction,
 ) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor] | None]:
     """Every layer and direction. x (T, B, I); initial states (L*D, B, size);
     ``weights[layer][direction]``. Dropout (already zero unless training) applies to every
-    layer's output but the last, as in torch.nn.LSTM.
+    layer's output but the last, as in torch.nn.LSTM. ``direction_fn`` runs one layer in one
+    direction: this module's loop, or another backend's with the same contract.
 
     Returns the last layer's output (T, B, D*R), the final states (L*D, B, size) and, when
     ``record``, the trace tensors (L, D, B, T, size).
@@ -82,7 +86,7 @@ def run_layers(
         for direction, w in enumerate(directions):
             index = layer * len(directions) + direction
             start = tuple(s[index] for s in initial)
-            out, final, trace = run_direction(
+            out, final, trace = direction_fn(
                 family, x, start, w, mask, reverse=direction == 1, record=record
             )
             outputs.append(out)

@@ -1,0 +1,112 @@
+"""Every backend against the reference loop (autograd over the cell equations): outputs,
+final states and all gradients under random upstream gradients; and the dispatch rules."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from helpers import assert_close_all, random_loss
+from torch.autograd import gradcheck
+
+import lstmkit
+from lstmkit.cellmath import GRUFamily, LSTMFamily
+from lstmkit.layers.backends import Backend, choose_backend
+
+I, H, T, B, P = 3, 5, 6, 3, 2
+LENGTHS = [6, 2, 4]
+
+LSTM_OPTIONS = {
+    "plain": {},
+    "peephole": dict(peephole=True),
+    "coupled": dict(coupled=True),
+    "peephole-coupled": dict(peephole=True, coupled=True),
+    "1997": dict(forget_gate=False),
+    "peephole-1997": dict(peephole=True, forget_gate=False),
+}
+CASES = list(itertools.product(LSTM_OPTIONS, [0, P], [False, True], [False, True]))
+
+
+def case_id(case):
+    name, proj, lengths, bidirectional = case
+    return f"{name}-P{proj}-{'lengths' if lengths else 'full'}-{'bi' if bidirectional else 'uni'}"
+
+
+def run_with_grads(layer, x, state, lengths):
+    out, (h, c) = layer(x, state, lengths=lengths)
+    inputs = [x, *state, *layer.parameters()]
+    return [out, h, c, *torch.autograd.grad(random_loss([out, h, c], seed=2), inputs)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_manual_matches_reference(case, dtype):
+    name, proj, use_lengths, bidirectional = case
+    options = dict(LSTM_OPTIONS[name], proj_size=proj, bidirectional=bidirectional)
+    reference = lstmkit.LSTM(I, H, 2, backend="reference", **options).to(dtype)
+    manual = lstmkit.LSTM(I, H, 2, backend="manual", **options).to(dtype)
+    manual.load_state_dict(reference.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    stacked = 2 * (2 if bidirectional else 1)
+    x = torch.randn(T, B, I, generator=gen, dtype=dtype).requires_grad_(True)
+    h0 = torch.randn(stacked, B, proj or H, generator=gen, dtype=dtype).requires_grad_(True)
+    c0 = torch.randn(stacked, B, H, generator=gen, dtype=dtype).requires_grad_(True)
+    lengths = LENGTHS if use_lengths else None
+    ours = run_with_grads(manual, x, (h0, c0), lengths)
+    theirs = run_with_grads(reference, x, (h0, c0), lengths)
+    assert_close_all(ours, theirs, dtype, f"manual vs reference, {case_id(case)}")
+
+
+def test_manual_handles_an_unused_output():
+    """Only the final state feeds the loss: the output's gradient arrives as None."""
+    lstm = lstmkit.LSTM(I, H, backend="manual", peephole=True).double()
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    _, (h, _) = lstm(x)
+    (grad,) = torch.autograd.grad(h.sum(), [x])
+    reference = lstmkit.LSTM(I, H, backend="reference", peephole=True).double()
+    reference.load_state_dict(lstm.state_dict())
+    _, (h_ref, _) = reference(x)
+    (grad_ref,) = torch.autograd.grad(h_ref.sum(), [x])
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(LSTM_OPTIONS))
+def test_manual_gradcheck(name):
+    lstm = lstmkit.LSTM(
+        2, 3, bidirectional=True, proj_size=2, backend="manual", **LSTM_OPTIONS[name]
+    )
+    lstm = lstm.double()
+    names = [n for n, _ in lstm.named_parameters()]
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, h0, c0, *params):
+        args = (x, (h0, c0))
+        out, (h, c) = torch.func.functional_call(
+            lstm, dict(zip(names, params, strict=True)), args, {"lengths": [4, 3]}
+        )
+        return out, h, c
+
+    assert gradcheck(fn, (x, h0, c0, *lstm.parameters()), eps=1e-6, atol=1e-6)
+
+
+def test_auto_picks_the_fastest_backend_that_can_run_the_layer():
+    assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=False) is Backend.TORCH
+    assert choose_backend(Backend.AUTO, LSTMFamily(4, proj_size=2), False) is Backend.TORCH
+    assert choose_backend(Backend.AUTO, LSTMFamily(4, peephole=True), False) is Backend.MANUAL
+    assert choose_backend(Backend.AUTO, GRUFamily(4), tracing=False) is Backend.TORCH
+    assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=True) is Backend.REFERENCE
+
+
+def test_explicit_backends_that_cannot_run_say_why():
+    with pytest.raises(ValueError, match="the manual backend has only the LSTM family, not gru"):
+        lstmkit.GRU(I, H, backend="manual")
+    with pytest.raises(ValueError, match="'manual' backend does not record"):
+        lstmkit.LSTM(I, H, backend="manual")(torch.randn(T, B, I), return_trace=True)
+    layer = lstmkit.LSTM(I, H, coupled=True)
+    with pytest.raises(ValueError, match="torch's fused LSTM has no coupled=True"):
+        layer.backend = "torch"
+    layer.backend = "reference"
+    assert layer.backend is Backend.REFERENCE
