@@ -7,7 +7,10 @@ from torch import Tensor
 
 from lstmkit._checks import expect_tensor
 
-STATE_NAMES = {1: ("h_0",), 2: ("h_0", "c_0")}
+
+def state_arg_names(num_states: int) -> list[str]:
+    """How error messages name the parts of ``hx``."""
+    return ["hx"] if num_states == 1 else ["hx[0] (h_0)", "hx[1] (c_0)"]
 
 
 def state_to_tuple(hx, num_states: int, owner: str) -> tuple[Tensor, ...]:
@@ -20,9 +23,8 @@ def state_to_tuple(hx, num_states: int, owner: str) -> tuple[Tensor, ...]:
             f"{type(hx).__name__}"
             + (f" of length {len(hx)}" if isinstance(hx, tuple | list) else "")
         )
-    return tuple(
-        expect_tensor(s, f"hx[{k}] ({STATE_NAMES[2][k]})", owner) for k, s in enumerate(hx)
-    )
+    names = state_arg_names(num_states)
+    return tuple(expect_tensor(s, name, owner) for s, name in zip(hx, names, strict=True))
 
 
 def state_from_tuple(state: tuple[Tensor, ...]):

@@ -8,10 +8,9 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit._checks import expect_like, expect_positive_int, expect_shape
-from lstmkit._state import state_from_tuple, state_to_tuple
+from lstmkit._state import state_arg_names, state_from_tuple, state_to_tuple
 from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_parameters
 from lstmkit.layers.backends import (
@@ -155,51 +154,33 @@ class RecurrentLayer(nn.Module):
         initial = self._initial_state(hx, seq, owner)
 
         backend = choose_backend(self.backend, self.family, return_trace)
-        dropout = self.dropout if self.training else 0.0
-        trace_tensors = None
-        if backend is Backend.TORCH:
-            output, final = torch_fused.run(
-                self.family,
-                seq,
-                initial,
-                self._flat_weights,
-                self.bias,
-                self.num_layers,
-                dropout,
-                self.training,
-                self.bidirectional,
-            )
-        else:
-            weights = [
-                [self.layer_weights(layer, d) for d in range(self.num_directions)]
-                for layer in range(self.num_layers)
-            ]
-            direction_fn = (
-                manual_lstm.run_direction if backend is Backend.MANUAL else reference.run_direction
-            )
-            output, final, trace_tensors = reference.run_layers(
-                self.family,
-                seq.data,
-                initial,
-                weights,
-                seq.step_mask(),
-                dropout,
-                return_trace,
-                direction_fn,
-            )
-
-        if isinstance(input, PackedSequence) and backend is Backend.TORCH:
-            output = PackedSequence(
-                output, input.batch_sizes, input.sorted_indices, input.unsorted_indices
-            )
-        else:
-            output = restore_output(output, seq)
+        output, final, trace_tensors = self._run(backend, seq, initial, return_trace)
+        output = restore_output(output, seq)
         if not seq.batched:
             final = tuple(s.squeeze(1) for s in final)
         state = state_from_tuple(final)
         if not return_trace:
             return output, state
         return output, state, Trace(self.family.name, trace_tensors, seq.lengths)
+
+    def _run(self, backend: Backend, seq: SequenceBatch, initial, record: bool):
+        """The output (T, B, D*R), or a PackedSequence; final states; trace tensors or None."""
+        dropout = self.dropout if self.training else 0.0
+        if backend is Backend.TORCH:
+            options = (self.bias, self.num_layers, dropout, self.training, self.bidirectional)
+            output, final = torch_fused.run(self.family, seq, initial, self._flat_weights, *options)
+            return output, final, None
+        weights = [
+            [self.layer_weights(layer, d) for d in range(self.num_directions)]
+            for layer in range(self.num_layers)
+        ]
+        direction_fn = {
+            Backend.MANUAL: manual_lstm.run_direction,
+            Backend.REFERENCE: reference.run_direction,
+        }[backend]
+        return reference.run_layers(
+            self.family, seq.data, initial, weights, seq.step_mask(), dropout, record, direction_fn
+        )
 
     def _initial_state(self, hx, seq: SequenceBatch, owner: str) -> tuple[Tensor, ...]:
         """(L*D, B, size) per state tensor; zeros when hx is None."""
@@ -208,7 +189,7 @@ class RecurrentLayer(nn.Module):
         if hx is None:
             return tuple(seq.data.new_zeros(stacked, seq.batch, size) for size in sizes)
         state = state_to_tuple(hx, len(sizes), owner)
-        names = ["hx"] if len(sizes) == 1 else ["hx[0] (h_0)", "hx[1] (c_0)"]
+        names = state_arg_names(len(sizes))
         rank = 3 if seq.batched else 2
         ranks = [s.dim() for s in state]
         if any(r != rank for r in ranks):

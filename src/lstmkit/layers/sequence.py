@@ -82,8 +82,11 @@ def prepare_input(input, lengths, batch_first: bool, input_size: int, owner: str
     return SequenceBatch(data, lengths, None, batched, batch_first)
 
 
-def restore_output(output: Tensor, seq: SequenceBatch):
-    """Time-major output (T, B, F) back in the form the input came in."""
+def restore_output(output: Tensor | PackedSequence, seq: SequenceBatch):
+    """Time-major output (T, B, F) back in the form the input came in. A backend that ran
+    on the packed input itself hands its PackedSequence output through unchanged."""
+    if isinstance(output, PackedSequence):
+        return output
     if seq.packed is not None:
         return repack_like(output, seq)
     if not seq.batched:

@@ -33,8 +33,8 @@ def run(
     training: bool,
     bidirectional: bool,
 ):
-    """Returns the output (T, B, D*R), or the packed output data when the input was packed,
-    and the final states (L*D, B, size), in batch order."""
+    """Returns the output (T, B, D*R), or a PackedSequence when the input was packed, and
+    the final states (L*D, B, size), in batch order."""
     kernel = kernel_for(family)
     hx = initial if len(initial) > 1 else initial[0]
     options = (flat_weights, bias, num_layers, dropout, training, bidirectional)
@@ -54,7 +54,7 @@ def run(
     if packed.unsorted_indices is not None:
         final = tuple(s.index_select(1, packed.unsorted_indices) for s in final)
     if seq.packed is not None:
-        return output, final
+        return packed._replace(data=output), final
     padded, _ = pad_packed_sequence(
         packed._replace(data=output), total_length=seq.steps
     )  # (T, B, D*R), batch order
