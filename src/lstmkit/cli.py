@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
+
+import torch
 
 from lstmkit import demo
 
@@ -159,6 +162,11 @@ def _run_demo(args: argparse.Namespace, parser: _Parser) -> int:
         demo.check_config(cfg)
     except ValueError as err:
         parser.error(str(err))
+    if "OMP_NUM_THREADS" not in os.environ:
+        # The demo's matrices are tiny (32 x 32): extra intra-op threads only add
+        # synchronisation, and on a busy machine torch's spinning OpenMP threads made a
+        # 10-second run take minutes. One thread unless the user asks otherwise.
+        torch.set_num_threads(1)
     demo.run_demo(cfg)
     return 0
 
