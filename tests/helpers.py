@@ -6,6 +6,15 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+LSTM_OPTIONS = {  # every variant and combination of the LSTM that the backends must agree on
+    "plain": {},
+    "peephole": dict(peephole=True),
+    "coupled": dict(coupled=True),
+    "peephole-coupled": dict(peephole=True, coupled=True),
+    "no-forget-gate": dict(forget_gate=False),
+    "peephole-no-forget-gate": dict(peephole=True, forget_gate=False),
+}
+
 TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
 
 

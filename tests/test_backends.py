@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import assert_close_all, random_loss
+from helpers import LSTM_OPTIONS, assert_close_all, random_loss
 from torch.autograd import gradcheck
 
 import lstmkit
@@ -17,14 +17,6 @@ from lstmkit.layers.backends import Backend, choose_backend
 I, H, T, B, P = 3, 5, 6, 3, 2
 LENGTHS = [6, 2, 4]
 
-LSTM_OPTIONS = {
-    "plain": {},
-    "peephole": dict(peephole=True),
-    "coupled": dict(coupled=True),
-    "peephole-coupled": dict(peephole=True, coupled=True),
-    "1997": dict(forget_gate=False),
-    "peephole-1997": dict(peephole=True, forget_gate=False),
-}
 CASES = list(itertools.product(LSTM_OPTIONS, [0, P], [False, True], [False, True]))
 
 

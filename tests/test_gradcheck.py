@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import LSTM_OPTIONS as BASE_LSTM_OPTIONS
 from torch.autograd import gradcheck
 
 import lstmkit
 
 I, H, T, B = 3, 4, 4, 2
 
-LSTM_OPTIONS = {
-    "plain": {},
-    "peephole": dict(peephole=True),
-    "coupled": dict(coupled=True),
-    "peephole-coupled": dict(peephole=True, coupled=True),
-    "no-forget-gate": dict(forget_gate=False),
-    "peephole-no-forget-gate": dict(peephole=True, forget_gate=False),
+LSTM_OPTIONS = BASE_LSTM_OPTIONS | {
     "forget-bias": dict(forget_bias=1.0),
     "projection": dict(proj_size=2),
     "peephole-projection": dict(peephole=True, proj_size=2),

@@ -47,3 +47,16 @@ class CellFamily(Protocol):
     def extra_parameters(self) -> dict[str, tuple[int, ...]]: ...
 
     def step(self, x_gates: Tensor, state: tuple[Tensor, ...], weights: Weights) -> StepResult: ...
+
+
+class SingleStateFamily:
+    """What the GRU and the plain RNN share: one state tensor, h, and no extra parameters."""
+
+    hidden_size: int
+
+    @property
+    def state_sizes(self) -> tuple[int]:
+        return (self.hidden_size,)
+
+    def extra_parameters(self) -> dict[str, tuple[int, ...]]:
+        return {}

@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.cellmath.family import StepResult, Weights
+from lstmkit.cellmath.family import SingleStateFamily, StepResult, Weights
 
 
 @dataclass(frozen=True)
-class GRUFamily:
+class GRUFamily(SingleStateFamily):
     """The GRU cell; see the module docstring for the equations."""
 
     hidden_size: int
@@ -36,13 +36,6 @@ class GRUFamily:
     name = "gru"
     gates = ("reset", "update", "candidate")
     trace_names = ("reset", "update", "candidate", "hidden")
-
-    @property
-    def state_sizes(self) -> tuple[int]:
-        return (self.hidden_size,)
-
-    def extra_parameters(self) -> dict[str, tuple[int, ...]]:
-        return {}
 
     def step(self, x_gates: Tensor, state: tuple[Tensor, ...], weights: Weights) -> StepResult:
         """One step. ``x_gates`` = x_t W_ih^T + b_ih, (B, 3H)."""

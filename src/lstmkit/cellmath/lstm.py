@@ -89,6 +89,13 @@ class LSTMFamily:
         gates = ("input", "forget", "candidate", "output") if self.forget_gate else self.gates
         return (*gates, "cell", "hidden")
 
+    def variant_options(self) -> list[str]:
+        """The options that differ from the plain cell, as they are passed: for reprs."""
+        options = [f"{name}=True" for name in ("peephole", "coupled") if getattr(self, name)]
+        if not self.forget_gate:
+            options.append("forget_gate=False")
+        return options
+
     def extra_parameters(self) -> dict[str, tuple[int, ...]]:
         extra: dict[str, tuple[int, ...]] = {}
         if self.proj_size:  # first, so a plain projected LSTM lists its parameters as torch does

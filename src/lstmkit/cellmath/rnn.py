@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.cellmath.family import StepResult, Weights
+from lstmkit.cellmath.family import SingleStateFamily, StepResult, Weights
 
 Nonlinearity = Literal["tanh", "relu"]
 NONLINEARITIES: tuple[Nonlinearity, ...] = ("tanh", "relu")
 
 
 @dataclass(frozen=True)
-class RNNFamily:
+class RNNFamily(SingleStateFamily):
     """The plain RNN cell; see the module docstring for the equation."""
 
     hidden_size: int
@@ -43,13 +43,6 @@ class RNNFamily:
             raise ValueError(
                 f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}"
             )
-
-    @property
-    def state_sizes(self) -> tuple[int]:
-        return (self.hidden_size,)
-
-    def extra_parameters(self) -> dict[str, tuple[int, ...]]:
-        return {}
 
     def step(self, x_gates: Tensor, state: tuple[Tensor, ...], weights: Weights) -> StepResult:
         """One step. ``x_gates`` = x_t W_ih^T + b_ih, (B, H)."""

@@ -43,10 +43,7 @@ class LSTMCell(RecurrentCell):
         super().__init__(family, input_size, bias, forget_bias, device, dtype)
 
     def extra_repr(self) -> str:
-        f = self.family
-        options = [f"{k}=True" for k in ("peephole", "coupled") if getattr(f, k)]
-        if not f.forget_gate:
-            options.append("forget_gate=False")
+        options = self.family.variant_options()
         if self.forget_bias is not None:
             options.append(f"forget_bias={self.forget_bias}")
         return ", ".join([super().extra_repr(), *options])

@@ -81,13 +81,10 @@ class LSTM(RecurrentLayer):
         return self.family.proj_size
 
     def extra_repr(self) -> str:
-        f = self.family
         parts = [super().extra_repr()]
-        if f.proj_size:
-            parts.append(f"proj_size={f.proj_size}")
-        parts += [f"{k}=True" for k in ("peephole", "coupled") if getattr(f, k)]
-        if not f.forget_gate:
-            parts.append("forget_gate=False")
+        if self.proj_size:
+            parts.append(f"proj_size={self.proj_size}")
+        parts += self.family.variant_options()
         if self.forget_bias is not None:
             parts.append(f"forget_bias={self.forget_bias}")
         return ", ".join(parts)
