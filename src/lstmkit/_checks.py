@@ -43,9 +43,9 @@ def expect_like(tensor: Tensor, reference: Tensor, name: str, owner: str) -> Non
         )
 
 
-def expect_positive_int(value, name: str, owner: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+def expect_positive_int(value, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
     return value
 
 

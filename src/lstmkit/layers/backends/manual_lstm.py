@@ -134,7 +134,7 @@ class _LSTMSequence(torch.autograd.Function):
             i, f, g, o = _split(acts[t], family)
             dh_t = d_output[t] + dh
             dm = dh_t @ w_hr if w_hr is not None else dh_t
-            tanh_c = torch.tanh(c_all[t])
+            tanh_c = torch.tanh(c_all[t])  # recomputed: one op per step beats a (T, B, H) buffer
             dz_o = dm * tanh_c * o * (1 - o)  # backprop through h = o tanh(C) and σ
             dc_t = dc + dm * o * (1 - tanh_c * tanh_c)  # ... and through tanh(C_t)
             if p_o is not None:
