@@ -7,8 +7,15 @@
     lstmkit horizon --task NAME --cells lstm,gru,rnn,... [--seeds K] [--max-length T]
     lstmkit gradients [--cells rnn,lstm,gru] [--task NAME] [--length T] [--out PNG]
     lstmkit replicate TASK [--length T] [--trials K] [--seeds S] [--max-sequences N]
+    lstmkit train [CORPUS] [--cell C] [--hidden H] [--layers L] [--minutes M | --steps N]
+                  [--out RUN | --resume RUN] ...
+    lstmkit generate RUN [--prime TEXT] [--length N] [--temperature T] [--top-k K] [--top-p P]
+    lstmkit complete RUN TEXT [--count K] [--json]
+    lstmkit evaluate RUN FILE [--json]
+    lstmkit facts RUN [RUN ...] [--distances 5,10,20] [--out PNG]
 
-The experiment commands live in ``_cli_experiments``; argument types shared by all
+The experiment commands live in ``_cli_experiments``, the language-model ones in
+``_cli_lm``; argument types shared by all
 commands in ``_cli_args``.
 
 Bad input prints one line, ``lstmkit: error: <what was wrong and what was expected>``, to
@@ -22,7 +29,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lstmkit import _cli_experiments, demo
+from lstmkit import _cli_experiments, _cli_lm, demo
 from lstmkit._cli_args import (
     PROG,
     Parser,
@@ -101,6 +108,11 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "horizon": _cli_experiments.add_horizon(subparsers),
         "gradients": _cli_experiments.add_gradients(subparsers),
         "replicate": _cli_experiments.add_replicate(subparsers),
+        "train": _cli_lm.add_train(subparsers),
+        "generate": _cli_lm.add_generate(subparsers),
+        "complete": _cli_lm.add_complete(subparsers),
+        "evaluate": _cli_lm.add_evaluate(subparsers),
+        "facts": _cli_lm.add_facts(subparsers),
     }
     return parser, commands
 

@@ -1,0 +1,102 @@
+"""The modern cells by the names the command line uses: lstm, gru, rnn, peephole, cifg and
+lstm-noforget, each buildable as a stacked layer (for training) or a single-step cell.
+
+The LSTMs start with the forget-gate bias at ``forget_bias`` (1.0 unless changed), the
+default of Keras (``unit_forget_bias=True``) and the recommendation of Jozefowicz et al.
+(2015): with torch's initialisation the forget gate starts near 0.5, and 0.5**T erases the
+carousel's memory of a long lag before training can learn to keep it. CIFG has no forget
+gate of its own (f = 1 - i), so its input-gate bias starts at -forget_bias instead, which
+opens f just as far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lstmkit.cells import GRUCell, LSTMCell, RNNCell
+from lstmkit.layers.gru import GRU
+from lstmkit.layers.lstm import LSTM
+from lstmkit.layers.rnn import RNN
+
+
+@dataclass(frozen=True)
+class ModernCell:
+    """How to build one modern cell as a layer (for training) or a cell (for stepping)."""
+
+    name: str
+    family: str
+    """'lstm', 'gru' or 'rnn'."""
+    description: str
+    options: dict[str, object] = field(default_factory=dict)
+    """Keyword options of lstmkit.LSTM / LSTMCell (peephole, coupled, forget_gate)."""
+
+    @property
+    def has_forget_gate(self) -> bool:
+        """Whether the cell forgets at all (the 1997 cell does not); CIFG does, as 1 - i."""
+        return self.family == "lstm" and self.options.get("forget_gate", True)
+
+    def layer(
+        self,
+        input_size: int,
+        hidden: int,
+        forget_bias: float | None,
+        *,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> nn.Module:
+        """A batch-first lstmkit layer of ``num_layers``, with ``dropout`` between layers."""
+        stack = {"num_layers": num_layers, "dropout": dropout, "batch_first": True}
+        if self.family == "lstm":
+            coupled = self.options.get("coupled", False)
+            own_bias = forget_bias if self.has_forget_gate and not coupled else None
+            layer = LSTM(input_size, hidden, **stack, **self.options, forget_bias=own_bias)
+            if coupled and forget_bias is not None:
+                _open_coupled_forget_gate(layer, hidden, forget_bias)
+            return layer
+        if self.family == "gru":
+            return GRU(input_size, hidden, **stack)
+        return RNN(input_size, hidden, **stack, nonlinearity="tanh")
+
+    def cell(self, input_size: int, hidden: int) -> nn.Module:
+        """The matching single-step cell; its parameters are the layer's without '_l0'."""
+        if self.family == "lstm":
+            return LSTMCell(input_size, hidden, **self.options)
+        if self.family == "gru":
+            return GRUCell(input_size, hidden)
+        return RNNCell(input_size, hidden, nonlinearity="tanh")
+
+
+def _open_coupled_forget_gate(layer: nn.Module, hidden: int, forget_bias: float) -> None:
+    """CIFG's forget gate is 1 - i: start it at sigmoid(forget_bias) like the other LSTMs'
+    by setting every layer's input-gate bias (rows 0..H of the (i, g, o) blocks) to
+    -forget_bias."""
+    with torch.no_grad():
+        for k in range(layer.num_layers):
+            for suffix in ("", "_reverse") if layer.bidirectional else ("",):
+                getattr(layer, f"bias_ih_l{k}{suffix}")[:hidden] = -forget_bias
+                getattr(layer, f"bias_hh_l{k}{suffix}")[:hidden] = 0.0
+
+
+MODERN_CELLS: dict[str, ModernCell] = {
+    cell.name: cell
+    for cell in (
+        ModernCell("lstm", "lstm", "LSTM with a forget gate, torch.nn.LSTM's cell"),
+        ModernCell("gru", "gru", "GRU (Cho et al. 2014), torch.nn.GRU's cell"),
+        ModernCell("rnn", "rnn", "plain tanh RNN (Elman 1990)"),
+        ModernCell(
+            "peephole", "lstm", "LSTM with peepholes (Gers & Schmidhuber 2000)", {"peephole": True}
+        ),
+        ModernCell(
+            "cifg", "lstm", "LSTM with coupled input and forget gates (CIFG)", {"coupled": True}
+        ),
+        ModernCell(
+            "lstm-noforget",
+            "lstm",
+            "the 1997 cell equations (no forget gate) trained the modern way",
+            {"forget_gate": False},
+        ),
+    )
+}

@@ -1,0 +1,1 @@
+"""Language models: corpora, vocabularies, the model, training, sampling and completion."""

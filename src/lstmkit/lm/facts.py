@@ -1,0 +1,150 @@
+"""Does a trained model carry the fact? "I grew up in France ... I speak fluent ___".
+
+For each distance, probes from :func:`lstmkit.lm.stories.france_probes` (stories cut just
+before the language, the country that decides it ``distance`` words back) are scored by:
+
+- **accuracy**: the share of probes whose most likely next word is the right language;
+- **confidence**: the mean probability the model gives the right language.
+
+The probability of a word is exact at both levels: for a word model, the softmax of its
+token after the prompt; for a character model, the product of the probabilities of " ",
+each of its letters, and then of any character that ends a word (one that is not a
+letter, digit or underscore). The most likely word comes from
+:func:`lstmkit.lm.decode.next_words` (a beam search for a character model).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lstmkit.lm.decode import next_words
+from lstmkit.lm.stories import Probe, france_probes
+from lstmkit.lm.vocab import UNK, Vocabulary
+
+DEFAULT_DISTANCES: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
+PROBES_PER_DISTANCE = 100
+PROBE_SEED = 0
+
+_WORD_CHAR = re.compile(r"\w")
+
+
+@dataclass(frozen=True)
+class FactScore:
+    distance: int
+    probes: int
+    accuracy: float
+    confidence: float
+
+    def to_json(self) -> dict:
+        return {
+            "distance": self.distance,
+            "probes": self.probes,
+            "accuracy": self.accuracy,
+            "confidence": self.confidence,
+        }
+
+
+@torch.no_grad()
+def word_probability(model: nn.Module, vocab: Vocabulary, prompt: str, word: str) -> float:
+    """The model's probability that the word after ``prompt`` is ``word``."""
+    was_training = model.training
+    model.eval()
+    try:
+        if vocab.level == "word":
+            logits = _last_logits(model, vocab.encode(prompt))
+            return torch.softmax(logits.double(), -1)[vocab.encode(word)[0]].item()
+        return _char_word_probability(model, vocab, prompt, word)
+    finally:
+        model.train(was_training)
+
+
+def _char_word_probability(model: nn.Module, vocab: Vocabulary, prompt: str, word: str) -> float:
+    spelled = ("" if prompt[-1:].isspace() else " ") + word
+    ids = vocab.encode(prompt + spelled)
+    device = next(model.parameters()).device
+    logits, _ = model(torch.tensor([ids], device=device), None)  # (1, N, V)
+    logp = torch.log_softmax(logits[0].double(), -1)
+    first = len(ids) - len(spelled)
+    # position t's logits predict token t + 1
+    total = sum(logp[t - 1, ids[t]].item() for t in range(first, len(ids)))
+    ends = [i for i, tok in enumerate(vocab.tokens) if tok != UNK and not _WORD_CHAR.match(tok)]
+    total += torch.logsumexp(logp[-1, ends], 0).item()
+    return math.exp(total)
+
+
+def _last_logits(model: nn.Module, ids: list[int]) -> torch.Tensor:
+    device = next(model.parameters()).device
+    logits, _ = model(torch.tensor([ids], device=device), None)
+    return logits[0, -1]
+
+
+@torch.no_grad()
+def top_word(model: nn.Module, vocab: Vocabulary, prompt: str) -> str:
+    """The model's most likely next word after ``prompt`` (UNK and newline are no words)."""
+    return next_words(model, vocab, prompt, count=1)[0][0]
+
+
+def score_probes(model: nn.Module, vocab: Vocabulary, probes: Sequence[Probe]) -> FactScore:
+    """Accuracy and confidence over probes that share one distance."""
+    if not probes:
+        raise ValueError("no probes to score")
+    was_training = model.training
+    model.eval()
+    try:
+        right = sum(top_word(model, vocab, p.prompt) == p.answer for p in probes)
+        confidence = sum(word_probability(model, vocab, p.prompt, p.answer) for p in probes)
+    finally:
+        model.train(was_training)
+    return FactScore(probes[0].distance, len(probes), right / len(probes), confidence / len(probes))
+
+
+def fact_curve(
+    model: nn.Module,
+    vocab: Vocabulary,
+    distances: Sequence[int] = DEFAULT_DISTANCES,
+    *,
+    probes: int = PROBES_PER_DISTANCE,
+    seed: int = PROBE_SEED,
+) -> list[FactScore]:
+    """One :class:`FactScore` per distance."""
+    return [score_probes(model, vocab, france_probes(d, probes, seed=seed + d)) for d in distances]
+
+
+def plot_fact_curves(curves: dict[str, Sequence[FactScore]], path: Path) -> None:
+    """Accuracy and confidence against distance, one line per model, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lstmkit.lm.checkpoint import write_atomic
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for label, scores in curves.items():
+        x = [s.distance for s in scores]
+        axes[0].plot(x, [s.accuracy for s in scores], "o-", label=label)
+        axes[1].plot(x, [s.confidence for s in scores], "o-", label=label)
+    for ax, name in zip(
+        axes, ("accuracy (top word is right)", "confidence (P of the answer)"), strict=True
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("distance from the country to the answer (words)")
+        ax.set_ylabel(name)
+        ax.set_ylim(-0.02, 1.02)
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":")  # chance among the ten languages
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle('"I grew up in France ... I speak fluent ___"')
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(Path(path), buffer.getvalue())
