@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -145,7 +146,7 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert rates[10] == pytest.approx(1e-2)
     assert rates[60] == pytest.approx(0.55e-2)  # halfway down the cosine
     assert rates[110] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert learning_rate(50, None, c) == pytest.approx(1e-2)  # steps not yet known
 
 
