@@ -38,3 +38,16 @@ def test_targets_are_checked():
     slow = bench.Row("large", "peephole", "manual", "forward", 1.0, 3.5)
     fast = bench.Row("large", "plain", "torch", "forward", 1.0, 1.05)
     assert bench.check_targets([slow, fast]) == ["peephole forward: 3.50x > 3.0x"]
+
+
+def test_quick_language_model_benchmark(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_lm", BENCH.with_name("bench_lm.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    out = tmp_path / "rows.json"
+    assert bench.main(["--quick", "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == ["torch.nn.LSTM", "lstmkit"]
+    assert all(r["tokens_per_second"] > 0 for r in rows)
+    assert rows[0]["ratio"] == 1.0

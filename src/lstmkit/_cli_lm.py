@@ -35,7 +35,8 @@ from lstmkit.lm.evaluate import evaluate_ids
 from lstmkit.lm.facts import DEFAULT_DISTANCES, fact_curve, plot_fact_curves
 from lstmkit.lm.model import LM_CELLS
 from lstmkit.lm.sources import BUILTIN_CORPORA
-from lstmkit.lm.train import TrainConfig, TrainResult, resume_config, train
+from lstmkit.lm.stories import france_probes
+from lstmkit.lm.train import LEVEL_DEFAULTS, TrainConfig, TrainResult, resume_config, train
 from lstmkit.lm.vocab import LEVELS, UnknownTokensError
 
 _D = TrainConfig()
@@ -100,6 +101,9 @@ def add_train(subparsers: argparse._SubParsersAction) -> Parser:
     for flag, name, kind, text in _TRAIN_OPTIONS:
         default = getattr(_D, name)
         shown = f" (default {default})" if default is not None else ""
+        if name in LEVEL_DEFAULTS["char"]:
+            by_level = LEVEL_DEFAULTS["char"][name], LEVEL_DEFAULTS["word"][name]
+            shown = " (default {} for characters, {} for words)".format(*by_level)
         p.add_argument(flag, dest=name, type=kind, default=None, help=text + shown)
     p.add_argument("--tie-weights", action="store_true", default=None, help="tie embedding/head")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/CORPUS-CELL)")
@@ -177,8 +181,11 @@ def _report(result: TrainResult, config: TrainConfig, samples: int) -> None:
             print(piece, end="")
         print()
     if config.corpus == "stories":
-        print(f'\n--- completion of "{_FRANCE_PROMPT}" ---')
-        for word, prob in next_words(model, vocab, _FRANCE_PROMPT, count=3):
+        # read after a story about another country, as every story is read in training
+        before = next(p for p in france_probes(12, 10, seed=0) if p.answer != "French")
+        context = f"{before.prompt} {before.answer}.\n\n"
+        print(f'\n--- completion of "{_FRANCE_PROMPT}", after a story about {before.answer} ---')
+        for word, prob in next_words(model, vocab, context + _FRANCE_PROMPT, count=3):
             print(f"  {word:<12} {prob:6.1%}")
         score = fact_curve(model, vocab, (20,), probes=50)[0]
         print(
@@ -353,10 +360,13 @@ def _run_facts(args: argparse.Namespace, parser: Parser) -> int:
     curves = {}
     for run in args.runs:
         model, config = _load(parser, run)
-        if config.corpus.get("name") != "stories":
-            parser.error(f"{run}: trained on {config.corpus.get('name')!r}, not on stories")
+        if config.training.get("corpus") != "stories":
+            parser.error(f"{run}: trained on {config.training.get('corpus')!r}, not on stories")
         label = f"{config.model.cell} ({run.name})"
-        curves[label] = fact_curve(model, config.vocabulary, args.distances, probes=args.probes)
+        try:
+            curves[label] = fact_curve(model, config.vocabulary, args.distances, probes=args.probes)
+        except UnknownTokensError as err:
+            _user_error(parser, err)
     if args.out is not None:
         plot_fact_curves(curves, args.out)
     if args.json:

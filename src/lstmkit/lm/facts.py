@@ -6,6 +6,12 @@ before the language, the country that decides it ``distance`` words back) are sc
 - **accuracy**: the share of probes whose most likely next word is the right language;
 - **confidence**: the mean probability the model gives the right language.
 
+Each probe is read after another whole story and the blank line that ends it, as every
+story is read in training: a model trained on the running text has only ever started a
+story from the state the previous one left, never from zeros, and scored from zeros it
+misjudges even short distances. The story before probe k is probe k + 1's, completed with
+its answer, so the countries before the probes are as balanced as the probes'.
+
 The probability of a word is exact at both levels: for a word model, the softmax of its
 token after the prompt; for a character model, the product of the probabilities of " ",
 each of its letters, and then of any character that ends a word (one that is not a
@@ -99,11 +105,19 @@ def score_probes(model: nn.Module, vocab: Vocabulary, probes: Sequence[Probe]) -
     was_training = model.training
     model.eval()
     try:
-        right = sum(top_word(model, vocab, p.prompt) == p.answer for p in probes)
-        confidence = sum(word_probability(model, vocab, p.prompt, p.answer) for p in probes)
+        prompts = with_previous_story(probes)
+        pairs = list(zip(prompts, probes, strict=True))
+        right = sum(top_word(model, vocab, t) == p.answer for t, p in pairs)
+        confidence = sum(word_probability(model, vocab, t, p.answer) for t, p in pairs)
     finally:
         model.train(was_training)
     return FactScore(probes[0].distance, len(probes), right / len(probes), confidence / len(probes))
+
+
+def with_previous_story(probes: Sequence[Probe]) -> list[str]:
+    """Each probe's prompt after the next probe's whole story and a blank line."""
+    stories = [f"{p.prompt} {p.answer}." for p in probes]
+    return [f"{stories[(k + 1) % len(probes)]}\n\n{p.prompt}" for k, p in enumerate(probes)]
 
 
 def fact_curve(

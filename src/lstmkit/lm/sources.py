@@ -14,7 +14,7 @@ by characters unless the user asks for words.
 
 from __future__ import annotations
 
-from lstmkit.lm.corpus import Corpus, load_corpus, stdlib_corpus
+from lstmkit.lm.corpus import Corpus, CorpusError, load_corpus, stdlib_corpus
 from lstmkit.lm.vocab import Level
 
 BUILTIN_CORPORA: dict[str, Level] = {"stories": "word", "stdlib": "char"}
@@ -25,7 +25,7 @@ def open_corpus(source: str, *, valid: str | None = None, seed: int = 0) -> Corp
     """The corpus ``source`` names (a built-in one or a path), with its validation text."""
     if source in BUILTIN_CORPORA:
         if valid is not None:
-            raise ValueError(
+            raise CorpusError(
                 f"the built-in corpus {source!r} brings its own validation text; --valid "
                 "applies to a file or folder"
             )

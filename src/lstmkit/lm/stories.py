@@ -28,8 +28,13 @@ tokens, as ``tokenize(text, "word")`` of :mod:`lstmkit.lm.vocab` splits them (wo
 punctuation marks alike), strictly between the "." that ends the country's sentence and
 the language. In "I grew up in France. It rained. I speak fluent French." the distance is
 6 ("It", "rained", ".", "I", "speak", "fluent"); the country itself is ``distance + 2``
-tokens before its language. Each story draws its distance uniformly from
-``StoryConfig.distance``; the shortest possible is ``MIN_DISTANCE`` (a question alone).
+tokens before its language. Each story draws its distance from ``StoryConfig.distance``,
+log-uniformly: as many short distances as long ones on a log scale, because a model first
+finds the link between a country and its language where the two are close, and only then
+learns to carry it further (in our trials, distances drawn uniformly from 5 to 40 left a
+256-unit LSTM at chance for thousands of steps, when text with the two a sentence apart
+taught it within a few hundred). The shortest possible distance is ``MIN_DISTANCE`` (a
+question alone).
 
 Text is ordinary English with capitalised sentence starts and single spaces, so that
 ``detokenize(tokenize(text, "word"), "word") == text`` and a word vocabulary of the whole
@@ -157,7 +162,7 @@ DISTRACTORS: tuple[str, ...] = (
 )
 """Neutral sentences: no country, language, name or third-person pronoun."""
 
-DEFAULT_DISTANCE: tuple[int, int] = (5, 40)
+DEFAULT_DISTANCE: tuple[int, int] = (3, 60)
 """Distances (in word tokens, see the module docstring) a story draws from by default: from
 a fact right before its question to about five sentences between them; meant to be within
 reach of a one-layer word-level LSTM trained for minutes on a CPU."""
@@ -239,6 +244,15 @@ class _Draws:
         self._i += 1
         return int(self._u[self._i - 1] * n)
 
+    def log_uniform(self, lo: int, hi: int) -> int:
+        """An integer in [lo, hi] whose logarithm is near uniform: as many stories with
+        distances 4 to 8 as with 30 to 60."""
+        if self._i == len(self._u):
+            self._u = self._rng.random(self._BLOCK).tolist()
+            self._i = 0
+        self._i += 1
+        return min(int(lo * ((hi + 1) / lo) ** self._u[self._i - 1]), hi)
+
     def pick(self, items: Sequence[T]) -> T:
         """One of ``items``, uniform."""
         return items[self.below(len(items))]
@@ -313,9 +327,10 @@ class StoryConfig:
     """What :func:`generate_stories` writes."""
 
     distance: tuple[int, int] = DEFAULT_DISTANCE
-    """(lo, hi): each story's distance from its country to its language is drawn uniformly
-    from lo..hi inclusive, counted in word tokens strictly between the "." ending the
-    country's sentence and the language (see the module docstring); lo >= MIN_DISTANCE."""
+    """(lo, hi): each story's distance from its country to its language is drawn
+    log-uniformly from lo..hi inclusive, counted in word tokens strictly between the "."
+    ending the country's sentence and the language (see the module docstring);
+    lo >= MIN_DISTANCE."""
     words: int = 100_000
     """How many word tokens to write: stories are added until the text has at least this
     many (the blank line between two stories counts as its two newline tokens); a story is
@@ -357,7 +372,7 @@ def _stories(config: StoryConfig, *, count: int | None, words: int) -> tuple[lis
     stories: list[str] = []
     total = 0
     while len(stories) < count if count is not None else total < words:
-        story = _story(draw, draw.below(len(COUNTRIES)), lo + draw.below(hi - lo + 1))
+        story = _story(draw, draw.below(len(COUNTRIES)), draw.log_uniform(lo, hi))
         total += story.words + (2 if stories else 0)  # "\n\n" before all but the first
         stories.append(story.text)
     return stories, total

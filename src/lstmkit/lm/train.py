@@ -33,7 +33,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -69,6 +69,13 @@ from lstmkit.lm.vocab import LEVELS, Vocabulary
 from lstmkit.progress import Progress
 
 DEFAULT_MINUTES = 2.0
+LEVEL_DEFAULTS: dict[str, dict[str, object]] = {
+    # characters: char-rnn's shape, two layers over 128 steps (a sentence or two)
+    "char": {"num_layers": 2, "seq_len": 128, "learning_rate": 3e-3},
+    # words: one layer over 64 steps, a story or two, at a higher rate, so that the main
+    # job's two minutes reach the steps where the stories' facts start to be learned
+    "word": {"num_layers": 1, "seq_len": 64, "learning_rate": 5e-3},
+}
 _CALIBRATION_STEPS = 30  # steps timed (after the first few) to turn minutes into steps
 _CALIBRATION_SKIP = 5  # the first steps are slow (allocation, thread start-up)
 _BUDGET_SHARE = 0.9  # of a time budget, what the training steps may use; the rest: evals
@@ -91,17 +98,18 @@ class TrainConfig:
     """Word level: the most frequent words kept, the rest read as UNK."""
     cell: str = "lstm"
     hidden_size: int = 256
-    num_layers: int = 2
+    num_layers: int | None = None
+    """Recurrent layers; None: by level (LEVEL_DEFAULTS)."""
     embedding_size: int | None = None
     dropout: float = 0.0
     tie_weights: bool = False
     forget_bias: float | None = 1.0
     batch_size: int = 32
     """Streams read side by side (all processes together)."""
-    seq_len: int = 128
-    """Steps of backpropagation through time per batch."""
-    learning_rate: float = 3e-3
-    """Peak AdamW learning rate, reached after the warmup."""
+    seq_len: int | None = None
+    """Steps of backpropagation through time per batch; None: by level."""
+    learning_rate: float | None = None
+    """Peak AdamW learning rate, reached after the warmup; None: by level."""
     min_lr_ratio: float = 0.1
     """The cosine decay ends at learning_rate * min_lr_ratio."""
     warmup_steps: int = 100
@@ -134,6 +142,12 @@ class TrainConfig:
     def resolved_level(self) -> str:
         return self.level or default_level(self.corpus)
 
+    def resolved(self) -> TrainConfig:
+        """These settings with every None that has a default by level filled in."""
+        level = self.resolved_level()
+        filled = {k: v for k, v in LEVEL_DEFAULTS[level].items() if getattr(self, k) is None}
+        return replace(self, level=level, **filled)
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -152,6 +166,8 @@ def check_train_config(c: TrainConfig) -> None:
     """Raise ValueError naming the first setting out of range (model fields: LMConfig)."""
     for name in ("batch_size", "seq_len", "warmup_steps", "log_every", "eval_tokens"):
         value = getattr(c, name)
+        if value is None and name == "seq_len":
+            continue  # filled in by level
         least = 0 if name == "warmup_steps" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             bound = "non-negative" if name == "warmup_steps" else "positive"
@@ -162,7 +178,7 @@ def check_train_config(c: TrainConfig) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if c.minutes is not None and not (math.isfinite(c.minutes) and c.minutes > 0):
         raise ValueError(f"minutes must be a positive number, got {c.minutes!r}")
-    if not (math.isfinite(c.learning_rate) and c.learning_rate > 0):
+    if c.learning_rate is not None and not (math.isfinite(c.learning_rate) and c.learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive number, got {c.learning_rate!r}")
     if not 0 <= c.min_lr_ratio <= 1:
         raise ValueError(f"min_lr_ratio must be in [0, 1], got {c.min_lr_ratio!r}")
@@ -178,7 +194,10 @@ def check_train_config(c: TrainConfig) -> None:
         raise ValueError(f"device must be auto, cpu or cuda, got {c.device!r}")
     if c.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
-    model_config(c, vocab_size=2)  # the model's fields, checked by LMConfig
+    if c.num_layers is not None:
+        model_config(c, vocab_size=2)  # the model's fields, checked by LMConfig
+    else:
+        model_config(replace(c, num_layers=1), vocab_size=2)
 
 
 def model_config(c: TrainConfig, vocab_size: int) -> LMConfig:
@@ -286,6 +305,7 @@ class Trainer:
         progress: bool = True,
         callbacks: tuple[Callback, ...] = (),
     ) -> None:
+        config = config.resolved()
         self.config = config
         self.run_dir = Path(run)
         self.world = distributed.setup(config.device)
