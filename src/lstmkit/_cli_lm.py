@@ -184,7 +184,8 @@ def _report(result: TrainResult, config: TrainConfig, samples: int) -> None:
         # read after a story about another country, as every story is read in training
         before = next(p for p in france_probes(12, 10, seed=0) if p.answer != "French")
         context = f"{before.prompt} {before.answer}.\n\n"
-        print(f'\n--- completion of "{_FRANCE_PROMPT}", after a story about {before.answer} ---')
+        heading = f'next words after "{_FRANCE_PROMPT}" (after a story answered {before.answer})'
+        print(f"\n--- {heading} ---")
         for word, prob in next_words(model, vocab, context + _FRANCE_PROMPT, count=3):
             print(f"  {word:<12} {prob:6.1%}")
         score = fact_curve(model, vocab, (20,), probes=50)[0]

@@ -33,13 +33,14 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit._dataclass_json import dataclass_from_json
 from lstmkit.lm import distributed
 from lstmkit.lm.batches import StreamBatches
 from lstmkit.lm.checkpoint import (
@@ -153,13 +154,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: object) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise ValueError("the training settings must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(data) - known)
-        if extra:
-            raise ValueError(f"unknown training settings {extra}")
-        return cls(**data)
+        return dataclass_from_json(cls, data, "training settings")
 
 
 def check_train_config(c: TrainConfig) -> None:
@@ -454,6 +449,9 @@ class Trainer:
         distributed.barrier(self.world)
 
     def final_evaluation(self) -> Evaluation:
+        """The whole validation text's loss (rank 0's; the other ranks report NaN)."""
+        if not self.world.is_main:
+            return Evaluation(math.nan, 0, self.data.vocabulary.level)
         if self.position.last_valid.get("tokens") == self.data.valid.numel() - 1:
             v = self.position.last_valid
             return Evaluation(v["loss"], v["tokens"], self.data.vocabulary.level)
