@@ -331,6 +331,41 @@ def next_words(
     _check_count(count, "count", 1)
     _check_count(beam, "beam", 1)
     _check_count(max_length, "max_length", 1)
+    state, first = _after_prompt(model, vocab, prompt, unknown)
+    if vocab.level == "word":
+        return _next_tokens(first, vocab, count)
+    search = _CharSearch(model, vocab, state, first, max_length)
+    candidates = search.candidates(beam, count)
+    return search.exact(candidates)
+
+
+def word_probabilities(
+    model: nn.Module,
+    vocab: Vocabulary,
+    prompt: str,
+    words: Sequence[str],
+    *,
+    max_length: int = 24,
+    unknown: Unknown = "error",
+) -> dict[str, float]:
+    """The probability that the next word after ``prompt`` is each of ``words``, exactly
+    as :func:`next_words` defines and computes it (every leading-space path summed, at
+    character level); 0 for a word the vocabulary cannot spell."""
+    _check_vocabulary(vocab)
+    _check_count(max_length, "max_length", 1)
+    state, first = _after_prompt(model, vocab, prompt, unknown)
+    if vocab.level == "word":
+        return {w: math.exp(float(first[vocab.id(w)])) if w in vocab else 0.0 for w in words}
+    spellable = [w for w in words if w and len(w) <= max_length and all(c in vocab for c in w)]
+    found = dict(_CharSearch(model, vocab, state, first, max_length).exact(spellable))
+    return {w: found.get(w, 0.0) for w in words}
+
+
+def _after_prompt(
+    model: nn.Module, vocab: Vocabulary, prompt: str, unknown: Unknown
+) -> tuple[State, Tensor]:
+    """The model's state after ``prompt`` and its log-probabilities (V,) of the next token;
+    an empty prompt starts after a newline token."""
     context = vocab.encode(prompt, unknown=unknown)
     if not context:
         if NEWLINE not in vocab:
@@ -341,12 +376,7 @@ def next_words(
         context = [vocab.id(NEWLINE)]
     device = _device(model)
     logits, state = _run(model, torch.tensor([context], device=device), None, vocab)
-    first = torch.log_softmax(logits[0, -1].double(), dim=-1)  # (V,)
-    if vocab.level == "word":
-        return _next_tokens(first, vocab, count)
-    search = _CharSearch(model, vocab, state, first, max_length)
-    candidates = search.candidates(beam, count)
-    return search.exact(candidates)
+    return state, torch.log_softmax(logits[0, -1].double(), dim=-1)
 
 
 def _next_tokens(logp: Tensor, vocab: Vocabulary, count: int) -> list[tuple[str, float]]:

@@ -12,34 +12,29 @@ story from the state the previous one left, never from zeros, and scored from ze
 misjudges even short distances. The story before probe k is probe k + 1's, completed with
 its answer, so the countries before the probes are as balanced as the probes'.
 
-The probability of a word is exact at both levels: for a word model, the softmax of its
-token after the prompt; for a character model, the product of the probabilities of " ",
-each of its letters, and then of any character that ends a word (one that is not a
-letter, digit or underscore). The most likely word comes from
-:func:`lstmkit.lm.decode.next_words` (a beam search for a character model).
+Both come from :mod:`lstmkit.lm.decode`, exact at both levels: for a word model, the
+softmax of the word's token after the prompt; for a character model, the probability of
+its characters after optional spaces, then of a character that ends a word
+(:func:`~lstmkit.lm.decode.word_probabilities`), and the most likely word by a beam search
+(:func:`~lstmkit.lm.decode.next_words`).
 """
 
 from __future__ import annotations
 
 import io
-import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from lstmkit.lm.decode import next_words
+from lstmkit.lm.decode import next_words, word_probabilities
 from lstmkit.lm.stories import Probe, france_probes
-from lstmkit.lm.vocab import UNK, Vocabulary
+from lstmkit.lm.vocab import Vocabulary
 
 DEFAULT_DISTANCES: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
 PROBES_PER_DISTANCE = 100
 PROBE_SEED = 0
-
-_WORD_CHAR = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -50,49 +45,14 @@ class FactScore:
     confidence: float
 
     def to_json(self) -> dict:
-        return {
-            "distance": self.distance,
-            "probes": self.probes,
-            "accuracy": self.accuracy,
-            "confidence": self.confidence,
-        }
+        return asdict(self)
 
 
-@torch.no_grad()
 def word_probability(model: nn.Module, vocab: Vocabulary, prompt: str, word: str) -> float:
     """The model's probability that the word after ``prompt`` is ``word``."""
-    was_training = model.training
-    model.eval()
-    try:
-        if vocab.level == "word":
-            logits = _last_logits(model, vocab.encode(prompt))
-            return torch.softmax(logits.double(), -1)[vocab.encode(word)[0]].item()
-        return _char_word_probability(model, vocab, prompt, word)
-    finally:
-        model.train(was_training)
+    return word_probabilities(model, vocab, prompt, [word])[word]
 
 
-def _char_word_probability(model: nn.Module, vocab: Vocabulary, prompt: str, word: str) -> float:
-    spelled = ("" if prompt[-1:].isspace() else " ") + word
-    ids = vocab.encode(prompt + spelled)
-    device = next(model.parameters()).device
-    logits, _ = model(torch.tensor([ids], device=device), None)  # (1, N, V)
-    logp = torch.log_softmax(logits[0].double(), -1)
-    first = len(ids) - len(spelled)
-    # position t's logits predict token t + 1
-    total = sum(logp[t - 1, ids[t]].item() for t in range(first, len(ids)))
-    ends = [i for i, tok in enumerate(vocab.tokens) if tok != UNK and not _WORD_CHAR.match(tok)]
-    total += torch.logsumexp(logp[-1, ends], 0).item()
-    return math.exp(total)
-
-
-def _last_logits(model: nn.Module, ids: list[int]) -> torch.Tensor:
-    device = next(model.parameters()).device
-    logits, _ = model(torch.tensor([ids], device=device), None)
-    return logits[0, -1]
-
-
-@torch.no_grad()
 def top_word(model: nn.Module, vocab: Vocabulary, prompt: str) -> str:
     """The model's most likely next word after ``prompt`` (UNK and newline are no words)."""
     return next_words(model, vocab, prompt, count=1)[0][0]
@@ -102,15 +62,9 @@ def score_probes(model: nn.Module, vocab: Vocabulary, probes: Sequence[Probe]) -
     """Accuracy and confidence over probes that share one distance."""
     if not probes:
         raise ValueError("no probes to score")
-    was_training = model.training
-    model.eval()
-    try:
-        prompts = with_previous_story(probes)
-        pairs = list(zip(prompts, probes, strict=True))
-        right = sum(top_word(model, vocab, t) == p.answer for t, p in pairs)
-        confidence = sum(word_probability(model, vocab, t, p.answer) for t, p in pairs)
-    finally:
-        model.train(was_training)
+    pairs = list(zip(with_previous_story(probes), probes, strict=True))
+    right = sum(top_word(model, vocab, text) == p.answer for text, p in pairs)
+    confidence = sum(word_probability(model, vocab, text, p.answer) for text, p in pairs)
     return FactScore(probes[0].distance, len(probes), right / len(probes), confidence / len(probes))
 
 
