@@ -11,7 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from lstmkit.lm.decode import filter_probabilities, generate, next_words, select_state
+from lstmkit.lm.decode import (
+    filter_probabilities,
+    generate,
+    next_words,
+    select_state,
+    word_probabilities,
+)
 from lstmkit.lm.vocab import UnknownTokensError, Vocabulary, detokenize, tokenize
 
 CHARS = Vocabulary.from_text("ab ab. ba\n", "char")  # <unk> a b ' ' . \n
@@ -381,3 +387,12 @@ def test_decoding_restores_each_submodule_mode():
     bigram = Bigram(torch.zeros(len(CHARS), len(CHARS)))
     list(generate(bigram, CHARS, "ab", length=4))
     assert bigram.modes == [False] * 4 and bigram.training
+
+
+def test_word_probabilities_match_next_words_at_character_level():
+    model = SmallLSTM(len(CHARS), seed=3)
+    best = next_words(model, CHARS, "ab b", count=4, beam=64)
+    found = word_probabilities(model, CHARS, "ab b", [w for w, _ in best] + ["zz", ""])
+    for word, prob in best:
+        assert found[word] == pytest.approx(prob, rel=1e-9)
+    assert found["zz"] == 0.0 and found[""] == 0.0  # unspellable, and no word at all
