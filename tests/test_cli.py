@@ -124,7 +124,7 @@ BAD_INPUT = {
     "forget-bias-word": (["demo", "--forget-bias", "open"], ["--forget-bias", "'none'"]),
     "unknown-option": (["demo", "--epochs", "3"], ["--epochs", "lstmkit demo --help"]),
     "unknown-top-option": (["--verbose"], ["--verbose", "lstmkit --help"]),
-    "unknown-subcommand": (["train"], ["'train'", "'demo'"]),
+    "unknown-subcommand": (["fit"], ["'fit'", "'train'"]),
     "abbreviated-option": (["demo", "--la", "5"], ["--la"]),
 }
 

@@ -96,6 +96,7 @@ def plot_fact_curves(curves: dict[str, Sequence[FactScore]], path: Path) -> None
     from lstmkit.lm.checkpoint import write_atomic
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    distances = sorted({s.distance for scores in curves.values() for s in scores})
     for label, scores in curves.items():
         x = [s.distance for s in scores]
         axes[0].plot(x, [s.accuracy for s in scores], "o-", label=label)
@@ -104,6 +105,8 @@ def plot_fact_curves(curves: dict[str, Sequence[FactScore]], path: Path) -> None
         axes, ("accuracy (top word is right)", "confidence (P of the answer)"), strict=True
     ):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(distances, [str(d) for d in distances])  # the distances, not powers of 2
+        ax.minorticks_off()
         ax.set_xlabel("distance from the country to the answer (words)")
         ax.set_ylabel(name)
         ax.set_ylim(-0.02, 1.02)
