@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -56,6 +57,7 @@ from lstmkit.lm.checkpoint import (
     save_config,
     write_atomic,
 )
+from lstmkit.lm.corpus import CorpusError
 from lstmkit.lm.evaluate import Evaluation, evaluate_ids
 from lstmkit.lm.model import (
     LanguageModel,
@@ -274,7 +276,7 @@ def prepare_data(c: TrainConfig, vocabulary: Vocabulary | None = None) -> Data:
     train = torch.tensor(vocabulary.encode(corpus.train, unknown="unk"), dtype=torch.long)
     valid = torch.tensor(vocabulary.encode(corpus.valid, unknown="unk"), dtype=torch.long)
     if valid.numel() < 2:
-        raise ValueError(f"the validation text of {corpus.name} has fewer than 2 {level}s")
+        raise CorpusError(f"the validation text of {corpus.name} has fewer than 2 {level}s")
     summary = {
         "name": corpus.name,
         "description": corpus.description,
@@ -333,6 +335,19 @@ class Trainer:
             (self.run_dir / METRICS).write_text("")
         self.records = _read_metrics(self.run_dir / METRICS) if self.world.is_main else []
         self.show_progress = progress and self.world.is_main
+        if self.show_progress:
+            self._announce()
+
+    def _announce(self) -> None:
+        """What is about to be trained, on stderr beside the progress bar."""
+        vocab, m = self.data.vocabulary, self.model_config
+        params = sum(p.numel() for p in self.model.parameters())
+        print(f"corpus: {self.data.corpus['description']}", file=sys.stderr)
+        print(
+            f"model: {m.num_layers} x {m.hidden_size} {m.cell}, {params:,} parameters, "
+            f"{len(vocab):,} {vocab.level}s in the vocabulary; run folder: {self.run_dir}",
+            file=sys.stderr,
+        )
 
     def run_config(self) -> RunConfig:
         return RunConfig(
