@@ -104,7 +104,8 @@ def add_train(subparsers: argparse._SubParsersAction) -> Parser:
         if name in LEVEL_DEFAULTS["char"]:
             by_level = LEVEL_DEFAULTS["char"][name], LEVEL_DEFAULTS["word"][name]
             shown = " (default {} for characters, {} for words)".format(*by_level)
-        p.add_argument(flag, dest=name, type=kind, default=None, help=text + shown)
+        metavar = flag.lstrip("-").upper().replace("-", "_")
+        p.add_argument(flag, dest=name, type=kind, default=None, metavar=metavar, help=text + shown)
     p.add_argument("--tie-weights", action="store_true", default=None, help="tie embedding/head")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/CORPUS-CELL)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN", help="continue RUN")
