@@ -32,8 +32,9 @@ from lstmkit.lm.checkpoint import CheckpointError, load_model
 from lstmkit.lm.corpus import CorpusError, read_text
 from lstmkit.lm.decode import generate, next_words
 from lstmkit.lm.evaluate import evaluate_ids
-from lstmkit.lm.facts import DEFAULT_DISTANCES, fact_curve, plot_fact_curves
+from lstmkit.lm.facts import DEFAULT_DISTANCES, fact_curve
 from lstmkit.lm.model import LM_CELLS
+from lstmkit.lm.plots import plot_fact_curves
 from lstmkit.lm.sources import BUILTIN_CORPORA
 from lstmkit.lm.stories import france_probes
 from lstmkit.lm.train import LEVEL_DEFAULTS, TrainConfig, TrainResult, resume_config, train
@@ -68,10 +69,6 @@ _TRAIN_OPTIONS: tuple[tuple[str, str, object, str], ...] = (
     ("--seed", "seed", seed, "seeds initialisation, data order and dropout"),
     ("--device", "device", one_of(("auto", "cpu", "cuda"), "device"), "auto, cpu or cuda"),
 )
-
-
-def _user_error(parser: Parser, err: Exception) -> None:
-    parser.error(str(err))
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -140,11 +137,11 @@ def _run_train(args: argparse.Namespace, parser: Parser) -> int:
             if (run / "config.json").exists():
                 parser.error(f"{run} already holds a run; pass --resume {run} or another --out")
     except (ValueError, TypeError) as err:
-        _user_error(parser, err)
+        parser.error(str(err))
     try:
         result = train(config, run, resume=args.resume is not None, progress=not args.quiet)
     except _USER_ERRORS as err:
-        _user_error(parser, err)
+        parser.error(str(err))
     if _is_main_process():
         _report(result, config, args.samples)
     return 0
@@ -209,7 +206,7 @@ def _load(parser: Parser, run: Path):
     try:
         return load_model(run)
     except CheckpointError as err:
-        _user_error(parser, err)
+        parser.error(str(err))
 
 
 def add_generate(subparsers: argparse._SubParsersAction) -> Parser:
@@ -245,7 +242,7 @@ def _run_generate(args: argparse.Namespace, parser: Parser) -> int:
             generator=generator,
         )
     except (UnknownTokensError, ValueError) as err:
-        _user_error(parser, err)
+        parser.error(str(err))
     sys.stdout.write(args.prime)
     for piece in pieces:
         sys.stdout.write(piece)
@@ -274,7 +271,7 @@ def _run_complete(args: argparse.Namespace, parser: Parser) -> int:
     try:
         words = next_words(model, config.vocabulary, args.text, count=args.count)
     except (UnknownTokensError, ValueError) as err:
-        _user_error(parser, err)
+        parser.error(str(err))
     if args.json:
         print(json.dumps({"text": args.text, "next_words": [[w, p] for w, p in words]}))
         return 0
@@ -307,7 +304,7 @@ def _run_evaluate(args: argparse.Namespace, parser: Parser) -> int:
     try:
         text = read_text(args.file)
     except CorpusError as err:
-        _user_error(parser, err)
+        parser.error(str(err))
     vocab = config.vocabulary
     unknown = vocab.unknown_tokens(text)
     ids = torch.tensor(vocab.encode(text, unknown="unk"), dtype=torch.long)
@@ -368,7 +365,7 @@ def _run_facts(args: argparse.Namespace, parser: Parser) -> int:
         try:
             curves[label] = fact_curve(model, config.vocabulary, args.distances, probes=args.probes)
         except UnknownTokensError as err:
-            _user_error(parser, err)
+            parser.error(str(err))
     if args.out is not None:
         plot_fact_curves(curves, args.out)
     if args.json:

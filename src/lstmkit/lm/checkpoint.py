@@ -234,9 +234,9 @@ def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[LanguageM
     return model.to(device).eval(), config
 
 
-def load_trainer(run: Path) -> tuple[dict[str, Tensor], dict]:
-    """The trainer's tensors and JSON of the run's latest checkpoint."""
-    folder = checkpoint_dir(run)
+def load_trainer(folder: Path) -> tuple[dict[str, Tensor], dict]:
+    """The trainer's tensors and JSON in checkpoint folder ``folder`` (see
+    :func:`checkpoint_dir`)."""
     tensors = read_tensors(folder / TRAINER_FILE)
     path = folder / TRAINER_JSON
     if not path.is_file():

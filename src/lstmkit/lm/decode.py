@@ -63,6 +63,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lstmkit.lm.model import map_state
 from lstmkit.lm.vocab import Vocabulary, detokenize, tokenize
 
 State = list | tuple | Tensor | None
@@ -83,16 +84,7 @@ def select_state(state: State, index: Tensor) -> State:
     Indexes dim 1 of every tensor, recursing through lists and tuples; None stays None.
     Beam search uses it to give each surviving hypothesis its parent's state.
     """
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state.index_select(1, index)
-    if isinstance(state, (list, tuple)):
-        return type(state)(select_state(part, index) for part in state)
-    raise TypeError(
-        f"select_state: a state must be a Tensor, or a list or tuple of them, got "
-        f"{type(state).__name__}"
-    )
+    return map_state(state, lambda t: t.index_select(1, index))
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.lm.batches import evaluation_chunks
+from lstmkit.lm.model import map_state
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def evaluate_ids(
     try:
         for inputs, targets, is_tail in evaluation_chunks(ids, batch_size, seq_len):
             if is_tail and state is not None:
-                state = _last_row(state)
+                state = map_state(state, lambda t: t[:, -1:])  # the last stream's
             logits, state = model(inputs.to(device), state)
             loss = F.cross_entropy(
                 logits.reshape(-1, logits.size(-1)).float(),
@@ -88,10 +89,3 @@ def evaluate_ids(
     finally:
         model.train(was_training)
     return Evaluation(total / count, count, level)
-
-
-def _last_row(state: list) -> list:
-    def pick(t):
-        return t[:, -1:] if isinstance(t, Tensor) else tuple(pick(x) for x in t)
-
-    return [pick(s) for s in state]

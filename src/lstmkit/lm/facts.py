@@ -21,10 +21,8 @@ its characters after optional spaces, then of a character that ends a word
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from torch import nn
 
@@ -84,38 +82,3 @@ def fact_curve(
 ) -> list[FactScore]:
     """One :class:`FactScore` per distance."""
     return [score_probes(model, vocab, france_probes(d, probes, seed=seed + d)) for d in distances]
-
-
-def plot_fact_curves(curves: dict[str, Sequence[FactScore]], path: Path) -> None:
-    """Accuracy and confidence against distance, one line per model, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lstmkit.lm.checkpoint import write_atomic
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    distances = sorted({s.distance for scores in curves.values() for s in scores})
-    for label, scores in curves.items():
-        x = [s.distance for s in scores]
-        axes[0].plot(x, [s.accuracy for s in scores], "o-", label=label)
-        axes[1].plot(x, [s.confidence for s in scores], "o-", label=label)
-    for ax, name in zip(
-        axes, ("accuracy (top word is right)", "confidence (P of the answer)"), strict=True
-    ):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(distances, [str(d) for d in distances])  # the distances, not powers of 2
-        ax.minorticks_off()
-        ax.set_xlabel("distance from the country to the answer (words)")
-        ax.set_ylabel(name)
-        ax.set_ylim(-0.02, 1.02)
-        ax.axhline(0.1, color="grey", lw=0.8, ls=":")  # chance among the ten languages
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle('"I grew up in France ... I speak fluent ___"')
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(Path(path), buffer.getvalue())

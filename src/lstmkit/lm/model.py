@@ -134,17 +134,23 @@ class LanguageModel(nn.Module):
         return logits, [hx]
 
 
-def detach_state(state: list | None) -> list | None:
-    """The state cut from its graph: truncated BPTT carries values, not gradients."""
+def map_state(state, fn):
+    """``fn`` applied to every tensor of a state (a Tensor, or lists and tuples of them),
+    the structure kept; None stays None."""
     if state is None:
         return None
-    return [_map(s, Tensor.detach) for s in state]
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, (list, tuple)):
+        return type(state)(map_state(part, fn) for part in state)
+    raise TypeError(
+        f"a state must be a Tensor, or a list or tuple of them, got {type(state).__name__}"
+    )
 
 
-def _map(value, fn):
-    if isinstance(value, Tensor):
-        return fn(value)
-    return tuple(_map(v, fn) for v in value)
+def detach_state(state: list | None) -> list | None:
+    """The state cut from its graph: truncated BPTT carries values, not gradients."""
+    return map_state(state, Tensor.detach)
 
 
 def state_tensors(state: list | None) -> list[Tensor]:

@@ -1,4 +1,5 @@
-"""The loss-curve plot of a training run, drawn from its metrics records."""
+"""The plots of the language-model commands: a run's loss curves (from its metrics
+records) and the France probes' accuracy and confidence against distance."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ matplotlib.use("Agg")  # files only; no display needed or wanted
 import matplotlib.pyplot as plt
 
 from lstmkit.lm.checkpoint import write_atomic
+from lstmkit.lm.facts import FactScore
 
 
 def plot_losses(records: Sequence[dict], path: Path, level: str, title: str = "") -> None:
@@ -40,6 +42,35 @@ def plot_losses(records: Sequence[dict], path: Path, level: str, title: str = ""
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    _write_png(fig, path)
+
+
+def plot_fact_curves(curves: dict[str, Sequence[FactScore]], path: Path) -> None:
+    """Accuracy and confidence against distance, one line per model, as a PNG."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    distances = sorted({s.distance for scores in curves.values() for s in scores})
+    for label, scores in curves.items():
+        x = [s.distance for s in scores]
+        axes[0].plot(x, [s.accuracy for s in scores], "o-", label=label)
+        axes[1].plot(x, [s.confidence for s in scores], "o-", label=label)
+    for ax, name in zip(
+        axes, ("accuracy (top word is right)", "confidence (P of the answer)"), strict=True
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(distances, [str(d) for d in distances])  # the distances, not powers of 2
+        ax.minorticks_off()
+        ax.set_xlabel("distance from the country to the answer (words)")
+        ax.set_ylabel(name)
+        ax.set_ylim(-0.02, 1.02)
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":")  # chance among the ten languages
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle('"I grew up in France ... I speak fluent ___"')
+    _write_png(fig, path)
+
+
+def _write_png(fig, path: Path) -> None:
+    """Save ``fig`` to ``path`` as PNG, atomically, and free it."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

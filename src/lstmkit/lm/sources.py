@@ -15,6 +15,7 @@ by characters unless the user asks for words.
 from __future__ import annotations
 
 from lstmkit.lm.corpus import Corpus, CorpusError, load_corpus, stdlib_corpus
+from lstmkit.lm.stories import stories_corpus
 from lstmkit.lm.vocab import Level
 
 BUILTIN_CORPORA: dict[str, Level] = {"stories": "word", "stdlib": "char"}
@@ -29,11 +30,7 @@ def open_corpus(source: str, *, valid: str | None = None, seed: int = 0) -> Corp
                 f"the built-in corpus {source!r} brings its own validation text; --valid "
                 "applies to a file or folder"
             )
-        if source == "stdlib":
-            return stdlib_corpus()
-        from lstmkit.lm.stories import stories_corpus  # the generator loads only when used
-
-        return stories_corpus(seed=seed)
+        return stdlib_corpus() if source == "stdlib" else stories_corpus(seed=seed)
     return load_corpus(source, valid=valid)
 
 

@@ -62,6 +62,7 @@ from lstmkit.lm.evaluate import Evaluation, evaluate_ids
 from lstmkit.lm.model import (
     LanguageModel,
     LMConfig,
+    count_parameters,
     detach_state,
     state_from_tensors,
     state_tensors,
@@ -341,7 +342,7 @@ class Trainer:
     def _announce(self) -> None:
         """What is about to be trained, on stderr beside the progress bar."""
         vocab, m = self.data.vocabulary, self.model_config
-        params = sum(p.numel() for p in self.model.parameters())
+        params = count_parameters(self.model)
         print(f"corpus: {self.data.corpus['description']}", file=sys.stderr)
         print(
             f"model: {m.num_layers} x {m.hidden_size} {m.cell}, {params:,} parameters, "
@@ -491,7 +492,8 @@ class Trainer:
         return tensors
 
     def _restore(self) -> None:
-        tensors, data = load_trainer(self.run_dir)
+        folder = checkpoint_dir(self.run_dir)  # one choice of folder for every file
+        tensors, data = load_trainer(folder)
         try:
             self.position = Position(**data)
         except TypeError as err:
@@ -501,7 +503,7 @@ class Trainer:
                 f"{self.run_dir}: saved by {self.position.world_size} process(es), resumed by "
                 f"{self.world.size}; resume with the same number of processes"
             )
-        load_weights(self.model, checkpoint_dir(self.run_dir) / MODEL_FILE)
+        load_weights(self.model, folder / MODEL_FILE)
         self.model.to(self.world.device)
         self._restore_optimizer(tensors)
         rows = self.config.batch_size // self.world.size
