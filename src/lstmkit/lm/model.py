@@ -121,7 +121,9 @@ class LanguageModel(nn.Module):
         nn.init.uniform_(self.head.weight, -0.1, 0.1)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, ids: Tensor, state: list | None = None) -> tuple[Tensor, list]:
+    def forward(self, ids: Tensor, state: list | None = None, *, return_trace: bool = False):
+        """``(logits, state)``, plus the recurrent stack's :class:`~lstmkit.trace.Trace`
+        when ``return_trace`` (what the explorer and the plots show)."""
         if ids.dim() != 2 or ids.dtype != torch.long:
             raise ValueError(
                 f"LanguageModel expects int64 token ids of shape (batch, time), got "
@@ -129,9 +131,9 @@ class LanguageModel(nn.Module):
             )
         x = self.dropout(self.embedding(ids))  # (B, T, E)
         hx = None if state is None else state[0]
-        y, hx = self.rnn(x, hx)  # (B, T, H)
+        y, hx, *trace = self.rnn(x, hx, return_trace=return_trace)  # (B, T, H)
         logits = self.head(self.dropout(y))  # (B, T, V)
-        return logits, [hx]
+        return (logits, [hx], *trace)
 
 
 def map_state(state, fn):
