@@ -13,10 +13,13 @@
     lstmkit complete RUN TEXT [--count K] [--json]
     lstmkit evaluate RUN FILE [--json]
     lstmkit facts RUN [RUN ...] [--distances 5,10,20] [--out PNG]
+    lstmkit explore RUN (--text TEXT | --file PATH [--start N] [--tokens N])
+                    [--select START:STOP] [--out HTML] [--serve]
+    lstmkit game [--out HTML] [--seed S] [--steps N]
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
-``_cli_lm``; argument types shared by all
-commands in ``_cli_args``.
+``_cli_lm``, the pages in ``_cli_viz``; argument types shared by all commands in
+``_cli_args``.
 
 Bad input prints one line, ``lstmkit: error: <what was wrong and what was expected>``, to
 stderr and exits with status 2: no traceback and no usage dump, so the line that matters is
@@ -29,7 +32,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lstmkit import _cli_experiments, _cli_lm, demo
+from lstmkit import _cli_experiments, _cli_lm, _cli_viz, demo
 from lstmkit._cli_args import (
     PROG,
     Parser,
@@ -113,6 +116,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "complete": _cli_lm.add_complete(subparsers),
         "evaluate": _cli_lm.add_evaluate(subparsers),
         "facts": _cli_lm.add_facts(subparsers),
+        "explore": _cli_viz.add_explore(subparsers),
     }
     return parser, commands
 
