@@ -184,7 +184,7 @@
     if (forget) { name(212, belt + 30, "f·C(t−1)"); label("kept", 212, belt + 46); }
     else name(120, belt + 30, "no forget gate: C(t−1) passes whole");
     name(412, 140, "i·C~"); label("written", 412, 156);
-    name(640, 125, "tanh C(t)"); label("tanhcell", 650, 142);
+    name(592, 120, "tanh C(t)", "end"); label("tanhcell", 592, 136, "end");
     [["forget", 200], ["input", 300], ["candidate", 400], ["output", 560]].forEach(function (p) {
       if (!forget && p[0] === "forget") return;
       label(p[0], p[1], gates + 34, "middle");
@@ -233,7 +233,7 @@
     name(40, mid - 12, "h(t−1)"); label("hiddenprev", 40, mid + 22);
     name(740, mid - 12, "h(t)", "end"); label("hidden", 740, mid + 22, "end");
     name(300, 348, "x(t) ="); label("token", 350, 348);
-    name(40, 60, "h(t) = tanh(W x(t) + U h(t−1) + b): the whole state is rewritten at every step");
+    name(40, 80, "h(t) = tanh(W x(t) + U h(t−1) + b): the whole state is rewritten at every step");
   }
 
   function buildDiagram() {
@@ -242,6 +242,8 @@
     if (DATA.family === "lstm") drawLSTM({ forget: has("forget"), peephole: DATA.cell === "peephole" });
     else if (DATA.family === "gru") drawGRU();
     else drawRNN();
+    name(40, 24, "moving dashes: red carries a positive value, blue a negative one, thicker a larger one;");
+    name(40, 40, "gate boxes: white is closed (0), green open (1)");
   }
 
   // This step's numbers for the chosen unit, by the names the diagram uses.
@@ -278,9 +280,9 @@
         // a wire's flow is as strong as what it carries: tanh-bounded values up to 1 unit,
         // the unbounded cell state saturating at 2
         var size = Math.min(1, Math.abs(x) / (w.key.indexOf("cell") === 0 || w.key === "kept" ? 2 : 1));
-        w.el.setAttribute("stroke-width", (1 + 5 * size).toFixed(2));
-        w.el.setAttribute("stroke-opacity", (0.15 + 0.85 * size).toFixed(2));
-        w.el.setAttribute("stroke", x >= 0 ? "#cf222e" : "#0969da");
+        w.el.style.strokeWidth = (1 + 5 * size).toFixed(2);
+        w.el.style.strokeOpacity = (0.15 + 0.85 * size).toFixed(2);
+        w.el.style.stroke = x >= 0 ? "#cf222e" : "#0969da";
       }
     });
     drawEquations(v);
@@ -446,7 +448,7 @@
       var li = add(list, "li", { "data-unit": u, "data-score": String(scores[u]) });
       if (u === state.unit) li.classList.add("chosen");
       add(li, "span", { className: "score", textContent: (scores[u] >= 0 ? "+" : "−") + Math.abs(scores[u]).toFixed(3) });
-      add(li, "span", { textContent: "unit " + u + (scores[u] >= 0 ? " (on inside)" : " (off inside)") });
+      add(li, "span", { className: "uname", textContent: "unit " + u + (scores[u] >= 0 ? " (on inside)" : " (off inside)") });
       sparkline(add(li, "canvas", { width: 240, height: 24 }), u, lo, hi);
       li.addEventListener("click", function () { setUnit(u); });
     });
