@@ -51,3 +51,16 @@ def test_quick_language_model_benchmark(tmp_path, capsys):
     assert [r["model"] for r in rows] == ["torch.nn.LSTM", "lstmkit"]
     assert all(r["tokens_per_second"] > 0 for r in rows)
     assert rows[0]["ratio"] == 1.0
+
+
+def test_explorer_benchmark_times_every_action(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "bench_explorer", BENCH.with_name("bench_explorer.py")
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--tokens", "60", "--units", "8", "--repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "page: 60 tokens, 1 x 8 units" in printed
+    for action in ("open", *bench.ACTIONS):
+        assert action in printed
