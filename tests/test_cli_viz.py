@@ -68,7 +68,7 @@ def test_explore_defaults_to_a_page_in_the_run(run, capsys):
         (["--text", "   "], "the text is empty"),
         (["--text", "hello", "--select", "1:99"], "not a span of this text"),
         (["--text", "hello", "--select", "3-4"], "expected START:STOP"),
-        (["--text", "hello", "--tokens", "5"], "--start and --tokens cut a --file"),
+        (["--text", "hello", "--tokens", "5"], "--start and --tokens choose an excerpt of --file"),
         (["--file", "no/such.txt"], "no such file"),
         (["--file", "stories", "--start", "99999999"], "past its end"),
         ([], "one of the arguments --text --file is required"),

@@ -241,7 +241,8 @@ def _budget_label(cfg: TrainConfig) -> str:
 
 
 def _run_horizon(args: argparse.Namespace, parser: Parser) -> int:
-    from lstmkit.experiments import horizon, plots
+    from lstmkit import plots
+    from lstmkit.experiments import horizon
 
     try:
         cfg = horizon.HorizonConfig(
@@ -256,12 +257,16 @@ def _run_horizon(args: argparse.Namespace, parser: Parser) -> int:
     except ValueError as err:
         parser.error(str(err))
     _make_task(parser, args.task, args.start)  # refuse a bad start length before any training
+    out = args.out or Path(f"horizon-{args.task}.png")
+    try:
+        plots.figure_paths(out)  # a .pdf refused now, not after minutes of training
+    except ValueError as err:
+        parser.error(str(err))
     one_thread_unless_asked()
     found = [
         horizon.measure_cell(lambda lag: tasks.make_task(args.task, lag), cell, cfg)
         for cell in cfg.cells
     ]
-    out = args.out or Path(f"horizon-{args.task}.png")
     plots.plot_horizon(found, args.task, _budget_label(cfg.train), out)
     if args.json:
         payload = {
@@ -342,12 +347,16 @@ def add_gradients(subparsers: argparse._SubParsersAction) -> Parser:
 
 
 def _run_gradients(args: argparse.Namespace, parser: Parser) -> int:
-    from lstmkit.experiments import plots
+    from lstmkit import plots
     from lstmkit.experiments.gradients import gradient_profile
     from lstmkit.experiments.train import TaskModel, data_generators, train_modern
 
     task = _make_task(parser, args.task, args.length)
     cfg = _train_config(args, parser)
+    try:
+        plots.figure_paths(args.out)  # a .pdf refused now, not after minutes of training
+    except ValueError as err:
+        parser.error(str(err))
     one_thread_unless_asked()
     # The probe sequences come from the test stream: never seen in training.
     probe = task.sample(args.sequences, data_generators(cfg.seed)[1])

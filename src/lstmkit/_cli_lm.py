@@ -34,11 +34,11 @@ from lstmkit.lm.decode import generate, next_words
 from lstmkit.lm.evaluate import evaluate_ids
 from lstmkit.lm.facts import DEFAULT_DISTANCES, fact_curve
 from lstmkit.lm.model import LM_CELLS
-from lstmkit.lm.plots import plot_fact_curves
 from lstmkit.lm.sources import BUILTIN_CORPORA
 from lstmkit.lm.stories import france_probes
 from lstmkit.lm.train import LEVEL_DEFAULTS, TrainConfig, TrainResult, resume_config, train
 from lstmkit.lm.vocab import LEVELS, UnknownTokensError
+from lstmkit.plots import figure_paths, plot_fact_curves
 
 _D = TrainConfig()
 _USER_ERRORS = (CorpusError, CheckpointError, CorpusTooShortError, UnknownTokensError)
@@ -356,6 +356,11 @@ def _distances(text: str) -> tuple[int, ...]:
 
 
 def _run_facts(args: argparse.Namespace, parser: Parser) -> int:
+    try:
+        if args.out is not None:
+            figure_paths(args.out)  # a .pdf refused now, not after the probes
+    except ValueError as err:
+        parser.error(str(err))
     curves = {}
     for run in args.runs:
         model, config = _load(parser, run)

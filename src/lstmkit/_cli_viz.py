@@ -13,42 +13,12 @@ import sys
 from pathlib import Path
 
 from lstmkit._cli_args import Parser, non_negative_int, positive_int, seed
+from lstmkit._cli_text import add_text_options, check_text_options, text_from_args
 from lstmkit.lm.checkpoint import CheckpointError
 from lstmkit.lm.corpus import CorpusError
-from lstmkit.lm.record import MAX_TOKENS, TextError
+from lstmkit.lm.record import TextError
 
 _USER_ERRORS = (CheckpointError, CorpusError, TextError)
-
-
-def add_text_options(p: Parser, *, required: bool) -> None:
-    """--text, or --file with --start and --tokens: the text a model is read over."""
-    source = p.add_mutually_exclusive_group(required=required)
-    source.add_argument("--text", help="the text to read, as it is")
-    source.add_argument(
-        "--file",
-        metavar="PATH",
-        help="a UTF-8 file, or 'stories' or 'stdlib' for a built-in corpus's validation text",
-    )
-    p.add_argument(
-        "--start", type=non_negative_int, default=0, help="with --file: first token (default 0)"
-    )
-    p.add_argument(
-        "--tokens",
-        type=positive_int,
-        default=400,
-        help=f"with --file: tokens to read (default 400, at most {MAX_TOKENS})",
-    )
-
-
-def text_from_args(args: argparse.Namespace, vocabulary, parser: Parser) -> str | None:
-    """The text the options name, or None when neither --text nor --file was given."""
-    from lstmkit.lm.record import text_excerpt
-
-    if args.file is None:
-        if args.start != 0 or args.tokens != 400:
-            parser.error("--start and --tokens cut a --file; with --text, pass the text you want")
-        return args.text
-    return text_excerpt(args.file, vocabulary, start=args.start, tokens=args.tokens)
 
 
 def span(text: str) -> tuple[int, int]:
@@ -108,9 +78,10 @@ def _run_explore(args: argparse.Namespace, parser: Parser) -> int:
     from lstmkit.viz.explorer import build_explorer
     from lstmkit.viz.serve import serve_page
 
+    check_text_options(args, parser)
     out = args.out or args.run / "explore.html"
     try:
-        text = text_from_args(args, load_config(args.run).vocabulary, parser)
+        text = text_from_args(args, load_config(args.run).vocabulary)
         path, record = build_explorer(args.run, text, out, selection=args.select, top=args.top)
     except _USER_ERRORS as err:
         parser.error(str(err))

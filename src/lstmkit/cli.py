@@ -16,10 +16,12 @@
     lstmkit explore RUN (--text TEXT | --file PATH [--start N] [--tokens N])
                     [--select START:STOP] [--out HTML] [--serve]
     lstmkit game [--out HTML] [--seed S] [--steps N]
+    lstmkit plot RUN [--text TEXT | --file PATH [--start N] [--tokens N]] [--quantity Q]
+                 [--layer L] [--unit U] [--out DIR] [--format png,svg]
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
-``_cli_lm``, the pages in ``_cli_viz``; argument types shared by all commands in
-``_cli_args``.
+``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``; the options that
+name a text in ``_cli_text``, argument types shared by all commands in ``_cli_args``.
 
 Bad input prints one line, ``lstmkit: error: <what was wrong and what was expected>``, to
 stderr and exits with status 2: no traceback and no usage dump, so the line that matters is
@@ -32,7 +34,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lstmkit import _cli_experiments, _cli_lm, _cli_viz, demo
+from lstmkit import _cli_experiments, _cli_lm, _cli_plot, _cli_viz, demo
 from lstmkit._cli_args import (
     PROG,
     Parser,
@@ -117,6 +119,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "evaluate": _cli_lm.add_evaluate(subparsers),
         "facts": _cli_lm.add_facts(subparsers),
         "explore": _cli_viz.add_explore(subparsers),
+        "plot": _cli_plot.add_plot(subparsers),
     }
     return parser, commands
 

@@ -35,6 +35,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
+from lstmkit._atomic import fsync_dir as _fsync_dir
+from lstmkit._atomic import write_atomic  # also imported from here by lm.train and viz.html
 from lstmkit.lm.model import LanguageModel, LMConfig
 from lstmkit.lm.vocab import Vocabulary
 
@@ -72,37 +74,11 @@ class RunConfig:
         }
 
 
-# -- atomic writes ---------------------------------------------------------------------------
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+# -- atomic writes (lstmkit._atomic) --------------------------------------------------------
 
 
 def write_json_atomic(path: Path, value: object) -> None:
     write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
-
-
-def _fsync_dir(path: Path) -> None:
-    # the rename itself is only durable once the folder's entry is on disk
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- saving ------------------------------------------------------------------------------------

@@ -67,9 +67,9 @@ from lstmkit.lm.model import (
     state_from_tensors,
     state_tensors,
 )
-from lstmkit.lm.plots import plot_losses
 from lstmkit.lm.sources import default_level, open_corpus
 from lstmkit.lm.vocab import LEVELS, Vocabulary
+from lstmkit.plots.training import plot_losses
 from lstmkit.progress import Progress
 
 DEFAULT_MINUTES = 2.0

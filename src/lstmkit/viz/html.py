@@ -62,4 +62,3 @@ def write_page(path: Path, page: str) -> Path:
         path.parent.mkdir(parents=True)
     write_atomic(path, page.encode("utf-8"))
     return path
-

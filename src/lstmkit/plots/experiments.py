@@ -1,24 +1,31 @@
-"""PNG figures for the experiments, drawn with matplotlib's file-only Agg backend."""
+"""The memory experiments' figures: success against lag (``lstmkit horizon``) and the
+gradient's norm back through time (``lstmkit gradients``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers and in CI; set before pyplot is imported
+from lstmkit.plots._figure import Paths, save
 
-import matplotlib.pyplot as plt
+if TYPE_CHECKING:  # only the types: the plots sit below the experiments' training
+    from lstmkit.experiments.gradients import GradientProfile
+    from lstmkit.experiments.horizon import CellHorizon
 
-from lstmkit.experiments.gradients import GradientProfile
-from lstmkit.experiments.horizon import CellHorizon
+DPI = 120
 
 
-def plot_horizon(horizons: Sequence[CellHorizon], task: str, budget: str, path: Path) -> None:
-    """Success against lag, one line per cell, log-scaled lag axis."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+def plot_horizon(
+    horizons: Sequence[CellHorizon], task: str, budget: str, path: Paths
+) -> list[Path]:
+    """Success against lag, one line per cell, log-scaled lag axis; written to ``path``
+    (PNG or SVG by suffix, or a list of paths)."""
+    fig = Figure(figsize=(7, 4.2), layout="tight")
+    ax = fig.subplots()
     for h in horizons:
         lags = sorted(h.success)
         ax.plot(lags, [h.success[lag] for lag in lags], marker="o", label=f"{h.cell} ({h.horizon})")
@@ -29,9 +36,7 @@ def plot_horizon(horizons: Sequence[CellHorizon], task: str, budget: str, path: 
     ax.set_title(f"Memory horizon on '{task}' ({budget})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="cell (horizon)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=DPI)
 
 
 def _positive(values: Sequence[float]) -> list[float]:
@@ -41,11 +46,13 @@ def _positive(values: Sequence[float]) -> list[float]:
 
 
 def plot_gradients(
-    panels: Sequence[tuple[str, Sequence[GradientProfile]]], title: str, path: Path
-) -> None:
+    panels: Sequence[tuple[str, Sequence[GradientProfile]]], title: str, path: Paths
+) -> list[Path]:
     """One panel per (label, profiles): ||dL/dh_t|| (solid) and ||dL/dc_t|| (dashed, LSTMs)
-    against distance back in time, log-scaled norms."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    against distance back in time, log-scaled norms; written to ``path`` (PNG or SVG by
+    suffix, or a list of paths)."""
+    fig = Figure(figsize=(6 * len(panels), 4.2), layout="tight")
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (label, profiles) in zip(axes[0], panels, strict=True):
         for i, profile in enumerate(profiles):
             color = f"C{i}"
@@ -64,6 +71,4 @@ def plot_gradients(
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=DPI)
