@@ -85,3 +85,22 @@ def test_explore_names_a_folder_that_is_not_a_model(tmp_path, capsys):
     assert "not valid JSON" in _error(capsys, ["explore", str(tmp_path), "--text", "hi"])
     missing = tmp_path / "missing"
     assert "no such run folder" in _error(capsys, ["explore", str(missing), "--text", "hi"])
+
+
+def test_game_writes_its_page_into_a_new_folder(tmp_path, capsys):
+    out = tmp_path / "new" / "folder"
+    assert main(["game", "--out", f"{out}/", "--steps", "2", "--quiet"]) == 0
+    assert (out / "game.html").is_file()
+    assert f"wrote {out / 'game.html'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "game.txt"], "must end in .html"),
+        (["--steps", "0"], "expected a positive integer"),
+        (["--seed", "-1"], r"expected an integer in \[0, 2\*\*32\)"),
+    ],
+)
+def test_game_names_bad_options(capsys, args, message):
+    assert re.search(message, _error(capsys, ["game", "--quiet", *args]))

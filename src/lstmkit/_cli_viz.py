@@ -9,7 +9,6 @@ text) ends in one line, ``lstmkit: error: ...``, and exit 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from lstmkit._cli_args import Parser, non_negative_int, positive_int, seed
@@ -118,7 +117,9 @@ def add_game(subparsers: argparse._SubParsersAction) -> Parser:
         ),
         allow_abbrev=False,
     )
-    p.add_argument("--out", type=Path, default=Path("game.html"), help="default game.html")
+    p.add_argument(
+        "--out", default="game.html", help="an .html file, or a folder for game.html (game.html)"
+    )
     p.add_argument("--seed", type=seed, default=0, help="seeds the levels and the model")
     p.add_argument(
         "--steps",
@@ -136,11 +137,13 @@ def _run_game(args: argparse.Namespace, parser: Parser) -> int:
     from lstmkit.viz.game import build_game
 
     one_thread_unless_asked()  # a model of a few units: threads only add overhead
+    # Path() drops a trailing slash, the only sign that a folder not made yet was meant
+    out = Path(args.out) / "game.html" if args.out.endswith(("/", "\\")) else Path(args.out)
     try:
-        path = build_game(args.out, seed=args.seed, steps=args.steps, progress=not args.quiet)
+        path = build_game(out, seed=args.seed, steps=args.steps, progress=not args.quiet)
     except ValueError as err:
         parser.error(str(err))
     except OSError as err:
-        parser.error(f"cannot write {args.out}: {err.strerror or err}")
-    print(f"wrote {path}; open it in a browser: {Path(path).resolve().as_uri()}", file=sys.stdout)
+        parser.error(f"cannot write {out}: {err.strerror or err}")
+    print(f"wrote {path}; open it in a browser: {Path(path).resolve().as_uri()}")
     return 0

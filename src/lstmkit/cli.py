@@ -119,6 +119,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "evaluate": _cli_lm.add_evaluate(subparsers),
         "facts": _cli_lm.add_facts(subparsers),
         "explore": _cli_viz.add_explore(subparsers),
+        "game": _cli_viz.add_game(subparsers),
         "plot": _cli_plot.add_plot(subparsers),
     }
     return parser, commands
