@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     return {
         cell: make_run(base / cell, cell=cell, layers=2 if cell == "lstm" else 1)
-        for cell in ("lstm", "gru", "rnn", "cifg", "lstm-noforget")
+        for cell in ("lstm", "gru", "rnn", "cifg", "lstm-noforget", "peephole")
     }
 
 
@@ -292,6 +292,7 @@ def test_a_selection_given_on_the_command_line_opens_ranked(browser, runs, tmp_p
         ("rnn", ("hidden",)),
         ("cifg", ("input", "forget", "candidate", "output", "cell", "hidden")),
         ("lstm-noforget", ("input", "candidate", "output", "cell", "hidden")),
+        ("peephole", ("input", "forget", "candidate", "output", "cell", "hidden")),
     ],
 )
 def test_each_family_has_its_own_diagram(browser, runs, tmp_path, cell, keys):
@@ -307,6 +308,9 @@ def test_each_family_has_its_own_diagram(browser, runs, tmp_path, cell, keys):
         z = float(record.quantities["update"][0, 3, 0])
         assert _shown(page, "kept") == pytest.approx(z * prev, abs=1e-6)
     assert page.locator("#dv-forget").count() == (1 if "forget" in keys else 0)
+    assert page.locator("#diagram .peep").count() == (3 if cell == "peephole" else 0)
+    coupled = page.locator("#box-forget text").all_text_contents() if "forget" in keys else []
+    assert coupled == (["1−i"] if cell == "cifg" else ["σ"] if "forget" in keys else [])
     assert page.locator("#saturation svg").count() == len(record.gates)
     assert log.clean(), log
 

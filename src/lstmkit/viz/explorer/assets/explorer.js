@@ -610,6 +610,10 @@
     $("forward").addEventListener("click", function () { setStep(state.step + 1); });
     $("last").addEventListener("click", function () { setStep(T - 1); });
     $("play").addEventListener("click", play);
+    $("speed").addEventListener("change", function (e) {
+      if (state.playing) { play(); play(); }  // pause and play again at the new speed
+      e.target.blur();
+    });
     window.addEventListener("resize", drawMarks);
     document.addEventListener("keydown", function (e) {
       var tag = e.target.tagName;
