@@ -193,6 +193,7 @@ def _report(result: TrainResult, config: TrainConfig, samples: int) -> None:
         )
     print(f"\nrun saved in {result.run}/ (config.json, checkpoint/, metrics.jsonl, loss.png)")
     print(f'next: lstmkit generate {result.run}  |  lstmkit complete {result.run} "TEXT"')
+    print(f'      lstmkit explore {result.run} --text "TEXT"   (its gates and states, as a page)')
 
 
 # -- generate, complete, evaluate, facts -------------------------------------------------------
