@@ -29,6 +29,7 @@ from lstmkit.lm.record import (
     text_excerpt,
 )
 from lstmkit.viz.explorer import build_explorer, explorer_data
+from lstmkit.viz.html import render, write_page
 from lstmkit.viz.serve import page_server
 
 TEXT = 'She said "hello (and more)" to me.\nI grew up in France. I speak fluent French.'
@@ -346,3 +347,15 @@ def test_the_server_answers_on_localhost_with_the_page_only(lstm_page):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_script_error_is_shown_on_the_page(browser, tmp_path):
+    template = "<html><head><title>{{title}}</title><style>{{style}}</style></head><body>"
+    template += '<script id="data" type="application/json">{{data}}</script>'
+    template += "<script>{{script}}</script></body></html>"
+    page_text = render(template, title="t", style="", script="missing.call();", data={})
+    path = write_page(tmp_path / "broken.html", page_text)
+    page, log = open_page(browser, path)
+    assert page.is_visible("#page-error")
+    assert "missing is not defined" in page.inner_text("#page-error")
+    assert log.errors and not log.requests

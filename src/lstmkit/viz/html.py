@@ -40,9 +40,25 @@ def json_for_script(data: object) -> str:
     return text.replace("</", "<\\/")
 
 
+ERROR_BANNER = """<div id="page-error" role="alert" hidden style="background:#ffebe9;color:#82071e;\
+padding:8px 16px;font:14px sans-serif;border-bottom:1px solid #ff818266"></div>
+<script>
+// a script error would leave a blank or frozen page; say what broke instead
+window.addEventListener("error", function (e) {
+  var banner = document.getElementById("page-error");
+  banner.textContent = "This page hit an error in this browser: " + e.message;
+  banner.hidden = false;
+});
+</script>"""
+"""Put first in every page's body, before the page's own script can fail."""
+
+
 def render(template: str, *, title: str, style: str, script: str, data: object) -> str:
-    """The template with its markers filled; ``title`` is HTML-escaped."""
-    filled = template
+    """The template with its markers filled (``title`` HTML-escaped) and
+    :data:`ERROR_BANNER` right after the opening ``<body>`` tag."""
+    if template.count("<body>") != 1:
+        raise ValueError("the page template must have exactly one plain <body> tag")
+    filled = template.replace("<body>", "<body>\n" + ERROR_BANNER, 1)
     for marker, value in (
         ("{{title}}", html.escape(title)),
         ("{{style}}", style),
