@@ -25,7 +25,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 _LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
 
-def _skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> None:
     if os.environ.get("LSTMKIT_SKIP_BROWSER") == "1":
         pytest.skip(reason)
     pytest.fail(f"{reason} (set LSTMKIT_SKIP_BROWSER=1 to skip the browser tests)")
@@ -37,9 +37,9 @@ def chromium() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _skip_or_fail("playwright is not installed (pip install -e '.[dev]')")
+        skip_or_fail("playwright is not installed (pip install -e '.[dev]')")
     if not CHROMIUM.exists():
-        _skip_or_fail(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        skip_or_fail(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
