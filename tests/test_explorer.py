@@ -212,6 +212,8 @@ def test_hovering_the_text_and_the_matrix_shows_exact_values(browser, lstm_page)
     shown = float(page.locator("#tooltip").get_attribute("data-value"))
     assert shown == pytest.approx(float(record.quantities["forget"][0, 12, 4]), abs=1e-7)
     assert "token 12" in page.locator("#tooltip").text_content()
+    shown_text = page.locator("#tooltip").text_content().rsplit("= ", 1)[1].replace("−", "-")
+    assert float(shown_text) == pytest.approx(shown, rel=1e-6)  # every digit float32 has
     # the matrix: rows are units, columns tokens; aim at the middle of cell (t=20, unit=7)
     box = page.locator("#matrix").bounding_box()
     steps, units = len(record.tokens), record.num_units

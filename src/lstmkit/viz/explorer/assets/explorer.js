@@ -40,6 +40,8 @@
   function has(name) { return DATA.names.indexOf(name) >= 0; }
   function fmt(v) { return (v < 0 ? "−" : "") + Math.abs(v).toFixed(4); }
   function pct(p) { return (100 * p).toFixed(1) + "%"; }
+  // all of a float32's digits (about 7 significant), for the hover boxes
+  function exact(v) { return String(Number(v.toPrecision(7))).replace("-", "−"); }
 
   // -- colours ----------------------------------------------------------------------------
 
@@ -335,7 +337,7 @@
       var t = tokenAt(e.target);
       if (t === null) return;
       var v = value(state.quantity, state.layer, t, state.unit);
-      showTip("token " + t + " " + JSON.stringify(DATA.tokens[t]) + "\n" + state.quantity + " of unit " + state.unit + " = " + fmt(v), e.clientX, e.clientY, v);
+      showTip("token " + t + " " + JSON.stringify(DATA.tokens[t]) + "\n" + state.quantity + " of unit " + state.unit + " = " + exact(v), e.clientX, e.clientY, v);
       if (dragging && t !== dragging.from) { dragging.moved = true; select(dragging.from, t); }
     });
     strip.addEventListener("mouseleave", hideTip);
@@ -399,7 +401,7 @@
   }
   matrix.addEventListener("mousemove", function (e) {
     var c = matrixCell(e), v = value(state.quantity, state.layer, c[0], c[1]);
-    showTip("token " + c[0] + " " + JSON.stringify(DATA.tokens[c[0]]) + ", unit " + c[1] + "\n" + state.quantity + " = " + fmt(v), e.clientX, e.clientY, v);
+    showTip("token " + c[0] + " " + JSON.stringify(DATA.tokens[c[0]]) + ", unit " + c[1] + "\n" + state.quantity + " = " + exact(v), e.clientX, e.clientY, v);
   });
   matrix.addEventListener("mouseleave", hideTip);
   matrix.addEventListener("click", function (e) { var c = matrixCell(e); setUnit(c[1]); setStep(c[0]); });
