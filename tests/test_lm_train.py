@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lstmkit import checkpoints
 from lstmkit.lm import checkpoint as ckpt
 from lstmkit.lm.checkpoint import CheckpointError, load_model
 from lstmkit.lm.stories import StoryConfig, generate_stories
@@ -92,10 +93,10 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(text_file, tmp_path
             raise OSError("disk full")
         real(path, data)
 
-    monkeypatch.setattr(ckpt, "write_atomic", failing)
+    monkeypatch.setattr(checkpoints, "write_atomic", failing)  # where the files are written
     with pytest.raises(OSError, match="disk full"):
         ckpt.save_checkpoint(run, {"x": torch.zeros(1)}, {}, {})
-    monkeypatch.setattr(ckpt, "write_atomic", real)
+    monkeypatch.setattr(checkpoints, "write_atomic", real)
     after = _weights(run)
     assert all(torch.equal(before[k], after[k]) for k in before)
     load_model(run)  # still whole

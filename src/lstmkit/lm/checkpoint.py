@@ -11,11 +11,8 @@
 
 Loading reads only JSON and safetensors, so opening a checkpoint cannot run code from it.
 
-Writes are atomic, so a run killed at any moment leaves a whole checkpoint behind: every
-file is written to a temporary name, flushed to disk and renamed over the old one
-(``os.replace``); the checkpoint folder is built as ``checkpoint.tmp`` and swapped in with
-two renames (old to ``checkpoint.old``, new to ``checkpoint``). A reader that finds no
-``checkpoint`` takes ``checkpoint.old``, the only state in which a crash can leave it.
+Writes are atomic, so a run killed at any moment leaves a whole checkpoint behind; the
+scheme, shared with the forecasters, is :mod:`lstmkit.checkpoints`'s.
 
 Every way a run folder can be wrong (missing, damaged, from another model, another format)
 raises :class:`CheckpointError` with a message naming the file and the problem.
@@ -23,34 +20,51 @@ raises :class:`CheckpointError` with a message naming the file and the problem.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
-from lstmkit._atomic import fsync_dir as _fsync_dir
+from lstmkit import checkpoints
 from lstmkit._atomic import write_atomic  # also imported from here by lm.train and viz.html
+from lstmkit.checkpoints import (
+    CHECKPOINT,
+    MODEL_FILE,
+    TRAINER_FILE,
+    TRAINER_JSON,
+    CheckpointError,
+    check_run_folder,
+    load_trainer,
+    read_json,
+    read_tensors,
+    write_json_atomic,
+)
 from lstmkit.lm.model import LanguageModel, LMConfig
 from lstmkit.lm.vocab import Vocabulary
 
+# names of lstmkit.checkpoints that the language-model code imports from here
+__all__ = [
+    "CHECKPOINT", "MODEL_FILE", "TRAINER_FILE", "TRAINER_JSON", "CheckpointError",
+    "load_trainer", "read_tensors", "write_atomic", "write_json_atomic",
+]  # fmt: skip
+
 FORMAT = "lstmkit-lm/1"
 CONFIG = "config.json"
-CHECKPOINT = "checkpoint"
-MODEL_FILE = "model.safetensors"
-TRAINER_FILE = "trainer.safetensors"
-TRAINER_JSON = "trainer.json"
+MADE_BY = "'lstmkit train'"
 _TIED = "head.weight"  # the tied head is the embedding matrix; stored once
 
 
-class CheckpointError(ValueError):
-    """A run folder or checkpoint that cannot be used, and why."""
+def save_checkpoint(
+    run: Path, weights: dict[str, Tensor], trainer: dict[str, Tensor], trainer_json: dict
+) -> None:
+    """A language model's checkpoint (:func:`lstmkit.checkpoints.save_checkpoint`)."""
+    checkpoints.save_checkpoint(run, weights, trainer, trainer_json, format=FORMAT)
+
+
+def checkpoint_dir(run: Path) -> Path:
+    """The folder holding the run's latest whole checkpoint."""
+    return checkpoints.checkpoint_dir(run, MADE_BY)
 
 
 @dataclass(frozen=True)
@@ -74,13 +88,6 @@ class RunConfig:
         }
 
 
-# -- atomic writes (lstmkit._atomic) --------------------------------------------------------
-
-
-def write_json_atomic(path: Path, value: object) -> None:
-    write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
-
-
 # -- saving ------------------------------------------------------------------------------------
 
 
@@ -97,55 +104,15 @@ def model_tensors(model: LanguageModel) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
 
-def save_checkpoint(
-    run: Path, weights: dict[str, Tensor], trainer: dict[str, Tensor], trainer_json: dict
-) -> None:
-    """Write a whole checkpoint into ``run/checkpoint``, atomically (see the module doc)."""
-    run = Path(run)
-    tmp, final, old = run / f"{CHECKPOINT}.tmp", run / CHECKPOINT, run / f"{CHECKPOINT}.old"
-    if tmp.exists():
-        shutil.rmtree(tmp)  # a crash's leftovers
-    tmp.mkdir(parents=True)
-    meta = {"format": FORMAT}
-    write_atomic(tmp / MODEL_FILE, save_safetensors(weights, metadata=meta))
-    write_atomic(tmp / TRAINER_FILE, save_safetensors(trainer, metadata=meta))
-    write_json_atomic(tmp / TRAINER_JSON, trainer_json)
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_dir(run)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 # -- loading -----------------------------------------------------------------------------------
 
 
-def _check_run_folder(run: Path) -> None:
-    if not run.exists():
-        raise CheckpointError(f"{run}: no such run folder")
-    if not run.is_dir():
-        raise CheckpointError(f"{run}: expected a run folder (made by 'lstmkit train'), got a file")
-
-
-def checkpoint_dir(run: Path) -> Path:
-    """The folder holding the run's latest whole checkpoint."""
-    run = Path(run)
-    _check_run_folder(run)
-    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
-        if (run / name / MODEL_FILE).is_file():
-            return run / name
-    raise CheckpointError(f"{run}: no checkpoint in this folder; is it a run of 'lstmkit train'?")
-
-
 def load_config(run: Path) -> RunConfig:
-    _check_run_folder(Path(run))
+    check_run_folder(Path(run), MADE_BY)
     path = Path(run) / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{run}: no {CONFIG}; is it a run folder of 'lstmkit train'?")
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else None
         raise CheckpointError(f"{path}: expected format {FORMAT!r}, got {got!r}")
@@ -160,23 +127,6 @@ def load_config(run: Path) -> RunConfig:
             f"{model.vocab_size}"
         )
     return RunConfig(model, vocabulary, data.get("training", {}), data.get("corpus", {}))
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: damaged, not valid JSON ({err})") from None
-
-
-def read_tensors(path: Path) -> dict[str, Tensor]:
-    """The tensors of a safetensors file; a damaged file raises CheckpointError."""
-    try:
-        return load_safetensors(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except (SafetensorError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: damaged, not a readable safetensors file ({err})") from None
 
 
 def load_weights(model: LanguageModel, path: Path) -> None:
@@ -208,16 +158,3 @@ def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[LanguageM
     model = LanguageModel(config.model)
     load_weights(model, folder / MODEL_FILE)
     return model.to(device).eval(), config
-
-
-def load_trainer(folder: Path) -> tuple[dict[str, Tensor], dict]:
-    """The trainer's tensors and JSON in checkpoint folder ``folder`` (see
-    :func:`checkpoint_dir`)."""
-    tensors = read_tensors(folder / TRAINER_FILE)
-    path = folder / TRAINER_JSON
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return tensors, data

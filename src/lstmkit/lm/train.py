@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit._dataclass_json import dataclass_from_json
+from lstmkit.checkpoints import optimizer_tensors, restore_optimizer
 from lstmkit.lm import distributed
 from lstmkit.lm.batches import StreamBatches
 from lstmkit.lm.checkpoint import (
@@ -474,13 +475,7 @@ class Trainer:
         return self.evaluate(None)
 
     def _trainer_tensors(self) -> dict[str, Tensor]:
-        tensors: dict[str, Tensor] = {}
-        # the index optimizer.state_dict() gives each parameter: its place across the groups
-        params = [q for group in self.optimizer.param_groups for q in group["params"]]
-        names = {id(q): i for i, q in enumerate(params)}
-        for param, moments in self.optimizer.state.items():
-            for key, value in moments.items():
-                tensors[f"optimizer.{names[id(param)]}.{key}"] = value.detach().cpu()
+        tensors = optimizer_tensors(self.optimizer)
         # the state carried into the next batch, every process's rows (batch is dim 1)
         for i, t in enumerate(state_tensors(self.state)):
             tensors[f"hidden.{i}"] = distributed.gather(self.world, t, dim=1).cpu()
@@ -505,7 +500,7 @@ class Trainer:
             )
         load_weights(self.model, folder / MODEL_FILE)
         self.model.to(self.world.device)
-        self._restore_optimizer(tensors)
+        restore_optimizer(self.optimizer, tensors, self.run_dir)
         rows = self.config.batch_size // self.world.size
         mine = slice(self.world.rank * rows, (self.world.rank + 1) * rows)
         hidden = [tensors[f"hidden.{i}"] for i in range(_count(tensors, "hidden."))]
@@ -516,21 +511,6 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"][self.world.rank], self.world.device)
         if self.world.is_main:
             _truncate_metrics(self.run_dir / METRICS, self.position.step)
-
-    def _restore_optimizer(self, tensors: dict[str, Tensor]) -> None:
-        state = self.optimizer.state_dict()
-        moments: dict[int, dict[str, Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                moments.setdefault(int(index), {})[name] = value
-        state["state"] = moments
-        try:
-            self.optimizer.load_state_dict(state)
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise CheckpointError(
-                f"{self.run_dir}: the optimizer state does not fit the model ({err})"
-            ) from None
 
     def _record(self, values: dict) -> None:
         if not self.world.is_main:
