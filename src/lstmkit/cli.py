@@ -18,10 +18,15 @@
     lstmkit game [--out HTML] [--seed S] [--steps N]
     lstmkit plot RUN [--text TEXT | --file PATH [--start N] [--tokens N]] [--quantity Q]
                  [--layer L] [--unit U] [--out DIR] [--format png,svg]
+    lstmkit forecast fit DATA [--target COL] [--horizon H] [--season M] [--cell C] ...
+    lstmkit forecast predict RUN [--horizon H] [--csv FILE] [--plot PNG]
+    lstmkit forecast resume RUN
+    lstmkit forecast backtest DATA [--folds K] [--cells lstm,gru] ...
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
-``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``; the options that
-name a text in ``_cli_text``, argument types shared by all commands in ``_cli_args``.
+``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``, forecasting in
+``_cli_forecast``; the options that name a text in ``_cli_text``, argument types shared by
+all commands in ``_cli_args``.
 
 Bad input prints one line, ``lstmkit: error: <what was wrong and what was expected>``, to
 stderr and exits with status 2: no traceback and no usage dump, so the line that matters is
@@ -34,7 +39,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lstmkit import _cli_experiments, _cli_lm, _cli_plot, _cli_viz, demo
+from lstmkit import _cli_experiments, _cli_forecast, _cli_lm, _cli_plot, _cli_viz, demo
 from lstmkit._cli_args import (
     PROG,
     Parser,
@@ -121,6 +126,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "explore": _cli_viz.add_explore(subparsers),
         "game": _cli_viz.add_game(subparsers),
         "plot": _cli_plot.add_plot(subparsers),
+        "forecast": _cli_forecast.add_forecast(subparsers),
     }
     return parser, commands
 

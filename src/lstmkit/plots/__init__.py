@@ -5,7 +5,8 @@
 - ``experiments``: memory horizons and gradients through time (``lstmkit horizon``,
   ``lstmkit gradients``);
 - ``inside``: what the units did over a text: the token strip, the units x time matrix
-  and the gates' saturation (``lstmkit plot RUN --text ...``).
+  and the gates' saturation (``lstmkit plot RUN --text ...``);
+- ``forecast``: history, forecasts and the prediction interval (``lstmkit forecast``).
 
 The package sits low: it imports matplotlib, NumPy and :mod:`lstmkit._atomic`, and the
 data types it draws (FactScore, CellHorizon, TextRecord, ...) only for type checking, so
@@ -15,6 +16,7 @@ the training loops and commands above it can all use it.
 from lstmkit.plots._figure import FORMATS, figure_paths, save
 from lstmkit.plots.experiments import plot_gradients, plot_horizon
 from lstmkit.plots.facts import plot_fact_curves
+from lstmkit.plots.forecast import plot_forecast
 from lstmkit.plots.inside import (
     check_choice,
     color_scale,
@@ -40,6 +42,7 @@ __all__ = [
     "layout_tokens",
     "matrix_figure",
     "plot_fact_curves",
+    "plot_forecast",
     "plot_gate_saturation",
     "plot_gradients",
     "plot_horizon",
