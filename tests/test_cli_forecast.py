@@ -67,7 +67,7 @@ def test_backtest_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
 
 def test_the_cli_lists_the_fills_and_baselines_the_library_has():
     assert _cli_forecast.FILLS == FILLS
-    assert _cli_forecast.BASELINE_NAMES == tuple(BASELINES)
+    assert tuple(BASELINES) == _cli_forecast.BASELINE_NAMES
 
 
 def _csv(tmp_path, text: str) -> str:

@@ -14,6 +14,7 @@ from lstmkit.forecast.api import Forecaster, default_input_len
 from lstmkit.forecast.backtest import backtest
 from lstmkit.forecast.model import ForecastConfig, ForecastNet, pinball_loss
 from lstmkit.forecast.series import DataError, TimeSeries
+from lstmkit.forecast.train import FitConfig
 from lstmkit.forecast.windows import Scaler, fit_scalers, windows
 
 FAST = dict(steps=30, hidden_size=8, batch_size=16)
@@ -167,7 +168,7 @@ def test_a_run_folder_reloads_and_resumes_exactly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckpt, "save_checkpoint", save_then_stop)
     model = Forecaster(6, season=12, **settings)
-    model.fit_config = type(model.fit_config)(**{**model.fit_config.to_json(), "checkpoint_every": 20})
+    model.fit_config = FitConfig(**{**model.fit_config.to_json(), "checkpoint_every": 20})
     with pytest.raises(KeyboardInterrupt):
         model.fit(s, run=tmp_path / "cut")
     monkeypatch.setattr(ckpt, "save_checkpoint", real)
@@ -180,7 +181,7 @@ def test_a_run_folder_reloads_and_resumes_exactly(tmp_path, monkeypatch):
 def test_run_folders_that_are_not_forecasters_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="no such run folder"):
         Forecaster.load(tmp_path / "missing")
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         Forecaster.load(tmp_path)
     (tmp_path / "config.json").write_text('{"format": "lstmkit-lm/1"}')
     with pytest.raises(CheckpointError, match="expected format 'lstmkit-forecast/1'"):
