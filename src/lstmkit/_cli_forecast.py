@@ -90,6 +90,12 @@ def _add_model_options(p: Parser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="windows per step (64)")
     p.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (3e-3)")
     p.add_argument("--seed", type=seed, default=0, help="seeds everything (default 0)")
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="skip the interval's conformal calibration (one fit instead of two)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -137,6 +143,7 @@ def _forecaster(args: argparse.Namespace, horizon: int, season: int | None):
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        calibrate=args.calibrate,
     )
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from lstmkit.forecast import checkpoint as ckpt
+from lstmkit.forecast.calibrate import corrections, holdout
 from lstmkit.forecast.data import from_pandas
 from lstmkit.forecast.model import ForecastConfig, ForecastNet
 from lstmkit.forecast.series import DataError, TimeSeries
@@ -64,13 +65,24 @@ def as_series(data, **options) -> list[TimeSeries]:
 
 @torch.no_grad()
 def forecast_quantiles(
-    net: ForecastNet, series: TimeSeries, scalers: SeriesScalers, horizon: int
+    net: ForecastNet,
+    series: TimeSeries,
+    scalers: SeriesScalers,
+    horizon: int,
+    corrections: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """(horizon, Q) quantile forecasts after the end of ``series``, in its own units."""
+    """(horizon, Q) quantile forecasts after the end of ``series``, in its own units; the
+    outermost two moved out by ``corrections`` (scaled units, per step) when given."""
     window = torch.from_numpy(last_window(series, scalers, net.config.input_len))
     scaled = net(window)[0, :horizon]  # (h, Q)
-    scaled = torch.sort(scaled, dim=-1).values  # quantiles never cross
-    return scalers.target.inverse(scaled.numpy())
+    q = torch.sort(scaled, dim=-1).values.numpy()  # quantiles never cross
+    if corrections is not None:
+        shift = np.asarray(corrections[:horizon])
+        middle = q[:, net.config.median_index]
+        # a negative correction narrows the interval, but never past the median
+        q[:, 0] = np.minimum(q[:, 0] - shift, middle)
+        q[:, -1] = np.maximum(q[:, -1] + shift, middle)
+    return scalers.target.inverse(q)
 
 
 class Forecaster:
@@ -91,6 +103,7 @@ class Forecaster:
         batch_size: int = 64,
         learning_rate: float = 3e-3,
         seed: int = 0,
+        calibrate: bool = True,
     ) -> None:
         _positive(horizon, "horizon")
         if season is not None:
@@ -110,6 +123,9 @@ class Forecaster:
         self.fit_config = FitConfig(
             steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed
         )
+        self.calibrate = calibrate
+        self.corrections: tuple[float, ...] | None = None
+        """The interval's conformal corrections (lstmkit.forecast.calibrate), or None."""
         self.net: ForecastNet | None = None
         self.series: list[TimeSeries] = []
         self.scalers: list[SeriesScalers] = []
@@ -141,6 +157,10 @@ class Forecaster:
             raise DataError("every series must have the same covariates")
         config = ForecastConfig(self.horizon, input_len, features=1 + widths.pop(), **self.network)
         scalers = [fit_scalers(s) for s in series]
+        pairs = [
+            windows(s, sc, input_len, self.horizon) for s, sc in zip(series, scalers, strict=True)
+        ]
+        self.corrections = self._calibration(pairs, config, progress) if self.calibrate else None
         if run is not None:
             record = ckpt.ForecastRun(
                 config,
@@ -149,10 +169,32 @@ class Forecaster:
                 source or {"from": "python"},
                 tuple(series),
                 tuple(scalers),
+                self.corrections,
             )
             ckpt.save_run(Path(run), record)
         self._train(series, scalers, config, run, resume=False, progress=progress)
         return self
+
+    def _calibration(self, pairs, config: ForecastConfig, progress: bool):
+        """Conformal corrections from a network fitted without each series' last windows
+        (:mod:`lstmkit.forecast.calibrate`); None when a series is too short to spare them."""
+        splits = [holdout(len(x), config.horizon) for x, _ in pairs]
+        if any(split is None for split in splits):
+            return None
+        train = [(x[:end], y[:end]) for (x, y), (end, _) in zip(pairs, splits, strict=True)]
+        held = [(x[start:], y[start:]) for (x, y), (_, start) in zip(pairs, splits, strict=True)]
+        net, _ = fit_network(
+            np.concatenate([x for x, _ in train]),
+            np.concatenate([y for _, y in train]),
+            config,
+            self.fit_config,
+            progress=progress,
+            desc="calibrate",
+        )
+        found = corrections(
+            net, np.concatenate([x for x, _ in held]), np.concatenate([y for _, y in held])
+        )
+        return tuple(float(v) for v in found)
 
     def _train(self, series, scalers, config, run, *, resume: bool, progress: bool) -> None:
         pairs = [
@@ -170,8 +212,9 @@ class Forecaster:
 
     def predict(self, horizon: int | None = None) -> pd.DataFrame:
         """The forecast of every series after its end: one row per series and step, with
-        the median as ``forecast``, the outermost quantiles as ``lower`` and ``upper``, and
-        every quantile as ``q<level>``."""
+        the median as ``forecast``, the outermost quantiles as ``lower`` and ``upper``
+        (calibrated, see :mod:`lstmkit.forecast.calibrate`), and every quantile as
+        ``q<level>`` (the outer two calibrated as well)."""
         if self.net is None:
             raise ValueError("predict needs a fitted forecaster: call fit() or load() first")
         trained = self.net.config.horizon
@@ -184,7 +227,7 @@ class Forecaster:
             )
         frames = []
         for s, sc in zip(self.series, self.scalers, strict=True):
-            q = forecast_quantiles(self.net, s, sc, horizon)  # (h, Q)
+            q = forecast_quantiles(self.net, s, sc, horizon, self.corrections)  # (h, Q)
             frame = pd.DataFrame({"series": s.name, "time": s.future_index(horizon)})
             frame["step"] = np.arange(1, horizon + 1)
             frame["forecast"] = q[:, self.net.config.median_index]
@@ -235,6 +278,8 @@ class Forecaster:
         )
         model.fit_config = f
         model.series, model.scalers = list(record.series), list(record.scalers)
+        model.corrections = record.corrections
+        model.calibrate = record.corrections is not None
         return model
 
 

@@ -166,7 +166,9 @@ def backtest(
             for name, model in models.items():
                 start = time.perf_counter()
                 model.fit(s.head(cutoff))
-                q = forecast_quantiles(model.net, model.series[0], model.scalers[0], horizon)
+                q = forecast_quantiles(
+                    model.net, model.series[0], model.scalers[0], horizon, model.corrections
+                )
                 seconds = time.perf_counter() - start
                 forecast = q[:, model.net.config.median_index]
                 result.records.append(

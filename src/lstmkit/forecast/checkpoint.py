@@ -3,9 +3,9 @@ other input, in JSON and safetensors (never pickle), written atomically.
 
     RUN/
       config.json     format, the network's config, the fit settings, the season, where the
-                      data came from, and every series as fitted: timestamps, values,
-                      covariates and its scalers (so that predict reads the last window and
-                      the plots draw the history)
+                      data came from, the interval's calibration, and every series as
+                      fitted: timestamps, values, covariates and its scalers (so that
+                      predict reads the last window and the plots draw the history)
       checkpoint/     model.safetensors, trainer.safetensors, trainer.json
                       (lstmkit.checkpoints: atomic swap, exact resume)
 """
@@ -52,6 +52,8 @@ class ForecastRun:
     """Where the data came from: the name or path and the options that read it."""
     series: tuple[TimeSeries, ...]
     scalers: tuple[SeriesScalers, ...]
+    corrections: tuple[float, ...] | None = None
+    """The interval's conformal corrections per horizon step (scaled units), or None."""
 
 
 def series_to_json(s: TimeSeries) -> dict:
@@ -95,6 +97,7 @@ def save_run(run: Path, config: ForecastRun) -> None:
             "fit": config.fit,
             "season": config.season,
             "source": config.source,
+            "calibration": None if config.corrections is None else list(config.corrections),
             "series": [
                 {**series_to_json(s), "scalers": sc.to_json()}
                 for s, sc in zip(config.series, config.scalers, strict=True)
@@ -122,6 +125,7 @@ def load_run(run: Path) -> ForecastRun:
             dict(data["source"]),
             series,
             scalers,
+            None if data.get("calibration") is None else tuple(map(float, data["calibration"])),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: damaged or from another version ({err})") from None

@@ -74,6 +74,7 @@ def fit_network(
     run: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    desc: str = "fit",
 ) -> tuple[ForecastNet, list[float]]:
     """Train on windows ``x`` (N, L, F) and targets ``y`` (N, H); the network (in eval
     mode) and the mean loss of every 50 steps. With ``run``, checkpoints go there (the
@@ -88,7 +89,7 @@ def fit_network(
         start, losses = _restore(run, net, optimizer, batches)
     net.train()
     window_loss: list[float] = []
-    with Progress(total=fit.steps, desc=f"fit {model.cell}", disable=not progress) as bar:
+    with Progress(total=fit.steps, desc=f"{desc} {model.cell}", disable=not progress) as bar:
         bar.update(start)
         for step in range(start, fit.steps):
             for group in optimizer.param_groups:
