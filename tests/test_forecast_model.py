@@ -12,6 +12,7 @@ from lstmkit.checkpoints import CheckpointError
 from lstmkit.forecast import checkpoint as ckpt
 from lstmkit.forecast.api import Forecaster, default_input_len
 from lstmkit.forecast.backtest import backtest
+from lstmkit.forecast.calibrate import corrections, holdout
 from lstmkit.forecast.model import ForecastConfig, ForecastNet, pinball_loss
 from lstmkit.forecast.series import DataError, TimeSeries
 from lstmkit.forecast.train import FitConfig
@@ -186,3 +187,37 @@ def test_run_folders_that_are_not_forecasters_are_named(tmp_path):
     (tmp_path / "config.json").write_text('{"format": "lstmkit-lm/1"}')
     with pytest.raises(CheckpointError, match="expected format 'lstmkit-forecast/1'"):
         Forecaster.load(tmp_path)
+
+
+# -- the interval's calibration -------------------------------------------------------------------
+
+
+def test_holdout_keeps_training_targets_before_the_calibration_targets():
+    assert holdout(50, 12) == (29, 40)  # 10 held out; window 28's targets end at 28+L+12
+    assert holdout(20, 10) is None  # 4 held out would leave 7 training windows
+    train_end, calib_start = holdout(100, 5)
+    assert calib_start - train_end == 5 - 1  # the gap: no training target in calibration
+
+
+def test_corrections_are_the_conformal_quantile_of_the_scores():
+    net = ForecastNet(ForecastConfig(horizon=2, input_len=3, hidden_size=4))
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)  # every quantile is the last value: a zero-width interval
+    x = np.zeros((9, 3, 1), dtype=np.float32)
+    y = np.stack([np.arange(1.0, 10.0), -np.arange(1.0, 10.0)], axis=1).astype(np.float32)
+    # scores |y - 0| are 1..9 at both steps; 80%: rank ceil(10 * 0.8) = 8 -> the 8th smallest
+    np.testing.assert_allclose(corrections(net, x, y), [8.0, 8.0])
+    # with 3 windows the rank ceil(4 * 0.8) = 4 exceeds 3: the largest score stands in
+    np.testing.assert_allclose(corrections(net, x[:3], y[:3]), [3.0, 3.0])
+
+
+def test_calibrated_intervals_are_wider_and_saved_with_the_run(tmp_path):
+    s = seasonal(seed=5)
+    plain = Forecaster(6, season=12, calibrate=False, **FAST).fit(s)
+    calibrated = Forecaster(6, season=12, **FAST).fit(s, run=tmp_path / "run")
+    assert calibrated.corrections is not None and len(calibrated.corrections) == 6
+    a, b = plain.predict(), calibrated.predict()
+    np.testing.assert_array_equal(a.forecast, b.forecast)  # the same final network
+    shift = np.asarray(calibrated.corrections) * calibrated.scalers[0].target.scale
+    np.testing.assert_allclose(b.upper, np.maximum(a.upper + shift, a.forecast), rtol=1e-6)
+    pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "run").predict(), b)
