@@ -121,3 +121,20 @@ def test_bad_options_are_named_in_one_line(capsys, argv, message):
 def test_predict_longer_than_fitted_is_refused(run, capsys):
     err = _error(capsys, ["forecast", "predict", str(run), "--horizon", "13"])
     assert "forecasts at most 12 steps" in err
+
+
+def test_many_series_with_a_covariate_fit_one_model(tmp_path, capsys):
+    rows = ["date,shop,units,price"]
+    for shop, scale in (("north", 1.0), ("south", 3.0)):
+        for k in range(36):
+            month = f"{2020 + k // 12}-{k % 12 + 1:02d}-01"
+            rows.append(f"{month},{shop},{scale * (10 + k % 12)},{1 + (k % 3) / 10}")
+    path = _csv(tmp_path, "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    argv = ["forecast", "fit", path, "--target", "units", "--id", "shop", "--covariates", "price"]
+    assert main([*argv, "--horizon", "3", "--out", str(out), *QUICK]) == 0
+    assert "north, south" in capsys.readouterr().out
+    assert main(["forecast", "predict", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("north") == 3 and printed.count("south") == 3
+    assert "2023-01-01" in printed
