@@ -99,6 +99,19 @@ def read_json(path: Path) -> object:
         raise CheckpointError(f"{path}: damaged, not valid JSON ({err})") from None
 
 
+def read_config(run: Path, name: str, format: str, made_by: str) -> dict:
+    """The run's JSON config file ``name`` as a dict, checked to be of ``format``."""
+    check_run_folder(Path(run), made_by)
+    path = Path(run) / name
+    if not path.is_file():
+        raise CheckpointError(f"{run}: no {name}; is it a run folder of {made_by}?")
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("format") != format:
+        got = data.get("format") if isinstance(data, dict) else None
+        raise CheckpointError(f"{path}: expected format {format!r}, got {got!r}")
+    return data
+
+
 def read_tensors(path: Path) -> dict[str, Tensor]:
     """The tensors of a safetensors file; a damaged file raises CheckpointError."""
     try:

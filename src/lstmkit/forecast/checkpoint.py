@@ -23,9 +23,8 @@ from lstmkit import checkpoints
 from lstmkit.checkpoints import (
     MODEL_FILE,
     CheckpointError,
-    check_run_folder,
     load_trainer,
-    read_json,
+    read_config,
     read_tensors,
     write_json_atomic,
 )
@@ -107,14 +106,8 @@ def save_run(run: Path, config: ForecastRun) -> None:
 
 
 def load_run(run: Path) -> ForecastRun:
-    check_run_folder(Path(run), MADE_BY)
+    data = read_config(run, CONFIG, FORMAT, MADE_BY)
     path = Path(run) / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{run}: no {CONFIG}; is it a run folder of {MADE_BY}?")
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        got = data.get("format") if isinstance(data, dict) else None
-        raise CheckpointError(f"{path}: expected format {FORMAT!r}, got {got!r}")
     try:
         series = tuple(series_from_json(s) for s in data["series"])
         scalers = tuple(SeriesScalers.from_json(s["scalers"]) for s in data["series"])

@@ -34,9 +34,8 @@ from lstmkit.checkpoints import (
     TRAINER_FILE,
     TRAINER_JSON,
     CheckpointError,
-    check_run_folder,
     load_trainer,
-    read_json,
+    read_config,
     read_tensors,
     write_json_atomic,
 )
@@ -108,14 +107,8 @@ def model_tensors(model: LanguageModel) -> dict[str, Tensor]:
 
 
 def load_config(run: Path) -> RunConfig:
-    check_run_folder(Path(run), MADE_BY)
+    data = read_config(run, CONFIG, FORMAT, MADE_BY)
     path = Path(run) / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{run}: no {CONFIG}; is it a run folder of 'lstmkit train'?")
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        got = data.get("format") if isinstance(data, dict) else None
-        raise CheckpointError(f"{path}: expected format {FORMAT!r}, got {got!r}")
     try:
         model = LMConfig.from_json(data.get("model"))
         vocabulary = Vocabulary.from_json(data.get("vocabulary"))
