@@ -216,6 +216,12 @@ def _report_fit(model, run: Path) -> None:
         f"fitted a {c.cell} ({c.num_layers} x {c.hidden_size} units) on {names}: reads "
         f"{c.input_len} steps, forecasts {c.horizon}; final loss {model.losses[-1]:.4f}"
     )
+    levels = c.quantiles
+    interval = f"{levels[0]:g}-{levels[-1]:g} quantile interval"
+    if model.corrections is not None:
+        print(f"the {interval} is calibrated on held-out windows (conformal)")
+    elif model.calibrate:
+        print(f"the {interval} is not calibrated: too few windows to hold some out")
     print(f"run saved in {run}/; next: lstmkit forecast predict {run}")
 
 
