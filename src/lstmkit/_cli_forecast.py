@@ -1,9 +1,11 @@
-"""``lstmkit forecast fit | predict | backtest``: forecasting from the command line.
+"""``lstmkit forecast fit | resume | predict | backtest``: forecasting from the command line.
 
     lstmkit forecast fit DATA [--target COL] [--time COL] [--covariates A,B] [--id COL]
-                              [--fill interpolate|ffill] [--horizon H] [--season M] ...
+                              [--fill interpolate|ffill|zero] [--horizon H] [--season M] ...
+    lstmkit forecast resume RUN
     lstmkit forecast predict RUN [--horizon H] [--csv FILE] [--plot PNG]
     lstmkit forecast backtest DATA [...the data options] [--folds K] [--cells lstm,gru]
+                                   [--baselines naive,seasonal_naive,ets,arima]
 
 DATA is a built-in data set (airline, sunspots, nile, co2) or a CSV file. Bad data (gaps,
 unsorted or duplicated timestamps, irregular spacing, a non-numeric target, an unknown
@@ -81,8 +83,9 @@ def _add_data_options(p: Parser) -> None:
     )
 
 
-def _add_model_options(p: Parser) -> None:
-    p.add_argument("--cell", type=one_of(CELLS, "cell"), default="lstm", help="default lstm")
+def _add_model_options(p: Parser, *, one_cell: bool = True) -> None:
+    if one_cell:  # a backtest names its cells with --cells instead
+        p.add_argument("--cell", type=one_of(CELLS, "cell"), default="lstm", help="default lstm")
     p.add_argument("--hidden", type=positive_int, default=64, help="units (default 64)")
     p.add_argument("--layers", type=positive_int, default=1, help="recurrent layers (1)")
     p.add_argument("--input-len", type=positive_int, help="past steps read (default: two seasons)")
@@ -297,7 +300,7 @@ def _add_backtest(actions: argparse._SubParsersAction) -> None:
         allow_abbrev=False,
     )
     _add_data_options(p)
-    _add_model_options(p)
+    _add_model_options(p, one_cell=False)
     p.add_argument("--folds", type=positive_int, default=5, help="origins (default 5)")
     p.add_argument(
         "--cells",
@@ -311,7 +314,9 @@ def _add_backtest(actions: argparse._SubParsersAction) -> None:
         default=BASELINE_NAMES,
         help=f"baselines to run (default {','.join(BASELINE_NAMES)})",
     )
-    p.add_argument("--out", type=Path, help="folder for the plot and backtest.json")
+    p.add_argument(
+        "--out", type=Path, help="folder for backtest.png and .json (runs/backtest-DATA)"
+    )
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(handler=_run_backtest)
 
