@@ -80,16 +80,16 @@ class Backtest:
         lines = [
             f"{folds} folds, horizon {self.horizon}, season {self.season}; means over the "
             "folds (* best)",
-            f"{'method':<16}{'MAE':>11}{'RMSE':>11}{'sMAPE %':>11}{'MASE':>9}{'coverage':>10}"
-            f"{'s/fit':>8}",
+            f"{'method':<16}{'MAE':>11} {'RMSE':>11} {'sMAPE %':>11} {'MASE':>11} "
+            f"{'coverage':>9} {'s/fit':>7}",
         ]
         for method, s in summary.items():
-            cells = [
-                f"{s[m]:.4g}{'*' if s[m] == best[m] else ' '}".rjust(w)
-                for m, w in zip(POINT_METRICS, (11, 11, 11, 9), strict=True)
-            ]
+            # a space between columns, however long a number in scientific notation gets
+            cells = " ".join(
+                f"{s[m]:.4g}{'*' if s[m] == best[m] else ' '}".rjust(11) for m in POINT_METRICS
+            )
             cover = f"{s['coverage']:.0%}" if "coverage" in s else "-"
-            lines.append(f"{method:<16}{''.join(cells)}{cover:>10}{s['seconds']:>8.2f}")
+            lines.append(f"{method:<16}{cells} {cover:>9} {s['seconds']:>7.2f}")
         lines.append(f"coverage: the share of actual values inside each method's {self.interval}")
         return "\n".join(lines)
 
