@@ -12,7 +12,6 @@ statsmodels is the oracle for ETS and ARIMA; those tests are skipped without it.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 
@@ -52,10 +51,6 @@ from lstmkit.forecast.metrics import (
     rmse,
     score,
     smape,
-)
-
-needs_statsmodels = pytest.mark.skipif(
-    importlib.util.find_spec("statsmodels") is None, reason="statsmodels is the oracle"
 )
 
 Z80 = 1.2815515655446004  # the standard normal quantile at 0.9: an 80% central interval
@@ -321,7 +316,6 @@ def test_ets_rule():
     }
 
 
-@needs_statsmodels
 def test_ets_on_nile_is_statsmodels(nile):
     history, horizon = nile[:90], 10
     result = ets_forecast(history, horizon)
@@ -333,7 +327,6 @@ def test_ets_on_nile_is_statsmodels(nile):
     np.testing.assert_array_equal(ets(history, horizon), result.mean)  # the point function
 
 
-@needs_statsmodels
 @pytest.mark.parametrize("grow", [True, False], ids=["multiplicative", "additive"])
 def test_ets_seasonal_keeps_the_lower_aic(grow):
     history, horizon = seasonal_series(48, 4, grow=grow), 6
@@ -368,12 +361,10 @@ def test_ets_seasonal_keeps_the_lower_aic(grow):
     np.testing.assert_allclose(result.upper, frame["pi_upper"], rtol=1e-9)
 
 
-@needs_statsmodels
 def test_ets_multiplicative_season_wins_when_the_swing_grows():
     assert ets_forecast(seasonal_series(48, 4, grow=True), 4, 4).model == "ETS(M,Ad,M)"
 
 
-@needs_statsmodels
 def test_ets_falls_back_when_the_seasonal_models_have_too_many_parameters():
     # 12 values, season 6: ETS(A,Ad,A) has 4 smoothing/damping + 2 + 6 initial states = 12
     # parameters and needs more than 16 values; ETS(A,Ad,N)'s 5 need more than 9
@@ -382,7 +373,6 @@ def test_ets_falls_back_when_the_seasonal_models_have_too_many_parameters():
     assert any("ETS(A,Ad,A) not used" in note and "too few" in note for note in result.notes)
 
 
-@needs_statsmodels
 def test_ets_falls_back_to_naive_on_a_tiny_history():
     result = ets_forecast([3.0, 1.0, 4.0, 1.0, 5.0], 2)
     assert (result.model, result.fallback) == ("naive", True)
@@ -423,7 +413,6 @@ def test_difference_by_hand():
     np.testing.assert_array_equal(difference(y, 1, 1, 2), [2.0, 2.0, 2.0])
 
 
-@needs_statsmodels
 def test_choose_differencing():
     rng = np.random.default_rng(1)
     assert choose_differencing(rng.normal(size=200).cumsum()) == (1, 0)  # a random walk
@@ -459,7 +448,6 @@ def direct_grid_aics(y: np.ndarray, season: int | None) -> dict[ArimaSpec, float
     return aics
 
 
-@needs_statsmodels
 def test_arima_selection_is_the_grid_minimum_on_nile(nile):
     selection = select_arima(nile)
     aics = direct_grid_aics(nile, None)
@@ -469,7 +457,6 @@ def test_arima_selection_is_the_grid_minimum_on_nile(nile):
     assert selection.best.name == "ARIMA(1,1,1) with drift"
 
 
-@needs_statsmodels
 def test_arima_on_nile_is_statsmodels(nile):
     history, horizon = nile[:90], 10
     result = arima_forecast(history, horizon)
@@ -479,7 +466,6 @@ def test_arima_on_nile_is_statsmodels(nile):
     np.testing.assert_array_equal(arima(history, horizon), result.mean)  # the point function
 
 
-@needs_statsmodels
 def test_seasonal_arima_is_statsmodels():
     history, horizon = seasonal_series(60, 4, grow=False, seed=3), 8
     selection = select_arima(history, 4)
@@ -495,7 +481,6 @@ def test_seasonal_arima_is_statsmodels():
     assert_same_forecast(result, direct_arima(history, selection.best, horizon))
 
 
-@needs_statsmodels
 def test_arima_falls_back_to_naive(monkeypatch):
     short = arima_forecast([1.0, 3.0, 2.0, 4.0], 2)
     assert (short.model, short.fallback) == ("naive", True)
@@ -571,7 +556,6 @@ def test_backtest_baselines_by_hand():
         backtest_baselines(values, 2, 2, [9], simple)
 
 
-@needs_statsmodels
 def test_backtest_every_baseline_on_nile(nile):
     cutoffs = rolling_origins(len(nile), 10, 2, min_train=50)
     with warnings.catch_warnings():

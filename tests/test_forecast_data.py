@@ -115,8 +115,9 @@ def test_airline_figures():
 def test_airline_figures_equal_statsmodels_copy():
     """An oracle nobody here wrote: statsmodels' SARIMAX tests carry the same series
     (``air2``, from Stata)."""
-    results = pytest.importorskip("statsmodels.tsa.statespace.tests.results.results_sarimax")
-    assert load_one("airline").values.tolist() == list(results.air2_data)
+    from statsmodels.tsa.statespace.tests.results import results_sarimax
+
+    assert load_one("airline").values.tolist() == list(results_sarimax.air2_data)
 
 
 def test_sunspots_nile_co2_known_values():
