@@ -40,3 +40,19 @@ def assert_close_all(ours: list[Tensor], theirs: list[Tensor], dtype, what: str)
     assert len(ours) == len(theirs), what
     for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         torch.testing.assert_close(a, b, **TOLERANCE[dtype], msg=lambda m, k=k: f"{what}[{k}]: {m}")
+
+
+def cli_error(capsys, argv: list[str]) -> str:
+    """Run ``lstmkit ARGV`` expecting bad input: exit status 2 and one line on stderr,
+    ``lstmkit: error: ...``, no traceback; returns that line."""
+    import pytest
+
+    from lstmkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lstmkit: error: "), err
+    assert "Traceback" not in err
+    return err

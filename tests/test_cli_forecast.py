@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 import pytest
+from helpers import cli_error
 
 from lstmkit import _cli_forecast
 from lstmkit.cli import main
@@ -15,15 +16,6 @@ from lstmkit.forecast.baselines import BASELINES
 from lstmkit.forecast.data import FILLS
 
 QUICK = ["--steps", "20", "--hidden", "8", "--quiet"]
-
-
-def _error(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("lstmkit: error: "), err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +81,7 @@ def _csv(tmp_path, text: str) -> str:
     ],
 )
 def test_bad_data_is_named_in_one_line(tmp_path, capsys, content, options, message):
-    err = _error(capsys, ["forecast", "fit", _csv(tmp_path, content), *options, *QUICK])
+    err = cli_error(capsys, ["forecast", "fit", _csv(tmp_path, content), *options, *QUICK])
     assert re.search(message, err), err
 
 
@@ -98,7 +90,7 @@ def test_fill_repairs_gaps_only_when_asked(tmp_path, capsys):
     path = _csv(
         tmp_path, "date,y\n" + rows + "".join(f"2021-{m:02d}-01,{m}\n" for m in range(1, 13))
     )
-    assert "--fill" in _error(capsys, ["forecast", "fit", path, "--horizon", "3", *QUICK])
+    assert "--fill" in cli_error(capsys, ["forecast", "fit", path, "--horizon", "3", *QUICK])
     out = str(tmp_path / "run")
     argv = ["forecast", "fit", path, "--horizon", "3", "--fill", "interpolate", "--out", out]
     assert main([*argv, *QUICK]) == 0
@@ -115,11 +107,12 @@ def test_fill_repairs_gaps_only_when_asked(tmp_path, capsys):
     ],
 )
 def test_bad_options_are_named_in_one_line(capsys, argv, message):
-    assert re.search(message, _error(capsys, [*argv, "--quiet"] if argv[1] != "predict" else argv))
+    quiet = [*argv, "--quiet"] if argv[1] != "predict" else argv  # predict has no bar
+    assert re.search(message, cli_error(capsys, quiet))
 
 
 def test_predict_longer_than_fitted_is_refused(run, capsys):
-    err = _error(capsys, ["forecast", "predict", str(run), "--horizon", "13"])
+    err = cli_error(capsys, ["forecast", "predict", str(run), "--horizon", "13"])
     assert "forecasts at most 12 steps" in err
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import cli_error
 
 from lstmkit.cli import main
 from lstmkit.lm.checkpoint import load_model
@@ -30,16 +31,6 @@ def run(tmp_path_factory, text_file) -> Path:
     out = tmp_path_factory.mktemp("runs") / "char"
     assert main(["train", str(text_file), *TINY, "--out", str(out)]) == 0
     return out
-
-
-def _error(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("lstmkit: error: "), err
-    assert "Traceback" not in err
-    return err
 
 
 def test_train_reports_and_saves(run, capsys):
@@ -71,20 +62,20 @@ def test_train_refuses_bad_text(tmp_path, capsys, content, message):
     path = tmp_path / "text.txt"
     path.write_bytes(content)
     options = ["--batch-size", "64", "--seq-len", "128", "--out", str(tmp_path / "r")]
-    assert message in _error(capsys, ["train", str(path), *options])
+    assert message in cli_error(capsys, ["train", str(path), *options])
 
 
 def test_train_refuses_a_missing_corpus_and_bad_settings(tmp_path, capsys):
-    _error(capsys, ["train", str(tmp_path / "nothing.txt")])
-    assert "dropout" in _error(capsys, ["train", "--dropout", "1.5"])
-    assert "tie_weights" in _error(capsys, ["train", "--tie-weights", "--embedding", "4"])
-    assert "stdlib" in _error(capsys, ["train", "stdlib", "--valid", str(tmp_path)])
+    cli_error(capsys, ["train", str(tmp_path / "nothing.txt")])
+    assert "dropout" in cli_error(capsys, ["train", "--dropout", "1.5"])
+    assert "tie_weights" in cli_error(capsys, ["train", "--tie-weights", "--embedding", "4"])
+    assert "stdlib" in cli_error(capsys, ["train", "stdlib", "--valid", str(tmp_path)])
 
 
 def test_resume_rules(run, text_file, tmp_path, capsys):
-    assert "drop" in _error(capsys, ["train", "--resume", str(run), "--steps", "9"])
-    assert "no such run" in _error(capsys, ["train", "--resume", str(tmp_path / "none")])
-    assert "already holds a run" in _error(capsys, ["train", str(text_file), "--out", str(run)])
+    assert "drop" in cli_error(capsys, ["train", "--resume", str(run), "--steps", "9"])
+    assert "no such run" in cli_error(capsys, ["train", "--resume", str(tmp_path / "none")])
+    assert "already holds a run" in cli_error(capsys, ["train", str(text_file), "--out", str(run)])
 
 
 def test_resume_of_a_finished_run_trains_no_more(run, capsys):
@@ -103,9 +94,9 @@ def test_generate_is_reproducible_and_streams_the_prime(run, capsys):
 
 
 def test_generate_refuses_unknown_characters_and_bad_filters(run, capsys):
-    err = _error(capsys, ["generate", str(run), "--prime", "naïve ☃"])
+    err = cli_error(capsys, ["generate", str(run), "--prime", "naïve ☃"])
     assert "not in the model's vocabulary" in err and "'☃'" in err
-    assert "top_p" in _error(capsys, ["generate", str(run), "--top-p", "1.5"])
+    assert "top_p" in cli_error(capsys, ["generate", str(run), "--top-p", "1.5"])
 
 
 def test_complete_gives_probabilities(run, capsys):
@@ -127,14 +118,14 @@ def test_evaluate_agrees_with_the_library(run, text_file, capsys):
 def test_evaluate_names_bad_files_and_checkpoints(run, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert "empty" in _error(capsys, ["evaluate", str(run), str(empty)])
+    assert "empty" in cli_error(capsys, ["evaluate", str(run), str(empty)])
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "config.json").write_text((run / "config.json").read_text())
     (damaged / "checkpoint").mkdir()
     (damaged / "checkpoint/model.safetensors").write_bytes(b"\x10\x00\x00\x00garbage")
-    assert "damaged" in _error(capsys, ["evaluate", str(damaged), str(empty)])
+    assert "damaged" in cli_error(capsys, ["evaluate", str(damaged), str(empty)])
 
 
 def test_facts_needs_a_stories_run(run, capsys):
-    assert "not on stories" in _error(capsys, ["facts", str(run)])
+    assert "not on stories" in cli_error(capsys, ["facts", str(run)])

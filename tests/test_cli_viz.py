@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from helpers import cli_error
 from run_folders import TEXT, make_run
 
 from lstmkit.cli import main
@@ -15,15 +16,6 @@ from lstmkit.cli import main
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("runs") / "lstm", layers=1)
-
-
-def _error(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("lstmkit: error: "), err
-    return err
 
 
 def _page_data(path) -> dict:
@@ -75,16 +67,16 @@ def test_explore_defaults_to_a_page_in_the_run(run, capsys):
     ],
 )
 def test_explore_names_bad_text(run, capsys, args, message):
-    assert re.search(message, _error(capsys, ["explore", str(run), *args]))
+    assert re.search(message, cli_error(capsys, ["explore", str(run), *args]))
 
 
 def test_explore_names_a_folder_that_is_not_a_model(tmp_path, capsys):
-    err = _error(capsys, ["explore", str(tmp_path), "--text", "hi"])
+    err = cli_error(capsys, ["explore", str(tmp_path), "--text", "hi"])
     assert "no config.json" in err
     (tmp_path / "config.json").write_text("{not json")
-    assert "not valid JSON" in _error(capsys, ["explore", str(tmp_path), "--text", "hi"])
+    assert "not valid JSON" in cli_error(capsys, ["explore", str(tmp_path), "--text", "hi"])
     missing = tmp_path / "missing"
-    assert "no such run folder" in _error(capsys, ["explore", str(missing), "--text", "hi"])
+    assert "no such run folder" in cli_error(capsys, ["explore", str(missing), "--text", "hi"])
 
 
 def test_game_writes_its_page_into_a_new_folder(tmp_path, capsys):
@@ -103,4 +95,4 @@ def test_game_writes_its_page_into_a_new_folder(tmp_path, capsys):
     ],
 )
 def test_game_names_bad_options(capsys, args, message):
-    assert re.search(message, _error(capsys, ["game", "--quiet", *args]))
+    assert re.search(message, cli_error(capsys, ["game", "--quiet", *args]))

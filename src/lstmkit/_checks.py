@@ -1,10 +1,12 @@
-"""Input checks shared by cells and sequence layers.
+"""Input checks shared by cells, sequence layers and the models built on them.
 
 Every message names the argument, what was expected and what was given, the way
 torch.nn.modules.rnn does, so a user can fix the call without reading our code.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import torch
 from torch import Tensor
@@ -47,6 +49,13 @@ def expect_positive_int(value, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` when it is an integer >= 1 (a NumPy integer too, a bool never)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def expect_lengths(lengths, batch: int, steps: int, owner: str) -> Tensor:

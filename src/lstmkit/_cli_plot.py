@@ -15,7 +15,6 @@ written before everything is checked.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from lstmkit.lm.checkpoint import CheckpointError, RunConfig, load_model
 from lstmkit.lm.corpus import CorpusError
 from lstmkit.lm.model import LanguageModel
 from lstmkit.lm.record import TextError, TextRecord, record_text
-from lstmkit.lm.train import METRICS
+from lstmkit.lm.train import METRICS, read_metrics
 from lstmkit.plots import (
     check_choice,
     default_unit,
@@ -136,22 +135,8 @@ def _choose(args: argparse.Namespace, parser: Parser, record: TextRecord) -> tup
     return quantity, layer, unit
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    """The run's training records; lines that are not whole records (a run killed while
-    writing one) are skipped."""
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "tokens" in record:
-            records.append(record)
-    return records
-
-
 def _curves(run: Path, config: RunConfig, out: Path, formats: tuple[str, ...]) -> list[Path]:
-    records = _read_metrics(run / METRICS) if (run / METRICS).is_file() else []
+    records = read_metrics(run / METRICS)
     if not records:
         print(
             f"lstmkit: {run} has no training records ({METRICS}); no loss curves", file=sys.stderr

@@ -82,9 +82,7 @@ def _run_explore(args: argparse.Namespace, parser: Parser) -> int:
     try:
         text = text_from_args(args, load_config(args.run).vocabulary)
         path, record = build_explorer(args.run, text, out, selection=args.select, top=args.top)
-    except _USER_ERRORS as err:
-        parser.error(str(err))
-    except ValueError as err:  # a --select outside the text
+    except (*_USER_ERRORS, ValueError) as err:  # ValueError: a --select outside the text
         parser.error(str(err))
     except OSError as err:
         parser.error(f"cannot write {out}: {err.strerror or err}")

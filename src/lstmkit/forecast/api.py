@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lstmkit._checks import check_positive_int
 from lstmkit.forecast import checkpoint as ckpt
 from lstmkit.forecast.calibrate import corrections, holdout
 from lstmkit.forecast.data import from_pandas
@@ -32,7 +33,6 @@ from lstmkit.forecast.series import DataError, TimeSeries
 from lstmkit.forecast.train import FitConfig, fit_network
 from lstmkit.forecast.windows import (
     SeriesScalers,
-    check_length,
     fit_scalers,
     last_window,
     windows,
@@ -105,11 +105,11 @@ class Forecaster:
         seed: int = 0,
         calibrate: bool = True,
     ) -> None:
-        _positive(horizon, "horizon")
+        check_positive_int(horizon, "horizon")
         if season is not None:
-            _positive(season, "season")
+            check_positive_int(season, "season")
         if input_len is not None:
-            _positive(input_len, "input_len")
+            check_positive_int(input_len, "input_len")
         self.horizon, self.season, self.input_len = horizon, season, input_len
         # checked now, so that a bad option fails before any data is read
         self.network = dict(
@@ -150,16 +150,12 @@ class Forecaster:
         options = dict(target=target, covariates=tuple(covariates), series_id=series_id, fill=fill)
         series = as_series(data, **{k: v for k, v in options.items() if v})
         input_len = self.input_len or default_input_len(series, self.horizon, self.season)
-        for s in series:
-            check_length(s, input_len, self.horizon)
         widths = {0 if s.covariates is None else s.covariates.shape[1] for s in series}
         if len(widths) != 1:
             raise DataError("every series must have the same covariates")
         config = ForecastConfig(self.horizon, input_len, features=1 + widths.pop(), **self.network)
         scalers = [fit_scalers(s) for s in series]
-        pairs = [
-            windows(s, sc, input_len, self.horizon) for s, sc in zip(series, scalers, strict=True)
-        ]
+        pairs = _window_pairs(series, scalers, config)  # checks each series is long enough
         self.corrections = self._calibration(pairs, config, progress) if self.calibrate else None
         if run is not None:
             record = ckpt.ForecastRun(
@@ -172,7 +168,7 @@ class Forecaster:
                 self.corrections,
             )
             ckpt.save_run(Path(run), record)
-        self._train(series, scalers, config, run, resume=False, progress=progress)
+        self._train(series, scalers, pairs, config, run, resume=False, progress=progress)
         return self
 
     def _calibration(self, pairs, config: ForecastConfig, progress: bool):
@@ -196,11 +192,7 @@ class Forecaster:
         )
         return tuple(float(v) for v in found)
 
-    def _train(self, series, scalers, config, run, *, resume: bool, progress: bool) -> None:
-        pairs = [
-            windows(s, sc, config.input_len, config.horizon)
-            for s, sc in zip(series, scalers, strict=True)
-        ]
+    def _train(self, series, scalers, pairs, config, run, *, resume: bool, progress: bool):
         x = np.concatenate([p[0] for p in pairs])
         y = np.concatenate([p[1] for p in pairs])
         self.net, self.losses = fit_network(
@@ -219,7 +211,7 @@ class Forecaster:
             raise ValueError("predict needs a fitted forecaster: call fit() or load() first")
         trained = self.net.config.horizon
         horizon = trained if horizon is None else horizon
-        _positive(horizon, "horizon")
+        check_positive_int(horizon, "horizon")
         if horizon > trained:
             raise ValueError(
                 f"the model forecasts at most {trained} steps (it was fitted with horizon "
@@ -254,8 +246,15 @@ class Forecaster:
         """Continue the fit saved in ``run`` exactly where its last checkpoint stopped."""
         record = ckpt.load_run(Path(run))
         model = cls._from_record(record)
+        pairs = _window_pairs(record.series, record.scalers, record.model)
         model._train(
-            record.series, record.scalers, record.model, Path(run), resume=True, progress=progress
+            record.series,
+            record.scalers,
+            pairs,
+            record.model,
+            Path(run),
+            resume=True,
+            progress=progress,
         )
         return model
 
@@ -283,6 +282,9 @@ class Forecaster:
         return model
 
 
-def _positive(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _window_pairs(series, scalers, config: ForecastConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each series' training windows (inputs, targets)."""
+    return [
+        windows(s, sc, config.input_len, config.horizon)
+        for s, sc in zip(series, scalers, strict=True)
+    ]

@@ -22,27 +22,18 @@ import numpy as np
 from lstmkit._atomic import write_atomic
 from lstmkit.forecast.api import Forecaster, forecast_quantiles
 from lstmkit.forecast.baselines import BASELINES
-from lstmkit.forecast.folds import rolling_origins
-from lstmkit.forecast.metrics import coverage, mae, mase, rmse, smape
+from lstmkit.forecast.folds import backtest_baselines, rolling_origins
+from lstmkit.forecast.metrics import METRICS, coverage, score
 from lstmkit.forecast.series import TimeSeries
 from lstmkit.progress import Progress
 
-POINT_METRICS = ("mae", "rmse", "smape", "mase")
+POINT_METRICS = tuple(METRICS)
 
 
 def min_train(horizon: int, season: int | None) -> int:
     """The shortest history a fold may have: four horizons, and three seasons where there
     is a season, so that every method (seasonal ARIMA and ETS included) can fit."""
     return max(4 * horizon, 3 * season if season else 0)
-
-
-def score(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, season) -> dict:
-    return {
-        "mae": mae(actual, forecast),
-        "rmse": rmse(actual, forecast),
-        "smape": smape(actual, forecast),
-        "mase": mase(actual, forecast, history, season),
-    }
 
 
 @dataclass
@@ -133,65 +124,84 @@ def backtest(
     baselines: Mapping = BASELINES,
     progress: bool = True,
 ) -> Backtest:
-    """Score ``models`` (lstmkit forecasters, fitted afresh per fold) and ``baselines`` on
-    ``folds`` rolling origins of every series; the last fold of the first series is kept
-    for the plot."""
+    """Score ``models`` (lstmkit forecasters, fitted afresh per fold) and ``baselines``
+    (:func:`lstmkit.forecast.folds.backtest_baselines`) on ``folds`` rolling origins of
+    every series; the last fold of the first series is kept for the plot."""
     levels = next(iter(models.values())).network["quantiles"] if models else (0.1, 0.9)
     share = round(levels[-1] - levels[0], 6)  # the nominal level, e.g. 0.8
     result = Backtest(horizon, season, f"{levels[0]:g}-{levels[-1]:g} quantiles ({share:.0%})")
-    plan = [
-        (s, cutoff)
+    cutoffs = {
+        s.name: rolling_origins(len(s), horizon, folds, min_train=min_train(horizon, season))
         for s in series
-        for cutoff in rolling_origins(len(s), horizon, folds, min_train=min_train(horizon, season))
-    ]
-    with Progress(
-        total=len(plan) * (len(models) + len(baselines)), desc="backtest", disable=not progress
-    ) as bar:
-        for k, (s, cutoff) in enumerate(plan):
-            history, actual = s.values[:cutoff], s.values[cutoff : cutoff + horizon]
-            keep = k == len(plan) // len(series) - 1  # the first series' last fold
-            fold = {"series": s.name, "fold": k, "cutoff": cutoff}
-            forecasts = {}
-            for name, baseline in baselines.items():
-                start = time.perf_counter()
-                made = baseline.forecast(history, horizon, season, level=share)
-                seconds = time.perf_counter() - start
-                record = {**fold, "method": name, **score(actual, made.mean, history, season)}
-                if made.lower is not None:  # the same nominal interval as the cells'
-                    record["coverage"] = coverage(actual, made.lower, made.upper)
-                result.records.append({**record, "model": made.model, "seconds": seconds})
-                forecasts[name] = made.mean
-                bar.update()
-            interval = None
-            for name, model in models.items():
-                start = time.perf_counter()
-                model.fit(s.head(cutoff))
-                q = forecast_quantiles(
-                    model.net, model.series[0], model.scalers[0], horizon, model.corrections
-                )
-                seconds = time.perf_counter() - start
-                forecast = q[:, model.net.config.median_index]
+    }
+    total = sum(map(len, cutoffs.values())) * (len(models) + len(baselines))
+    with Progress(total=total, desc="backtest", disable=not progress) as bar:
+        for s in series:
+            # the baselines' intervals at the cells' nominal level, so coverages compare
+            made = backtest_baselines(
+                s.values, horizon, season, cutoffs[s.name], baselines, level=share
+            )
+            for r in made:
                 result.records.append(
                     {
-                        **fold,
-                        "method": name,
-                        **score(actual, forecast, history, season),
-                        "coverage": coverage(actual, q[:, 0], q[:, -1]),
-                        "seconds": seconds,
+                        "series": s.name,
+                        "fold": r.fold,
+                        "cutoff": r.cutoff,
+                        "method": r.method,
+                        **r.metrics,
+                        "model": r.model,
+                        "seconds": r.seconds,
                     }
                 )
-                forecasts[name] = forecast
-                interval = interval or (name, q[:, 0], q[:, -1])
-                bar.update()
-            if keep:
-                shown = max(0, cutoff - 5 * horizon)  # enough history to see the pattern
-                result.last_fold = {
-                    "series": s.name,
-                    "history_times": s.index[shown:cutoff],
-                    "history": history[shown:],
-                    "times": s.index[cutoff : cutoff + horizon],
-                    "actual": actual,
-                    "forecasts": forecasts,
-                    "interval": interval,
-                }
+            bar.update(len(made))
+            for fold, cutoff in enumerate(cutoffs[s.name]):
+                forecasts = {r.method: r.forecast for r in made if r.cutoff == cutoff}
+                interval = _fit_cells(
+                    s, fold, cutoff, horizon, season, models, result, forecasts, bar
+                )
+                if s is series[0] and cutoff == cutoffs[s.name][-1]:
+                    result.last_fold = _last_fold(s, cutoff, horizon, forecasts, interval)
     return result
+
+
+def _fit_cells(s, fold, cutoff, horizon, season, models, result, forecasts, bar):
+    """Fit every lstmkit cell on the history before ``cutoff`` and score it; each cell's
+    median goes into ``forecasts``; returns the first cell's interval (name, lower, upper)."""
+    history, actual = s.values[:cutoff], s.values[cutoff : cutoff + horizon]
+    interval = None
+    for name, model in models.items():
+        start = time.perf_counter()
+        model.fit(s.head(cutoff))
+        q = forecast_quantiles(
+            model.net, model.series[0], model.scalers[0], horizon, model.corrections
+        )
+        seconds = time.perf_counter() - start
+        forecast = q[:, model.net.config.median_index]
+        result.records.append(
+            {
+                "series": s.name,
+                "fold": fold,
+                "cutoff": cutoff,
+                "method": name,
+                **score(actual, forecast, history, season),
+                "coverage": coverage(actual, q[:, 0], q[:, -1]),
+                "seconds": seconds,
+            }
+        )
+        forecasts[name] = forecast
+        interval = interval or (name, q[:, 0], q[:, -1])
+        bar.update()
+    return interval
+
+
+def _last_fold(s: TimeSeries, cutoff: int, horizon: int, forecasts: dict, interval) -> dict:
+    shown = max(0, cutoff - 5 * horizon)  # enough history to see the pattern
+    return {
+        "series": s.name,
+        "history_times": s.index[shown:cutoff],
+        "history": s.values[shown:cutoff],
+        "times": s.index[cutoff : cutoff + horizon],
+        "actual": s.values[cutoff : cutoff + horizon],
+        "forecasts": forecasts,
+        "interval": interval,
+    }

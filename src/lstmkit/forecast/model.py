@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from lstmkit._checks import check_positive_int
 from lstmkit._dataclass_json import dataclass_from_json
 from lstmkit.layers.named import MODERN_CELLS
 
@@ -67,9 +68,7 @@ class ForecastConfig:
 def check_forecast_config(c: ForecastConfig) -> None:
     """ValueError naming the first field out of range."""
     for name in ("horizon", "input_len", "features", "hidden_size", "num_layers"):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(getattr(c, name), name)
     if c.cell not in MODERN_CELLS:
         raise ValueError(f"unknown cell {c.cell!r}; expected one of {', '.join(CELLS)}")
     if not 0.0 <= c.dropout < 1.0:

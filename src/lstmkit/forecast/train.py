@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lstmkit._checks import check_positive_int
 from lstmkit._dataclass_json import dataclass_from_json
 from lstmkit.checkpoints import CheckpointError, optimizer_tensors, restore_optimizer
 from lstmkit.forecast import checkpoint as ckpt
@@ -43,9 +44,7 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if not 0 <= self.seed < 2**32:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lstmkit._checks import check_positive_int
 from lstmkit.layers.named import MODERN_CELLS
 from lstmkit.lm.corpus import read_text
 from lstmkit.lm.model import LanguageModel
@@ -74,9 +75,9 @@ class TextRecord:
         return tuple(g for g in GATES[self.family] if g in self.quantities)
 
 
-def text_tokens(text: str, vocabulary: Vocabulary) -> list[str]:
-    """The tokens of ``text`` at the vocabulary's level; TextError when the text is empty,
-    too long, or has tokens the model never saw (all of them named)."""
+def text_ids(text: str, vocabulary: Vocabulary) -> tuple[list[str], list[int]]:
+    """The tokens of ``text`` at the vocabulary's level and their ids; TextError when the
+    text is empty, too long, or has tokens the model never saw (all of them named)."""
     if not isinstance(text, str) or not text.strip():
         raise TextError("the text is empty; give the model something to read")
     tokens = tokenize(text, vocabulary.level)
@@ -86,10 +87,10 @@ def text_tokens(text: str, vocabulary: Vocabulary) -> list[str]:
             "fit in one page (cut it, e.g. with --tokens)"
         )
     try:
-        vocabulary.encode(text)
+        ids = vocabulary.encode(text)
     except ValueError as err:  # UnknownTokensError names them
         raise TextError(str(err)) from None
-    return tokens
+    return tokens, ids
 
 
 def text_excerpt(source: str, vocabulary: Vocabulary, *, start: int = 0, tokens: int = 400) -> str:
@@ -113,10 +114,9 @@ def record_text(
     model: LanguageModel, vocabulary: Vocabulary, text: str, *, top: int = 5
 ) -> TextRecord:
     """Run ``model`` over ``text`` and keep its trace and predictions (see the module doc)."""
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be a positive integer, got {top!r}")
-    tokens = text_tokens(text, vocabulary)
-    ids = torch.tensor([[vocabulary.id(t) for t in tokens]], dtype=torch.long)
+    check_positive_int(top, "top")
+    tokens, token_ids = text_ids(text, vocabulary)
+    ids = torch.tensor([token_ids], dtype=torch.long)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -335,7 +335,7 @@ class Trainer:
         elif self.world.is_main:
             save_config(self.run_dir, self.run_config())
             (self.run_dir / METRICS).write_text("")
-        self.records = _read_metrics(self.run_dir / METRICS) if self.world.is_main else []
+        self.records = read_metrics(self.run_dir / METRICS) if self.world.is_main else []
         self.show_progress = progress and self.world.is_main
         if self.show_progress:
             self._announce()
@@ -546,16 +546,26 @@ def _count(tensors: dict[str, Tensor], prefix: str) -> int:
     return sum(1 for k in tensors if k.startswith(prefix))
 
 
-def _read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict]:
+    """A run's metrics records; none when the file is missing, and a line that is not a
+    whole record (a run killed while writing it) is skipped."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "tokens" in record:
+            records.append(record)
+    return records
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop the records a killed run wrote after its last checkpoint: the resumed run
     writes them again."""
-    kept = [r for r in _read_metrics(path) if r["step"] <= step]
+    kept = [r for r in read_metrics(path) if r["step"] <= step]
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 

@@ -74,7 +74,6 @@ def render(template: str, *, title: str, style: str, script: str, data: object) 
 def write_page(path: Path, page: str) -> Path:
     """Write ``page`` to ``path`` atomically (a reader never sees half a page)."""
     path = Path(path)
-    if path.parent != Path() and not path.parent.exists():
-        path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, page.encode("utf-8"))
     return path
