@@ -22,7 +22,7 @@ from lstmkit.paper1997 import (
     train_online,
     train_trials,
 )
-from lstmkit.paper1997.online import derive_seed
+from lstmkit.paper1997.online import derive_seed, mean_end_state
 from lstmkit.paper1997.specs import (
     ADDING,
     DEFAULT_ARCHITECTURE,
@@ -33,6 +33,7 @@ from lstmkit.paper1997.specs import (
     TEMPORAL_ORDER,
     TEMPORAL_ORDER_8,
 )
+from lstmkit.tasks import make_task
 from lstmkit.tasks.base import TargetKind, Task, TaskBatch, last_step_mask, value_correct
 
 # -- tiny tasks of our own ----------------------------------------------------------------
@@ -454,3 +455,36 @@ def test_bad_forward_arguments_name_the_argument():
 
 def test_derived_seeds_differ_by_stream():
     assert len({derive_seed(s, k) for s in range(3) for k in range(3)}) == 9
+
+
+def test_end_state_drift_grows_with_the_lag_at_initialisation():
+    """Without biases, a cell's input has a constant part from the gates' activations (about
+    0.5 each), so its state drifts in proportion to the sequence length (Sec. 4, "internal
+    state drift"); the measurement must see it."""
+    drift = {}
+    for lag in (5, 200):
+        task = make_task("long-lag", length=lag)
+        net = MemoryBlockNetwork(architecture_for(task), 4, seeds=[0, 1, 2, 3])
+        states = mean_end_state(task, net, data_seeds=[10, 11, 12, 13], size=64)
+        assert len(states) == 4 and all(len(cells) == 2 for cells in states)
+        drift[lag] = sum(map(sum, states)) / 8
+    assert drift[200] > 5 * drift[5]
+
+
+def test_results_record_the_end_state_before_and_after_training():
+    task = FirstSign(length=3)
+    results = train_online(
+        task,
+        DEFAULT_ARCHITECTURE.with_io(1, 1),
+        trials=2,
+        seed=0,
+        max_sequences=20,
+        budget_seconds=None,
+        progress=False,
+    )
+    cells = DEFAULT_ARCHITECTURE.cells
+    for result in results:
+        for key in ("end_state_initial", "end_state_trained"):
+            values = result.options[key]
+            assert len(values) == cells and all(v >= 0 for v in values)
+        assert result.options["end_state_initial"] != result.options["end_state_trained"]

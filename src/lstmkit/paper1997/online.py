@@ -17,6 +17,10 @@ absolute error is below a threshold (``ExperimentSpec``). Training ends when eve
 stopped, reached ``max_sequences``, or ``budget_seconds`` have passed. Each trial is then
 tested on ``task.test_size`` fresh sequences.
 
+Each result also records, per memory cell, the mean |s_c| at the last step of 256 fresh
+sequences before and after training (``mean_end_state``): large values mean drifted,
+saturated cells that pass almost no error back.
+
 Reproducibility: trial k of a run with seed s is the run with seed s + k (its own initial
 weights, training sequences and test sequences derive from s + k only), so it gives the same
 weights whatever K is.
@@ -44,7 +48,8 @@ from lstmkit.tasks.base import TargetKind, Task, TaskBatch
 
 CELL = "lstm1997"
 
-_INIT, _TRAIN, _TEST = 0, 1, 2  # the three random streams of a trial
+_INIT, _TRAIN, _TEST, _PROBE = 0, 1, 2, 3  # the random streams of a trial
+_PROBE_SIZE = 256  # sequences on which the cell states are measured
 _SAMPLE_ELEMENTS = 2_000_000  # floats per trial in one chunk of training sequences
 _TEST_ELEMENTS = 1_000_000  # floats per trial in one chunk of test sequences
 
@@ -323,6 +328,24 @@ def evaluate_trials(
     return [TestScore(wrong[k], size, squared[k] / max(entries[k], 1.0)) for k in range(k_all)]
 
 
+@torch.no_grad()
+def mean_end_state(
+    task: Task, network: MemoryBlockNetwork, *, data_seeds: list[int], size: int = _PROBE_SIZE
+) -> list[list[float]]:
+    """Per trial and memory cell, the mean of |s_c| at the last step of ``size`` fresh
+    sequences. A cell whose state has drifted far from 0 has h'(s) near 0, so almost no
+    error reaches its input and input gate through the carrousel: the paper's "internal
+    state drift" (Sec. 4). Measured before and after training, it shows whether a run
+    that did not learn was stuck that way."""
+    batches = [task.sample(size, torch.Generator().manual_seed(s)) for s in data_seeds]
+    steps = max(b.inputs.shape[1] for b in batches)
+    batches = [_pad(b, steps) for b in batches]
+    inputs = torch.stack([b.inputs for b in batches]).to(network.w_input.dtype)
+    lengths = torch.stack([b.lengths for b in batches])
+    states = network.trace(inputs, lengths).state  # (K, B, T, C); frozen past each end
+    return states[:, :, -1].abs().mean(dim=1).tolist()
+
+
 # -- the whole run ---------------------------------------------------------------------------
 
 
@@ -396,6 +419,8 @@ def train_online(
     network = MemoryBlockNetwork(
         architecture, trials, seeds=[derive_seed(s, _INIT) for s in trial_seeds]
     )
+    probe_seeds = [derive_seed(s, _PROBE) for s in trial_seeds]
+    state_before = mean_end_state(task, network, data_seeds=probe_seeds)
     log = train_trials(
         task,
         network,
@@ -409,6 +434,7 @@ def train_online(
     scores = evaluate_trials(
         task, network, data_seeds=[derive_seed(s, _TEST) for s in trial_seeds], size=task.test_size
     )
+    state_after = mean_end_state(task, network, data_seeds=probe_seeds)
     a = architecture
     shared = {
         **task.options(),
@@ -446,7 +472,12 @@ def train_online(
             test_size=score.size,
             test_loss=score.loss,
             seconds=log.seconds[k],
-            options={**shared, "trial": k},
+            options={
+                **shared,
+                "trial": k,
+                "end_state_initial": [round(v, 4) for v in state_before[k]],
+                "end_state_trained": [round(v, 4) for v in state_after[k]],
+            },
         )
         for k, score in enumerate(scores)
     ]
