@@ -197,6 +197,9 @@ def test_replicate_prints_the_papers_row_beside_ours(capsys):
         line.split()[0]: line.split() for line in out.splitlines() if line[:4] in ("lstm", "rnn ")
     }
     assert rows["lstm1997"][1:3] == ["2", "0/2"] and rows["rnn"][1:3] == ["1", "0/1"]
+    drift = out[out.index("mean |s| of each lstm1997 cell") :].splitlines()
+    assert [line.split(":")[0] for line in drift[1:]] == ["  trial 0", "  trial 1"]
+    assert all(line.count("->") == 1 for line in drift[1:])
 
 
 # -- bad input: one line, exit status 2 ----------------------------------------------------

@@ -143,4 +143,24 @@ def format_replication(rep: Replication) -> str:
             f"budget: {budget:,} training sequences per run; 'sequences until stop' counts "
             "stopped runs only; ranges are min to max"
         )
+    lines += _format_end_states(rep.runs.get(PAPER_CELL, []))
     return "\n".join(lines)
+
+
+def _format_end_states(runs: Sequence[RunResult]) -> list[str]:
+    """Each 1997 trial's cells: mean |s| at the last step, before and after training.
+    Values far above 2 mean saturated cells that pass little error back (state drift)."""
+    lines = []
+    for r in runs:
+        before, after = r.options.get("end_state_initial"), r.options.get("end_state_trained")
+        if before is not None and after is not None:
+            show = ", ".join
+            lines.append(
+                f"  trial {r.options.get('trial', '?')}: {show(f'{v:.1f}' for v in before)} -> "
+                f"{show(f'{v:.1f}' for v in after)}"
+            )
+    if lines:
+        lines.insert(
+            0, f"mean |s| of each {PAPER_CELL} cell at the last step, at the start -> trained:"
+        )
+    return lines
