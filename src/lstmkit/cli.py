@@ -22,11 +22,13 @@
     lstmkit forecast predict RUN [--horizon H] [--csv FILE] [--plot PNG]
     lstmkit forecast resume RUN
     lstmkit forecast backtest DATA [--folds K] [--cells lstm,gru] ...
+    lstmkit bench [--device cpu|cuda] [--sizes fastrnns,streaming,...] [--cells C,...]
+                  [--backends B,...] [--dtype D] [--repeats N] [--quick] [--json]
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
 ``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``, forecasting in
-``_cli_forecast``; the options that name a text in ``_cli_text``, argument types shared by
-all commands in ``_cli_args``.
+``_cli_forecast``, the speed benchmark in ``_cli_bench``; the options that name a text in
+``_cli_text``, argument types shared by all commands in ``_cli_args``.
 
 Bad input prints one line, ``lstmkit: error: <what was wrong and what was expected>``, to
 stderr and exits with status 2: no traceback and no usage dump, so the line that matters is
@@ -39,7 +41,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lstmkit import _cli_experiments, _cli_forecast, _cli_lm, _cli_plot, _cli_viz, demo
+from lstmkit import (
+    _cli_bench,
+    _cli_experiments,
+    _cli_forecast,
+    _cli_lm,
+    _cli_plot,
+    _cli_viz,
+    demo,
+)
 from lstmkit._cli_args import (
     PROG,
     Parser,
@@ -127,6 +137,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "game": _cli_viz.add_game(subparsers),
         "plot": _cli_plot.add_plot(subparsers),
         "forecast": _cli_forecast.add_forecast(subparsers),
+        "bench": _cli_bench.add_bench(subparsers),
     }
     return parser, commands
 

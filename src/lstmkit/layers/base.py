@@ -16,6 +16,7 @@ from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_p
 from lstmkit.layers.backends import (
     Backend,
     choose_backend,
+    fused_cpu,
     manual_lstm,
     reference,
     torch_fused,
@@ -153,7 +154,7 @@ class RecurrentLayer(nn.Module):
         expect_like(seq.data, reference_param, "input", owner)
         initial = self._initial_state(hx, seq, owner)
 
-        backend = choose_backend(self.backend, self.family, return_trace)
+        backend = choose_backend(self.backend, self.family, return_trace, seq.data.device.type)
         output, final, trace_tensors = self._run(backend, seq, initial, return_trace)
         output = restore_output(output, seq)
         if not seq.batched:
@@ -175,6 +176,7 @@ class RecurrentLayer(nn.Module):
             for layer in range(self.num_layers)
         ]
         direction_fn = {
+            Backend.FUSED: fused_cpu.run_direction,
             Backend.MANUAL: manual_lstm.run_direction,
             Backend.REFERENCE: reference.run_direction,
         }[backend]

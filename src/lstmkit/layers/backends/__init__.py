@@ -12,15 +12,20 @@ A typed choice, validated once when the layer is built, dispatched in one place
 - ``"torch"``: torch's fused kernels (oneDNN on CPU, cuDNN on GPU) through ``torch._VF``,
   the functions torch.nn.LSTM/GRU/RNN call. Only the configurations torch has: the plain
   LSTM (with or without projection), GRU and RNN.
-- ``"auto"`` (default): the fastest that can run the layer: ``"torch"``, else ``"manual"``
-  for the LSTM variants, else ``"reference"``. A traced call always runs ``"reference"``,
-  the only one that records gates.
+- ``"fused"``: lstmkit's own compiled kernels for every cell and option (:mod:`.fused_cpu`,
+  C++ built on first use). CPU tensors for now.
+- ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain cells,
+  ``"fused"`` for the variants on the CPU, else ``"manual"`` for the LSTM variants, else
+  ``"reference"``. When the fused kernels cannot be built (no C++ compiler), ``auto`` warns
+  once and uses the Python loops. A traced call always runs ``"reference"``, the only one
+  that records gates.
 
 An explicit choice that cannot run the layer is an error, never silently replaced.
 """
 
 from __future__ import annotations
 
+import warnings
 from enum import Enum
 
 from lstmkit.cellmath.family import CellFamily
@@ -32,6 +37,7 @@ class Backend(str, Enum):
     REFERENCE = "reference"
     MANUAL = "manual"
     TORCH = "torch"
+    FUSED = "fused"
 
     @classmethod
     def parse(cls, value: Backend | str) -> Backend:
@@ -71,21 +77,50 @@ def torch_unsupported_reason(family: CellFamily) -> str | None:
     return f"torch has no fused kernel for the {family.name} cell"
 
 
-def choose_backend(requested: Backend, family: CellFamily, tracing: bool) -> Backend:
+def choose_backend(
+    requested: Backend, family: CellFamily, tracing: bool, device_type: str = "cpu"
+) -> Backend:
     """The backend that runs this call."""
     if requested is Backend.AUTO:
         if tracing:
             return Backend.REFERENCE
-        for candidate in (Backend.TORCH, Backend.MANUAL):
-            if unsupported_reason(candidate, family) is None:
-                return candidate
+        if unsupported_reason(Backend.TORCH, family) is None:
+            return Backend.TORCH
+        if device_type == "cpu" and _fused_cpu_ready():
+            return Backend.FUSED
+        if unsupported_reason(Backend.MANUAL, family) is None:
+            return Backend.MANUAL
         return Backend.REFERENCE
     if requested is not Backend.REFERENCE and tracing:
         raise ValueError(
             f"return_trace=True needs the gates, which the {requested.value!r} backend does not "
             "record; use backend='auto' or 'reference' for traced calls"
         )
+    if requested is Backend.FUSED and device_type != "cpu":
+        raise ValueError(
+            f"backend='fused' has CPU kernels only so far; the input is on {device_type!r}. "
+            "Use backend='auto' there"
+        )
     return requested
+
+
+_warned_unavailable = False
+
+
+def _fused_cpu_ready() -> bool:
+    """The fused CPU kernels can run (built on first call); warns once when they cannot."""
+    global _warned_unavailable
+    from lstmkit.layers.backends import fused_cpu
+
+    reason = fused_cpu.unavailable_reason()
+    if reason is not None and not _warned_unavailable:
+        _warned_unavailable = True
+        warnings.warn(
+            f"lstmkit: {reason}; backend='auto' runs the variants on the slower Python loops",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return reason is None
 
 
 __all__ = ["Backend", "choose_backend", "unsupported_reason"]

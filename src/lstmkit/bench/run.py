@@ -1,0 +1,354 @@
+"""Building the candidates of ``lstmkit bench`` and timing them, size by size.
+
+A candidate is one cell on one backend, or one of the two peers every size also times:
+
+- ``torch.nn.LSTM``: torch's fused LSTM, the denominator of every ratio (for the GRU and RNN
+  rows too, so that all rows of a size share one yardstick);
+- ``torch.nn.LSTMCell loop``: ``torch.nn.LSTMCell`` called once per step from Python, what
+  a user writes for a cell torch lacks; the floor a custom cell must beat.
+
+The backends come from the :class:`~lstmkit.layers.backends.Backend` enum itself: every
+member but ``auto`` that :func:`~lstmkit.layers.backends.unsupported_reason` allows for the
+cell (and ``choose_backend`` accepts on the device), then ``auto`` labelled with what it
+resolves to. A backend added to the enum is timed with no change here.
+
+What is timed, per candidate and size (input x of shape (T, B, I)):
+
+- forward: the layer in eval mode under ``torch.no_grad()``, as inference runs it;
+- forward+backward: the layer in training mode, forward, then ``backward`` of a fixed random
+  gradient on the output (T, B, H), with the parameters' gradients set to None first. x
+  requires a gradient, so backward computes dL/dx as it must for a layer inside a network.
+
+FLOPs per step count the two matrix products of the gate pre-activations, 2*B*G*H*(I+H) with
+G gate blocks (LSTM 4, CIFG and the cell without a forget gate 3, GRU 3, RNN 1); the
+elementwise gate arithmetic is left out. Forward+backward counts 3x the forward: the
+backward forms dL/dinputs and dL/dweights, one product each the size of the forward's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.bench.configs import BenchSize, preset_sizes
+from lstmkit.bench.timing import Timing, describe_error, interleaved_medians
+from lstmkit.cellmath.family import CellFamily
+from lstmkit.cellmath.gru import GRUFamily
+from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.rnn import RNNFamily
+from lstmkit.layers.backends import Backend, choose_backend, unsupported_reason
+from lstmkit.layers.base import RecurrentLayer
+from lstmkit.progress import Progress
+
+# -- what can be benchmarked --------------------------------------------------------------------
+
+CELLS: dict[str, Callable[[int], CellFamily]] = {  # name -> the family for a hidden size
+    "lstm": LSTMFamily,
+    "peephole": partial(LSTMFamily, peephole=True),
+    "cifg": partial(LSTMFamily, coupled=True),
+    "lstm-noforget": partial(LSTMFamily, forget_gate=False),
+    "gru": GRUFamily,
+    "rnn": partial(RNNFamily, nonlinearity="tanh"),
+    "rnn-relu": partial(RNNFamily, nonlinearity="relu"),
+}
+CELL_NAMES: tuple[str, ...] = tuple(CELLS)
+BACKEND_NAMES: tuple[str, ...] = tuple(b.value for b in Backend)
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
+TORCH_LSTM = "torch.nn.LSTM"
+CELL_LOOP = "torch.nn.LSTMCell loop"
+PEERS = (TORCH_LSTM, CELL_LOOP)
+LSTM_GATE_BLOCKS = 4
+
+
+def supported_backends(family: CellFamily) -> list[Backend]:
+    """Every backend but ``auto`` that can run ``family``, in the enum's order."""
+    return [b for b in Backend if b is not Backend.AUTO and unsupported_reason(b, family) is None]
+
+
+def flops_per_step(gate_blocks: int, batch: int, input_size: int, hidden_size: int) -> int:
+    """Forward FLOPs of one step: (B, I) x (I, G*H) and (B, H) x (H, G*H), a multiply and an
+    add per term, i.e. 2*B*G*H*(I+H). Elementwise gate arithmetic is not counted."""
+    return 2 * batch * gate_blocks * hidden_size * (input_size + hidden_size)
+
+
+# -- settings and results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to time and how; every field checked when the config is made."""
+
+    sizes: tuple[BenchSize, ...] = preset_sizes(("default",))
+    """The shapes to time, each in its own block of rows."""
+    cells: tuple[str, ...] = CELL_NAMES
+    """Cells from :data:`CELLS`; the two peers are timed whatever this says."""
+    backends: tuple[str, ...] = BACKEND_NAMES
+    """Backend values (``"auto"`` included) to time each cell on, where the cell allows."""
+    device: str = "cpu"
+    """``"cpu"`` or ``"cuda"``."""
+    dtype: str = "float32"
+    """A key of :data:`DTYPES`: the parameters', input's and gradients' type."""
+    repeats: int = 5
+    """Timed rounds; the median is reported."""
+    warmup: int = 1
+    """Untimed rounds first."""
+    forward_only: bool = False
+    """Skip forward+backward (its columns stay empty)."""
+    seed: int = 0
+    """Seeds the weights and the input of each size."""
+    progress: bool = True
+    """Show a progress bar on stderr."""
+
+    def __post_init__(self) -> None:
+        if not self.sizes:
+            raise ValueError("sizes must name at least one size")
+        for what, given, known in [
+            ("cell", self.cells, CELL_NAMES),
+            ("backend", self.backends, BACKEND_NAMES),
+            ("dtype", (self.dtype,), tuple(DTYPES)),
+            ("device", (self.device,), ("cpu", "cuda")),
+        ]:
+            for name in given:
+                if name not in known:
+                    raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(known)}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA device"
+            )
+        if self.repeats < 1 or self.warmup < 0:
+            raise ValueError(
+                f"repeats must be >= 1 and warmup >= 0, got {self.repeats} and {self.warmup}"
+            )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One candidate of a size, before it is built."""
+
+    cell: str
+    backend: str
+    """As requested: a Backend value, or a peer's name."""
+    resolved: str
+    """What runs: for ``auto`` the backend it chose, else the same as ``backend``."""
+    gate_blocks: int
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One candidate's timings at one size; times are medians in milliseconds, None when not
+    measured (forward-only, or an error, which ``error`` then gives)."""
+
+    size: BenchSize
+    cell: str
+    backend: str
+    resolved: str
+    gate_blocks: int
+    fwd_ms: float | None
+    fwd_bwd_ms: float | None
+    ratio_fwd: float | None
+    """fwd_ms / torch.nn.LSTM's fwd_ms at this size."""
+    ratio_fwd_bwd: float | None
+    error: str | None = None
+
+    @property
+    def flops_per_step(self) -> int:
+        s = self.size
+        return flops_per_step(self.gate_blocks, s.B, s.I, s.H)
+
+    @property
+    def ms_per_step(self) -> float | None:
+        """Forward milliseconds per time step: the latency a streaming user pays."""
+        return None if self.fwd_ms is None else self.fwd_ms / self.size.T
+
+    @property
+    def gflops_fwd(self) -> float | None:
+        return _gflops(self.flops_per_step * self.size.T, self.fwd_ms)
+
+    @property
+    def gflops_fwd_bwd(self) -> float | None:
+        return _gflops(3 * self.flops_per_step * self.size.T, self.fwd_bwd_ms)
+
+
+def _gflops(flops: int, ms: float | None) -> float | None:
+    return None if ms is None else flops / (ms * 1e-3) / 1e9
+
+
+# -- candidates ------------------------------------------------------------------------------------
+
+
+def candidate_entries(config: BenchConfig, hidden_size: int) -> list[Entry]:
+    """The peers, then each cell on each backend it supports and ``auto``, as asked.
+
+    A backend that supports the cell but not the device (``choose_backend`` refuses it, as
+    it refuses the CPU-only ``fused`` on CUDA) is left out like an unsupported one."""
+    entries = [Entry("lstm", peer, peer, LSTM_GATE_BLOCKS) for peer in PEERS]
+    for cell in config.cells:
+        family = CELLS[cell](hidden_size)
+        for backend in (*supported_backends(family), Backend.AUTO):
+            if backend.value not in config.backends:
+                continue
+            try:
+                resolved = choose_backend(backend, family, False, device_type=config.device)
+            except ValueError:
+                continue
+            entries.append(Entry(cell, backend.value, resolved.value, len(family.gates)))
+    return entries
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    module: nn.Module
+    forward: Callable[[Tensor], Tensor]
+    """(T, B, I) -> output (T, B, H)."""
+
+
+def _build(entry: Entry, size: BenchSize, device: torch.device, dtype: torch.dtype) -> _Candidate:
+    factory = {"device": device, "dtype": dtype}
+    if entry.backend == TORCH_LSTM:
+        module = nn.LSTM(size.I, size.H, **factory)
+        return _Candidate(module, lambda x: module(x)[0])
+    if entry.backend == CELL_LOOP:
+        cell = nn.LSTMCell(size.I, size.H, **factory)
+        return _Candidate(cell, partial(_cell_loop, cell))
+    family = CELLS[entry.cell](size.H)
+    layer = RecurrentLayer(family, size.I, backend=entry.backend, **factory)
+    return _Candidate(layer, lambda x: layer(x)[0])
+
+
+def _cell_loop(cell: nn.LSTMCell, x: Tensor) -> Tensor:
+    """The plain per-step loop: one torch.nn.LSTMCell call per step, (T, B, I) -> (T, B, H)."""
+    h = x.new_zeros(x.shape[1], cell.hidden_size)  # (B, H)
+    c = torch.zeros_like(h)
+    outputs = []
+    for x_t in x:  # (B, I)
+        h, c = cell(x_t, (h, c))
+        outputs.append(h)
+    return torch.stack(outputs)  # (T, B, H)
+
+
+def _forward(candidate: _Candidate, x: Tensor) -> None:
+    with torch.no_grad():
+        candidate.forward(x)
+
+
+def _forward_backward(candidate: _Candidate, x: Tensor, grad_output: Tensor) -> None:
+    candidate.module.zero_grad(set_to_none=True)
+    x.grad = None
+    candidate.forward(x).backward(grad_output)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def run_bench(config: BenchConfig | None = None) -> list[BenchRow]:
+    """Time every candidate at every size of ``config``; rows size by size, in the order of
+    :func:`candidate_entries`. A candidate that fails gets a row with its error."""
+    config = config or BenchConfig()
+    plan = [(size, candidate_entries(config, size.H)) for size in config.sizes]
+    total = sum(len(entries) for _, entries in plan) * _calls_per_entry(config)
+    rows: list[BenchRow] = []
+    with Progress(total=total, desc="bench", unit="run", disable=not config.progress) as bar:
+        for size, entries in plan:
+            bar.set_postfix(size=size.name)
+            rows += _bench_size(size, entries, config, bar)
+    return rows
+
+
+def _calls_per_entry(config: BenchConfig) -> int:
+    """Timed and warm-up calls of one candidate at one size, both modes."""
+    return (config.warmup + config.repeats) * (1 if config.forward_only else 2)
+
+
+def _bench_size(
+    size: BenchSize, entries: Sequence[Entry], config: BenchConfig, bar: Progress
+) -> list[BenchRow]:
+    device, dtype = torch.device(config.device), DTYPES[config.dtype]
+    torch.manual_seed(config.seed)
+    x = torch.randn(size.T, size.B, size.I, device=device, dtype=dtype, requires_grad=True)
+    grad_output = torch.randn(size.T, size.B, size.H, device=device, dtype=dtype)
+
+    built: dict[int, _Candidate] = {}
+    build_errors: dict[int, str] = {}
+    for k, entry in enumerate(entries):
+        try:
+            built[k] = _build(entry, size, device, dtype)
+        except Exception as err:  # e.g. out of memory for the weights: the row says so
+            build_errors[k] = describe_error(err)
+    bar.update(len(build_errors) * _calls_per_entry(config))  # their turns are skipped
+
+    timing = partial(
+        interleaved_medians, device=device, repeats=config.repeats, warmup=config.warmup
+    )
+    for candidate in built.values():
+        candidate.module.eval()
+    fwd = timing({k: partial(_forward, c, x) for k, c in built.items()}, tick=bar.update)
+    fwd_bwd: dict[int, Timing] = {}
+    if not config.forward_only:
+        for candidate in built.values():
+            candidate.module.train()
+        calls = {k: partial(_forward_backward, c, x, grad_output) for k, c in built.items()}
+        fwd_bwd = timing(calls, tick=bar.update)
+    return _rows(size, entries, build_errors, fwd, fwd_bwd)
+
+
+def _rows(
+    size: BenchSize,
+    entries: Sequence[Entry],
+    build_errors: dict[int, str],
+    fwd: dict[int, Timing],
+    fwd_bwd: dict[int, Timing],
+) -> list[BenchRow]:
+    """One row per entry (by index), its times as ratios to torch.nn.LSTM's too."""
+    base = next(k for k, entry in enumerate(entries) if entry.backend == TORCH_LSTM)
+    base_fwd, base_fwd_bwd = _ms(fwd.get(base)), _ms(fwd_bwd.get(base))
+    rows = []
+    for k, entry in enumerate(entries):
+        fwd_ms, fwd_bwd_ms = _ms(fwd.get(k)), _ms(fwd_bwd.get(k))
+        errors = [build_errors.get(k), *(t.error for t in (fwd.get(k), fwd_bwd.get(k)) if t)]
+        rows.append(
+            BenchRow(
+                size,
+                entry.cell,
+                entry.backend,
+                entry.resolved,
+                entry.gate_blocks,
+                fwd_ms,
+                fwd_bwd_ms,
+                _ratio(fwd_ms, base_fwd),
+                _ratio(fwd_bwd_ms, base_fwd_bwd),
+                error=next((e for e in errors if e), None),
+            )
+        )
+    return rows
+
+
+def _ms(timing: Timing | None) -> float | None:
+    return None if timing is None or timing.seconds is None else timing.seconds * 1e3
+
+
+def _ratio(ms: float | None, base_ms: float | None) -> float | None:
+    return None if ms is None or not base_ms else ms / base_ms
+
+
+__all__ = [
+    "BACKEND_NAMES",
+    "CELLS",
+    "CELL_NAMES",
+    "DTYPES",
+    "PEERS",
+    "BenchConfig",
+    "BenchRow",
+    "Entry",
+    "candidate_entries",
+    "flops_per_step",
+    "run_bench",
+    "supported_backends",
+]

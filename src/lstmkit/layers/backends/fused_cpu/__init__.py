@@ -1,0 +1,252 @@
+r"""The fused CPU backend: every cell's time loop and backward pass in C++ (``kernels.cpp``).
+
+The kernels are a torch C++ extension compiled on first use with the system's C++ compiler
+and cached by torch (``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``); later
+processes load the cached library in well under a second. Where no compiler is found the
+backend reports itself unavailable (``unavailable_reason``) and ``auto`` falls back to the
+Python loops with one warning.
+
+Each direction of a layer is one call: the input projection of all steps is one matrix
+product here in Python (autograd carries it to ``weight_ih``, ``bias_ih`` and the input),
+and the kernel runs the recurrence, keeping for the backward only the gate activations and
+the states. The backward returns the gradient of every gate pre-activation, from which the
+weight gradients are single products over all steps. Contract and shapes as
+``reference.run_direction`` (T time, B batch, G gate blocks, H hidden, R output size).
+First derivatives only, like the manual backend: use ``reference`` for double backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmkit.cellmath.family import CellFamily, Weights
+from lstmkit.cellmath.lstm import LSTMFamily
+
+_SOURCE = Path(__file__).with_name("kernels.cpp")
+_LSTM_KIND = {"standard": 0, "coupled": 1, "noforget": 2}  # kernels.cpp's LSTMKind
+
+
+class FusedUnavailable(RuntimeError):
+    """The fused CPU kernels could not be built or loaded on this machine."""
+
+
+@functools.cache
+def _load() -> str | None:
+    """Build (once per source version, cached by torch) and load the kernels. Returns None
+    when they are ready, else why not."""
+    if os.environ.get("LSTMKIT_NO_FUSED"):
+        return "LSTMKIT_NO_FUSED is set"
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler!r}) to build the fused kernels"
+    from torch.utils import cpp_extension
+
+    capability, flags = _simd_flags()
+    try:
+        cpp_extension.load(
+            name=f"lstmkit_fused_cpu_{capability.lower()}",
+            sources=[str(_SOURCE)],
+            # OpenMP: at::parallel_for over batch rows
+            extra_cflags=["-O3", "-fopenmp", *flags],
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+            verbose=False,
+        )
+    except Exception as error:  # a compiler error is a reason to fall back, not to crash
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        return f"building the fused kernels failed: {first}"
+    return None
+
+
+def _simd_flags() -> tuple[str, list[str]]:
+    """The SIMD level torch picked for this CPU, and the flags that build at::vec for it.
+
+    ATen compiles each of its kernels once per level and names the code after it
+    (``at::vec::CPU_CAPABILITY``), so defining the same macros here gives the kernels torch's
+    own SIMD exp and tanh without clashing with torch's copies."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        avx512 = ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]
+        return capability, [*avx512, "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+    if capability == "AVX2":
+        return capability, ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return "DEFAULT", ["-DCPU_CAPABILITY=DEFAULT"]
+
+
+def unavailable_reason() -> str | None:
+    """Why the fused CPU kernels cannot run here, or None if they can (builds them)."""
+    return _load()
+
+
+def _ops():
+    reason = _load()
+    if reason is not None:
+        raise FusedUnavailable(f"the fused backend is unavailable: {reason}")
+    return torch.ops.lstmkit_fused
+
+
+def run_direction(
+    family: CellFamily,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    mask: Tensor | None,
+    reverse: bool,
+    record: bool,
+) -> tuple[Tensor, tuple[Tensor, ...], None]:
+    """Same contract as ``reference.run_direction``, without traces."""
+    if record:
+        raise ValueError("the fused backend records no traces; trace with 'reference'")
+    if x.device.type != "cpu":
+        raise ValueError(f"the fused CPU backend needs CPU tensors, got {x.device}")
+    ops = _ops()
+    step_mask = None if mask is None else mask[..., 0].contiguous()  # (T, B)
+    if reverse:  # the kernels run forward in time; a reversed direction is the flipped one
+        x = x.flip(0)
+        step_mask = None if step_mask is None else step_mask.flip(0)
+    if isinstance(family, LSTMFamily):
+        output, final = _run_lstm(ops, family, x, state, weights, step_mask)
+    elif family.name == "gru":
+        output, final = _run_gru(ops, x, state, weights, step_mask)
+    else:
+        output, final = _run_rnn(ops, family, x, state, weights, step_mask)
+    return (output.flip(0) if reverse else output), final, None
+
+
+# -- LSTM family ---------------------------------------------------------------------------
+
+
+def _lstm_kind(family: LSTMFamily) -> int:
+    if family.coupled:
+        return _LSTM_KIND["coupled"]
+    return _LSTM_KIND["standard"] if family.forget_gate else _LSTM_KIND["noforget"]
+
+
+def _run_lstm(ops, family: LSTMFamily, x, state, weights, mask):
+    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    h0, c0 = state
+    output, h_n, c_n = _LSTMFunction.apply(
+        ops, _lstm_kind(family), mask, x_gates, h0, c0, weights["weight_hh"],
+        weights.get("bias_hh"), weights.get("weight_ci"), weights.get("weight_cf"),
+        weights.get("weight_co"), weights.get("weight_hr"),
+    )  # fmt: skip
+    return output, (h_n, c_n)
+
+
+class _LSTMFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ops, kind, mask, x_gates, h0, c0, w_hh, b_hh, p_i, p_f, p_o, w_hr):
+        if b_hh is not None:  # both biases enter every step the same way: add b_hh once
+            x_gates = x_gates + b_hh
+        output, h_n, c_n, acts, c_all, h_all, m_all = ops.lstm_forward(
+            x_gates.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
+            p_i, p_f, p_o, None if w_hr is None else w_hr.contiguous(), mask, kind,
+        )  # fmt: skip
+        ctx.ops, ctx.kind, ctx.mask, ctx.has_bias = ops, kind, mask, b_hh is not None
+        ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr)
+        return output, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n, d_c_n):
+        acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr = ctx.saved_tensors
+        d_output = _zeros_if_none(d_output, h_all)
+        d_h_n = _zeros_if_none(d_h_n, h0)
+        d_c_n = _zeros_if_none(d_c_n, c0)
+        dz, dh0, dc0, d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr = ctx.ops.lstm_backward(
+            d_output.contiguous(), d_h_n.contiguous(), d_c_n.contiguous(), acts, c_all, h_all,
+            m_all, h0.contiguous(), c0.contiguous(), w_hh.contiguous(), p_i, p_f, p_o,
+            None if w_hr is None else w_hr.contiguous(), ctx.mask, ctx.kind,
+        )  # fmt: skip
+        d_b_hh = dz.sum((0, 1)) if ctx.has_bias else None
+        return (None, None, None, dz, dh0, dc0, d_w_hh, d_b_hh, _defined(d_p_i),
+                _defined(d_p_f), _defined(d_p_o), _defined(d_w_hr))  # fmt: skip
+
+
+# -- GRU -----------------------------------------------------------------------------------
+
+
+def _run_gru(ops, x, state, weights, mask):
+    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    (h0,) = state
+    output, h_n = _GRUFunction.apply(
+        ops, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
+    )
+    return output, (h_n,)
+
+
+class _GRUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ops, mask, x_gates, h0, w_hh, b_hh):
+        output, h_n, acts, hn_all, h_all = ops.gru_forward(
+            x_gates.contiguous(), h0.contiguous(), w_hh.contiguous(),
+            None if b_hh is None else b_hh.contiguous(), mask,
+        )  # fmt: skip
+        ctx.ops, ctx.mask, ctx.has_bias = ops, mask, b_hh is not None
+        ctx.save_for_backward(acts, hn_all, h_all, h0, w_hh)
+        return output, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n):
+        acts, hn_all, h_all, h0, w_hh = ctx.saved_tensors
+        dx, dh0, d_w_hh, d_b_hh = ctx.ops.gru_backward(
+            _zeros_if_none(d_output, h_all).contiguous(),
+            _zeros_if_none(d_h_n, h0).contiguous(),
+            acts, hn_all, h_all, h0.contiguous(), w_hh.contiguous(), ctx.mask,
+        )  # fmt: skip
+        return None, None, dx, dh0, d_w_hh, d_b_hh if ctx.has_bias else None
+
+
+# -- RNN -----------------------------------------------------------------------------------
+
+
+def _run_rnn(ops, family, x, state, weights, mask):
+    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    (h0,) = state
+    relu = family.nonlinearity == "relu"
+    output, h_n = _RNNFunction.apply(
+        ops, relu, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
+    )
+    return output, (h_n,)
+
+
+class _RNNFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ops, relu, mask, x_gates, h0, w_hh, b_hh):
+        if b_hh is not None:
+            x_gates = x_gates + b_hh
+        output, h_n, h_all = ops.rnn_forward(
+            x_gates.contiguous(), h0.contiguous(), w_hh.contiguous(), relu, mask
+        )
+        ctx.ops, ctx.relu, ctx.mask, ctx.has_bias = ops, relu, mask, b_hh is not None
+        ctx.save_for_backward(h_all, h0, w_hh)
+        return output, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n):
+        h_all, h0, w_hh = ctx.saved_tensors
+        d_pre, dh0, d_w_hh = ctx.ops.rnn_backward(
+            _zeros_if_none(d_output, h_all).contiguous(),
+            _zeros_if_none(d_h_n, h0).contiguous(),
+            h_all, h0.contiguous(), w_hh.contiguous(), ctx.relu, ctx.mask,
+        )  # fmt: skip
+        d_b_hh = d_pre.sum((0, 1)) if ctx.has_bias else None
+        return None, None, None, d_pre, dh0, d_w_hh, d_b_hh
+
+
+def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
+    return torch.zeros_like(like) if grad is None else grad
+
+
+def _defined(t: Tensor | None) -> Tensor | None:
+    """The kernels return an undefined tensor (None here) for absent parameters."""
+    return t if t is not None and t.numel() else None
