@@ -88,7 +88,7 @@ def test_auto_backend_traces_a_torch_layer():
     traced_out, _, _ = lstm(x, return_trace=True)
     torch.testing.assert_close(out, traced_out, **F64)
     explicit = lstmkit.LSTM(I, H, backend="torch")
-    with pytest.raises(ValueError, match="use backend='auto' or 'reference'"):
+    with pytest.raises(ValueError, match="use backend='auto', 'fused' or 'reference'"):
         explicit(torch.randn(T, B, I), return_trace=True)
 
 

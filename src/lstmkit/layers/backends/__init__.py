@@ -17,8 +17,9 @@ A typed choice, validated once when the layer is built, dispatched in one place
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain cells,
   ``"fused"`` for the variants on the CPU, else ``"manual"`` for the LSTM variants, else
   ``"reference"``. When the fused kernels cannot be built (no C++ compiler), ``auto`` warns
-  once and uses the Python loops. A traced call always runs ``"reference"``, the only one
-  that records gates.
+  once and uses the Python loops. A traced call runs ``"reference"``, whose traces are part
+  of the autograd graph; ``"fused"`` also records traces, detached from it, at no extra
+  computation; the other backends record nothing.
 
 An explicit choice that cannot run the layer is an error, never silently replaced.
 """
@@ -82,7 +83,7 @@ def choose_backend(
 ) -> Backend:
     """The backend that runs this call."""
     if requested is Backend.AUTO:
-        if tracing:
+        if tracing:  # the reference's traces are differentiable; the fused ones are not
             return Backend.REFERENCE
         if unsupported_reason(Backend.TORCH, family) is None:
             return Backend.TORCH
@@ -91,10 +92,10 @@ def choose_backend(
         if unsupported_reason(Backend.MANUAL, family) is None:
             return Backend.MANUAL
         return Backend.REFERENCE
-    if requested is not Backend.REFERENCE and tracing:
+    if requested not in (Backend.REFERENCE, Backend.FUSED) and tracing:
         raise ValueError(
             f"return_trace=True needs the gates, which the {requested.value!r} backend does not "
-            "record; use backend='auto' or 'reference' for traced calls"
+            "record; use backend='auto', 'fused' or 'reference' for traced calls"
         )
     if requested is Backend.FUSED and device_type != "cpu":
         raise ValueError(

@@ -100,10 +100,14 @@ def run_direction(
     mask: Tensor | None,
     reverse: bool,
     record: bool,
-) -> tuple[Tensor, tuple[Tensor, ...], None]:
-    """Same contract as ``reference.run_direction``, without traces."""
-    if record:
-        raise ValueError("the fused backend records no traces; trace with 'reference'")
+) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor] | None]:
+    """Same contract as ``reference.run_direction``.
+
+    A trace costs no extra computation: the kernels keep every gate activation and state for
+    the backward anyway, and ``record`` hands them out as well (masked to 0 past each
+    sequence's end, as the reference does). Unlike the reference's, these traces are not
+    part of the autograd graph, and they keep those (T, B, (G + 2) H) values alive as long
+    as the trace lives, also under ``torch.no_grad()``."""
     if x.device.type != "cpu":
         raise ValueError(f"the fused CPU backend needs CPU tensors, got {x.device}")
     ops = _ops()
@@ -112,12 +116,35 @@ def run_direction(
         x = x.flip(0)
         step_mask = None if step_mask is None else step_mask.flip(0)
     if isinstance(family, LSTMFamily):
-        output, final = _run_lstm(ops, family, x, state, weights, step_mask)
+        output, final, saved = _run_lstm(ops, family, x, state, weights, step_mask)
     elif family.name == "gru":
-        output, final = _run_gru(ops, x, state, weights, step_mask)
+        output, final, saved = _run_gru(ops, x, state, weights, step_mask)
     else:
-        output, final = _run_rnn(ops, family, x, state, weights, step_mask)
-    return (output.flip(0) if reverse else output), final, None
+        output, final, saved = _run_rnn(ops, family, x, state, weights, step_mask)
+    trace = _trace(family, saved, step_mask) if record else None
+    if reverse:
+        output = output.flip(0)
+        trace = None if trace is None else {k: v.flip(0) for k, v in trace.items()}
+    return output, final, trace
+
+
+def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
+    """The family's trace tensors (T, B, size) from what the kernel kept; all in kernel time
+    order, ``mask`` (T, B) included."""
+    if isinstance(family, LSTMFamily):
+        gates = dict(zip(family.gates, saved["acts"].chunk(len(family.gates), -1), strict=True))
+        if family.coupled:
+            gates["forget"] = 1 - gates["input"]
+        values = {**gates, "cell": saved["cell"], "hidden": saved["hidden"]}
+    elif family.name == "gru":
+        reset, update, candidate = saved["acts"].chunk(3, -1)
+        values = dict(reset=reset, update=update, candidate=candidate, hidden=saved["hidden"])
+    else:
+        values = {"hidden": saved["hidden"]}
+    trace = {name: values[name].detach() for name in family.trace_names}
+    if mask is not None:  # past a sequence's end the reference reports zeros
+        trace = {name: v.masked_fill(~mask[..., None], 0.0) for name, v in trace.items()}
+    return trace
 
 
 # -- LSTM family ---------------------------------------------------------------------------
@@ -132,12 +159,12 @@ def _lstm_kind(family: LSTMFamily) -> int:
 def _run_lstm(ops, family: LSTMFamily, x, state, weights, mask):
     x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
     h0, c0 = state
-    output, h_n, c_n = _LSTMFunction.apply(
+    output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
         ops, _lstm_kind(family), mask, x_gates, h0, c0, weights["weight_hh"],
         weights.get("bias_hh"), weights.get("weight_ci"), weights.get("weight_cf"),
         weights.get("weight_co"), weights.get("weight_hr"),
     )  # fmt: skip
-    return output, (h_n, c_n)
+    return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
 
 
 class _LSTMFunction(torch.autograd.Function):
@@ -151,11 +178,12 @@ class _LSTMFunction(torch.autograd.Function):
         )  # fmt: skip
         ctx.ops, ctx.kind, ctx.mask, ctx.has_bias = ops, kind, mask, b_hh is not None
         ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr)
-        return output, h_n, c_n
+        ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
+        return output, h_n, c_n, acts, c_all, h_all
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_output, d_h_n, d_c_n):
+    def backward(ctx, d_output, d_h_n, d_c_n, *_):
         acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr = ctx.saved_tensors
         d_output = _zeros_if_none(d_output, h_all)
         d_h_n = _zeros_if_none(d_h_n, h0)
@@ -176,10 +204,10 @@ class _LSTMFunction(torch.autograd.Function):
 def _run_gru(ops, x, state, weights, mask):
     x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
     (h0,) = state
-    output, h_n = _GRUFunction.apply(
+    output, h_n, acts, h_all = _GRUFunction.apply(
         ops, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
     )
-    return output, (h_n,)
+    return output, (h_n,), dict(acts=acts, hidden=h_all)
 
 
 class _GRUFunction(torch.autograd.Function):
@@ -191,11 +219,12 @@ class _GRUFunction(torch.autograd.Function):
         )  # fmt: skip
         ctx.ops, ctx.mask, ctx.has_bias = ops, mask, b_hh is not None
         ctx.save_for_backward(acts, hn_all, h_all, h0, w_hh)
-        return output, h_n
+        ctx.mark_non_differentiable(acts, h_all)  # handed out for traces only
+        return output, h_n, acts, h_all
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_output, d_h_n):
+    def backward(ctx, d_output, d_h_n, *_):
         acts, hn_all, h_all, h0, w_hh = ctx.saved_tensors
         dx, dh0, d_w_hh, d_b_hh = ctx.ops.gru_backward(
             _zeros_if_none(d_output, h_all).contiguous(),
@@ -212,10 +241,10 @@ def _run_rnn(ops, family, x, state, weights, mask):
     x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
     (h0,) = state
     relu = family.nonlinearity == "relu"
-    output, h_n = _RNNFunction.apply(
+    output, h_n, h_all = _RNNFunction.apply(
         ops, relu, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
     )
-    return output, (h_n,)
+    return output, (h_n,), dict(hidden=h_all)
 
 
 class _RNNFunction(torch.autograd.Function):
@@ -228,11 +257,12 @@ class _RNNFunction(torch.autograd.Function):
         )
         ctx.ops, ctx.relu, ctx.mask, ctx.has_bias = ops, relu, mask, b_hh is not None
         ctx.save_for_backward(h_all, h0, w_hh)
-        return output, h_n
+        ctx.mark_non_differentiable(h_all)  # handed out for traces only
+        return output, h_n, h_all
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_output, d_h_n):
+    def backward(ctx, d_output, d_h_n, *_):
         h_all, h0, w_hh = ctx.saved_tensors
         d_pre, dh0, d_w_hh = ctx.ops.rnn_backward(
             _zeros_if_none(d_output, h_all).contiguous(),
