@@ -88,7 +88,8 @@ def test_auto_picks_the_fastest_backend_that_can_run_the_layer():
     assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=False) is Backend.TORCH
     assert choose_backend(Backend.AUTO, LSTMFamily(4, proj_size=2), False) is Backend.TORCH
     assert choose_backend(Backend.AUTO, LSTMFamily(4, peephole=True), False) is Backend.FUSED
-    assert choose_backend(Backend.AUTO, GRUFamily(4), tracing=False) is Backend.TORCH
+    assert choose_backend(Backend.AUTO, GRUFamily(4), tracing=False) is Backend.FUSED
+    assert choose_backend(Backend.AUTO, GRUFamily(4), False, "cuda") is Backend.TORCH
     assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=True) is Backend.REFERENCE
 
 

@@ -17,7 +17,7 @@ from helpers import LSTM_OPTIONS, TOLERANCE, assert_close_all, random_loss
 from torch.autograd import gradcheck
 
 import lstmkit
-from lstmkit.cellmath import LSTMFamily
+from lstmkit.cellmath import GRUFamily, LSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend, fused_cpu
 
 I, T, B = 4, 7, 3
@@ -158,11 +158,12 @@ def no_compiler(monkeypatch):
 def test_without_the_kernels_auto_warns_once_and_falls_back(no_compiler):
     layer = lstmkit.LSTM(I, 5, peephole=True)
     x = torch.randn(T, B, I)
-    with pytest.warns(RuntimeWarning, match="LSTMKIT_NO_FUSED is set; backend='auto' runs"):
+    with pytest.warns(RuntimeWarning, match="LSTMKIT_NO_FUSED is set; backend='auto' falls"):
         layer(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second call must not warn again
         assert choose_backend(Backend.AUTO, layer.family, False) is Backend.MANUAL
+        assert choose_backend(Backend.AUTO, GRUFamily(4), False) is Backend.TORCH
         layer(x)
 
 

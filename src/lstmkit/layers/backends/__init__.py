@@ -14,12 +14,13 @@ A typed choice, validated once when the layer is built, dispatched in one place
   LSTM (with or without projection), GRU and RNN.
 - ``"fused"``: lstmkit's own compiled kernels for every cell and option (:mod:`.fused_cpu`,
   C++ built on first use). CPU tensors for now.
-- ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain cells,
-  ``"fused"`` for the variants on the CPU, else ``"manual"`` for the LSTM variants, else
-  ``"reference"``. When the fused kernels cannot be built (no C++ compiler), ``auto`` warns
-  once and uses the Python loops. A traced call runs ``"reference"``, whose traces are part
-  of the autograd graph; ``"fused"`` also records traces, detached from it, at no extra
-  computation; the other backends record nothing.
+- ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
+  (and for the plain GRU and RNN off the CPU), ``"fused"`` for everything else on the CPU,
+  else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
+  cannot be built (no C++ compiler), ``auto`` warns once and takes the next in that list.
+  A traced call runs ``"reference"``, whose traces are part of the autograd graph;
+  ``"fused"`` also records traces, detached from it, at no extra computation; the other
+  backends record nothing.
 
 An explicit choice that cannot run the layer is an error, never silently replaced.
 """
@@ -85,10 +86,17 @@ def choose_backend(
     if requested is Backend.AUTO:
         if tracing:  # the reference's traces are differentiable; the fused ones are not
             return Backend.REFERENCE
-        if unsupported_reason(Backend.TORCH, family) is None:
+        # torch's own LSTM kernel (oneDNN) is the fastest plain LSTM on the CPU; its GRU and
+        # RNN backward passes are not fused, and lstmkit's kernels beat them (performance.md)
+        plain_lstm = isinstance(family, LSTMFamily)
+        if unsupported_reason(Backend.TORCH, family) is None and (
+            plain_lstm or device_type != "cpu"
+        ):
             return Backend.TORCH
         if device_type == "cpu" and _fused_cpu_ready():
             return Backend.FUSED
+        if unsupported_reason(Backend.TORCH, family) is None:
+            return Backend.TORCH
         if unsupported_reason(Backend.MANUAL, family) is None:
             return Backend.MANUAL
         return Backend.REFERENCE
@@ -117,7 +125,8 @@ def _fused_cpu_ready() -> bool:
     if reason is not None and not _warned_unavailable:
         _warned_unavailable = True
         warnings.warn(
-            f"lstmkit: {reason}; backend='auto' runs the variants on the slower Python loops",
+            f"lstmkit: {reason}; backend='auto' falls back to torch's kernels where torch has "
+            "the cell and to the slower Python loops elsewhere",
             RuntimeWarning,
             stacklevel=4,
         )

@@ -28,8 +28,7 @@
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
-#include <cmath>
-#include <tuple>
+#include <algorithm>
 #include <vector>
 
 namespace {
