@@ -3,8 +3,8 @@ r"""The fused CPU backend: every cell's time loop and backward pass in C++ (``ke
 The kernels are a torch C++ extension compiled on first use with the system's C++ compiler
 and cached by torch (``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``); later
 processes load the cached library in well under a second. Where no compiler is found the
-backend reports itself unavailable (``unavailable_reason``) and ``auto`` falls back to the
-Python loops with one warning.
+backend reports itself unavailable (``unavailable_reason``), and ``auto`` warns once and
+falls back to torch's kernels or the Python loops.
 
 Each direction of a layer is one call: the input projection of all steps is one matrix
 product here in Python (autograd carries it to ``weight_ih``, ``bias_ih`` and the input),
@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -49,9 +50,12 @@ def _load() -> str | None:
     from torch.utils import cpp_extension
 
     capability, flags = _simd_flags()
+    name = f"lstmkit_fused_cpu_{capability.lower()}"
+    if not _is_built(cpp_extension, name):  # a minute of silence deserves a word first
+        print("lstmkit: building the fused CPU kernels (once; about a minute)", file=sys.stderr)
     try:
         cpp_extension.load(
-            name=f"lstmkit_fused_cpu_{capability.lower()}",
+            name=name,
             sources=[str(_SOURCE)],
             # OpenMP: at::parallel_for over batch rows
             extra_cflags=["-O3", "-fopenmp", *flags],
@@ -63,6 +67,16 @@ def _load() -> str | None:
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         return f"building the fused kernels failed: {first}"
     return None
+
+
+def _is_built(cpp_extension, name: str) -> bool:
+    """Whether torch's cache already holds a library for ``name`` (it may still rebuild it
+    when the source changed; then the message is merely missing)."""
+    try:
+        folder = Path(cpp_extension._get_build_directory(name, verbose=False))
+    except Exception:  # a private helper of torch's: if it moves, just say nothing
+        return True
+    return (folder / f"{name}.so").exists()
 
 
 def _simd_flags() -> tuple[str, list[str]]:
