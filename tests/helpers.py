@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+import lstmkit
+
 LSTM_OPTIONS = {  # every variant and combination of the LSTM that the backends must agree on
     "plain": {},
     "peephole": dict(peephole=True),
@@ -13,6 +15,18 @@ LSTM_OPTIONS = {  # every variant and combination of the LSTM that the backends 
     "peephole-coupled": dict(peephole=True, coupled=True),
     "no-forget-gate": dict(forget_gate=False),
     "peephole-no-forget-gate": dict(peephole=True, forget_gate=False),
+}
+
+# (layer class, its options) for every family and option the kernels must agree on: the
+# LSTM with each variant and a projection, the GRU and the RNN
+LAYER_CASES = {
+    **{f"lstm-{name}": (lstmkit.LSTM, opts) for name, opts in LSTM_OPTIONS.items()},
+    "lstm-proj": (lstmkit.LSTM, dict(proj_size=3)),
+    "lstm-peephole-proj-nobias": (lstmkit.LSTM, dict(peephole=True, proj_size=3, bias=False)),
+    "gru": (lstmkit.GRU, {}),
+    "gru-nobias": (lstmkit.GRU, dict(bias=False)),
+    "rnn-tanh": (lstmkit.RNN, {}),
+    "rnn-relu": (lstmkit.RNN, dict(nonlinearity="relu")),
 }
 
 TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}

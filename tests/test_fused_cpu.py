@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 import torch
-from helpers import LSTM_OPTIONS, TOLERANCE, assert_close_all, random_loss
+from helpers import LAYER_CASES, TOLERANCE, assert_close_all, random_loss
 from torch.autograd import gradcheck
 
 import lstmkit
@@ -24,22 +24,12 @@ I, T, B = 4, 7, 3
 LENGTHS = [7, 2, 5]
 BF16_TOLERANCE = dict(rtol=3e-2, atol=3e-2)
 
-# (layer class, its options) for every family; the LSTM with each variant and a projection
-FAMILIES = {
-    **{f"lstm-{name}": (lstmkit.LSTM, opts) for name, opts in LSTM_OPTIONS.items()},
-    "lstm-proj": (lstmkit.LSTM, dict(proj_size=3)),
-    "lstm-peephole-proj-nobias": (lstmkit.LSTM, dict(peephole=True, proj_size=3, bias=False)),
-    "gru": (lstmkit.GRU, {}),
-    "gru-nobias": (lstmkit.GRU, dict(bias=False)),
-    "rnn-tanh": (lstmkit.RNN, {}),
-    "rnn-relu": (lstmkit.RNN, dict(nonlinearity="relu")),
-}
 SHAPES = {"H5-L1": (5, 1), "H9-L2": (9, 2)}
-GRID = list(itertools.product(FAMILIES, SHAPES, ["full", "lengths"], ["uni", "bi"]))
+GRID = list(itertools.product(LAYER_CASES, SHAPES, ["full", "lengths"], ["uni", "bi"]))
 
 
 def _pair(family: str, shape: str, bidirectional: bool, dtype):
-    cls, options = FAMILIES[family]
+    cls, options = LAYER_CASES[family]
     hidden, layers = SHAPES[shape]
     make = lambda backend: cls(  # noqa: E731
         I, hidden, layers, bidirectional=bidirectional, backend=backend, **options
@@ -58,7 +48,9 @@ def _run(layer, x, lengths):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize(("family", "shape", "lengths", "direction"), GRID, ids="-".join)
+@pytest.mark.parametrize(
+    ("family", "shape", "lengths", "direction"), GRID, ids=["-".join(case) for case in GRID]
+)
 def test_fused_matches_reference(family, shape, lengths, direction, dtype):
     reference, fused = _pair(family, shape, direction == "bi", dtype)
     x = torch.randn(T, B, I, dtype=dtype, generator=torch.Generator().manual_seed(1))
@@ -85,7 +77,7 @@ def test_bfloat16_follows_float32(family):
 
 @pytest.mark.parametrize("family", ["lstm-peephole", "lstm-coupled", "gru", "rnn-relu"])
 def test_gradcheck(family):
-    cls, options = FAMILIES[family]
+    cls, options = LAYER_CASES[family]
     layer = cls(2, 3, bidirectional=True, backend="fused", **options).double()
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([4, 3])
@@ -140,8 +132,10 @@ def test_auto_runs_the_variants_on_the_fused_kernels():
     assert (
         choose_backend(Backend.AUTO, LSTMFamily(4, peephole=True), False, "cuda") is Backend.MANUAL
     )
-    with pytest.raises(ValueError, match="CPU kernels only so far; the input is on 'cuda'"):
-        choose_backend(Backend.FUSED, LSTMFamily(4), False, "cuda")
+    # CUDA tensors go to the Triton kernels; a device with neither is refused up front
+    assert choose_backend(Backend.FUSED, LSTMFamily(4), False, "cuda") is Backend.FUSED
+    with pytest.raises(ValueError, match="cannot run 'mps' tensors here: the Triton kernels"):
+        choose_backend(Backend.FUSED, LSTMFamily(4), False, "mps")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_p
 from lstmkit.layers.backends import (
     Backend,
     choose_backend,
-    fused_cpu,
+    fused,
     manual_lstm,
     reference,
     torch_fused,
@@ -176,7 +176,7 @@ class RecurrentLayer(nn.Module):
             for layer in range(self.num_layers)
         ]
         direction_fn = {
-            Backend.FUSED: fused_cpu.run_direction,
+            Backend.FUSED: fused.run_direction,
             Backend.MANUAL: manual_lstm.run_direction,
             Backend.REFERENCE: reference.run_direction,
         }[backend]

@@ -12,12 +12,14 @@ A typed choice, validated once when the layer is built, dispatched in one place
 - ``"torch"``: torch's fused kernels (oneDNN on CPU, cuDNN on GPU) through ``torch._VF``,
   the functions torch.nn.LSTM/GRU/RNN call. Only the configurations torch has: the plain
   LSTM (with or without projection), GRU and RNN.
-- ``"fused"``: lstmkit's own compiled kernels for every cell and option (:mod:`.fused_cpu`,
-  C++ built on first use). CPU tensors for now.
+- ``"fused"``: lstmkit's own kernels for every cell and option: C++ built on first use for
+  CPU tensors (:mod:`.fused_cpu`), Triton for CUDA tensors (:mod:`.fused_triton`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
   (and for the plain GRU and RNN off the CPU), ``"fused"`` for everything else on the CPU,
   else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
   cannot be built (no C++ compiler), ``auto`` warns once and takes the next in that list.
+  On a GPU ``auto`` does not take the Triton kernels yet: they are checked under Triton's
+  CPU interpreter but have not been run on a GPU (see fused_triton's docstring).
   A traced call runs ``"reference"``, whose traces are part of the autograd graph;
   ``"fused"`` also records traces, detached from it, at no extra computation; the other
   backends record nothing.
@@ -106,10 +108,14 @@ def choose_backend(
             "record; use backend='auto', 'fused' or 'reference' for traced calls"
         )
     if requested is Backend.FUSED and device_type != "cpu":
-        raise ValueError(
-            f"backend='fused' has CPU kernels only so far; the input is on {device_type!r}. "
-            "Use backend='auto' there"
-        )
+        from lstmkit.layers.backends import fused_triton
+
+        reason = fused_triton.unavailable_reason(device_type)
+        if reason is not None:
+            raise ValueError(
+                f"backend='fused' cannot run {device_type!r} tensors here: {reason}. "
+                "Use backend='auto' there"
+            )
     return requested
 
 

@@ -6,12 +6,15 @@ processes load the cached library in well under a second. Where no compiler is f
 backend reports itself unavailable (``unavailable_reason``), and ``auto`` warns once and
 falls back to torch's kernels or the Python loops.
 
-Each direction of a layer is one call: the input projection of all steps is one matrix
+Each direction of a layer is one call (through ``backends.fused``, which flips reversed
+directions and builds traces): the input projection of all steps is one matrix
 product here in Python (autograd carries it to ``weight_ih``, ``bias_ih`` and the input),
 and the kernel runs the recurrence, keeping for the backward only the gate activations and
 the states. The backward returns the gradient of every gate pre-activation, from which the
-weight gradients are single products over all steps. Contract and shapes as
-``reference.run_direction`` (T time, B batch, G gate blocks, H hidden, R output size).
+weight gradients are single products over all steps. ``run_lstm``, ``run_gru`` and
+``run_rnn`` take x (T, B, I) in forward time order and a (T, B) mask or None, and return the
+outputs (T, B, R), the final state and what ``fused.trace`` reads (T time, B batch, G gate
+blocks, H hidden, R output size).
 First derivatives only, like the manual backend: use ``reference`` for double backward.
 """
 
@@ -27,8 +30,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.layers.backends.fused import zeros_if_none
 
 _SOURCE = Path(__file__).with_name("kernels.cpp")
 _LSTM_KIND = {"standard": 0, "coupled": 1, "noforget": 2}  # kernels.cpp's LSTMKind
@@ -106,61 +109,6 @@ def _ops():
     return torch.ops.lstmkit_fused
 
 
-def run_direction(
-    family: CellFamily,
-    x: Tensor,
-    state: tuple[Tensor, ...],
-    weights: Weights,
-    mask: Tensor | None,
-    reverse: bool,
-    record: bool,
-) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor] | None]:
-    """Same contract as ``reference.run_direction``.
-
-    A trace costs no extra computation: the kernels keep every gate activation and state for
-    the backward anyway, and ``record`` hands them out as well (masked to 0 past each
-    sequence's end, as the reference does). Unlike the reference's, these traces are not
-    part of the autograd graph, and they keep those (T, B, (G + 2) H) values alive as long
-    as the trace lives, also under ``torch.no_grad()``."""
-    if x.device.type != "cpu":
-        raise ValueError(f"the fused CPU backend needs CPU tensors, got {x.device}")
-    ops = _ops()
-    step_mask = None if mask is None else mask[..., 0].contiguous()  # (T, B)
-    if reverse:  # the kernels run forward in time; a reversed direction is the flipped one
-        x = x.flip(0)
-        step_mask = None if step_mask is None else step_mask.flip(0)
-    if isinstance(family, LSTMFamily):
-        output, final, saved = _run_lstm(ops, family, x, state, weights, step_mask)
-    elif family.name == "gru":
-        output, final, saved = _run_gru(ops, x, state, weights, step_mask)
-    else:
-        output, final, saved = _run_rnn(ops, family, x, state, weights, step_mask)
-    trace = _trace(family, saved, step_mask) if record else None
-    if reverse:
-        output = output.flip(0)
-        trace = None if trace is None else {k: v.flip(0) for k, v in trace.items()}
-    return output, final, trace
-
-
-def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
-    """The family's trace tensors (T, B, size) from what the kernel kept; all in kernel time
-    order, ``mask`` (T, B) included."""
-    if isinstance(family, LSTMFamily):
-        gates = dict(zip(family.gates, saved["acts"].chunk(len(family.gates), -1), strict=True))
-        if family.coupled:
-            gates["forget"] = 1 - gates["input"]
-        values = {**gates, "cell": saved["cell"], "hidden": saved["hidden"]}
-    elif family.name == "gru":
-        reset, update, candidate = saved["acts"].chunk(3, -1)
-        values = dict(reset=reset, update=update, candidate=candidate, hidden=saved["hidden"])
-    else:
-        values = {"hidden": saved["hidden"]}
-    trace = {name: values[name].detach() for name in family.trace_names}
-    if mask is not None:  # past a sequence's end the reference reports zeros
-        trace = {name: v.masked_fill(~mask[..., None], 0.0) for name, v in trace.items()}
-    return trace
-
-
 # -- LSTM family ---------------------------------------------------------------------------
 
 
@@ -170,7 +118,8 @@ def _lstm_kind(family: LSTMFamily) -> int:
     return _LSTM_KIND["standard"] if family.forget_gate else _LSTM_KIND["noforget"]
 
 
-def _run_lstm(ops, family: LSTMFamily, x, state, weights, mask):
+def run_lstm(family: LSTMFamily, x, state, weights, mask):
+    ops = _ops()
     x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
@@ -199,9 +148,9 @@ class _LSTMFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_output, d_h_n, d_c_n, *_):
         acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr = ctx.saved_tensors
-        d_output = _zeros_if_none(d_output, h_all)
-        d_h_n = _zeros_if_none(d_h_n, h0)
-        d_c_n = _zeros_if_none(d_c_n, c0)
+        d_output = zeros_if_none(d_output, h_all)
+        d_h_n = zeros_if_none(d_h_n, h0)
+        d_c_n = zeros_if_none(d_c_n, c0)
         dz, dh0, dc0, d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr = ctx.ops.lstm_backward(
             d_output.contiguous(), d_h_n.contiguous(), d_c_n.contiguous(), acts, c_all, h_all,
             m_all, h0.contiguous(), c0.contiguous(), w_hh.contiguous(), p_i, p_f, p_o,
@@ -215,7 +164,8 @@ class _LSTMFunction(torch.autograd.Function):
 # -- GRU -----------------------------------------------------------------------------------
 
 
-def _run_gru(ops, x, state, weights, mask):
+def run_gru(family, x, state, weights, mask):
+    ops = _ops()
     x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
     (h0,) = state
     output, h_n, acts, h_all = _GRUFunction.apply(
@@ -241,8 +191,8 @@ class _GRUFunction(torch.autograd.Function):
     def backward(ctx, d_output, d_h_n, *_):
         acts, hn_all, h_all, h0, w_hh = ctx.saved_tensors
         dx, dh0, d_w_hh, d_b_hh = ctx.ops.gru_backward(
-            _zeros_if_none(d_output, h_all).contiguous(),
-            _zeros_if_none(d_h_n, h0).contiguous(),
+            zeros_if_none(d_output, h_all).contiguous(),
+            zeros_if_none(d_h_n, h0).contiguous(),
             acts, hn_all, h_all, h0.contiguous(), w_hh.contiguous(), ctx.mask,
         )  # fmt: skip
         return None, None, dx, dh0, d_w_hh, d_b_hh if ctx.has_bias else None
@@ -251,7 +201,8 @@ class _GRUFunction(torch.autograd.Function):
 # -- RNN -----------------------------------------------------------------------------------
 
 
-def _run_rnn(ops, family, x, state, weights, mask):
+def run_rnn(family, x, state, weights, mask):
+    ops = _ops()
     x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
     (h0,) = state
     relu = family.nonlinearity == "relu"
@@ -279,16 +230,12 @@ class _RNNFunction(torch.autograd.Function):
     def backward(ctx, d_output, d_h_n, *_):
         h_all, h0, w_hh = ctx.saved_tensors
         d_pre, dh0, d_w_hh = ctx.ops.rnn_backward(
-            _zeros_if_none(d_output, h_all).contiguous(),
-            _zeros_if_none(d_h_n, h0).contiguous(),
+            zeros_if_none(d_output, h_all).contiguous(),
+            zeros_if_none(d_h_n, h0).contiguous(),
             h_all, h0.contiguous(), w_hh.contiguous(), ctx.relu, ctx.mask,
         )  # fmt: skip
         d_b_hh = d_pre.sum((0, 1)) if ctx.has_bias else None
         return None, None, None, d_pre, dh0, d_w_hh, d_b_hh
-
-
-def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
-    return torch.zeros_like(like) if grad is None else grad
 
 
 def _defined(t: Tensor | None) -> Tensor | None:

@@ -1,0 +1,85 @@
+"""The fused backend's direction loop, shared by its two sets of kernels: the C++ CPU kernels
+(:mod:`.fused_cpu`) and the Triton GPU kernels (:mod:`.fused_triton`).
+
+Both run time forwards only and keep every gate activation and state for their hand-written
+backward; this module flips a reversed direction around them and turns what they kept into
+the family's trace.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+from lstmkit.cellmath.family import CellFamily, Weights
+from lstmkit.cellmath.lstm import LSTMFamily
+
+
+def kernels_for(device_type: str) -> ModuleType:
+    """The kernel set that runs tensors of this device type."""
+    from lstmkit.layers.backends import fused_cpu, fused_triton
+
+    return fused_cpu if device_type == "cpu" else fused_triton
+
+
+def run_direction(
+    family: CellFamily,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    mask: Tensor | None,
+    reverse: bool,
+    record: bool,
+    kernels: ModuleType | None = None,
+) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor] | None]:
+    """Same contract as ``reference.run_direction``; ``kernels`` defaults to the set for
+    x's device (tests pass :mod:`.fused_triton` to run it on the CPU's interpreter).
+
+    A trace costs no extra computation: the kernels keep every gate activation and state for
+    the backward anyway, and ``record`` hands them out as well (masked to 0 past each
+    sequence's end, as the reference does). Unlike the reference's, these traces are not
+    part of the autograd graph, and they keep those (T, B, (G + 2) H) values alive as long
+    as the trace lives, also under ``torch.no_grad()``."""
+    kernels = kernels_for(x.device.type) if kernels is None else kernels
+    step_mask = None if mask is None else mask[..., 0].contiguous()  # (T, B)
+    if reverse:  # the kernels run forward in time; a reversed direction is the flipped one
+        x = x.flip(0)
+        step_mask = None if step_mask is None else step_mask.flip(0)
+    if isinstance(family, LSTMFamily):
+        run = kernels.run_lstm
+    elif family.name == "gru":
+        run = kernels.run_gru
+    else:
+        run = kernels.run_rnn
+    output, final, saved = run(family, x, state, weights, step_mask)
+    trace = _trace(family, saved, step_mask) if record else None
+    if reverse:
+        output = output.flip(0)
+        trace = None if trace is None else {k: v.flip(0) for k, v in trace.items()}
+    return output, final, trace
+
+
+def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
+    """The family's trace tensors (T, B, size) from what the kernels kept; all in kernel
+    time order, ``mask`` (T, B) included."""
+    if isinstance(family, LSTMFamily):
+        gates = dict(zip(family.gates, saved["acts"].chunk(len(family.gates), -1), strict=True))
+        if family.coupled:
+            gates["forget"] = 1 - gates["input"]
+        values = {**gates, "cell": saved["cell"], "hidden": saved["hidden"]}
+    elif family.name == "gru":
+        reset, update, candidate = saved["acts"].chunk(3, -1)
+        values = dict(reset=reset, update=update, candidate=candidate, hidden=saved["hidden"])
+    else:
+        values = {"hidden": saved["hidden"]}
+    trace = {name: values[name].detach() for name in family.trace_names}
+    if mask is not None:  # past a sequence's end the reference reports zeros
+        trace = {name: v.masked_fill(~mask[..., None], 0.0) for name, v in trace.items()}
+    return trace
+
+
+def zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
+    """autograd hands None for an output nobody used."""
+    return torch.zeros_like(like) if grad is None else grad

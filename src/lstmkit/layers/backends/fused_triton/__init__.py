@@ -1,0 +1,463 @@
+r"""The fused GPU backend: every cell's time loop and backward pass as Triton kernels
+(``kernels.py``), for CUDA tensors; on the CPU under ``TRITON_INTERPRET=1``, which is how
+the tests check them on a machine without a GPU.
+
+The split of work is the CPU backend's: the input projection of all steps is one matrix
+product here (autograd carries it to ``weight_ih``, ``bias_ih`` and the input); the kernels
+run the recurrence, keeping the gate activations and states; their backward returns the
+gradient of every gate pre-activation, from which the weight gradients (and the peephole
+and bias gradients) are single products or sums over all steps, done here by torch.
+
+How a call is laid out (:func:`plan`): batch rows in blocks of 16 to 64, hidden units in
+blocks sized so that a program's share of ``W_hh`` fits on chip, one program per block pair.
+When all the programs of a batch block fit on the GPU at once, one launch runs every step
+(persistent, a grid barrier per step); otherwise, and under the interpreter, one launch per
+step. The projected LSTM (``proj_size``) runs one launch per step with torch's products for
+the recurrence and the projection between them.
+
+Not yet measured on a GPU: this module was written and checked under the interpreter only.
+That is why ``backend="auto"`` does not choose it (it uses torch's cuDNN kernels where torch
+has the cell and the Python loops elsewhere); ``backend="fused"`` runs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.layers.backends.fused import zeros_if_none
+
+# the kernels compute in float32: float64 would need every cast and product widened
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# on-chip weights per program: a program's rows of W_hh for every gate, in bytes; the
+# register file of one H100 SM is 256 KiB
+WEIGHT_BYTES_PER_PROGRAM = 128 * 1024
+# tests set this to force a split of the hidden units over several programs
+FORCE_BLOCK_H: int | None = None
+
+
+class TritonUnavailable(RuntimeError):
+    """The Triton kernels cannot run these tensors here."""
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def unavailable_reason(device_type: str) -> str | None:
+    """Why the Triton kernels cannot run tensors of this device type, or None if they can."""
+    if importlib.util.find_spec("triton") is None:
+        return "Triton is not installed (pip install triton; torch's CUDA wheels bring it)"
+    if device_type == "cuda":
+        return (
+            "TRITON_INTERPRET is set, and the interpreter runs CPU tensors"
+            if interpreting()
+            else None
+        )
+    if device_type == "cpu":
+        if interpreting():
+            return None
+        return "the Triton kernels run CUDA tensors (CPU tensors only under TRITON_INTERPRET=1)"
+    return f"the Triton kernels run CUDA tensors, not {device_type!r} ones"
+
+
+@functools.cache
+def _kernels():
+    # imported on first use: triton reads TRITON_INTERPRET when the kernels are defined
+    from lstmkit.layers.backends.fused_triton import kernels
+
+    return kernels
+
+
+def _check(x: Tensor) -> None:
+    reason = unavailable_reason(x.device.type)
+    if reason is not None:
+        raise TritonUnavailable(f"the fused backend cannot run this call: {reason}")
+    if x.dtype not in DTYPES:
+        names = ", ".join(str(d).removeprefix("torch.") for d in DTYPES)
+        raise TypeError(
+            f"the Triton kernels take {names}, got {x.dtype}; use backend='reference' for it"
+        )
+
+
+# -- layout --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one direction's recurrence is spread over programs."""
+
+    block_b: int  # batch rows per program
+    block_h: int  # hidden units per program
+    block_k: int  # the padded length of the products' reduction (H rounded up)
+    batch_blocks: int
+    hidden_blocks: int
+    persistent: bool  # one launch for all steps, with a grid barrier per step
+    num_warps: int
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return (self.batch_blocks, self.hidden_blocks)
+
+    @property
+    def sync_programs(self) -> int:
+        """Programs that meet at each step's barrier (1: no barrier)."""
+        return self.hidden_blocks if self.persistent else 1
+
+
+def plan(batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device) -> Plan:
+    block_k = max(16, _next_power_of_two(hidden))
+    block_b = max(16, min(64, _next_power_of_two(batch)))
+    if FORCE_BLOCK_H is not None:
+        block_h = FORCE_BLOCK_H
+    elif interpreting():  # programs run one after another: one holds every unit
+        block_h = block_k
+    else:
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        block_h = block_k
+        while block_h > 16 and gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM:
+            block_h //= 2
+    batch_blocks = -(-batch // block_b)
+    hidden_blocks = -(-hidden // block_h)
+    if hidden_blocks == 1:
+        persistent = True
+    elif interpreting() or device.type != "cuda":
+        persistent = False  # a spin barrier needs every program running at once
+    else:
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        persistent = batch_blocks * hidden_blocks <= sms
+    tile = gates * block_k * block_h
+    return Plan(block_b, block_h, block_k, batch_blocks, hidden_blocks, persistent,
+                num_warps=8 if tile >= 16384 else 4)  # fmt: skip
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _time_loop(launch, steps: int, layout: Plan, backward: bool, device) -> None:
+    """Run ``launch(t_begin, n_steps, sync_programs, sync)`` over all steps: once when
+    persistent, else once per step (backwards from the last for a backward pass). ``sync``
+    holds the barrier's counters, one per batch block, zero at the start."""
+    sync = torch.zeros(layout.batch_blocks, dtype=torch.int32, device=device)
+    if layout.persistent:
+        launch(steps - 1 if backward else 0, steps, layout.sync_programs, sync)
+        return
+    for t in reversed(range(steps)) if backward else range(steps):
+        launch(t, 1, 1, sync)
+
+
+def _absent(like: Tensor) -> Tensor:
+    """Stands for a pointer a kernel does not read (its flag is off)."""
+    return like.new_empty(1)
+
+
+def _on_chip(w_hh: Tensor) -> Tensor:
+    """W_hh as the kernels' products take it: in its own dtype on a GPU; in float32 for
+    bfloat16 under the interpreter, whose NumPy has no bfloat16 arithmetic (it would add
+    the raw bits)."""
+    if interpreting() and w_hh.dtype == torch.bfloat16:
+        return w_hh.float().contiguous()
+    return w_hh.contiguous()
+
+
+def _mask_bytes(mask: Tensor | None, like: Tensor) -> Tensor:
+    return _absent(like) if mask is None else mask.to(torch.uint8).contiguous()
+
+
+def _shifted(first: Tensor, all_steps: Tensor) -> Tensor:
+    """(T, B, n): the state before each step, ``first`` then all but the last."""
+    return torch.cat([first.unsqueeze(0), all_steps[:-1]], 0)
+
+
+# -- LSTM family ---------------------------------------------------------------------------
+
+
+def run_lstm(family: LSTMFamily, x, state, weights, mask):
+    _check(x)
+    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    h0, c0 = state
+    output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
+        family, mask, x_gates, h0, c0, weights["weight_hh"], weights.get("bias_hh"),
+        weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"),
+        weights.get("weight_hr"),
+    )  # fmt: skip
+    return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
+
+
+def _lstm_flags(family: LSTMFamily, mask, project: bool, peephole: bool) -> dict:
+    return dict(
+        HAS_F=family.forget_gate and not family.coupled, COUPLED=family.coupled,
+        PEEPHOLE=peephole, HAS_MASK=mask is not None, DOT=not project,
+    )  # fmt: skip
+
+
+class _LSTMFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, family, mask, x_gates, h0, c0, w_hh, b_hh, p_i, p_f, p_o, w_hr):
+        kernels = _kernels()
+        xg = (x_gates if b_hh is None else x_gates + b_hh).contiguous()
+        steps, batch, gh = xg.shape
+        hidden, out_size = c0.shape[1], h0.shape[1]
+        project = w_hr is not None
+        peephole = p_i is not None
+        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device)
+        acts = torch.empty_like(xg)
+        c_all = xg.new_empty(steps, batch, hidden)
+        h_all = xg.new_empty(steps, batch, out_size)
+        output = xg.new_empty(steps, batch, out_size)
+        m_all = xg.new_empty(steps, batch, hidden) if project else None
+        w = w_hh.contiguous()
+        w_chip = _on_chip(w)
+        peep = [(p if p is not None else _absent(xg)).contiguous() for p in (p_i, p_f, p_o)]
+        mask_u8 = _mask_bytes(mask, xg)
+        flags = _lstm_flags(family, mask, project, peephole)
+        h0, c0 = h0.contiguous(), c0.contiguous()
+
+        def launch(t_begin, n_steps, sync_programs, sync, source=xg, h_slots=h_all):
+            kernels.lstm_forward[layout.grid](
+                source, w_chip, h0, c0, *peep, mask_u8, acts, c_all, h_slots, output, sync,
+                t_begin, n_steps, batch, hidden, **flags, BLOCK_B=layout.block_b,
+                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
+                num_warps=layout.num_warps,
+            )  # fmt: skip
+
+        if not project:
+            _time_loop(launch, steps, layout, backward=False, device=xg.device)
+        else:  # torch does the two products of a step; the kernel the gates between them
+            h, w_hr_t, sync = h0, w_hr.t(), torch.zeros(1, dtype=torch.int32, device=xg.device)
+            for t in range(steps):
+                torch.addmm(xg[t], h, w.t(), out=acts[t])  # pre-activations, in place
+                launch(t, 1, 1, sync, source=acts, h_slots=m_all)
+                h_new = m_all[t] @ w_hr_t
+                if mask is None:
+                    h = h_new
+                    output[t] = h_new
+                else:
+                    live = mask[t].unsqueeze(1)
+                    h = torch.where(live, h_new, h)
+                    output[t] = h_new * live
+                h_all[t] = h
+
+        ctx.family, ctx.mask, ctx.layout = family, mask, layout
+        ctx.has_bias = b_hh is not None
+        ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w, p_i, p_f, p_o, w_hr)
+        ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
+        return output, h_all[-1].clone(), c_all[-1].clone(), acts, c_all, h_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n, d_c_n, *_):
+        acts, c_all, h_all, m_all, h0, c0, w, p_i, p_f, p_o, w_hr = ctx.saved_tensors
+        w_chip = _on_chip(w)
+        kernels, layout, mask, family = _kernels(), ctx.layout, ctx.mask, ctx.family
+        steps, batch, gh = acts.shape
+        hidden = c0.shape[1]
+        project = w_hr is not None
+        d_output = zeros_if_none(d_output, h_all).contiguous()
+        dz = torch.empty_like(acts)
+        dc_buf = zeros_if_none(d_c_n, c0).float().contiguous()
+        peep = [(p if p is not None else _absent(acts)).contiguous() for p in (p_i, p_f, p_o)]
+        mask_u8 = _mask_bytes(mask, acts)
+        flags = _lstm_flags(family, mask, project, p_i is not None)
+
+        def launch(t_begin, n_steps, sync_programs, sync, d_source, dh_buf):
+            kernels.lstm_backward[layout.grid](
+                d_source, acts, c_all, c0, w_chip, *peep, mask_u8, dz, dh_buf, dc_buf, sync,
+                t_begin, n_steps, steps, batch, hidden, **flags, BLOCK_B=layout.block_b,
+                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
+                num_warps=layout.num_warps,
+            )  # fmt: skip
+
+        d_w_hr = None
+        if not project:
+            dh_buf = zeros_if_none(d_h_n, h0).float().contiguous()
+            _time_loop(
+                lambda *a: launch(*a, d_source=d_output, dh_buf=dh_buf),
+                steps, layout, backward=True, device=w.device,
+            )  # fmt: skip
+            back = (dz[0] @ w).float()
+            dh0 = dh_buf + (back if mask is None else back * mask[0].unsqueeze(1))
+        else:  # torch carries dh through W_hr and W_hh; the kernel the gates
+            dh = zeros_if_none(d_h_n, h0)
+            dm_all = torch.empty_like(m_all)
+            dh_all = torch.empty_like(h_all)  # dL/dh_t where it reached W_hr
+            no_local = torch.zeros(batch, hidden, dtype=torch.float32, device=acts.device)
+            sync = torch.zeros(1, dtype=torch.int32, device=acts.device)
+            for t in reversed(range(steps)):
+                dh_t = d_output[t] + dh
+                live = None if mask is None else mask[t].unsqueeze(1)
+                dh_all[t] = dh_t if live is None else dh_t * live
+                torch.mm(dh_t, w_hr, out=dm_all[t])
+                launch(t, 1, 1, sync, d_source=dm_all, dh_buf=no_local)
+                dh_prev = dz[t] @ w
+                dh = dh_prev if live is None else torch.where(live, dh_prev, dh)
+            dh0 = dh
+            d_w_hr = dh_all.reshape(-1, dh_all.shape[2]).t() @ m_all.reshape(-1, hidden)
+
+        flat = dz.reshape(steps * batch, gh)
+        d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, -1)
+        d_b_hh = dz.sum((0, 1)) if ctx.has_bias else None
+        d_peep = [None, None, None]
+        if p_i is not None:
+            blocks = dz.chunk(len(family.gates), -1)
+            by_gate = dict(zip(family.gates, blocks, strict=True))
+            c_prev = _shifted(c0, c_all)
+            d_peep[0] = (by_gate["input"] * c_prev).sum((0, 1))
+            if p_f is not None:
+                d_peep[1] = (by_gate["forget"] * c_prev).sum((0, 1))
+            d_peep[2] = (by_gate["output"] * c_all).sum((0, 1))
+        dc0 = dc_buf.to(c0.dtype)
+        return (None, None, dz, dh0.to(h0.dtype), dc0, d_w_hh, d_b_hh, *d_peep, d_w_hr)
+
+
+# -- GRU -----------------------------------------------------------------------------------
+
+
+def run_gru(family, x, state, weights, mask):
+    _check(x)
+    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    (h0,) = state
+    output, h_n, acts, h_all = _GRUFunction.apply(
+        mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
+    )
+    return output, (h_n,), dict(acts=acts, hidden=h_all)
+
+
+class _GRUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, mask, x_gates, h0, w_hh, b_hh):
+        kernels = _kernels()
+        steps, batch, gh = x_gates.shape
+        hidden = gh // 3
+        xg = x_gates.clone()
+        if b_hh is not None:  # b_hr and b_hz add where x's do; b_hn goes inside r's product
+            xg[..., : 2 * hidden] += b_hh[: 2 * hidden]
+        b_n = _absent(xg) if b_hh is None else b_hh[2 * hidden :].contiguous()
+        layout = plan(batch, hidden, 3, w_hh.dtype, xg.device)
+        acts = torch.empty_like(xg)
+        hn_all = xg.new_empty(steps, batch, hidden)
+        h_all = xg.new_empty(steps, batch, hidden)
+        output = xg.new_empty(steps, batch, hidden)
+        w, h0 = w_hh.contiguous(), h0.contiguous()
+        w_chip = _on_chip(w)
+        mask_u8 = _mask_bytes(mask, xg)
+
+        def launch(t_begin, n_steps, sync_programs, sync):
+            kernels.gru_forward[layout.grid](
+                xg, w_chip, b_n, h0, mask_u8, acts, hn_all, h_all, output, sync,
+                t_begin, n_steps, batch, hidden, HAS_BN=b_hh is not None,
+                HAS_MASK=mask is not None, BLOCK_B=layout.block_b, BLOCK_H=layout.block_h,
+                BLOCK_K=layout.block_k, N_SPLIT=sync_programs, num_warps=layout.num_warps,
+            )  # fmt: skip
+
+        _time_loop(launch, steps, layout, backward=False, device=xg.device)
+        ctx.mask, ctx.layout, ctx.has_bias = mask, layout, b_hh is not None
+        ctx.save_for_backward(acts, hn_all, h_all, h0, w)
+        ctx.mark_non_differentiable(acts, h_all)  # handed out for traces only
+        return output, h_all[-1].clone(), acts, h_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n, *_):
+        acts, hn_all, h_all, h0, w = ctx.saved_tensors
+        w_chip = _on_chip(w)
+        kernels, layout, mask = _kernels(), ctx.layout, ctx.mask
+        steps, batch, gh = acts.shape
+        hidden = gh // 3
+        d_output = zeros_if_none(d_output, h_all).contiguous()
+        dx = torch.empty_like(acts)
+        drec = torch.empty_like(acts)
+        dh_buf = zeros_if_none(d_h_n, h0).float().contiguous()
+        mask_u8 = _mask_bytes(mask, acts)
+
+        def launch(t_begin, n_steps, sync_programs, sync):
+            kernels.gru_backward[layout.grid](
+                d_output, acts, hn_all, h_all, h0, w_chip, mask_u8, dx, drec, dh_buf, sync,
+                t_begin, n_steps, steps, batch, hidden, HAS_MASK=mask is not None,
+                BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
+                N_SPLIT=sync_programs, num_warps=layout.num_warps,
+            )  # fmt: skip
+
+        _time_loop(launch, steps, layout, backward=True, device=w.device)
+        back = (drec[0] @ w).float()
+        dh0 = dh_buf + (back if mask is None else back * mask[0].unsqueeze(1))
+        d_w_hh = drec.reshape(steps * batch, gh).t() @ _shifted(h0, h_all).reshape(-1, hidden)
+        d_b_hh = drec.sum((0, 1)) if ctx.has_bias else None
+        return None, dx, dh0.to(h0.dtype), d_w_hh, d_b_hh
+
+
+# -- RNN -----------------------------------------------------------------------------------
+
+
+def run_rnn(family, x, state, weights, mask):
+    _check(x)
+    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    (h0,) = state
+    relu = family.nonlinearity == "relu"
+    output, h_n, h_all = _RNNFunction.apply(
+        relu, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
+    )
+    return output, (h_n,), dict(hidden=h_all)
+
+
+class _RNNFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, relu, mask, x_gates, h0, w_hh, b_hh):
+        kernels = _kernels()
+        xg = (x_gates if b_hh is None else x_gates + b_hh).contiguous()
+        steps, batch, hidden = xg.shape
+        layout = plan(batch, hidden, 1, w_hh.dtype, xg.device)
+        h_all = torch.empty_like(xg)
+        output = torch.empty_like(xg)
+        w, h0 = w_hh.contiguous(), h0.contiguous()
+        w_chip = _on_chip(w)
+        mask_u8 = _mask_bytes(mask, xg)
+
+        def launch(t_begin, n_steps, sync_programs, sync):
+            kernels.rnn_forward[layout.grid](
+                xg, w_chip, h0, mask_u8, h_all, output, sync, t_begin, n_steps, batch, hidden,
+                RELU=relu, HAS_MASK=mask is not None, BLOCK_B=layout.block_b,
+                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
+                num_warps=layout.num_warps,
+            )  # fmt: skip
+
+        _time_loop(launch, steps, layout, backward=False, device=xg.device)
+        ctx.relu, ctx.mask, ctx.layout, ctx.has_bias = relu, mask, layout, b_hh is not None
+        ctx.save_for_backward(h_all, h0, w)
+        ctx.mark_non_differentiable(h_all)  # handed out for traces only
+        return output, h_all[-1].clone(), h_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n, *_):
+        h_all, h0, w = ctx.saved_tensors
+        w_chip = _on_chip(w)
+        kernels, layout, mask = _kernels(), ctx.layout, ctx.mask
+        steps, batch, hidden = h_all.shape
+        d_output = zeros_if_none(d_output, h_all).contiguous()
+        d_pre = torch.empty_like(h_all)
+        dh_buf = zeros_if_none(d_h_n, h0).float().contiguous()
+        mask_u8 = _mask_bytes(mask, h_all)
+
+        def launch(t_begin, n_steps, sync_programs, sync):
+            kernels.rnn_backward[layout.grid](
+                d_output, h_all, w_chip, mask_u8, d_pre, dh_buf, sync, t_begin, n_steps, steps,
+                batch, hidden, RELU=ctx.relu, HAS_MASK=mask is not None,
+                BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
+                N_SPLIT=sync_programs, num_warps=layout.num_warps,
+            )  # fmt: skip
+
+        _time_loop(launch, steps, layout, backward=True, device=w.device)
+        back = (d_pre[0] @ w).float()
+        dh0 = dh_buf + (back if mask is None else back * mask[0].unsqueeze(1))
+        d_w_hh = d_pre.reshape(steps * batch, hidden).t() @ _shifted(h0, h_all).reshape(-1, hidden)
+        d_b_hh = d_pre.sum((0, 1)) if ctx.has_bias else None
+        return None, None, d_pre, dh0.to(h0.dtype), d_w_hh, d_b_hh

@@ -1,0 +1,530 @@
+"""Triton kernels for the recurrence of the LSTM family, the GRU and the RNN.
+
+Legend: T time, B batch, H hidden, G gate blocks (LSTM 4, or 3 without a forget block;
+GRU 3; RNN 1), K the padded reduction length (H rounded up to a power of two).
+
+The grid is (batch blocks, hidden blocks). A program owns ``BLOCK_H`` hidden units of
+``BLOCK_B`` batch rows: it loads its rows of ``W_hh`` (every gate's, G x K x BLOCK_H) once,
+before the time loop, and keeps them on chip for all the steps it runs (persistent kernel).
+Its own units' C and h stay in registers too; only the full h_{t-1}, which every program
+needs for the product, goes through global memory. When the hidden units are split over
+several programs, each step ends with a barrier across the programs of a batch block
+(:func:`_sync`), so that the next step reads a complete h_t.
+
+``N_SPLIT`` is the number of programs that meet at that barrier (1: none). The same
+kernels also run one step per launch (``n_steps`` = 1, ``N_SPLIT`` = 1), where the launch
+boundary is the barrier: the caller does so when the programs of a batch block cannot all
+be resident at once (the spin barrier would never open) and under ``TRITON_INTERPRET=1``, which runs
+programs one after another.
+
+Backward kernels run time backwards with the columns of ``W_hh`` on chip: a program's
+share of dL/dh_{t-1} is the product of every unit's pre-activation gradient at step t with
+its columns. What is local to a unit (dL/dC, the GRU's z h_{t-1} path, a finished
+sequence's pass-through) is carried in ``dh_local``/``dc`` and, across launches, in fp32
+buffers. Elementwise math and the products' accumulation are fp32 whatever the storage
+dtype; fp32 products use IEEE precision, not TF32, to match the
+reference.
+
+Masks: ``mask[t, b]`` false means sequence b has ended. Its state passes through, its
+output is 0, its gradients pass through and its pre-activation gradients are 0.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _sync(sync_ptr, step, N_SPLIT: tl.constexpr):
+    """Grid barrier over the N_SPLIT programs that share one batch block: each adds 1 to
+    the block's counter after its stores, then waits for all the step's arrivals."""
+    tl.debug_barrier()
+    count = tl.atomic_add(sync_ptr, 1, sem="acq_rel", scope="gpu") + 1
+    target = (step + 1) * N_SPLIT
+    while count < target:
+        count = tl.atomic_add(sync_ptr, 0, sem="acquire", scope="gpu")
+    tl.debug_barrier()
+
+
+@triton.jit
+def _tanh(x):
+    # triton.language has no tanh; this identity is exact in real arithmetic and loses
+    # only rounding near 0 (absolute error ~1e-7 in fp32)
+    return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+
+
+@triton.jit
+def _rows_tile(ptr, rows, cols, stride, ok):
+    """A (rows, cols) tile of a row-major matrix with ``stride`` elements per row."""
+    return tl.load(ptr + rows[:, None].to(tl.int64) * stride + cols[None, :], mask=ok, other=0.0)
+
+
+@triton.jit
+def _forward_weight(w_ptr, gate, units, ks, H, unit_ok, k_ok):
+    """(K, BLOCK_H): the gate's rows of W_hh (G*H, H) for these units, transposed."""
+    rows = gate * H + units
+    ok = k_ok[:, None] & unit_ok[None, :]
+    return tl.load(w_ptr + rows[None, :] * H + ks[:, None], mask=ok, other=0.0)
+
+
+@triton.jit
+def _backward_weight(w_ptr, gate, units, ks, H, unit_ok, k_ok):
+    """(K, BLOCK_H): the gate's block of W_hh (G*H, H), rows over every unit k, columns
+    these units."""
+    rows = gate * H + ks
+    ok = k_ok[:, None] & unit_ok[None, :]
+    return tl.load(w_ptr + rows[:, None] * H + units[None, :], mask=ok, other=0.0)
+
+
+@triton.jit
+def _step_offset(t, B, width):
+    return t.to(tl.int64) * B * width
+
+
+@triton.jit
+def _live(mask_ptr, t, B, rows, row_ok, HAS_MASK: tl.constexpr):
+    """(BLOCK_B, 1) true where the sequence has not ended at step t."""
+    if HAS_MASK:
+        keep = tl.load(mask_ptr + t.to(tl.int64) * B + rows, mask=row_ok, other=0) != 0
+    else:
+        keep = rows >= 0
+    return keep[:, None]
+
+
+@triton.jit
+def _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, ok):
+    """h_{t-1} for all K columns: h0 at t = 0, else the previous step's stored state, read
+    past the L1 cache, which other programs' stores do not update."""
+    if t == 0:
+        h = tl.load(h0_ptr + rows[:, None] * H + ks[None, :], mask=ok, other=0.0)
+    else:
+        base = h_all_ptr + _step_offset(t - 1, B, H)
+        h = tl.load(
+            base + rows[:, None] * H + ks[None, :], mask=ok, other=0.0, cache_modifier=".cg"
+        )
+    return h
+
+
+@triton.jit
+def _own_state(first_ptr, all_ptr, t, B, H, rows, units, ok):
+    """This program's slice of a state after step t-1: ``first`` at t = 0, else step t-1's."""
+    if t == 0:
+        s = _rows_tile(first_ptr, rows, units, H, ok)
+    else:
+        s = _rows_tile(all_ptr + _step_offset(t - 1, B, H), rows, units, H, ok)
+    return s.to(tl.float32)
+
+
+# -- LSTM family ---------------------------------------------------------------------------
+
+
+@triton.jit
+def lstm_forward(
+    xg_ptr, w_ptr, h0_ptr, c0_ptr, pi_ptr, pf_ptr, po_ptr, mask_ptr,
+    acts_ptr, c_all_ptr, h_all_ptr, out_ptr, sync_ptr,
+    t_begin, n_steps, B, H,
+    HAS_F: tl.constexpr, COUPLED: tl.constexpr, PEEPHOLE: tl.constexpr,
+    HAS_MASK: tl.constexpr, DOT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin .. t_begin + n_steps - 1. Gate blocks (i, f, g, o), or (i, g, o)
+    without a forget block (CIFG: C = (1 - i) C_prev + i g; else the 1997 C = C_prev + i g).
+
+    ``DOT`` false (the projected LSTM): ``xg`` already holds the full pre-activations of
+    the one step (the caller did the product with the projected h), and the kernel stores
+    m = o tanh(C) unmasked to ``h_all``'s slot, for the caller to project."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    OFF_G: tl.constexpr = 2 if HAS_F else 1
+    OFF_O: tl.constexpr = 3 if HAS_F else 2
+    gh = (OFF_O + 1) * H
+
+    if DOT:
+        w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_g = _forward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
+        w_o = _forward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+        if HAS_F:
+            w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+    if PEEPHOLE:
+        p_i = tl.load(pi_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+        p_o = tl.load(po_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+        if HAS_F:
+            p_f = tl.load(pf_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+
+    c = _own_state(c0_ptr, c_all_ptr, t_begin, B, H, rows, units, ok)
+    if DOT:  # with a projection h is the caller's (and h_all holds m)
+        h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
+    for step in range(n_steps):
+        t = t_begin + step
+        xg = xg_ptr + _step_offset(t, B, gh)
+        z_i = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
+        z_g = _rows_tile(xg + OFF_G * H, rows, units, gh, ok).to(tl.float32)
+        z_o = _rows_tile(xg + OFF_O * H, rows, units, gh, ok).to(tl.float32)
+        if HAS_F:
+            z_f = _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+        if DOT:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
+            z_i += tl.dot(h_prev, w_i, input_precision="ieee")
+            z_g += tl.dot(h_prev, w_g, input_precision="ieee")
+            z_o += tl.dot(h_prev, w_o, input_precision="ieee")
+            if HAS_F:
+                z_f += tl.dot(h_prev, w_f, input_precision="ieee")
+        if PEEPHOLE:  # i and f look at C_{t-1}
+            z_i += p_i * c
+            if HAS_F:
+                z_f += p_f * c
+        i = tl.sigmoid(z_i)
+        g = _tanh(z_g)
+        if HAS_F:
+            f = tl.sigmoid(z_f)
+            c_new = f * c + i * g
+        elif COUPLED:
+            c_new = c + i * (g - c)
+        else:
+            c_new = c + i * g
+        if PEEPHOLE:  # o looks at C_t
+            z_o += p_o * c_new
+        o = tl.sigmoid(z_o)
+        m = o * _tanh(c_new)
+
+        acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        tl.store(acts, i.to(acts_ptr.dtype.element_ty), mask=ok)
+        tl.store(acts + OFF_G * H, g.to(acts_ptr.dtype.element_ty), mask=ok)
+        tl.store(acts + OFF_O * H, o.to(acts_ptr.dtype.element_ty), mask=ok)
+        if HAS_F:
+            tl.store(acts + H, f.to(acts_ptr.dtype.element_ty), mask=ok)
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        c = tl.where(live, c_new, c)
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        tl.store(c_all_ptr + slot, c.to(c_all_ptr.dtype.element_ty), mask=ok)
+        if DOT:
+            h = tl.where(live, m, h)
+            tl.store(h_all_ptr + slot, h.to(h_all_ptr.dtype.element_ty), mask=ok)
+            tl.store(out_ptr + slot, tl.where(live, m, 0.0).to(out_ptr.dtype.element_ty), mask=ok)
+            if N_SPLIT > 1:
+                _sync(sync_ptr + pid_b, step, N_SPLIT)
+        else:
+            tl.store(h_all_ptr + slot, m.to(h_all_ptr.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def lstm_backward(
+    dout_ptr, acts_ptr, c_all_ptr, c0_ptr, w_ptr, pi_ptr, pf_ptr, po_ptr, mask_ptr,
+    dz_ptr, dh_buf_ptr, dc_buf_ptr, sync_ptr,
+    t_begin, n_steps, T, B, H,
+    HAS_F: tl.constexpr, COUPLED: tl.constexpr, PEEPHOLE: tl.constexpr,
+    HAS_MASK: tl.constexpr, DOT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin, t_begin - 1, ... (n_steps of them). Writes dz (T, B, G*H), the
+    gradient of every gate pre-activation, and leaves in the fp32 buffers dh_buf the part
+    of dL/dh_{t-1} that does not go through W_hh, and dc_buf dL/dC_{t-1}.
+
+    ``DOT`` false (the projected LSTM): ``dout``'s slot at t holds dL/dm_t for the step,
+    and the caller handles h's gradient (through W_hr and W_hh) itself."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    OFF_G: tl.constexpr = 2 if HAS_F else 1
+    OFF_O: tl.constexpr = 3 if HAS_F else 2
+    gh = (OFF_O + 1) * H
+
+    if DOT:
+        w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
+        w_o = _backward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+        if HAS_F:
+            w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+    if PEEPHOLE:
+        p_i = tl.load(pi_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+        p_o = tl.load(po_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+        if HAS_F:
+            p_f = tl.load(pf_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+
+    dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
+    dc = _rows_tile(dc_buf_ptr, rows, units, H, ok)
+    for step in range(n_steps):
+        t = t_begin - step
+        dh = dh_local
+        # two ifs, not one `and`: DOT is a compile-time constant, t a run-time value
+        if DOT:  # noqa: SIM102
+            if t + 1 < T:  # what step t+1's gates send back through W_hh
+                base = dz_ptr + _step_offset(t + 1, B, gh)
+                d_i = _rows_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
+                d_g = _rows_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_i.dtype)
+                d_o = _rows_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_i.dtype)
+                back = tl.dot(d_i, w_i, input_precision="ieee")
+                back += tl.dot(d_g, w_g, input_precision="ieee")
+                back += tl.dot(d_o, w_o, input_precision="ieee")
+                if HAS_F:
+                    d_f = _rows_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
+                    back += tl.dot(d_f, w_f, input_precision="ieee")
+                # an ended row's dz is 0, so its share is 0 already
+                dh += back
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        dm = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+
+        acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        i = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+        g = tl.load(acts + OFF_G * H, mask=ok, other=0.0).to(tl.float32)
+        o = tl.load(acts + OFF_O * H, mask=ok, other=0.0).to(tl.float32)
+        c_t = tl.load(c_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
+        tc = _tanh(c_t)  # recomputed: cheaper than storing it
+        dz_o = dm * tc * o * (1.0 - o)
+        dct = dc + dm * o * (1.0 - tc * tc)
+        if PEEPHOLE:
+            dct += p_o * dz_o
+        if HAS_F:
+            f = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
+            dz_i = dct * g * i * (1.0 - i)
+            dz_f = dct * c_prev * f * (1.0 - f)
+            dc_prev = dct * f
+            if PEEPHOLE:
+                dc_prev += p_f * dz_f
+        elif COUPLED:
+            dz_i = dct * (g - c_prev) * i * (1.0 - i)
+            dc_prev = dct * (1.0 - i)
+        else:  # the 1997 carrousel passes dC on unchanged
+            dz_i = dct * g * i * (1.0 - i)
+            dc_prev = dct
+        if PEEPHOLE:
+            dc_prev += p_i * dz_i
+        dz_g = dct * i * (1.0 - g * g)
+
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        out = dz_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        tl.store(out, tl.where(live, dz_i, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
+        tl.store(out + OFF_G * H, tl.where(live, dz_g, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
+        tl.store(out + OFF_O * H, tl.where(live, dz_o, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
+        if HAS_F:
+            tl.store(out + H, tl.where(live, dz_f, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
+        dc = tl.where(live, dc_prev, dc)
+        dh_local = tl.where(live, 0.0, dh)  # an ended row passes its gradient by
+        if DOT and N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+    tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_local, mask=ok)
+    tl.store(dc_buf_ptr + rows[:, None] * H + units[None, :], dc, mask=ok)
+
+
+# -- GRU (torch's form: r multiplies W_hn h + b_hn) ----------------------------------------
+
+
+@triton.jit
+def gru_forward(
+    xg_ptr, w_ptr, bn_ptr, h0_ptr, mask_ptr,
+    acts_ptr, hn_all_ptr, h_all_ptr, out_ptr, sync_ptr,
+    t_begin, n_steps, B, H,
+    HAS_BN: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """xg (T, B, 3H) holds x W_ih^T + b_ih, with b_hr and b_hz added. Stores acts (r, z, n)
+    and hn = W_hn h_{t-1} + b_hn for the backward."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    gh = 3 * H
+    w_r = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+    w_z = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+    w_n = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+    if HAS_BN:
+        b_n = tl.load(bn_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+
+    h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
+    for step in range(n_steps):
+        t = t_begin + step
+        xg = xg_ptr + _step_offset(t, B, gh)
+        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
+        r = tl.sigmoid(
+            _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
+            + tl.dot(h_prev, w_r, input_precision="ieee")
+        )
+        z = tl.sigmoid(
+            _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+            + tl.dot(h_prev, w_z, input_precision="ieee")
+        )
+        hn = tl.dot(h_prev, w_n, input_precision="ieee").to(tl.float32)
+        if HAS_BN:
+            hn += b_n
+        n = _tanh(_rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32) + r * hn)
+        h_new = (1.0 - z) * n + z * h
+
+        acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        tl.store(acts, r.to(acts_ptr.dtype.element_ty), mask=ok)
+        tl.store(acts + H, z.to(acts_ptr.dtype.element_ty), mask=ok)
+        tl.store(acts + 2 * H, n.to(acts_ptr.dtype.element_ty), mask=ok)
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        tl.store(hn_all_ptr + slot, hn.to(hn_all_ptr.dtype.element_ty), mask=ok)
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        h = tl.where(live, h_new, h)
+        tl.store(h_all_ptr + slot, h.to(h_all_ptr.dtype.element_ty), mask=ok)
+        tl.store(out_ptr + slot, tl.where(live, h_new, 0.0).to(out_ptr.dtype.element_ty), mask=ok)
+        if N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+
+
+@triton.jit
+def gru_backward(
+    dout_ptr, acts_ptr, hn_all_ptr, h_all_ptr, h0_ptr, w_ptr, mask_ptr,
+    dx_ptr, drec_ptr, dh_buf_ptr, sync_ptr,
+    t_begin, n_steps, T, B, H,
+    HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Writes dx (T, B, 3H), the gradients of the input pre-activations (r, z, n), and
+    drec (T, B, 3H), those of W_hh h + b_hh (r, z, and r times n's), which also feed
+    dL/dh_{t-1} through W_hh. dh_buf carries the part that does not (z h_{t-1})."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    gh = 3 * H
+    w_r = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+    w_z = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+    w_n = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+
+    dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
+    for step in range(n_steps):
+        t = t_begin - step
+        dh = dh_local
+        if t + 1 < T:
+            base = drec_ptr + _step_offset(t + 1, B, gh)
+            back = tl.dot(_rows_tile(base, rows, ks, gh, full_ok).to(w_r.dtype), w_r,
+                          input_precision="ieee")  # fmt: skip
+            back += tl.dot(_rows_tile(base + H, rows, ks, gh, full_ok).to(w_r.dtype), w_z,
+                           input_precision="ieee")  # fmt: skip
+            back += tl.dot(_rows_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_r.dtype), w_n,
+                           input_precision="ieee")  # fmt: skip
+            dh += back
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        r = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+        z = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
+        n = tl.load(acts + 2 * H, mask=ok, other=0.0).to(tl.float32)
+        hn = tl.load(hn_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        h_prev = _own_state(h0_ptr, h_all_ptr, t, B, H, rows, units, ok)
+        d_pre_n = dh_t * (1.0 - z) * (1.0 - n * n)
+        d_pre_z = dh_t * (h_prev - n) * z * (1.0 - z)
+        d_pre_r = d_pre_n * hn * r * (1.0 - r)
+
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        d_pre_r = tl.where(live, d_pre_r, 0.0)
+        d_pre_z = tl.where(live, d_pre_z, 0.0)
+        d_pre_n = tl.where(live, d_pre_n, 0.0)
+        out = rows[:, None].to(tl.int64) * gh + units[None, :] + _step_offset(t, B, gh)
+        ty = dx_ptr.dtype.element_ty
+        tl.store(dx_ptr + out, d_pre_r.to(ty), mask=ok)
+        tl.store(dx_ptr + out + H, d_pre_z.to(ty), mask=ok)
+        tl.store(dx_ptr + out + 2 * H, d_pre_n.to(ty), mask=ok)
+        tl.store(drec_ptr + out, d_pre_r.to(ty), mask=ok)
+        tl.store(drec_ptr + out + H, d_pre_z.to(ty), mask=ok)
+        tl.store(drec_ptr + out + 2 * H, (d_pre_n * r).to(ty), mask=ok)
+        dh_local = tl.where(live, dh_t * z, dh)
+        if N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+    tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_local, mask=ok)
+
+
+# -- RNN (tanh or relu; both biases folded into xg by the caller) --------------------------
+
+
+@triton.jit
+def rnn_forward(
+    xg_ptr, w_ptr, h0_ptr, mask_ptr, h_all_ptr, out_ptr, sync_ptr,
+    t_begin, n_steps, B, H,
+    RELU: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+    h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
+    for step in range(n_steps):
+        t = t_begin + step
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w.dtype)
+        pre = tl.load(xg_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        pre += tl.dot(h_prev, w, input_precision="ieee")
+        if RELU:
+            h_new = tl.maximum(pre, 0.0)
+        else:
+            h_new = _tanh(pre)
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        h = tl.where(live, h_new, h)
+        tl.store(h_all_ptr + slot, h.to(h_all_ptr.dtype.element_ty), mask=ok)
+        tl.store(out_ptr + slot, tl.where(live, h_new, 0.0).to(out_ptr.dtype.element_ty), mask=ok)
+        if N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+
+
+@triton.jit
+def rnn_backward(
+    dout_ptr, h_all_ptr, w_ptr, mask_ptr, dpre_ptr, dh_buf_ptr, sync_ptr,
+    t_begin, n_steps, T, B, H,
+    RELU: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+    dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
+    for step in range(n_steps):
+        t = t_begin - step
+        dh = dh_local
+        if t + 1 < T:
+            back = _rows_tile(dpre_ptr + _step_offset(t + 1, B, H), rows, ks, H, full_ok)
+            dh += tl.dot(back.to(w.dtype), w, input_precision="ieee")
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        h = tl.load(h_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        if RELU:
+            slope = tl.where(h > 0.0, 1.0, 0.0)
+        else:
+            slope = 1.0 - h * h
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        tl.store(dpre_ptr + slot, tl.where(live, dh_t * slope, 0.0).to(dpre_ptr.dtype.element_ty),
+                 mask=ok)  # fmt: skip
+        dh_local = tl.where(live, 0.0, dh)
+        if N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+    tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_local, mask=ok)

@@ -1,0 +1,146 @@
+"""The Triton kernels against the reference loop, run on the CPU by Triton's interpreter
+(``TRITON_INTERPRET=1``): outputs, final states, every gradient under random upstream
+gradients, and traces, for every family and option, with the hidden units held by one
+program (one persistent launch) and split over two (one launch per step); bfloat16
+against float32; a long sequence carried across calls; what is refused.
+
+The interpreter runs the kernels' Python with NumPy, one program after another, so what
+this cannot check is the grid barrier between programs of one persistent launch (and
+speed): that needs a GPU. The layers are built with ``backend="fused"`` and the fixture
+points the fused backend's CPU tensors at the Triton kernels instead of the C++ ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from helpers import LAYER_CASES, TOLERANCE, assert_close_all, random_loss
+
+import lstmkit
+from lstmkit.layers.backends import fused, fused_triton
+
+I, T, B = 4, 6, 3
+LENGTHS = [6, 2, 5]
+# hidden size, layers, units per program (None: the plan's choice, all units in one program)
+SHAPES = {"H5-L1-one-program": (5, 1, None), "H20-L2-split": (20, 2, 16)}
+GRID = list(itertools.product(LAYER_CASES, SHAPES, ["full-uni", "lengths-bi"]))
+
+
+@pytest.fixture(autouse=True)
+def triton_on_the_cpu(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(fused, "kernels_for", lambda device_type: fused_triton)
+
+
+def _pair(family: str, shape: str, bidirectional: bool, monkeypatch):
+    cls, options = LAYER_CASES[family]
+    hidden, layers, block_h = SHAPES[shape]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    make = lambda backend: cls(  # noqa: E731
+        I, hidden, layers, bidirectional=bidirectional, backend=backend, **options
+    )
+    reference, triton = make("reference"), make("fused")
+    triton.load_state_dict(reference.state_dict())
+    return reference, triton
+
+
+def _run(layer, x, lengths):
+    output, state = layer(x, lengths=lengths)
+    states = list(state) if isinstance(state, tuple) else [state]
+    values = [output, *states]
+    return [*values, *torch.autograd.grad(random_loss(values, seed=3), [x, *layer.parameters()])]
+
+
+@pytest.mark.parametrize(("family", "shape", "mode"), GRID, ids=["-".join(case) for case in GRID])
+def test_triton_matches_reference(family, shape, mode, monkeypatch):
+    lengths, direction = mode.split("-")
+    reference, triton = _pair(family, shape, direction == "bi", monkeypatch)
+    x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    lens = torch.tensor(LENGTHS) if lengths == "lengths" else None
+    ours, theirs = _run(triton, x, lens), _run(reference, x, lens)
+    assert_close_all(ours, theirs, torch.float32, f"triton vs reference, {family}")
+
+
+def test_the_split_runs_one_launch_per_step_and_one_program_one_launch(monkeypatch):
+    """The two layouts the grid above covers, as the plan lays them out."""
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
+    split = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
+    assert (split.grid, split.persistent, split.sync_programs) == ((1, 2), False, 1)
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", None)
+    whole = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
+    assert (whole.grid, whole.persistent, whole.block_h) == ((1, 1), True, 32)
+
+
+def test_on_a_gpu_each_program_holds_its_weights_on_chip(monkeypatch):
+    """FlashRNN's size in bfloat16: 4 gates of 768 units padded to 1024 columns; a program
+    takes as many units as fit the on-chip budget, 16 here, so 48 programs split them."""
+    monkeypatch.delenv("TRITON_INTERPRET")
+    layout = fused_triton.plan(16, 768, 4, torch.bfloat16, torch.device("cpu"))
+    assert (layout.block_k, layout.block_h, layout.hidden_blocks) == (1024, 16, 48)
+    assert 4 * layout.block_k * layout.block_h * 2 <= fused_triton.WEIGHT_BYTES_PER_PROGRAM
+    # not on a GPU: no barrier to rely on, so one launch per step
+    assert not layout.persistent
+
+
+@pytest.mark.parametrize("family", ["lstm-peephole-coupled", "lstm-proj", "gru", "rnn-tanh"])
+def test_traces_match_the_reference(family, monkeypatch):
+    reference, triton = _pair(family, "H5-L1-one-program", True, monkeypatch)
+    x = torch.randn(T, B, I)
+    lengths = torch.tensor(LENGTHS)
+    ours = triton(x, lengths=lengths, return_trace=True)[2]
+    theirs = reference(x, lengths=lengths, return_trace=True)[2]
+    assert ours.names == theirs.names
+    for name in theirs.names:
+        torch.testing.assert_close(ours[name], theirs[name], **TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize("family", ["lstm-plain", "lstm-peephole-coupled", "gru", "rnn-tanh"])
+def test_bfloat16_follows_float32(family, monkeypatch):
+    """The kernels compute in float32 and round on store, so on the same (rounded) weights
+    and inputs they follow the float32 reference within bfloat16's 8 bits."""
+    reference, triton = _pair(family, "H20-L2-split", True, monkeypatch)
+    triton = triton.to(torch.bfloat16)
+    reference.load_state_dict({k: v.float() for k, v in triton.state_dict().items()})
+    x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(2)).bfloat16()
+    ours = triton(x.requires_grad_(True))[0]
+    theirs = reference(x.detach().float())[0]
+    torch.testing.assert_close(ours.float(), theirs, rtol=3e-2, atol=3e-2)
+    ours.float().pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 for p in triton.parameters())
+
+
+def test_a_long_sequence_in_pieces_equals_one_call():
+    """T = 400 in one persistent launch, in four calls carrying the state, and on the
+    reference loop. (The CPU kernels' test runs T = 10,000; the interpreter takes about
+    20 ms a step, which would make that 7 minutes here.)"""
+    torch.manual_seed(0)
+    reference = lstmkit.LSTM(3, 8, peephole=True, backend="reference")
+    triton = lstmkit.LSTM(3, 8, peephole=True, backend="fused")
+    triton.load_state_dict(reference.state_dict())
+    x = torch.randn(400, 2, 3)
+    with torch.no_grad():
+        whole, (h, c) = triton(x)
+        state, pieces = None, []
+        for part in x.split(100):
+            out, state = triton(part, state)
+            pieces.append(out)
+        expected, (h_ref, c_ref) = reference(x)
+    torch.testing.assert_close(torch.cat(pieces), whole, rtol=0, atol=0)
+    torch.testing.assert_close(state, (h, c), rtol=0, atol=0)
+    torch.testing.assert_close(whole, expected, **TOLERANCE[torch.float32])
+    torch.testing.assert_close((h, c), (h_ref, c_ref), **TOLERANCE[torch.float32])
+
+
+def test_float64_is_refused_with_the_dtypes_it_takes():
+    layer = lstmkit.LSTM(3, 4, peephole=True, backend="fused").double()
+    with pytest.raises(TypeError, match=r"take float16, bfloat16, float32, got torch.float64"):
+        layer(torch.randn(2, 1, 3, dtype=torch.float64))
+
+
+def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET")
+    layer = lstmkit.GRU(3, 4, backend="fused")
+    with pytest.raises(fused_triton.TritonUnavailable, match="run CUDA tensors"):
+        layer(torch.randn(2, 1, 3))
