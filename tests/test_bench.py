@@ -21,6 +21,7 @@ from lstmkit.bench import (
     supported_backends,
 )
 from lstmkit.bench import run as bench_run
+from lstmkit.bench.memory import saved_activation_bytes
 from lstmkit.bench.run import CELL_NAMES, CELLS, PEERS, TORCH_LSTM
 from lstmkit.bench.timing import interleaved_medians
 from lstmkit.cli import main
@@ -43,6 +44,8 @@ ROW_KEYS = {
     "ratio_fwd_bwd",
     "gflops_fwd",
     "gflops_fwd_bwd",
+    "saved_mb",
+    "ratio_saved",
     "error",
 }
 TINY = BenchSize("tiny", 3, 2, 3, 4, "test")
@@ -74,7 +77,8 @@ def test_quick_table_has_the_peers_and_every_cell(capsys):
     for peer in PEERS:  # one row per size
         assert sum(line.startswith(f"  lstm           {peer}  ") for line in lines) == 2
     torch_rows = [line for line in lines if line.startswith(f"  lstm           {TORCH_LSTM}  ")]
-    assert all(line.count("1.00x") == 2 for line in torch_rows)  # it is the denominator
+    # it is the denominator of the two time ratios and the memory ratio
+    assert all(line.count("1.00x") == 3 for line in torch_rows)
     for cell in CELL_NAMES:  # each cell's auto row names what auto chose
         chosen = choose_backend(Backend.AUTO, CELLS[cell](4), tracing=False).value
         assert any(line.startswith(f"  {cell} ") and f" auto ({chosen}) " in line for line in lines)
@@ -90,11 +94,13 @@ def test_json_has_the_promised_keys_and_positive_ratios(capsys):
     assert {row["cell"] for row in rows} == {"lstm", "cifg", "gru"}
     for row in rows:
         assert row["error"] is None
-        for key in ("fwd_ms", "fwd_bwd_ms", "ms_per_step", "ratio_fwd", "ratio_fwd_bwd"):
+        keys = ("fwd_ms", "fwd_bwd_ms", "ms_per_step", "ratio_fwd", "ratio_fwd_bwd", "saved_mb")
+        for key in (*keys, "ratio_saved"):
             assert row[key] > 0, (row, key)
         assert row["gflops_fwd"] > 0 and row["gflops_fwd_bwd"] > 0
     torch_rows = [row for row in rows if row["backend"] == TORCH_LSTM]
-    assert [(r["ratio_fwd"], r["ratio_fwd_bwd"]) for r in torch_rows] == [(1.0, 1.0)] * 2
+    ratios = [(r["ratio_fwd"], r["ratio_fwd_bwd"], r["ratio_saved"]) for r in torch_rows]
+    assert ratios == [(1.0, 1.0, 1.0)] * 2
     assert all(row["resolved"] != "auto" for row in rows)
 
 
@@ -219,3 +225,13 @@ def test_bad_input_is_one_line(capsys, argv, named):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_without_cuda_is_one_line(capsys):
     assert "'cuda'" in cli_error(capsys, ["bench", "--quick", "--device", "cuda"])
+
+
+def test_saved_bytes_count_what_autograd_keeps_once_and_leave_out_the_inputs():
+    """On 1,000 float32 values: exp keeps its result (4,000 bytes) and the sine after it
+    keeps its input, the same tensor, counted once; the product keeps x and the held weight,
+    left out, and the sine after it keeps the product (4,000 more)."""
+    x = torch.randn(1000, requires_grad=True)
+    weight = torch.randn(1000, requires_grad=True)
+    assert saved_activation_bytes(lambda x: x.exp().sin(), x, []) == 4000
+    assert saved_activation_bytes(lambda x: (x * weight).sin().exp(), x, [weight]) == 8000

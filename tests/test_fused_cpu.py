@@ -17,6 +17,7 @@ from helpers import LAYER_CASES, TOLERANCE, assert_close_all, random_loss
 from torch.autograd import gradcheck
 
 import lstmkit
+from lstmkit.bench.memory import saved_activation_bytes
 from lstmkit.cellmath import GRUFamily, LSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend, fused_cpu
 
@@ -165,3 +166,17 @@ def test_without_the_kernels_an_explicit_choice_says_why(no_compiler):
     layer = lstmkit.GRU(I, 5, backend="fused")
     with pytest.raises(fused_cpu.FusedUnavailable, match="unavailable: LSTMKIT_NO_FUSED is set"):
         layer(torch.randn(T, B, I))
+
+
+@pytest.mark.parametrize("family", ["lstm-peephole", "lstm-coupled", "gru", "rnn-tanh"])
+def test_the_kernels_keep_no_more_for_the_backward_than_torch_lstm(family):
+    """The issue's memory target, counted by autograd's saved-tensor hook for both."""
+    cls, options = LAYER_CASES[family]
+    x = torch.randn(20, 8, 16, requires_grad=True)
+    ours = cls(16, 32, backend="fused", **options)
+    theirs = torch.nn.LSTM(16, 32)
+    kept = {
+        name: saved_activation_bytes(lambda x, m=m: m(x)[0], x, m.parameters())
+        for name, m in [("ours", ours), ("torch", theirs)]
+    }
+    assert 0 < kept["ours"] <= kept["torch"], kept

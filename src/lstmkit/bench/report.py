@@ -21,6 +21,10 @@ MODES = (
 )
 RATIO = "x LSTM: time / torch.nn.LSTM's time at the same size"
 FLOPS = "GFLOP/s: 2*B*G*H*(I+H) FLOPs per step forward (G gate blocks), 3x that for fwd+bwd"
+MEMORY = (
+    "saved MB: activations autograd keeps for the backward of one training forward (the "
+    "input and parameters left out); x LSTM mem: that / torch.nn.LSTM's"
+)
 
 _COLUMNS = (  # title, width; the first two left-aligned, two spaces between columns
     ("cell", 13),
@@ -32,6 +36,8 @@ _COLUMNS = (  # title, width; the first two left-aligned, two spaces between col
     ("x LSTM f+b", 10),
     ("GFLOP/s fwd", 11),
     ("GFLOP/s f+b", 11),
+    ("saved MB", 8),
+    ("x LSTM mem", 10),
 )
 _ERROR_WIDTH = 80  # the table shows this much of an error; the JSON has all of its line
 
@@ -87,6 +93,8 @@ def row_json(row: BenchRow) -> dict[str, object]:
         "flops_per_step": row.flops_per_step,
         "gflops_fwd": row.gflops_fwd,
         "gflops_fwd_bwd": row.gflops_fwd_bwd,
+        "saved_mb": row.saved_mb,
+        "ratio_saved": row.ratio_saved,
         "error": row.error,
     }
 
@@ -105,6 +113,7 @@ def to_json(rows: list[BenchRow], config: BenchConfig) -> dict[str, object]:
         "modes": MODES,
         "ratio": RATIO,
         "flops": FLOPS,
+        "memory": MEMORY,
     }
     rows_json = [row_json(row) for row in rows]
     return {"machine": machine_info(config), "settings": settings, "rows": rows_json}
@@ -125,6 +134,7 @@ def format_table(rows: list[BenchRow], config: BenchConfig) -> str:
         MODES,
         RATIO,
         FLOPS,
+        MEMORY,
     ]
     for size in config.sizes:
         lines += [
@@ -150,6 +160,8 @@ def _row_line(row: BenchRow) -> str:
         _times(row.ratio_fwd_bwd),
         _fixed(row.gflops_fwd),
         _fixed(row.gflops_fwd_bwd),
+        _fixed(row.saved_mb),
+        _times(row.ratio_saved),
     ]
     line = _line(values)
     if row.error:

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.bench.configs import BenchSize, preset_sizes
+from lstmkit.bench.memory import saved_activation_bytes
 from lstmkit.bench.timing import Timing, describe_error, interleaved_medians
 from lstmkit.cellmath.family import CellFamily
 from lstmkit.cellmath.gru import GRUFamily
@@ -157,6 +158,11 @@ class BenchRow:
     """fwd_ms / torch.nn.LSTM's fwd_ms at this size."""
     ratio_fwd_bwd: float | None
     error: str | None = None
+    saved_mb: float | None = None
+    """MB of activations autograd keeps for the backward of one training forward
+    (:mod:`.memory`); None when forward-only or on an error."""
+    ratio_saved: float | None = None
+    """saved_mb / torch.nn.LSTM's saved_mb at this size."""
 
     @property
     def flops_per_step(self) -> int:
@@ -188,7 +194,7 @@ def candidate_entries(config: BenchConfig, hidden_size: int) -> list[Entry]:
     """The peers, then each cell on each backend it supports and ``auto``, as asked.
 
     A backend that supports the cell but not the device (``choose_backend`` refuses it, as
-    it refuses the CPU-only ``fused`` on CUDA) is left out like an unsupported one."""
+    it refuses ``fused`` on CUDA without Triton) is left out like an unsupported one."""
     entries = [Entry("lstm", peer, peer, LSTM_GATE_BLOCKS) for peer in PEERS]
     for cell in config.cells:
         family = CELLS[cell](hidden_size)
@@ -296,7 +302,18 @@ def _bench_size(
             candidate.module.train()
         calls = {k: partial(_forward_backward, c, x, grad_output) for k, c in built.items()}
         fwd_bwd = timing(calls, tick=bar.update)
-    return _rows(size, entries, build_errors, fwd, fwd_bwd)
+        saved = {k: _saved_mb(c, x) for k, c in built.items()}
+    else:
+        saved = {}
+    return _rows(size, entries, build_errors, fwd, fwd_bwd, saved)
+
+
+def _saved_mb(candidate: _Candidate, x: Tensor) -> float | None:
+    try:
+        held = list(candidate.module.parameters())
+        return saved_activation_bytes(candidate.forward, x, held) / 1e6
+    except Exception:  # the timing's row already carries the error
+        return None
 
 
 def _rows(
@@ -305,10 +322,12 @@ def _rows(
     build_errors: dict[int, str],
     fwd: dict[int, Timing],
     fwd_bwd: dict[int, Timing],
+    saved: dict[int, float | None],
 ) -> list[BenchRow]:
-    """One row per entry (by index), its times as ratios to torch.nn.LSTM's too."""
+    """One row per entry (by index), its times and memory as ratios to torch.nn.LSTM's too."""
     base = next(k for k, entry in enumerate(entries) if entry.backend == TORCH_LSTM)
     base_fwd, base_fwd_bwd = _ms(fwd.get(base)), _ms(fwd_bwd.get(base))
+    base_saved = saved.get(base)
     rows = []
     for k, entry in enumerate(entries):
         fwd_ms, fwd_bwd_ms = _ms(fwd.get(k)), _ms(fwd_bwd.get(k))
@@ -325,6 +344,8 @@ def _rows(
                 _ratio(fwd_ms, base_fwd),
                 _ratio(fwd_bwd_ms, base_fwd_bwd),
                 error=next((e for e in errors if e), None),
+                saved_mb=saved.get(k),
+                ratio_saved=_ratio(saved.get(k), base_saved),
             )
         )
     return rows
@@ -334,8 +355,8 @@ def _ms(timing: Timing | None) -> float | None:
     return None if timing is None or timing.seconds is None else timing.seconds * 1e3
 
 
-def _ratio(ms: float | None, base_ms: float | None) -> float | None:
-    return None if ms is None or not base_ms else ms / base_ms
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else value / base
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +23,7 @@ from lstmkit.layers.backends import (
     torch_fused,
     unsupported_reason,
 )
+from lstmkit.layers.backends.recompute import run_direction as recompute_run_direction
 from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
 from lstmkit.trace import Trace
 
@@ -34,6 +36,11 @@ class RecurrentLayer(nn.Module):
     ``return_trace=True`` (see :mod:`lstmkit.trace`). ``lengths`` (batch,) marks how many
     steps of a padded batch are real: the output is zero past each end and the final state
     is taken at each sequence's last step, as with a PackedSequence.
+
+    ``recompute_every=N`` keeps for the backward only the state every N steps and reruns the
+    steps between them in the backward (:mod:`~lstmkit.layers.backends.recompute`): memory
+    for time, on any backend but torch's. Traced calls and calls without gradients run
+    without it.
     """
 
     def __init__(
@@ -50,6 +57,7 @@ class RecurrentLayer(nn.Module):
         *,
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -64,6 +72,7 @@ class RecurrentLayer(nn.Module):
         check_forget_bias(family, self.bias, forget_bias)
         self.forget_bias = forget_bias
         self.backend = backend  # validated by the setter below
+        self.recompute_every = _check_recompute(recompute_every, self.backend, owner)
 
         self._layer_param_names: list[list[dict[str, str]]] = []
         for layer in range(self.num_layers):
@@ -154,8 +163,13 @@ class RecurrentLayer(nn.Module):
         expect_like(seq.data, reference_param, "input", owner)
         initial = self._initial_state(hx, seq, owner)
 
-        backend = choose_backend(self.backend, self.family, return_trace, seq.data.device.type)
-        output, final, trace_tensors = self._run(backend, seq, initial, return_trace)
+        recompute = (
+            self.recompute_every is not None and not return_trace and torch.is_grad_enabled()
+        )
+        backend = choose_backend(
+            self.backend, self.family, return_trace, seq.data.device.type, recompute
+        )
+        output, final, trace_tensors = self._run(backend, seq, initial, return_trace, recompute)
         output = restore_output(output, seq)
         if not seq.batched:
             final = tuple(s.squeeze(1) for s in final)
@@ -164,7 +178,7 @@ class RecurrentLayer(nn.Module):
             return output, state
         return output, state, Trace(self.family.name, trace_tensors, seq.lengths)
 
-    def _run(self, backend: Backend, seq: SequenceBatch, initial, record: bool):
+    def _run(self, backend: Backend, seq: SequenceBatch, initial, record: bool, recompute: bool):
         """The output (T, B, D*R), or a PackedSequence; final states; trace tensors or None."""
         dropout = self.dropout if self.training else 0.0
         if backend is Backend.TORCH:
@@ -180,6 +194,8 @@ class RecurrentLayer(nn.Module):
             Backend.MANUAL: manual_lstm.run_direction,
             Backend.REFERENCE: reference.run_direction,
         }[backend]
+        if recompute:
+            direction_fn = partial(recompute_run_direction, direction_fn, self.recompute_every)
         return reference.run_layers(
             self.family, seq.data, initial, weights, seq.step_mask(), dropout, record, direction_fn
         )
@@ -226,7 +242,22 @@ class RecurrentLayer(nn.Module):
                 parts.append(f"{name}={getattr(self, name)}")
         if self.backend is not Backend.AUTO:
             parts.append(f"backend={self.backend.value!r}")
+        if self.recompute_every is not None:
+            parts.append(f"recompute_every={self.recompute_every}")
         return ", ".join(parts)
+
+
+def _check_recompute(every, backend: Backend, owner: str) -> int | None:
+    if every is None:
+        return None
+    every = expect_positive_int(every, "recompute_every", owner)
+    if backend is Backend.TORCH:
+        raise ValueError(
+            f"{owner}: recompute_every needs a backend that runs one direction at a time; "
+            "torch's kernels run the whole layer in one call. Use backend='auto', 'fused', "
+            "'manual' or 'reference'"
+        )
+    return every
 
 
 def _check_dropout(dropout, num_layers: int, owner: str) -> float:

@@ -10,8 +10,9 @@ from lstmkit.layers.base import RecurrentLayer
 class GRU(RecurrentLayer):
     """A drop-in for ``torch.nn.GRU``: same arguments (``input_size, hidden_size,
     num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
-    dtype=None``), parameters and outputs ``(output, h_n)``; plus keyword-only ``backend``,
-    and ``lengths=`` and ``return_trace=`` in ``forward``."""
+    dtype=None``), parameters and outputs ``(output, h_n)``; plus keyword-only ``backend``
+    and ``recompute_every`` (see :class:`~lstmkit.layers.base.RecurrentLayer`), and
+    ``lengths=`` and ``return_trace=`` in ``forward``."""
 
     def __init__(
         self,
@@ -26,6 +27,7 @@ class GRU(RecurrentLayer):
         dtype=None,
         *,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
         super().__init__(
             GRUFamily(hidden_size),
@@ -38,4 +40,5 @@ class GRU(RecurrentLayer):
             device,
             dtype,
             backend=backend,
+            recompute_every=recompute_every,
         )

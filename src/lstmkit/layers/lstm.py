@@ -25,8 +25,10 @@ class LSTM(RecurrentLayer):
     - ``forget_gate``: False gives the 1997 cell without a forget gate; gate blocks i, g, o.
     - ``forget_bias``: initial total forget-gate bias (1.0 per Jozefowicz et al. 2015);
       None keeps torch's initialisation.
-    - ``backend``: ``"auto"``, ``"torch"`` or ``"reference"``; see
-      :mod:`lstmkit.layers.backends`.
+    - ``backend``: ``"auto"``, ``"reference"``, ``"manual"``, ``"torch"`` or ``"fused"``;
+      see :mod:`lstmkit.layers.backends`.
+    - ``recompute_every``: keep the state every N steps for the backward and recompute the
+      rest (see :class:`~lstmkit.layers.base.RecurrentLayer`).
 
     ``forward(input, hx=None, *, lengths=None, return_trace=False)`` returns
     ``output, (h_n, c_n)`` like torch's, and the :class:`~lstmkit.trace.Trace` third with
@@ -53,6 +55,7 @@ class LSTM(RecurrentLayer):
         forget_gate: bool = True,
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
         _check_proj_size(proj_size, hidden_size)
         family = LSTMFamily(
@@ -74,6 +77,7 @@ class LSTM(RecurrentLayer):
             dtype,
             forget_bias=forget_bias,
             backend=backend,
+            recompute_every=recompute_every,
         )
 
     @property

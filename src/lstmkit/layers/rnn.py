@@ -11,8 +11,9 @@ class RNN(RecurrentLayer):
     """A drop-in for ``torch.nn.RNN``: same arguments, in torch's order (``input_size,
     hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False,
     dropout=0.0, bidirectional=False, device=None, dtype=None``), parameters and outputs
-    ``(output, h_n)``; plus keyword-only ``backend``, and ``lengths=`` and ``return_trace=``
-    in ``forward``."""
+    ``(output, h_n)``; plus keyword-only ``backend`` and ``recompute_every`` (see
+    :class:`~lstmkit.layers.base.RecurrentLayer`), and ``lengths=`` and ``return_trace=`` in
+    ``forward``."""
 
     def __init__(
         self,
@@ -28,6 +29,7 @@ class RNN(RecurrentLayer):
         dtype=None,
         *,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
         super().__init__(
             RNNFamily(hidden_size, nonlinearity),
@@ -40,6 +42,7 @@ class RNN(RecurrentLayer):
             device,
             dtype,
             backend=backend,
+            recompute_every=recompute_every,
         )
 
     @property

@@ -82,22 +82,33 @@ def torch_unsupported_reason(family: CellFamily) -> str | None:
 
 
 def choose_backend(
-    requested: Backend, family: CellFamily, tracing: bool, device_type: str = "cpu"
+    requested: Backend,
+    family: CellFamily,
+    tracing: bool,
+    device_type: str = "cpu",
+    recompute: bool = False,
 ) -> Backend:
-    """The backend that runs this call."""
+    """The backend that runs this call. ``recompute``: the layer recomputes activations in
+    the backward (``recompute_every``), which needs a backend that runs one direction at a
+    time, so not torch's, which runs every layer and step in one call."""
+    if requested is Backend.TORCH and recompute:
+        raise ValueError(
+            "recompute_every needs a backend that runs one direction at a time, and torch's "
+            "kernels run the whole layer in one call; use backend='auto', 'fused', 'manual' "
+            "or 'reference'"
+        )
     if requested is Backend.AUTO:
         if tracing:  # the reference's traces are differentiable; the fused ones are not
             return Backend.REFERENCE
         # torch's own LSTM kernel (oneDNN) is the fastest plain LSTM on the CPU; its GRU and
         # RNN backward passes are not fused, and lstmkit's kernels beat them (performance.md)
         plain_lstm = isinstance(family, LSTMFamily)
-        if unsupported_reason(Backend.TORCH, family) is None and (
-            plain_lstm or device_type != "cpu"
-        ):
+        torch_can = unsupported_reason(Backend.TORCH, family) is None and not recompute
+        if torch_can and (plain_lstm or device_type != "cpu"):
             return Backend.TORCH
         if device_type == "cpu" and _fused_cpu_ready():
             return Backend.FUSED
-        if unsupported_reason(Backend.TORCH, family) is None:
+        if torch_can:
             return Backend.TORCH
         if unsupported_reason(Backend.MANUAL, family) is None:
             return Backend.MANUAL
