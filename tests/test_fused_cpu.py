@@ -61,6 +61,17 @@ def test_fused_matches_reference(family, shape, lengths, direction, dtype):
     assert_close_all(ours, theirs, dtype, f"fused vs reference, {family}")
 
 
+@pytest.mark.parametrize("family", list(LAYER_CASES))
+def test_batches_past_the_small_batch_path_match_too(family):
+    """The grid above runs batch 3, which the kernels' own small-batch products take
+    (kernels.cpp, kSmallBatch = 4); batch 6 goes through ATen's GEMM instead."""
+    reference, fused = _pair(family, "H9-L2", True, torch.float64)
+    x = torch.randn(T, 6, I, dtype=torch.float64, requires_grad=True)
+    lens = torch.tensor([7, 2, 5, 7, 1, 6])
+    ours, theirs = _run(fused, x, lens), _run(reference, x, lens)
+    assert_close_all(ours, theirs, torch.float64, f"fused vs reference at batch 6, {family}")
+
+
 @pytest.mark.parametrize("family", ["lstm-plain", "lstm-peephole-coupled", "gru", "rnn-tanh"])
 def test_bfloat16_follows_float32(family):
     """bfloat16 keeps 8 bits of mantissa: the kernels compute in float32 and round on store,

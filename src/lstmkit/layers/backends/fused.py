@@ -80,6 +80,16 @@ def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
     return trace
 
 
+def gate_inputs(x: Tensor, weights: Weights, fold_hidden_bias: bool) -> Tensor:
+    """x W_ih^T + b_ih for every step as one product. ``fold_hidden_bias``: b_hh enters every
+    step the same way (the LSTM's and the RNN's), so it joins b_ih here, which saves a pass
+    over the (T, B, G*H) result forwards and a sum over it backwards."""
+    bias = weights.get("bias_ih")
+    if fold_hidden_bias and bias is not None:
+        bias = bias + weights["bias_hh"]
+    return torch.nn.functional.linear(x, weights["weight_ih"], bias)
+
+
 def zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
     """autograd hands None for an output nobody used."""
     return torch.zeros_like(like) if grad is None else grad

@@ -8,7 +8,8 @@ falls back to torch's kernels or the Python loops.
 
 Each direction of a layer is one call (through ``backends.fused``, which flips reversed
 directions and builds traces): the input projection of all steps is one matrix
-product here in Python (autograd carries it to ``weight_ih``, ``bias_ih`` and the input),
+product here in Python, with ``bias_hh`` folded in where it is exact (autograd carries it
+to ``weight_ih``, the biases and the input),
 and the kernel runs the recurrence, keeping for the backward only the gate activations and
 the states. The backward returns the gradient of every gate pre-activation, from which the
 weight gradients are single products over all steps. ``run_lstm``, ``run_gru`` and
@@ -31,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.lstm import LSTMFamily
-from lstmkit.layers.backends.fused import zeros_if_none
+from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
 
 _SOURCE = Path(__file__).with_name("kernels.cpp")
 _LSTM_KIND = {"standard": 0, "coupled": 1, "noforget": 2}  # kernels.cpp's LSTMKind
@@ -120,26 +121,25 @@ def _lstm_kind(family: LSTMFamily) -> int:
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
     ops = _ops()
-    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
         ops, _lstm_kind(family), mask, x_gates, h0, c0, weights["weight_hh"],
-        weights.get("bias_hh"), weights.get("weight_ci"), weights.get("weight_cf"),
-        weights.get("weight_co"), weights.get("weight_hr"),
+        weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"),
+        weights.get("weight_hr"),
     )  # fmt: skip
     return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
 
 
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, ops, kind, mask, x_gates, h0, c0, w_hh, b_hh, p_i, p_f, p_o, w_hr):
-        if b_hh is not None:  # both biases enter every step the same way: add b_hh once
-            x_gates = x_gates + b_hh
+    def forward(ctx, ops, kind, mask, x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         output, h_n, c_n, acts, c_all, h_all, m_all = ops.lstm_forward(
             x_gates.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
             p_i, p_f, p_o, None if w_hr is None else w_hr.contiguous(), mask, kind,
         )  # fmt: skip
-        ctx.ops, ctx.kind, ctx.mask, ctx.has_bias = ops, kind, mask, b_hh is not None
+        ctx.ops, ctx.kind, ctx.mask = ops, kind, mask
         ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr)
         ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
         return output, h_n, c_n, acts, c_all, h_all
@@ -156,8 +156,7 @@ class _LSTMFunction(torch.autograd.Function):
             m_all, h0.contiguous(), c0.contiguous(), w_hh.contiguous(), p_i, p_f, p_o,
             None if w_hr is None else w_hr.contiguous(), ctx.mask, ctx.kind,
         )  # fmt: skip
-        d_b_hh = dz.sum((0, 1)) if ctx.has_bias else None
-        return (None, None, None, dz, dh0, dc0, d_w_hh, d_b_hh, _defined(d_p_i),
+        return (None, None, None, dz, dh0, dc0, d_w_hh, _defined(d_p_i),
                 _defined(d_p_f), _defined(d_p_o), _defined(d_w_hr))  # fmt: skip
 
 
@@ -166,7 +165,7 @@ class _LSTMFunction(torch.autograd.Function):
 
 def run_gru(family, x, state, weights, mask):
     ops = _ops()
-    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=False)  # b_hn sits inside r's product
     (h0,) = state
     output, h_n, acts, h_all = _GRUFunction.apply(
         ops, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
@@ -177,6 +176,7 @@ def run_gru(family, x, state, weights, mask):
 class _GRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ops, mask, x_gates, h0, w_hh, b_hh):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         output, h_n, acts, hn_all, h_all = ops.gru_forward(
             x_gates.contiguous(), h0.contiguous(), w_hh.contiguous(),
             None if b_hh is None else b_hh.contiguous(), mask,
@@ -203,24 +203,21 @@ class _GRUFunction(torch.autograd.Function):
 
 def run_rnn(family, x, state, weights, mask):
     ops = _ops()
-    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     (h0,) = state
     relu = family.nonlinearity == "relu"
-    output, h_n, h_all = _RNNFunction.apply(
-        ops, relu, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
-    )
+    output, h_n, h_all = _RNNFunction.apply(ops, relu, mask, x_gates, h0, weights["weight_hh"])
     return output, (h_n,), dict(hidden=h_all)
 
 
 class _RNNFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, ops, relu, mask, x_gates, h0, w_hh, b_hh):
-        if b_hh is not None:
-            x_gates = x_gates + b_hh
+    def forward(ctx, ops, relu, mask, x_gates, h0, w_hh):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         output, h_n, h_all = ops.rnn_forward(
             x_gates.contiguous(), h0.contiguous(), w_hh.contiguous(), relu, mask
         )
-        ctx.ops, ctx.relu, ctx.mask, ctx.has_bias = ops, relu, mask, b_hh is not None
+        ctx.ops, ctx.relu, ctx.mask = ops, relu, mask
         ctx.save_for_backward(h_all, h0, w_hh)
         ctx.mark_non_differentiable(h_all)  # handed out for traces only
         return output, h_n, h_all
@@ -234,8 +231,7 @@ class _RNNFunction(torch.autograd.Function):
             zeros_if_none(d_h_n, h0).contiguous(),
             h_all, h0.contiguous(), w_hh.contiguous(), ctx.relu, ctx.mask,
         )  # fmt: skip
-        d_b_hh = d_pre.sum((0, 1)) if ctx.has_bias else None
-        return None, None, None, d_pre, dh0, d_w_hh, d_b_hh
+        return None, None, None, d_pre, dh0, d_w_hh
 
 
 def _defined(t: Tensor | None) -> Tensor | None:

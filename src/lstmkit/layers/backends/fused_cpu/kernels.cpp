@@ -29,6 +29,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -77,235 +78,372 @@ const bool* mask_row(const c10::optional<Tensor>& mask, int64_t t) {
   return mask.has_value() ? mask->data_ptr<bool>() + t * mask->size(1) : nullptr;
 }
 
+// The recurrent products of a step, out (B, N) = base + in (B, K) @ m (K, N).
+//
+// A small batch (the streaming case) runs them here on raw pointers: at batch 1 a step's
+// product of H = 128 is a few microseconds of arithmetic, and ATen's fixed cost per call
+// (dispatch, checks, the BLAS call's set-up) is several times that. The loop keeps eight
+// SIMD accumulators of the output row in registers and streams m's rows past them, one FMA
+// each per element of `in`. Larger batches go to ATen's GEMM, which blocks for the caches
+// and threads; so does bfloat16, which this CPU has no arithmetic for.
+constexpr int64_t kSmallBatch = 4;
+
+template <typename T>
+void vec_mat(const T* in, const T* m, const T* base, int64_t base_stride, T* out, int64_t B,
+             int64_t K, int64_t N) {
+  using Vec = at::vec::Vectorized<T>;
+  constexpr int64_t V = Vec::size();
+  constexpr int kUnroll = 8;
+  for (int64_t b = 0; b < B; ++b) {
+    const T* x = in + b * K;
+    const T* start = base == nullptr ? nullptr : base + b * base_stride;
+    T* y = out + b * N;
+    int64_t n0 = 0;
+    for (; n0 + kUnroll * V <= N; n0 += kUnroll * V) {
+      Vec acc[kUnroll];
+      for (int u = 0; u < kUnroll; ++u)
+        acc[u] = start != nullptr ? Vec::loadu(start + n0 + u * V) : Vec(T(0));
+      for (int64_t k = 0; k < K; ++k) {
+        const Vec xk(x[k]);
+        const T* row = m + k * N + n0;
+        for (int u = 0; u < kUnroll; ++u)
+          acc[u] = at::vec::fmadd(xk, Vec::loadu(row + u * V), acc[u]);
+      }
+      for (int u = 0; u < kUnroll; ++u) acc[u].store(y + n0 + u * V);
+    }
+    for (; n0 + V <= N; n0 += V) {
+      Vec acc = start != nullptr ? Vec::loadu(start + n0) : Vec(T(0));
+      for (int64_t k = 0; k < K; ++k) acc = at::vec::fmadd(Vec(x[k]), Vec::loadu(m + k * N + n0), acc);
+      acc.store(y + n0);
+    }
+    for (; n0 < N; ++n0) {
+      T acc = start != nullptr ? start[n0] : T(0);
+      for (int64_t k = 0; k < K; ++k) acc += x[k] * m[k * N + n0];
+      y[n0] = acc;
+    }
+  }
+}
+
+// m as vec_mat reads it, (K, N) contiguous, when the small path applies; else undefined.
+// `m_view` is the same operand as ATen takes it (often a transposed view).
+Tensor small_batch_operand(const Tensor& m_view, int64_t batch) {
+  const auto dtype = m_view.scalar_type();
+  if (batch > kSmallBatch || (dtype != at::kFloat && dtype != at::kDouble)) return Tensor();
+  return m_view.contiguous();
+}
+
+// out = base + in @ m_view; base undefined (0), (B, N), or an (N,) bias for every row. `in`,
+// `base` and `out` are contiguous; `m_kn` is small_batch_operand(m_view, B).
+void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor& m_view,
+                 const Tensor& m_kn) {
+  if (m_kn.defined()) {
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "add_product", [&] {
+      const scalar_t* bp = base.defined() ? base.data_ptr<scalar_t>() : nullptr;
+      const int64_t stride = base.defined() && base.dim() == 2 ? base.size(1) : 0;
+      vec_mat(in.data_ptr<scalar_t>(), m_kn.data_ptr<scalar_t>(), bp, stride,
+              out.data_ptr<scalar_t>(), in.size(0), in.size(1), out.size(1));
+    });
+  } else if (base.defined()) {
+    at::addmm_out(out, base, in, m_view);
+  } else {
+    at::mm_out(out, in, m_view);
+  }
+}
+
 // ------------------------------------------------------------------------------------
 // LSTM family
 // ------------------------------------------------------------------------------------
+//
+// The time loops below are templates over the element type, dispatched once per call, and
+// address every step's slices by pointer: at batch 1 a step is a few microseconds of work,
+// and building a handful of tensor views per step (acts[t], c_all[t], ...) would cost as
+// much again. Tensors appear in the loop only where ATen does the work (large batches,
+// bfloat16, the projection).
 
-// Returns output (T, B, R), h_n (B, R), c_n (B, H), and what the backward reads:
-// acts (T, B, G*H) gate activations, c_all (T, B, H) and h_all (T, B, R) the carried states
-// after each step, m_all (T, B, H) = o * tanh(C) before the projection (empty without one).
-std::vector<Tensor> lstm_forward(
-    const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-    const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
-    const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
-    const c10::optional<Tensor>& mask, int64_t kind) {
+template <typename T>
+constexpr bool kHasVecMat = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+// Runs rows 0..B-1 of a step through body(b, buffers...): on this thread with buffers made
+// once per call for a small batch, else split over threads with buffers per chunk.
+template <typename acc>
+struct StepRows {
+  int64_t rows, grain;
+  std::vector<int64_t> sizes;
+  std::vector<RowBuffer<acc>> serial;  // the small batch's buffers, reused every step
+  StepRows(int64_t rows, int64_t row_cost, std::vector<int64_t> buffer_sizes)
+      : rows(rows),
+        grain(std::max<int64_t>(1, 32768 / std::max<int64_t>(row_cost, 1))),
+        sizes(std::move(buffer_sizes)) {
+    if (rows <= kSmallBatch)
+      for (int64_t n : sizes) serial.emplace_back(n);
+  }
+  template <typename F>
+  void run(const F& body, bool one_thread = false) {
+    if (!serial.empty()) {
+      for (int64_t b = 0; b < rows; ++b) body(b, serial);
+      return;
+    }
+    auto chunk = [&](int64_t begin, int64_t end) {
+      std::vector<RowBuffer<acc>> buffers;
+      for (int64_t n : sizes) buffers.emplace_back(n);
+      for (int64_t b = begin; b < end; ++b) body(b, buffers);
+    };
+    if (one_thread) {
+      chunk(0, rows);
+    } else {
+      at::parallel_for(0, rows, grain, chunk);
+    }
+  }
+};
+
+template <typename scalar_t>
+void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0,
+                       const Tensor& w_hh, const c10::optional<Tensor>& p_i,
+                       const c10::optional<Tensor>& p_f, const c10::optional<Tensor>& p_o,
+                       const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask,
+                       int64_t kind, Tensor& acts, Tensor& c_all, Tensor& h_all, Tensor& m_all) {
+  using acc = at::opmath_type<scalar_t>;
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
   const bool has_forget = kind == kStandard;
   const bool peephole = p_i.has_value();
   const bool project = w_hr.has_value();
-  TORCH_CHECK(GH == (has_forget ? 4 : 3) * H, "lstm_forward: gate blocks do not match kind");
-
-  auto acts = at::empty({T, B, GH}, x_gates.options());
-  auto c_all = at::empty({T, B, H}, x_gates.options());
-  auto h_all = at::empty({T, B, R}, x_gates.options());
-  auto m_all = project ? at::empty({T, B, H}, x_gates.options()) : Tensor();
-  auto output = at::empty({T, B, R}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
+  const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
   const Tensor w_hr_t = project ? w_hr->t() : Tensor();
+  const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
+  scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
+  scalar_t* h_all_p = h_all.data_ptr<scalar_t>();
+  scalar_t* m_all_p = project ? m_all.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pi = peephole ? p_i->data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pf = peephole && has_forget ? p_f->data_ptr<scalar_t>() : nullptr;
+  const scalar_t* po = peephole ? p_o->data_ptr<scalar_t>() : nullptr;
+  const int64_t gf = H, gg = has_forget ? 2 * H : H, go = has_forget ? 3 * H : 2 * H;
+  StepRows<acc> rows(B, 12 * H, {GH, H, H});  // pre-activations, C_t, tanh(C_t)
 
-  Tensor h = h0.contiguous(), c = c0.contiguous();
+  const scalar_t* h_prev = h0.data_ptr<scalar_t>();
+  const scalar_t* c_prev_all = c0.data_ptr<scalar_t>();
   for (int64_t t = 0; t < T; ++t) {
-    Tensor z = acts[t];
-    at::addmm_out(z, x_gates[t], h, w_hh_t);  // pre-activations, overwritten below
-    Tensor c_new = c_all[t];
-    Tensor m = project ? m_all[t] : h_all[t];
+    scalar_t* z = acts_p + t * B * GH;  // pre-activations, overwritten by the gates below
+    if constexpr (kHasVecMat<scalar_t>) {
+      if (w_kn != nullptr) vec_mat(h_prev, w_kn, xg_p + t * B * GH, GH, z, B, R, GH);
+    }
+    if (w_kn == nullptr) {
+      Tensor zt = acts[t];
+      at::addmm_out(zt, x_gates[t], t > 0 ? h_all[t - 1] : h0, w_hh_t);
+    }
+    scalar_t* c_new = c_all_p + t * B * H;
+    scalar_t* m = project ? m_all_p + t * B * H : h_all_p + t * B * R;
     const bool* keep = mask_row(mask, t);
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, z.scalar_type(), "lstm_forward", [&] {
-      using acc = at::opmath_type<scalar_t>;
-      scalar_t* zp = z.data_ptr<scalar_t>();
-      const scalar_t* cp = c.data_ptr<scalar_t>();
-      scalar_t* cn = c_new.data_ptr<scalar_t>();
-      scalar_t* mp = m.data_ptr<scalar_t>();
-      const scalar_t* hp = h.data_ptr<scalar_t>();
-      const scalar_t* pi = peephole ? p_i->data_ptr<scalar_t>() : nullptr;
-      const scalar_t* pf = peephole && has_forget ? p_f->data_ptr<scalar_t>() : nullptr;
-      const scalar_t* po = peephole ? p_o->data_ptr<scalar_t>() : nullptr;
-      const int64_t gf = H, gg = has_forget ? 2 * H : H, go = has_forget ? 3 * H : 2 * H;
-      const int64_t grain = std::max<int64_t>(1, 32768 / (12 * H));
-      at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
-        RowBuffer<acc> zbuf(GH), cbuf(H), tbuf(H);  // pre-activations, C_t, tanh(C_t)
-        acc *za = zbuf.get(), *ca = cbuf.get(), *ta = tbuf.get();
-        for (int64_t b = begin; b < end; ++b) {
-          scalar_t* zr = zp + b * GH;
-          const scalar_t* c_prev = cp + b * H;
-          for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr[k]);
-          if (peephole) {  // i and f look at C_{t-1}
-            for (int64_t j = 0; j < H; ++j) za[j] += acc(pi[j]) * acc(c_prev[j]);
-            if (has_forget)
-              for (int64_t j = 0; j < H; ++j) za[gf + j] += acc(pf[j]) * acc(c_prev[j]);
-          }
-          sigmoid_(za, gg);  // i (and f): the blocks before g
-          tanh_(za + gg, H);  // g = C~
-          for (int64_t j = 0; j < H; ++j) {
-            const acc cprev = acc(c_prev[j]), i = za[j], g = za[gg + j];
-            if (has_forget) {
-              ca[j] = za[gf + j] * cprev + i * g;
-            } else if (kind == kCoupled) {
-              ca[j] = cprev + i * (g - cprev);  // (1 - i) C_{t-1} + i C~
-            } else {
-              ca[j] = cprev + i * g;  // the 1997 carrousel
-            }
-          }
-          if (peephole)  // o looks at C_t
-            for (int64_t j = 0; j < H; ++j) za[go + j] += acc(po[j]) * ca[j];
-          sigmoid_(za + go, H);
-          for (int64_t j = 0; j < H; ++j) ta[j] = ca[j];
-          tanh_(ta, H);
-          // the gates are kept even for an ended row: its gradients are masked to 0 anyway
-          for (int64_t k = 0; k < GH; ++k) zr[k] = scalar_t(za[k]);
-          const bool live = keep == nullptr || keep[b];
-          scalar_t* c_out = cn + b * H;
-          scalar_t* m_out = mp + b * (project ? H : R);
-          for (int64_t j = 0; j < H; ++j) {
-            c_out[j] = live ? scalar_t(ca[j]) : c_prev[j];
-            const acc mj = za[go + j] * ta[j];  // o tanh(C)
-            m_out[j] = (project || live) ? scalar_t(mj) : hp[b * R + j];
-          }
+    const scalar_t* cp = c_prev_all;
+    const scalar_t* hp = h_prev;
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc *za = buf[0].get(), *ca = buf[1].get(), *ta = buf[2].get();
+      scalar_t* zr = z + b * GH;
+      const scalar_t* c_prev = cp + b * H;
+      for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr[k]);
+      if (peephole) {  // i and f look at C_{t-1}
+        for (int64_t j = 0; j < H; ++j) za[j] += acc(pi[j]) * acc(c_prev[j]);
+        if (has_forget)
+          for (int64_t j = 0; j < H; ++j) za[gf + j] += acc(pf[j]) * acc(c_prev[j]);
+      }
+      sigmoid_(za, gg);   // i (and f): the blocks before g
+      tanh_(za + gg, H);  // g = C~
+      for (int64_t j = 0; j < H; ++j) {
+        const acc cprev = acc(c_prev[j]), i = za[j], g = za[gg + j];
+        if (has_forget) {
+          ca[j] = za[gf + j] * cprev + i * g;
+        } else if (kind == kCoupled) {
+          ca[j] = cprev + i * (g - cprev);  // (1 - i) C_{t-1} + i C~
+        } else {
+          ca[j] = cprev + i * g;  // the 1997 carrousel
         }
-      });
+      }
+      if (peephole)  // o looks at C_t
+        for (int64_t j = 0; j < H; ++j) za[go + j] += acc(po[j]) * ca[j];
+      sigmoid_(za + go, H);
+      for (int64_t j = 0; j < H; ++j) ta[j] = ca[j];
+      tanh_(ta, H);
+      // the gates are kept even for an ended row: its gradients are masked to 0 anyway
+      for (int64_t k = 0; k < GH; ++k) zr[k] = scalar_t(za[k]);
+      const bool live = keep == nullptr || keep[b];
+      scalar_t* c_out = c_new + b * H;
+      scalar_t* m_out = m + b * (project ? H : R);
+      for (int64_t j = 0; j < H; ++j) {
+        c_out[j] = live ? scalar_t(ca[j]) : c_prev[j];
+        const acc mj = za[go + j] * ta[j];  // o tanh(C)
+        m_out[j] = (project || live) ? scalar_t(mj) : hp[b * R + j];
+      }
     });
     if (project) {
       Tensor h_new = h_all[t];
       at::mm_out(h_new, m_all[t], w_hr_t);
       if (mask.has_value()) {
-        h_new.copy_(at::where(mask->select(0, t).unsqueeze(1), h_new, h));
+        h_new.copy_(at::where(mask->select(0, t).unsqueeze(1), h_new, t > 0 ? h_all[t - 1] : h0));
       }
     }
-    Tensor out = output[t];
-    if (mask.has_value()) {
-      at::mul_out(out, h_all[t], mask->select(0, t).unsqueeze(1));
-    } else {
-      out.copy_(h_all[t]);
-    }
-    h = h_all[t];
-    c = c_all[t];
+    h_prev = h_all_p + t * B * R;
+    c_prev_all = c_new;
   }
-  return {output, h.clone(), c.clone(), acts, c_all, h_all, m_all};
+}
+
+// Returns output (T, B, R), h_n (B, R), c_n (B, H), and what the backward reads:
+// acts (T, B, G*H) gate activations, c_all (T, B, H) and h_all (T, B, R) the carried states
+// after each step, m_all (T, B, H) = o * tanh(C) before the projection (empty without one).
+std::vector<Tensor> lstm_forward(
+    const Tensor& x_gates_in, const Tensor& h0_in, const Tensor& c0_in, const Tensor& w_hh,
+    const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
+    const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
+    const c10::optional<Tensor>& mask, int64_t kind) {
+  const Tensor x_gates = x_gates_in.contiguous(), h0 = h0_in.contiguous(), c0 = c0_in.contiguous();
+  const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
+  const int64_t H = c0.size(1), R = h0.size(1);
+  TORCH_CHECK(GH == (kind == kStandard ? 4 : 3) * H, "lstm_forward: gate blocks do not match kind");
+  auto acts = at::empty({T, B, GH}, x_gates.options());
+  auto c_all = at::empty({T, B, H}, x_gates.options());
+  auto h_all = at::empty({T, B, R}, x_gates.options());
+  auto m_all = w_hr.has_value() ? at::empty({T, B, H}, x_gates.options()) : Tensor();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "lstm_forward", [&] {
+    lstm_forward_loop<scalar_t>(x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr, mask, kind, acts,
+                                c_all, h_all, m_all);
+  });
+  // the output is the carried h, 0 past each sequence's end: one pass after the loop
+  Tensor output = mask.has_value() ? h_all * mask->unsqueeze(2) : h_all.clone();
+  return {output, h_all[T - 1].clone(), c_all[T - 1].clone(), acts, c_all, h_all, m_all};
+}
+
+template <typename scalar_t>
+void lstm_backward_loop(const Tensor& d_output, Tensor& dh, Tensor& dc, const Tensor& acts,
+                        const Tensor& c_all, const Tensor& c0, const Tensor& w_hh,
+                        const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
+                        const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
+                        const c10::optional<Tensor>& mask, int64_t kind, Tensor& dz_all,
+                        Tensor& dh_all) {
+  using acc = at::opmath_type<scalar_t>;
+  const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
+  const int64_t H = c0.size(1), R = dh.size(1);
+  const bool has_forget = kind == kStandard;
+  const bool peephole = p_i.has_value();
+  const bool project = w_hr.has_value();
+  const Tensor w_hh_kn = small_batch_operand(w_hh, B);
+  const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
+  const scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  const scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
+  scalar_t* dz_p = dz_all.data_ptr<scalar_t>();
+  const scalar_t* pi = peephole ? p_i->data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pf = peephole && has_forget ? p_f->data_ptr<scalar_t>() : nullptr;
+  const scalar_t* po = peephole ? p_o->data_ptr<scalar_t>() : nullptr;
+  const int64_t gf = H, gg = has_forget ? 2 * H : H, go = has_forget ? 3 * H : 2 * H;
+  auto dh_t = at::empty({B, R}, acts.options());
+  auto dm = project ? at::empty({B, H}, acts.options()) : Tensor();
+  auto dc_prev = at::empty({B, H}, acts.options());
+  auto dh_prev = at::empty({B, R}, acts.options());
+  StepRows<acc> rows(B, 16 * H, {H});  // tanh(C_t)
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    scalar_t* dht = dh_t.data_ptr<scalar_t>();
+    const scalar_t* dhp = dh.data_ptr<scalar_t>();
+    const scalar_t* dout = dout_p + t * B * R;
+    for (int64_t k = 0; k < B * R; ++k) dht[k] = scalar_t(acc(dout[k]) + acc(dhp[k]));
+    if (project) at::mm_out(dm, dh_t, *w_hr);
+    const scalar_t* dmp = (project ? dm : dh_t).data_ptr<scalar_t>();
+    const scalar_t* cp = t > 0 ? c_all_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
+    const scalar_t* ct = c_all_p + t * B * H;
+    const scalar_t* ap = acts_p + t * B * GH;
+    scalar_t* dz = dz_p + t * B * GH;
+    const scalar_t* dcp = dc.data_ptr<scalar_t>();
+    scalar_t* dcn = dc_prev.data_ptr<scalar_t>();
+    const bool* keep = mask_row(mask, t);
+    auto row = [&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc* tc = buf[0].get();
+      const scalar_t* ar = ap + b * GH;
+      scalar_t* dzr = dz + b * GH;
+      if (keep != nullptr && !keep[b]) {  // ended: nothing happened at this step
+        for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(0);
+        for (int64_t j = 0; j < H; ++j) dcn[b * H + j] = dcp[b * H + j];
+        return;
+      }
+      for (int64_t j = 0; j < H; ++j) tc[j] = acc(ct[b * H + j]);
+      tanh_(tc, H);  // recomputed: cheaper than storing a (T, B, H) buffer
+      for (int64_t j = 0; j < H; ++j) {
+        const acc i = acc(ar[j]), g = acc(ar[gg + j]), o = acc(ar[go + j]);
+        const acc cprev = acc(cp[b * H + j]);
+        const acc dmj = acc(dmp[b * H + j]);
+        const acc dzo = dmj * tc[j] * o * (acc(1) - o);  // through h = o tanh(C) and o's σ
+        acc dct = acc(dcp[b * H + j]) + dmj * o * (acc(1) - tc[j] * tc[j]);  // ... tanh(C)
+        if (peephole) dct += acc(po[j]) * dzo;  // o's peephole saw C_t
+        acc dzi, dcprev;
+        if (has_forget) {
+          const acc f = acc(ar[gf + j]);
+          dzi = dct * g * i * (acc(1) - i);
+          const acc dzf = dct * cprev * f * (acc(1) - f);
+          dzr[gf + j] = scalar_t(dzf);
+          dcprev = dct * f;
+          if (peephole) dcprev += acc(pf[j]) * dzf;
+        } else if (kind == kCoupled) {
+          dzi = dct * (g - cprev) * i * (acc(1) - i);
+          dcprev = dct * (acc(1) - i);
+        } else {  // the carrousel passes dC on unchanged
+          dzi = dct * g * i * (acc(1) - i);
+          dcprev = dct;
+        }
+        if (peephole) dcprev += acc(pi[j]) * dzi;
+        dzr[j] = scalar_t(dzi);
+        dzr[gg + j] = scalar_t(dct * i * (acc(1) - g * g));
+        dzr[go + j] = scalar_t(dzo);
+        dcn[b * H + j] = scalar_t(dcprev);
+      }
+    };
+    rows.run(row);
+
+    scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
+    if constexpr (kHasVecMat<scalar_t>) {
+      if (w_kn != nullptr) vec_mat<scalar_t>(dz, w_kn, nullptr, 0, dhn, B, GH, R);
+    }
+    if (w_kn == nullptr) at::mm_out(dh_prev, dz_all[t], w_hh);
+    if (keep != nullptr) {  // ended rows: the gradient passes by
+      for (int64_t b = 0; b < B; ++b)
+        if (!keep[b])
+          for (int64_t k = 0; k < R; ++k) dhn[b * R + k] = dhp[b * R + k];
+    }
+    if (project) {  // what reached W_hr at this step, for its gradient
+      scalar_t* slot = dh_all.data_ptr<scalar_t>() + t * B * R;
+      for (int64_t b = 0; b < B; ++b) {
+        const bool live = keep == nullptr || keep[b];
+        for (int64_t k = 0; k < R; ++k) slot[b * R + k] = live ? dht[b * R + k] : scalar_t(0);
+      }
+    }
+    std::swap(dh, dh_prev);
+    std::swap(dc, dc_prev);
+  }
 }
 
 // Returns d_x_gates (T, B, G*H) (= dL/dz, the gradient of every gate pre-activation), dh0,
 // dc0, d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr (undefined where the layer has none).
 std::vector<Tensor> lstm_backward(
-    const Tensor& d_output, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& acts,
+    const Tensor& d_output_in, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& acts,
     const Tensor& c_all, const Tensor& h_all, const Tensor& m_all, const Tensor& h0,
-    const Tensor& c0, const Tensor& w_hh, const c10::optional<Tensor>& p_i,
+    const Tensor& c0_in, const Tensor& w_hh, const c10::optional<Tensor>& p_i,
     const c10::optional<Tensor>& p_f, const c10::optional<Tensor>& p_o,
     const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask, int64_t kind) {
+  const Tensor d_output = d_output_in.contiguous(), c0 = c0_in.contiguous();
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
   const bool has_forget = kind == kStandard;
   const bool peephole = p_i.has_value();
   const bool project = w_hr.has_value();
   const auto acc_dtype = at::toOpMathType(acts.scalar_type());
-
   auto dz_all = at::empty({T, B, GH}, acts.options());
   auto dh_all = project ? at::empty({T, B, R}, acts.options()) : Tensor();
-  auto acc_opts = acts.options().dtype(acc_dtype);
-  auto d_pi = peephole ? at::zeros({H}, acc_opts) : Tensor();
-  auto d_pf = peephole && has_forget ? at::zeros({H}, acc_opts) : Tensor();
-  auto d_po = peephole ? at::zeros({H}, acc_opts) : Tensor();
   Tensor dh = d_h_n.contiguous().clone();
   Tensor dc = d_c_n.contiguous().clone();
-  auto dh_t = at::empty({B, R}, acts.options());
-  auto dm = project ? at::empty({B, H}, acts.options()) : Tensor();
-  auto dc_prev = at::empty({B, H}, acts.options());
-
-  for (int64_t t = T - 1; t >= 0; --t) {
-    at::add_out(dh_t, d_output[t], dh);
-    if (project) at::mm_out(dm, dh_t, *w_hr);
-    const Tensor& dm_t = project ? dm : dh_t;
-    const Tensor c_prev_t = t > 0 ? c_all[t - 1] : c0;
-    const Tensor c_t = c_all[t];
-    const Tensor a_t = acts[t];
-    Tensor dz = dz_all[t];
-    const bool* keep = mask_row(mask, t);
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
-      using acc = at::opmath_type<scalar_t>;
-      const scalar_t* ap = a_t.data_ptr<scalar_t>();
-      const scalar_t* cp = c_prev_t.data_ptr<scalar_t>();
-      const scalar_t* ct = c_t.data_ptr<scalar_t>();
-      const scalar_t* dmp = dm_t.data_ptr<scalar_t>();
-      const scalar_t* dcp = dc.data_ptr<scalar_t>();
-      scalar_t* dzp = dz.data_ptr<scalar_t>();
-      scalar_t* dcn = dc_prev.data_ptr<scalar_t>();
-      const scalar_t* pi = peephole ? p_i->data_ptr<scalar_t>() : nullptr;
-      const scalar_t* pf = peephole && has_forget ? p_f->data_ptr<scalar_t>() : nullptr;
-      const scalar_t* po = peephole ? p_o->data_ptr<scalar_t>() : nullptr;
-      acc* dpi = peephole ? d_pi.data_ptr<acc>() : nullptr;
-      acc* dpf = peephole && has_forget ? d_pf.data_ptr<acc>() : nullptr;
-      acc* dpo = peephole ? d_po.data_ptr<acc>() : nullptr;
-      const int64_t gf = H, gg = has_forget ? 2 * H : H, go = has_forget ? 3 * H : 2 * H;
-      auto rows = [&](int64_t begin, int64_t end) {
-        RowBuffer<acc> tbuf(H);
-        acc* tc = tbuf.get();
-        for (int64_t b = begin; b < end; ++b) {
-          const scalar_t* ar = ap + b * GH;
-          scalar_t* dzr = dzp + b * GH;
-          if (keep != nullptr && !keep[b]) {  // ended: nothing happened at this step
-            for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(0);
-            for (int64_t j = 0; j < H; ++j) dcn[b * H + j] = dcp[b * H + j];
-            continue;
-          }
-          for (int64_t j = 0; j < H; ++j) tc[j] = acc(ct[b * H + j]);
-          tanh_(tc, H);  // recomputed: cheaper than storing a (T, B, H) buffer
-          for (int64_t j = 0; j < H; ++j) {
-            const acc i = acc(ar[j]), g = acc(ar[gg + j]), o = acc(ar[go + j]);
-            const acc cprev = acc(cp[b * H + j]);
-            const acc dmj = acc(dmp[b * H + j]);
-            const acc dzo = dmj * tc[j] * o * (acc(1) - o);  // through h = o tanh(C) and o's σ
-            acc dct = acc(dcp[b * H + j]) + dmj * o * (acc(1) - tc[j] * tc[j]);  // ... tanh(C)
-            if (peephole) dct += acc(po[j]) * dzo;  // o's peephole saw C_t
-            acc dzi, dcprev;
-            if (has_forget) {
-              const acc f = acc(ar[gf + j]);
-              dzi = dct * g * i * (acc(1) - i);
-              const acc dzf = dct * cprev * f * (acc(1) - f);
-              dzr[gf + j] = scalar_t(dzf);
-              dcprev = dct * f;
-              if (peephole) {
-                dcprev += acc(pf[j]) * dzf;
-                dpf[j] += dzf * cprev;
-              }
-            } else if (kind == kCoupled) {
-              dzi = dct * (g - cprev) * i * (acc(1) - i);
-              dcprev = dct * (acc(1) - i);
-            } else {  // the carrousel passes dC on unchanged
-              dzi = dct * g * i * (acc(1) - i);
-              dcprev = dct;
-            }
-            if (peephole) {
-              dcprev += acc(pi[j]) * dzi;
-              dpi[j] += dzi * cprev;
-              dpo[j] += dzo * acc(ct[b * H + j]);
-            }
-            dzr[j] = scalar_t(dzi);
-            dzr[gg + j] = scalar_t(dct * i * (acc(1) - g * g));
-            dzr[go + j] = scalar_t(dzo);
-            dcn[b * H + j] = scalar_t(dcprev);
-          }
-        }
-      };
-      if (peephole) {  // the peephole sums add into shared (H,) buffers: one thread
-        rows(0, B);
-      } else {
-        at::parallel_for(0, B, std::max<int64_t>(1, 32768 / (16 * H)), rows);
-      }
-    });
-    Tensor dh_prev = at::mm(dz, w_hh);
-    if (mask.has_value()) {
-      const Tensor live = mask->select(0, t).unsqueeze(1);
-      dh_prev = at::where(live, dh_prev, dh);  // ended: the gradient passes by
-      if (project) {
-        Tensor slot = dh_all[t];
-        at::mul_out(slot, dh_t, live);
-      }
-    } else if (project) {
-      dh_all[t].copy_(dh_t);
-    }
-    dh = dh_prev;
-    std::swap(dc, dc_prev);
-  }
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
+    lstm_backward_loop<scalar_t>(d_output, dh, dc, acts, c_all, c0, w_hh, p_i, p_f, p_o, w_hr,
+                                 mask, kind, dz_all, dh_all);
+  });
 
   // weight gradients over all steps at once: one product each
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
@@ -313,8 +451,19 @@ std::vector<Tensor> lstm_backward(
   Tensor d_w_hh = at::mm(flat_dz.t(), h_prev_all.reshape({T * B, R}));
   Tensor d_w_hr = project ? at::mm(dh_all.view({T * B, R}).t(), m_all.view({T * B, H}))
                           : Tensor();
-  auto cast = [&](const Tensor& x) { return x.defined() ? x.to(acts.scalar_type()) : x; };
-  return {dz_all, dh, dc, d_w_hh, cast(d_pi), cast(d_pf), cast(d_po), d_w_hr};
+  // the peephole weights' gradients, sums over steps and rows: here rather than in the
+  // loop, where rows on different threads would add into the same (H,) sums
+  Tensor d_pi, d_pf, d_po;
+  if (peephole) {
+    auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };
+    const Tensor c_prev_all = wide(at::cat({c0.unsqueeze(0), c_all.narrow(0, 0, T - 1)}, 0));
+    auto block = [&](int64_t k) { return wide(dz_all.narrow(2, k * H, H)); };
+    auto total = [&](const Tensor& x) { return x.sum({0, 1}).to(acts.scalar_type()); };
+    d_pi = total(block(0) * c_prev_all);
+    if (has_forget) d_pf = total(block(1) * c_prev_all);
+    d_po = total(block(has_forget ? 3 : 2) * wide(c_all));
+  }
+  return {dz_all, dh, dc, d_w_hh, d_pi, d_pf, d_po, d_w_hr};
 }
 
 // ------------------------------------------------------------------------------------
@@ -333,13 +482,11 @@ std::vector<Tensor> gru_forward(
   auto output = at::empty({T, B, H}, x_gates.options());
   auto hg = at::empty({B, 3 * H}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
+  const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
+  const Tensor bias = b_hh.has_value() ? b_hh->contiguous() : Tensor();
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    if (b_hh.has_value()) {
-      at::addmm_out(hg, *b_hh, h, w_hh_t);
-    } else {
-      at::mm_out(hg, h, w_hh_t);
-    }
+    add_product(hg, bias, h, w_hh_t, w_hh_kn);
     const Tensor xg = x_gates[t];
     Tensor a = acts[t], hn = hn_all[t], h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
@@ -394,6 +541,7 @@ std::vector<Tensor> gru_backward(
   Tensor dh = d_h_n.contiguous().clone();
   auto dh_t = at::empty({B, H}, acts.options());
   auto dh_direct = at::empty({B, H}, acts.options());
+  const Tensor w_hh_kn = small_batch_operand(w_hh, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
@@ -435,7 +583,8 @@ std::vector<Tensor> gru_backward(
         }
       });
     });
-    dh = at::addmm(dh_direct, dhg, w_hh);
+    dh = at::empty_like(dh_direct);
+    add_product(dh, dh_direct, dhg, w_hh, w_hh_kn);
   }
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
   const Tensor flat = dhg_all.view({T * B, 3 * H});
@@ -456,9 +605,10 @@ std::vector<Tensor> rnn_forward(
   auto output = at::empty({T, B, H}, x_gates.options());
   auto pre = at::empty({B, H}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
+  const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    at::addmm_out(pre, x_gates[t], h, w_hh_t);
+    add_product(pre, x_gates[t], h, w_hh_t, w_hh_kn);
     Tensor h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, pre.scalar_type(), "rnn_forward", [&] {
@@ -500,6 +650,7 @@ std::vector<Tensor> rnn_backward(
   auto dpre_all = at::empty({T, B, H}, h_all.options());
   Tensor dh = d_h_n.contiguous().clone();
   auto dh_t = at::empty({B, H}, h_all.options());
+  const Tensor w_hh_kn = small_batch_operand(w_hh, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_t = h_all[t];
@@ -519,7 +670,8 @@ std::vector<Tensor> rnn_backward(
         }
       });
     });
-    Tensor dh_prev = at::mm(dpre, w_hh);
+    Tensor dh_prev = at::empty_like(dh);
+    add_product(dh_prev, Tensor(), dpre, w_hh, w_hh_kn);
     if (mask.has_value()) {
       dh_prev = at::where(mask->select(0, t).unsqueeze(1), dh_prev, dh);
     }

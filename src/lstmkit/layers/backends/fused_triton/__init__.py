@@ -3,7 +3,7 @@ r"""The fused GPU backend: every cell's time loop and backward pass as Triton ke
 the tests check them on a machine without a GPU.
 
 The split of work is the CPU backend's: the input projection of all steps is one matrix
-product here (autograd carries it to ``weight_ih``, ``bias_ih`` and the input); the kernels
+product here (autograd carries it to ``weight_ih``, the biases and the input); the kernels
 run the recurrence, keeping the gate activations and states; their backward returns the
 gradient of every gate pre-activation, from which the weight gradients (and the peephole
 and bias gradients) are single products or sums over all steps, done here by torch.
@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.lstm import LSTMFamily
-from lstmkit.layers.backends.fused import zeros_if_none
+from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
 
 # the kernels compute in float32: float64 would need every cast and product widened
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -182,12 +182,11 @@ def _shifted(first: Tensor, all_steps: Tensor) -> Tensor:
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
     _check(x)
-    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
-        family, mask, x_gates, h0, c0, weights["weight_hh"], weights.get("bias_hh"),
-        weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"),
-        weights.get("weight_hr"),
+        family, mask, x_gates, h0, c0, weights["weight_hh"], weights.get("weight_ci"),
+        weights.get("weight_cf"), weights.get("weight_co"), weights.get("weight_hr"),
     )  # fmt: skip
     return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
 
@@ -201,9 +200,10 @@ def _lstm_flags(family: LSTMFamily, mask, project: bool, peephole: bool) -> dict
 
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, family, mask, x_gates, h0, c0, w_hh, b_hh, p_i, p_f, p_o, w_hr):
+    def forward(ctx, family, mask, x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         kernels = _kernels()
-        xg = (x_gates if b_hh is None else x_gates + b_hh).contiguous()
+        xg = x_gates.contiguous()
         steps, batch, gh = xg.shape
         hidden, out_size = c0.shape[1], h0.shape[1]
         project = w_hr is not None
@@ -247,7 +247,6 @@ class _LSTMFunction(torch.autograd.Function):
                 h_all[t] = h
 
         ctx.family, ctx.mask, ctx.layout = family, mask, layout
-        ctx.has_bias = b_hh is not None
         ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w, p_i, p_f, p_o, w_hr)
         ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
         return output, h_all[-1].clone(), c_all[-1].clone(), acts, c_all, h_all
@@ -304,7 +303,6 @@ class _LSTMFunction(torch.autograd.Function):
 
         flat = dz.reshape(steps * batch, gh)
         d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, -1)
-        d_b_hh = dz.sum((0, 1)) if ctx.has_bias else None
         d_peep = [None, None, None]
         if p_i is not None:
             blocks = dz.chunk(len(family.gates), -1)
@@ -315,7 +313,7 @@ class _LSTMFunction(torch.autograd.Function):
                 d_peep[1] = (by_gate["forget"] * c_prev).sum((0, 1))
             d_peep[2] = (by_gate["output"] * c_all).sum((0, 1))
         dc0 = dc_buf.to(c0.dtype)
-        return (None, None, dz, dh0.to(h0.dtype), dc0, d_w_hh, d_b_hh, *d_peep, d_w_hr)
+        return (None, None, dz, dh0.to(h0.dtype), dc0, d_w_hh, *d_peep, d_w_hr)
 
 
 # -- GRU -----------------------------------------------------------------------------------
@@ -323,7 +321,7 @@ class _LSTMFunction(torch.autograd.Function):
 
 def run_gru(family, x, state, weights, mask):
     _check(x)
-    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=False)  # b_hn sits inside r's product
     (h0,) = state
     output, h_n, acts, h_all = _GRUFunction.apply(
         mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
@@ -334,6 +332,7 @@ def run_gru(family, x, state, weights, mask):
 class _GRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mask, x_gates, h0, w_hh, b_hh):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         kernels = _kernels()
         steps, batch, gh = x_gates.shape
         hidden = gh // 3
@@ -399,20 +398,19 @@ class _GRUFunction(torch.autograd.Function):
 
 def run_rnn(family, x, state, weights, mask):
     _check(x)
-    x_gates = torch.nn.functional.linear(x, weights["weight_ih"], weights.get("bias_ih"))
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     (h0,) = state
     relu = family.nonlinearity == "relu"
-    output, h_n, h_all = _RNNFunction.apply(
-        relu, mask, x_gates, h0, weights["weight_hh"], weights.get("bias_hh")
-    )
+    output, h_n, h_all = _RNNFunction.apply(relu, mask, x_gates, h0, weights["weight_hh"])
     return output, (h_n,), dict(hidden=h_all)
 
 
 class _RNNFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, relu, mask, x_gates, h0, w_hh, b_hh):
+    def forward(ctx, relu, mask, x_gates, h0, w_hh):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         kernels = _kernels()
-        xg = (x_gates if b_hh is None else x_gates + b_hh).contiguous()
+        xg = x_gates.contiguous()
         steps, batch, hidden = xg.shape
         layout = plan(batch, hidden, 1, w_hh.dtype, xg.device)
         h_all = torch.empty_like(xg)
@@ -430,7 +428,7 @@ class _RNNFunction(torch.autograd.Function):
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
-        ctx.relu, ctx.mask, ctx.layout, ctx.has_bias = relu, mask, layout, b_hh is not None
+        ctx.relu, ctx.mask, ctx.layout = relu, mask, layout
         ctx.save_for_backward(h_all, h0, w)
         ctx.mark_non_differentiable(h_all)  # handed out for traces only
         return output, h_all[-1].clone(), h_all
@@ -459,5 +457,4 @@ class _RNNFunction(torch.autograd.Function):
         back = (d_pre[0] @ w).float()
         dh0 = dh_buf + (back if mask is None else back * mask[0].unsqueeze(1))
         d_w_hh = d_pre.reshape(steps * batch, hidden).t() @ _shifted(h0, h_all).reshape(-1, hidden)
-        d_b_hh = d_pre.sum((0, 1)) if ctx.has_bias else None
-        return None, None, d_pre, dh0.to(h0.dtype), d_w_hh, d_b_hh
+        return None, None, d_pre, dh0.to(h0.dtype), d_w_hh
