@@ -13,6 +13,10 @@ points the fused backend's CPU tensors at the Triton kernels instead of the C++ 
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -144,3 +148,63 @@ def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
     layer = lstmkit.GRU(3, 4, backend="fused")
     with pytest.raises(fused_triton.TritonUnavailable, match="run CUDA tensors"):
         layer(torch.randn(2, 1, 3))
+
+
+def _fresh_process(script: str, interpret: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if interpret is not None:
+        env["TRITON_INTERPRET"] = interpret
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_interpreter_works_when_triton_was_imported_before_it_was_asked_for():
+    """CI found this: torch._dynamo imports triton when it is first loaded (training with
+    an optimizer does that), so after any earlier test that trained, triton.language's own
+    helpers were compiled-only by the time the fixture set TRITON_INTERPRET, and the
+    interpreter could not call them. The kernels must not depend on that order."""
+    result = _fresh_process(
+        """
+        import os, torch, triton.language
+        os.environ["TRITON_INTERPRET"] = "1"
+        import lstmkit
+        from lstmkit.layers.backends import fused, fused_triton
+        fused.kernels_for = lambda device_type: fused_triton
+        reference = lstmkit.GRU(3, 5, backend="reference")
+        ours = lstmkit.GRU(3, 5, backend="fused")
+        ours.load_state_dict(reference.state_dict())
+        x = torch.randn(4, 2, 3)
+        torch.testing.assert_close(ours(x)[0], reference(x)[0])
+        lstm = lstmkit.LSTM(3, 5, peephole=True, backend="fused")
+        lstm(x)[0].sum().backward()
+        print("ok")
+        """,
+        interpret=None,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_changing_the_interpreter_setting_after_the_first_call_is_refused_clearly():
+    """Triton decides at definition whether a kernel is interpreted; a later change of
+    TRITON_INTERPRET cannot take effect, so the call says so instead of failing inside."""
+    result = _fresh_process(
+        """
+        import os, torch, lstmkit
+        from lstmkit.layers.backends import fused, fused_triton
+        fused_triton._kernels()  # defined compiled: TRITON_INTERPRET is off
+        os.environ["TRITON_INTERPRET"] = "1"
+        fused.kernels_for = lambda device_type: fused_triton
+        try:
+            lstmkit.LSTM(3, 5, backend="fused")(torch.randn(4, 2, 3))
+        except fused_triton.TritonUnavailable as error:
+            print(error)
+        """,
+        interpret="0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "loaded with TRITON_INTERPRET off and it has changed since" in result.stdout

@@ -76,10 +76,24 @@ def _kernels():
     return kernels
 
 
+def _check_kernel_mode() -> None:
+    """The kernels are defined for the interpreter or for the compiler once, at import, so a
+    process that changes TRITON_INTERPRET after their first use would hand CPU tensors to
+    compiled kernels (or CUDA tensors to the interpreter) and fail deep inside Triton."""
+    interpreted = type(_kernels().lstm_forward).__name__ == "InterpretedFunction"
+    if interpreted != interpreting():
+        loaded = "on" if interpreted else "off"
+        raise TritonUnavailable(
+            f"the Triton kernels were loaded with TRITON_INTERPRET {loaded} and it has "
+            "changed since; set it once, before the first fused call of the process"
+        )
+
+
 def _check(x: Tensor) -> None:
     reason = unavailable_reason(x.device.type)
     if reason is not None:
         raise TritonUnavailable(f"the fused backend cannot run this call: {reason}")
+    _check_kernel_mode()
     if x.dtype not in DTYPES:
         names = ", ".join(str(d).removeprefix("torch.") for d in DTYPES)
         raise TypeError(

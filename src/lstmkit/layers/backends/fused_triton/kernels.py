@@ -48,10 +48,19 @@ def _sync(sync_ptr, step, N_SPLIT: tl.constexpr):
 
 
 @triton.jit
+def _sigmoid(x):
+    # tl.sigmoid's own formula. It is defined here because triton.language's helpers are
+    # decorated when triton is first imported: if that was before TRITON_INTERPRET was set,
+    # they stay compiled-only and the interpreter cannot call them. This module is imported
+    # when the kernels are first used, so its helpers follow the setting at that time.
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
 def _tanh(x):
     # triton.language has no tanh; this identity is exact in real arithmetic and loses
     # only rounding near 0 (absolute error ~1e-7 in fp32)
-    return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+    return 2.0 * _sigmoid(2.0 * x) - 1.0
 
 
 @triton.jit
@@ -181,10 +190,10 @@ def lstm_forward(
             z_i += p_i * c
             if HAS_F:
                 z_f += p_f * c
-        i = tl.sigmoid(z_i)
+        i = _sigmoid(z_i)
         g = _tanh(z_g)
         if HAS_F:
-            f = tl.sigmoid(z_f)
+            f = _sigmoid(z_f)
             c_new = f * c + i * g
         elif COUPLED:
             c_new = c + i * (g - c)
@@ -192,7 +201,7 @@ def lstm_forward(
             c_new = c + i * g
         if PEEPHOLE:  # o looks at C_t
             z_o += p_o * c_new
-        o = tl.sigmoid(z_o)
+        o = _sigmoid(z_o)
         m = o * _tanh(c_new)
 
         acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
@@ -355,11 +364,11 @@ def gru_forward(
         t = t_begin + step
         xg = xg_ptr + _step_offset(t, B, gh)
         h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
-        r = tl.sigmoid(
+        r = _sigmoid(
             _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
             + tl.dot(h_prev, w_r, input_precision="ieee")
         )
-        z = tl.sigmoid(
+        z = _sigmoid(
             _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
             + tl.dot(h_prev, w_z, input_precision="ieee")
         )
