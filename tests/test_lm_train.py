@@ -61,8 +61,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return ckpt.read_tensors(ckpt.checkpoint_dir(run) / ckpt.MODEL_FILE)
 
 
-def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(text_file, tmp_path):
-    config = _config(text_file, seq_len=64, batch_size=8)  # ~27 batches per epoch: 40 cross one
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(text_file, tmp_path, precision):
+    # ~27 batches per epoch: 40 cross one
+    config = _config(text_file, seq_len=64, batch_size=8, precision=precision)
     straight = train(config, tmp_path / "straight", progress=False)
     with pytest.raises(_Killed):  # killed at step 25, five steps after the checkpoint at 20
         train(config, tmp_path / "resumed", progress=False, callbacks=(_kill_at(25),))
@@ -75,6 +77,23 @@ def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(text_file, tmp_p
         assert torch.equal(a[key], b[key]), key
     # the killed run's records after step 20 were dropped, and written again on resuming
     assert _steps(tmp_path / "resumed") == _steps(tmp_path / "straight")
+
+
+def test_bf16_mixed_keeps_float32_weights_and_tracks_the_float32_run(text_file, tmp_path):
+    """The same run in both precisions: the weights stay float32 under bf16-mixed, the
+    losses differ (so bfloat16 was used) but stay within a few percent of each other."""
+    full = train(_config(text_file), tmp_path / "full", progress=False)
+    mixed = train(_config(text_file, precision="bf16-mixed"), tmp_path / "mixed", progress=False)
+    weights = _weights(tmp_path / "mixed")
+    assert all(w.dtype == torch.float32 for w in weights.values())
+    assert any(not torch.equal(w, _weights(tmp_path / "full")[k]) for k, w in weights.items())
+    assert mixed.valid.loss != full.valid.loss
+    assert abs(mixed.valid.loss - full.valid.loss) < 0.03 * full.valid.loss
+
+
+def test_an_unknown_precision_is_named():
+    with pytest.raises(ValueError, match=r"precision must be one of 32, bf16-mixed, got 'fp8'"):
+        TrainConfig(precision="fp8")
 
 
 def _steps(run: Path) -> list[int]:

@@ -36,7 +36,14 @@ from lstmkit.lm.facts import DEFAULT_DISTANCES, fact_curve
 from lstmkit.lm.model import LM_CELLS
 from lstmkit.lm.sources import BUILTIN_CORPORA
 from lstmkit.lm.stories import france_probes
-from lstmkit.lm.train import LEVEL_DEFAULTS, TrainConfig, TrainResult, resume_config, train
+from lstmkit.lm.train import (
+    LEVEL_DEFAULTS,
+    PRECISIONS,
+    TrainConfig,
+    TrainResult,
+    resume_config,
+    train,
+)
 from lstmkit.lm.vocab import LEVELS, UnknownTokensError
 from lstmkit.plots import figure_paths, plot_fact_curves
 
@@ -68,6 +75,12 @@ _TRAIN_OPTIONS: tuple[tuple[str, str, object, str], ...] = (
     ("--max-vocab", "max_vocab", positive_int, "word level: most frequent words kept"),
     ("--seed", "seed", seed, "seeds initialisation, data order and dropout"),
     ("--device", "device", one_of(("auto", "cpu", "cuda"), "device"), "auto, cpu or cuda"),
+    (
+        "--precision",
+        "precision",
+        one_of(PRECISIONS, "precision"),
+        "32, or bf16-mixed: float32 weights, the forward in bfloat16 under autocast",
+    ),
 )
 
 

@@ -3,6 +3,7 @@ stacking, bidirection, packing and lengths, input checks, backend choice, traces
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
 from functools import partial
@@ -158,18 +159,27 @@ class RecurrentLayer(nn.Module):
 
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
         owner = type(self).__name__
-        reference_param = self.weight_ih_l0
+        param = self.weight_ih_l0
         seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
-        expect_like(seq.data, reference_param, "input", owner)
-        initial = self._initial_state(hx, seq, owner)
+        device_type = seq.data.device.type
+        lowered = _autocast_dtype(param, device_type)
+        if lowered is not None and seq.data.dtype in (param.dtype, lowered):
+            seq = seq.to_dtype(lowered)
+        compute_dtype = lowered or param.dtype
+        _expect_input_like(seq.data, param, compute_dtype, owner)
+        initial = self._initial_state(hx, seq, owner, compute_dtype)
 
         recompute = (
             self.recompute_every is not None and not return_trace and torch.is_grad_enabled()
         )
-        backend = choose_backend(
-            self.backend, self.family, return_trace, seq.data.device.type, recompute
-        )
-        output, final, trace_tensors = self._run(backend, seq, initial, return_trace, recompute)
+        backend = choose_backend(self.backend, self.family, return_trace, device_type, recompute)
+        # under autocast the layer runs wholly in its lower dtype, with the casts made here
+        # (differentiable, so the float32 parameters get float32 gradients): autocast's own
+        # per-op casting would hand the kernels mixed dtypes
+        with torch.autocast(device_type, enabled=False) if lowered else contextlib.nullcontext():
+            output, final, trace_tensors = self._run(
+                backend, seq, initial, return_trace, recompute, lowered
+            )
         output = restore_output(output, seq)
         if not seq.batched:
             final = tuple(s.squeeze(1) for s in final)
@@ -178,15 +188,32 @@ class RecurrentLayer(nn.Module):
             return output, state
         return output, state, Trace(self.family.name, trace_tensors, seq.lengths)
 
-    def _run(self, backend: Backend, seq: SequenceBatch, initial, record: bool, recompute: bool):
-        """The output (T, B, D*R), or a PackedSequence; final states; trace tensors or None."""
+    def _run(
+        self,
+        backend: Backend,
+        seq: SequenceBatch,
+        initial,
+        record: bool,
+        recompute: bool,
+        dtype: torch.dtype | None = None,
+    ):
+        """The output (T, B, D*R), or a PackedSequence; final states; trace tensors or None.
+        ``dtype``: run on the parameters cast to it (autocast), else on them as they are."""
+
+        def cast(weight: Tensor | None) -> Tensor | None:
+            return weight if weight is None or dtype is None else weight.to(dtype)
+
         dropout = self.dropout if self.training else 0.0
         if backend is Backend.TORCH:
             options = (self.bias, self.num_layers, dropout, self.training, self.bidirectional)
-            output, final = torch_fused.run(self.family, seq, initial, self._flat_weights, *options)
+            flat = [cast(w) for w in self._flat_weights]
+            output, final = torch_fused.run(self.family, seq, initial, flat, *options)
             return output, final, None
         weights = [
-            [self.layer_weights(layer, d) for d in range(self.num_directions)]
+            [
+                {k: cast(w) for k, w in self.layer_weights(layer, d).items()}
+                for d in range(self.num_directions)
+            ]
             for layer in range(self.num_layers)
         ]
         direction_fn = {
@@ -200,8 +227,11 @@ class RecurrentLayer(nn.Module):
             self.family, seq.data, initial, weights, seq.step_mask(), dropout, record, direction_fn
         )
 
-    def _initial_state(self, hx, seq: SequenceBatch, owner: str) -> tuple[Tensor, ...]:
-        """(L*D, B, size) per state tensor; zeros when hx is None."""
+    def _initial_state(
+        self, hx, seq: SequenceBatch, owner: str, dtype: torch.dtype
+    ) -> tuple[Tensor, ...]:
+        """(L*D, B, size) per state tensor, in ``dtype`` (the parameters', or autocast's,
+        which also takes a state in the parameters' dtype); zeros when hx is None."""
         sizes = self.family.state_sizes
         stacked = self.num_layers * self.num_directions
         if hx is None:
@@ -224,7 +254,9 @@ class RecurrentLayer(nn.Module):
             else:
                 expected, meaning = (stacked, size), "(num_layers * num_directions, size)"
             expect_shape(tensor, expected, name, owner, meaning)
-            expect_like(tensor, self.weight_ih_l0, name, owner)
+            if dtype != self.weight_ih_l0.dtype and tensor.dtype == self.weight_ih_l0.dtype:
+                tensor = tensor.to(dtype)
+            _expect_input_like(tensor, self.weight_ih_l0, dtype, owner, name)
             checked.append(tensor if seq.batched else tensor.unsqueeze(1))
         return tuple(checked)
 
@@ -245,6 +277,32 @@ class RecurrentLayer(nn.Module):
         if self.recompute_every is not None:
             parts.append(f"recompute_every={self.recompute_every}")
         return ", ".join(parts)
+
+
+def _autocast_dtype(param: Tensor, device_type: str) -> torch.dtype | None:
+    """The lower dtype autocast asks for on this device, when it is on and the parameters
+    are float32 (autocast lowers float32 only); else None."""
+    if param.dtype != torch.float32 or not torch.is_autocast_enabled(device_type):
+        return None
+    lowered = torch.get_autocast_dtype(device_type)
+    return lowered if lowered in (torch.bfloat16, torch.float16) else None
+
+
+def _expect_input_like(
+    tensor: Tensor, param: Tensor, dtype: torch.dtype, owner: str, name: str = "input"
+) -> None:
+    """``tensor`` on the parameters' device, in the dtype the layer computes in: the
+    parameters' own, or under autocast its lower one."""
+    if dtype == param.dtype:
+        expect_like(tensor, param, name, owner)
+        return
+    if tensor.dtype != dtype:
+        raise TypeError(
+            f"{owner}: under autocast the layer computes in {dtype}; {name} has dtype "
+            f"{tensor.dtype}, expected {param.dtype} or {dtype}"
+        )
+    if tensor.device != param.device:
+        expect_like(tensor.to(param.dtype), param, name, owner)  # the device error
 
 
 def _check_recompute(every, backend: Backend, owner: str) -> int | None:

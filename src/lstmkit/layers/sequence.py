@@ -9,7 +9,7 @@ user's form.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -36,6 +36,11 @@ class SequenceBatch:
     @property
     def batch(self) -> int:
         return self.data.shape[1]
+
+    def to_dtype(self, dtype: torch.dtype) -> SequenceBatch:
+        """The same batch with its data (and the packed input's) in ``dtype``."""
+        packed = None if self.packed is None else self.packed.to(dtype)
+        return replace(self, data=self.data.to(dtype), packed=packed)
 
     def step_mask(self) -> Tensor | None:
         """(T, B, 1) bool, True where step t is inside sequence b; None when all are."""

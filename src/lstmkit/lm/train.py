@@ -86,6 +86,7 @@ _CALIBRATION_SKIP = 5  # the first steps are slow (allocation, thread start-up)
 _BUDGET_SHARE = 0.9  # of a time budget, what the training steps may use; the rest: evals
 _EVALS_PER_RUN = 10
 METRICS = "metrics.jsonl"
+PRECISIONS = ("32", "bf16-mixed")
 PLOT = "loss.png"
 
 
@@ -134,6 +135,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     """'auto' (CUDA when there is one), 'cpu' or 'cuda'."""
+    precision: str = "32"
+    """'32': float32 throughout. 'bf16-mixed' (Lightning's name): float32 weights and
+    optimizer, the forward (and so the backward) under torch.autocast in bfloat16, the loss
+    in float32; evaluation runs the same way."""
 
     def __post_init__(self) -> None:
         check_train_config(self)
@@ -189,6 +194,8 @@ def check_train_config(c: TrainConfig) -> None:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {c.level!r}")
     if c.max_vocab < 2:
         raise ValueError(f"max_vocab must be at least 2, got {c.max_vocab!r}")
+    if c.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
     if c.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {c.device!r}")
     if c.device == "cuda" and not torch.cuda.is_available():
@@ -350,6 +357,8 @@ class Trainer:
             f"{len(vocab):,} {vocab.level}s in the vocabulary; run folder: {self.run_dir}",
             file=sys.stderr,
         )
+        if self.config.precision != "32":
+            print(f"precision: {self.config.precision}", file=sys.stderr)
 
     def run_config(self) -> RunConfig:
         return RunConfig(
@@ -417,8 +426,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        logits, state = self.wrapped(x, self.state)  # (B/W, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        with self.compute_precision():
+            logits, state = self.wrapped(x, self.state)  # (B/W, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.grad_clip > 0:
@@ -438,16 +448,23 @@ class Trainer:
 
     # -- evaluation, checkpoints, records -----------------------------------------------------
 
+    def compute_precision(self) -> torch.autocast:
+        """The context the model's forward runs in: autocast to bfloat16 for 'bf16-mixed',
+        a disabled autocast (float32) otherwise."""
+        mixed = self.config.precision == "bf16-mixed"
+        return torch.autocast(self.world.device.type, dtype=torch.bfloat16, enabled=mixed)
+
     def evaluate(self, max_tokens: int | None) -> Evaluation:
         c = self.config
-        return evaluate_ids(
-            self.model,
-            self.data.valid,
-            self.data.vocabulary.level,
-            batch_size=c.batch_size,
-            seq_len=c.seq_len,
-            max_tokens=max_tokens,
-        )
+        with self.compute_precision():
+            return evaluate_ids(
+                self.model,
+                self.data.valid,
+                self.data.vocabulary.level,
+                batch_size=c.batch_size,
+                seq_len=c.seq_len,
+                max_tokens=max_tokens,
+            )
 
     def checkpoint(self, max_tokens: int | None) -> None:
         """Evaluate, record, plot and save (rank 0 writes; every rank gathers its state)."""

@@ -1,0 +1,39 @@
+"""Smoke tests of the scripts in benchmarks/: each runs on its --quick sizes and says what
+its full run would say (the measurements themselves are in the docs, with their commands)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+
+def test_compare_precision_trains_both_runs_and_draws_both_curves(tmp_path):
+    out = tmp_path / "runs"
+    result = _script(
+        "compare_precision.py", "--quick", "--quiet", "--out", str(out), "--json",
+        str(tmp_path / "c.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    comparison = json.loads((tmp_path / "c.json").read_text())
+    full, mixed = comparison["runs"]["32"], comparison["runs"]["bf16-mixed"]
+    assert full["config_precision"] == "32" and mixed["config_precision"] == "bf16-mixed"
+    assert [s for s, _ in full["valid"]] == [s for s, _ in mixed["valid"]] != []
+    assert (
+        comparison["final_loss_difference"] == mixed["final_valid_loss"] - full["final_valid_loss"]
+    )
+    assert (out / "loss-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "whole validation text: float32" in result.stdout
