@@ -1,14 +1,17 @@
 """``lstmkit bench`` end to end on tiny sizes, its FLOP count, its choice of backends, its
-interleaved timing, a candidate that fails, and its bad input."""
+interleaved timing, a candidate that fails, several dtypes in one run, and its bad input."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
 import torch
 from helpers import cli_error
 
+from lstmkit._cli_bench import dtype_list
 from lstmkit.bench import (
     BenchConfig,
     BenchRow,
@@ -22,12 +25,13 @@ from lstmkit.bench import (
 )
 from lstmkit.bench import run as bench_run
 from lstmkit.bench.memory import saved_activation_bytes
-from lstmkit.bench.run import CELL_NAMES, CELLS, PEERS, TORCH_LSTM
+from lstmkit.bench.run import CELL_LOOP, CELL_NAMES, CELLS, PEERS, TORCH_LSTM
 from lstmkit.bench.timing import interleaved_medians
 from lstmkit.cli import main
 from lstmkit.layers.backends import Backend, choose_backend, unsupported_reason
 
 FAST = ["--repeats", "1", "--warmup", "0", "--quiet"]
+QUICK = ["--quick", *FAST]
 ROW_KEYS = {
     "config",
     "T",
@@ -37,11 +41,14 @@ ROW_KEYS = {
     "cell",
     "backend",
     "resolved",
+    "dtype",
     "fwd_ms",
     "fwd_bwd_ms",
     "ms_per_step",
     "ratio_fwd",
     "ratio_fwd_bwd",
+    "ratio_first_dtype_fwd",
+    "ratio_first_dtype_fwd_bwd",
     "gflops_fwd",
     "gflops_fwd_bwd",
     "saved_mb",
@@ -88,12 +95,15 @@ def test_quick_table_has_the_peers_and_every_cell(capsys):
 def test_json_has_the_promised_keys_and_positive_ratios(capsys):
     out = run_json(capsys, "--cells", "lstm,cifg,gru", "--threads", "1")
     assert out["machine"]["threads"] == 1
-    assert {"torch", "threads", "cpu", "gpu", "dtype", "device"} <= set(out["machine"])
+    assert {"torch", "threads", "cpu", "gpu", "dtype", "dtypes", "device"} <= set(out["machine"])
+    assert out["machine"]["dtype"] == "float32" and out["machine"]["dtypes"] == ["float32"]
     rows = out["rows"]
     assert rows and all(set(row) >= ROW_KEYS for row in rows)
     assert {row["cell"] for row in rows} == {"lstm", "cifg", "gru"}
     for row in rows:
         assert row["error"] is None
+        assert row["dtype"] == "float32"
+        assert row["ratio_first_dtype_fwd"] is None and row["ratio_first_dtype_fwd_bwd"] is None
         keys = ("fwd_ms", "fwd_bwd_ms", "ms_per_step", "ratio_fwd", "ratio_fwd_bwd", "saved_mb")
         for key in (*keys, "ratio_saved"):
             assert row[key] > 0, (row, key)
@@ -203,6 +213,171 @@ def test_a_failing_candidate_gets_an_error_row(monkeypatch):
     assert "error: OutOfMemoryError: out of memory (simulated)" in format_table(rows, config)
 
 
+# -- several dtypes in one run ---------------------------------------------------------------------
+
+TWO_DTYPES = ("float32", "float64")  # float64 is cheap on any CPU, unlike bfloat16 on some
+
+
+@pytest.fixture(scope="module")
+def two_dtype_json() -> dict:
+    """One --quick run of every cell in float32 and float64, as JSON (run once: a few seconds)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--quick", *FAST, "--json", "--dtype", ",".join(TWO_DTYPES)]) == 0
+    return json.loads(out.getvalue())
+
+
+def _by_candidate(rows: list[dict], dtype: str) -> dict[tuple[str, str, str], dict]:
+    """The rows of one dtype by (size, cell, backend)."""
+    return {(r["config"], r["cell"], r["backend"]): r for r in rows if r["dtype"] == dtype}
+
+
+def test_dtype_option_takes_a_comma_list():
+    assert dtype_list("float32") == ("float32",)
+    assert dtype_list("float32,bfloat16") == ("float32", "bfloat16")
+    assert dtype_list(" Float64 , float32 ") == ("float64", "float32")  # the order is kept
+    assert BenchConfig(dtypes=("bfloat16", "float32")).first_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("dtypes", "message"),
+    [
+        (("float32", "float16"), "unknown dtype 'float16'; expected one of float32, bfloat16"),
+        (("float32", "float64", "float32"), "dtype 'float32' given twice"),
+        ((), "at least one"),
+        ("float32", "got the string 'float32'"),
+    ],
+)
+def test_config_refuses_bad_dtypes(dtypes, message):
+    with pytest.raises(ValueError, match=message):
+        BenchConfig(dtypes=dtypes)
+
+
+def test_every_candidate_runs_in_every_dtype(two_dtype_json):
+    rows = two_dtype_json["rows"]
+    assert two_dtype_json["machine"]["dtypes"] == list(TWO_DTYPES)
+    assert two_dtype_json["machine"]["dtype"] == "float32"  # the first, as before
+    assert all(set(row) >= ROW_KEYS and row["error"] is None for row in rows)
+    first, second = (_by_candidate(rows, dtype) for dtype in TWO_DTYPES)
+    assert len(first) + len(second) == len(rows)
+    assert set(first) == set(second)
+    assert {cell for _, cell, _ in first} == set(CELL_NAMES)
+    assert {backend for _, _, backend in first} >= set(PEERS)
+
+
+def test_each_dtype_is_really_used(two_dtype_json):
+    """The plain loop keeps its activations in the row's dtype: float64 keeps twice the
+    bytes, so the rows are not float32 runs under another name."""
+    first, second = (_by_candidate(two_dtype_json["rows"], dtype) for dtype in TWO_DTYPES)
+    for key, row in first.items():
+        if key[2] in (CELL_LOOP, "reference"):
+            assert second[key]["saved_mb"] == pytest.approx(2 * row["saved_mb"]), key
+
+
+def test_ratio_to_the_first_dtype_is_the_same_candidates_time(two_dtype_json):
+    first, second = (_by_candidate(two_dtype_json["rows"], dtype) for dtype in TWO_DTYPES)
+    for row in first.values():
+        assert row["ratio_first_dtype_fwd"] is None and row["ratio_first_dtype_fwd_bwd"] is None
+    for key, row in second.items():
+        counterpart = first[key]
+        assert row["ratio_first_dtype_fwd"] == pytest.approx(row["fwd_ms"] / counterpart["fwd_ms"])
+        assert row["ratio_first_dtype_fwd_bwd"] == pytest.approx(
+            row["fwd_bwd_ms"] / counterpart["fwd_bwd_ms"]
+        )
+
+
+def test_ratio_to_torch_lstm_stays_within_a_dtype(two_dtype_json):
+    for dtype in TWO_DTYPES:
+        rows = _by_candidate(two_dtype_json["rows"], dtype)
+        for (size, _, _), row in rows.items():
+            torch_row = rows[(size, "lstm", TORCH_LSTM)]
+            assert row["ratio_fwd"] == pytest.approx(row["fwd_ms"] / torch_row["fwd_ms"])
+            assert row["ratio_fwd_bwd"] == pytest.approx(
+                row["fwd_bwd_ms"] / torch_row["fwd_bwd_ms"]
+            )
+            assert row["ratio_saved"] == pytest.approx(row["saved_mb"] / torch_row["saved_mb"])
+
+
+def test_all_dtypes_of_a_size_share_the_rounds(monkeypatch):
+    """Forward and forward+backward: one interleaved timing each per size, holding every
+    candidate of every dtype, so a slow moment of the machine hits them all."""
+    timed: list[set[str]] = []
+
+    def recording(calls, *args, **kwargs):
+        timed.append({key.dtype for key in calls})
+        assert len(calls) == 2 * len(candidate_entries(config, TINY.H))
+        return interleaved_medians(calls, *args, **kwargs)
+
+    monkeypatch.setattr(bench_run, "interleaved_medians", recording)
+    config = BenchConfig(
+        sizes=(TINY,), cells=("rnn",), dtypes=TWO_DTYPES, repeats=1, warmup=0, progress=False
+    )
+    run_bench(config)
+    assert timed == [set(TWO_DTYPES)] * 2
+
+
+def test_every_dtype_gets_the_same_input_values():
+    inputs = bench_run._inputs(TINY, TWO_DTYPES, torch.device("cpu"))
+    x32, x64 = inputs["float32"].x, inputs["float64"].x
+    assert x64.dtype == torch.float64 and x64.requires_grad and x64.is_leaf
+    assert x32.requires_grad and x32.is_leaf
+    torch.testing.assert_close(x64, x32.double(), rtol=0, atol=0)
+    grad32, grad64 = inputs["float32"].grad_output, inputs["float64"].grad_output
+    torch.testing.assert_close(grad64, grad32.double(), rtol=0, atol=0)
+
+
+def test_a_failed_counterpart_leaves_the_dtype_ratio_empty(monkeypatch):
+    build = bench_run._build
+
+    def fail_in_float32(entry, size, device, dtype):
+        if entry.backend == "torch" and dtype == torch.float32:
+            raise RuntimeError("no float32 kernel (simulated)")
+        return build(entry, size, device, dtype)
+
+    monkeypatch.setattr(bench_run, "_build", fail_in_float32)
+    config = BenchConfig(
+        sizes=(TINY,), cells=("rnn",), dtypes=TWO_DTYPES, repeats=1, warmup=0, progress=False
+    )
+    rows = {(row.dtype, row.backend): row for row in run_bench(config)}
+    assert rows[("float32", "torch")].error == "RuntimeError: no float32 kernel (simulated)"
+    assert rows[("float64", "torch")].fwd_ms > 0
+    assert rows[("float64", "torch")].ratio_first_dtype_fwd is None
+    assert rows[("float64", "fused")].ratio_first_dtype_fwd > 0
+
+
+def _table(capsys, dtypes: str) -> list[str]:
+    argv = ["bench", "--quick", *FAST, "--cells", "rnn", "--backends", "torch", "--dtype", dtypes]
+    assert main(argv) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_table_has_a_dtype_column_only_with_several_dtypes(capsys):
+    single = _table(capsys, "float64")
+    assert single[0].endswith(", float64")
+    header = next(line for line in single if line.startswith("  cell "))
+    assert " dtype " not in header and "x float" not in header
+    assert header.split()[:3] == ["cell", "backend", "fwd"]
+
+    several = _table(capsys, "float64,float32")
+    assert several[0].endswith(", float64, float32")
+    header = next(line for line in several if line.startswith("  cell "))
+    assert header.split()[:3] == ["cell", "backend", "dtype"]
+    assert "x float64 fwd" in header and "x float64 f+b" in header
+    torch_rows = [
+        line.split() for line in several if line.startswith(f"  lstm           {TORCH_LSTM}  ")
+    ]
+    # cell, backend, dtype, fwd ms, fwd+bwd ms, ms/step, x LSTM fwd, x LSTM f+b, x float64 fwd,
+    # x float64 f+b, ..., x LSTM mem
+    assert [row[2] for row in torch_rows] == ["float64", "float32"] * 2  # two sizes
+    for row in torch_rows:  # each dtype's torch.nn.LSTM is its own yardstick
+        assert row[6:8] == ["1.00x", "1.00x"] and row[-1] == "1.00x"
+        first_dtype_ratios = row[8:10]
+        if row[2] == "float64":
+            assert first_dtype_ratios == ["-", "-"]
+        else:
+            assert all(ratio.endswith("x") and ratio != "-" for ratio in first_dtype_ratios)
+
+
 # -- bad input ------------------------------------------------------------------------------------
 
 
@@ -213,6 +388,10 @@ def test_a_failing_candidate_gets_an_error_row(monkeypatch):
         (["--backends", "torch,warp"], "'warp'"),
         (["--sizes", "fastrnns,huge"], "'huge'"),
         (["--dtype", "float16"], "'float16'"),
+        # --quick: should the check regress, a smoke run starts, not the default benchmark
+        ([*QUICK, "--dtype", "float32,float16"], "unknown dtype 'float16'"),
+        ([*QUICK, "--dtype", "float32,float64,float32"], "dtype 'float32' given twice"),
+        ([*QUICK, "--dtype", ","], "at least one"),
         (["--device", "tpu"], "'tpu'"),
         (["--repeats", "0"], "'0'"),
         (["--quick", "--sizes", "fastrnns"], "--quick"),

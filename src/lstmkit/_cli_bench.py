@@ -5,6 +5,10 @@
 ``parser.error``), runs :func:`~lstmkit.bench.run_bench` and prints a table on stdout, or one
 JSON object with ``--json``. The progress bar goes to stderr either way, unless ``--quiet``.
 
+``--dtype`` takes one dtype or a comma list (``--dtype float32,bfloat16``): every candidate
+is then timed in each, in the same rounds, and each row of a later dtype gets its time as a
+ratio to the same cell and backend in the first.
+
 Unlike the experiment commands this one leaves torch's thread count alone unless
 ``--threads`` sets it: a benchmark should measure what a user gets by default, and report it.
 """
@@ -23,6 +27,7 @@ from lstmkit.bench import (
     DTYPES,
     PRESET_NAMES,
     BenchConfig,
+    check_dtypes,
     format_table,
     preset_sizes,
     run_bench,
@@ -30,6 +35,17 @@ from lstmkit.bench import (
 )
 
 _D = BenchConfig()
+
+
+def dtype_list(text: str) -> tuple[str, ...]:
+    """``--dtype``: a comma list of dtypes, in order; unlike ``--cells`` a repeat is refused,
+    not dropped (:func:`~lstmkit.bench.run.check_dtypes` says why)."""
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    try:
+        check_dtypes(names)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return names
 
 
 def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
@@ -41,10 +57,13 @@ def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
             "it (and on 'auto', shown with what it picks), of torch.nn.LSTM and of a Python "
             "loop over torch.nn.LSTMCell, on the sizes of the presets. Reports median "
             "milliseconds, milliseconds per step (forward), the ratio to torch.nn.LSTM and "
-            "GFLOP/s. Forward runs in eval mode under torch.no_grad(); forward+backward "
-            "backpropagates a random output gradient. FLOPs per step are 2*B*G*H*(I+H) for "
-            "G gate blocks (LSTM 4, CIFG and lstm-noforget 3, GRU 3, RNN 1); forward+backward "
-            "counts 3x the forward."
+            "GFLOP/s. With several dtypes (--dtype float32,bfloat16) every candidate runs in "
+            "each, all taking turns in the same rounds; the ratio to torch.nn.LSTM stays within "
+            "a dtype, and each row of a later dtype adds its time / the same cell and "
+            "backend's time in the first dtype. Forward runs in eval mode under "
+            "torch.no_grad(); forward+backward backpropagates a random output gradient. "
+            "FLOPs per step are 2*B*G*H*(I+H) for G gate blocks (LSTM 4, CIFG and "
+            "lstm-noforget 3, GRU 3, RNN 1); forward+backward counts 3x the forward."
         ),
         allow_abbrev=False,
     )
@@ -81,9 +100,11 @@ def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
     )
     p.add_argument(
         "--dtype",
-        type=one_of(tuple(DTYPES), "dtype"),
-        default=_D.dtype,
-        help=f"{', '.join(DTYPES)} ({_D.dtype})",
+        type=dtype_list,
+        default=_D.dtypes,
+        metavar="DTYPES",
+        help=f"comma list from {{{','.join(DTYPES)}}}, each once ({','.join(_D.dtypes)}); "
+        "with several, the later ones' times are also given as ratios to the first's",
     )
     p.add_argument(
         "--repeats",
@@ -120,7 +141,7 @@ def _run_bench(args: argparse.Namespace, parser: Parser) -> int:
             cells=args.cells,
             backends=args.backends,
             device=args.device,
-            dtype=args.dtype,
+            dtypes=args.dtype,
             repeats=args.repeats,
             warmup=args.warmup,
             forward_only=args.forward_only,

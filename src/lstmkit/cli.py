@@ -23,7 +23,7 @@
     lstmkit forecast resume RUN
     lstmkit forecast backtest DATA [--folds K] [--cells lstm,gru] ...
     lstmkit bench [--device cpu|cuda] [--sizes fastrnns,streaming,...] [--cells C,...]
-                  [--backends B,...] [--dtype D] [--repeats N] [--quick] [--json]
+                  [--backends B,...] [--dtype D,...] [--repeats N] [--quick] [--json]
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
 ``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``, forecasting in

@@ -5,9 +5,15 @@ From Python::
 
     from lstmkit.bench import BenchConfig, preset_sizes, run_bench
 
-    rows = run_bench(BenchConfig(sizes=preset_sizes(["streaming"]), cells=("lstm", "gru")))
-    for row in rows:
-        print(row.size.name, row.cell, row.backend, row.fwd_ms, row.ratio_fwd)
+    config = BenchConfig(
+        sizes=preset_sizes(["streaming"]), cells=("lstm", "gru"), dtypes=("float32", "bfloat16")
+    )
+    for row in run_bench(config):
+        print(row.size.name, row.cell, row.backend, row.dtype, row.fwd_ms, row.ratio_fwd)
+        print("  vs float32:", row.ratio_first_dtype_fwd)  # None in the float32 rows
+
+``ratio_fwd`` is to torch.nn.LSTM in the row's own dtype; ``ratio_first_dtype_fwd`` is to
+the same cell and backend in the first dtype listed.
 
 Modules: :mod:`.configs` (the size presets), :mod:`.timing` (interleaved medians),
 :mod:`.run` (the candidates and the grid, and what is timed and counted),
@@ -23,6 +29,7 @@ from lstmkit.bench.run import (
     BenchConfig,
     BenchRow,
     candidate_entries,
+    check_dtypes,
     flops_per_step,
     run_bench,
     supported_backends,
@@ -38,6 +45,7 @@ __all__ = [
     "BenchRow",
     "BenchSize",
     "candidate_entries",
+    "check_dtypes",
     "flops_per_step",
     "format_table",
     "machine_info",

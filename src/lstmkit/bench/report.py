@@ -1,13 +1,19 @@
 """The results of ``lstmkit bench`` as a table a person reads or one JSON object a script
 reads. Both carry the machine (torch version, threads, CPU and GPU names), because a time
 means nothing without it, and how the figures were made, because "forward" and "GFLOP/s"
-are counted differently by every benchmark."""
+are counted differently by every benchmark.
+
+With several dtypes the table gains a dtype column and two ratios to the first dtype
+(``x float32 fwd``, ``x float32 f+b``); with one dtype it has neither, as before. The JSON
+rows always carry ``dtype``, ``ratio_first_dtype_fwd`` and ``ratio_first_dtype_fwd_bwd``.
+"""
 
 from __future__ import annotations
 
 import math
 import platform
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,19 +32,15 @@ MEMORY = (
     "input and parameters left out); x LSTM mem: that / torch.nn.LSTM's"
 )
 
-_COLUMNS = (  # title, width; the first two left-aligned, two spaces between columns
-    ("cell", 13),
-    ("backend", 22),
-    ("fwd ms", 7),
-    ("fwd+bwd ms", 10),
-    ("ms/step", 7),
-    ("x LSTM fwd", 10),
-    ("x LSTM f+b", 10),
-    ("GFLOP/s fwd", 11),
-    ("GFLOP/s f+b", 11),
-    ("saved MB", 8),
-    ("x LSTM mem", 10),
-)
+
+def first_dtype_ratio_note(first_dtype: str) -> str:
+    """What the ratio columns to the first dtype mean."""
+    return (
+        f"x {first_dtype}: time / the same cell and backend's time in {first_dtype} at the "
+        "same size; x LSTM compares with torch.nn.LSTM in the row's own dtype"
+    )
+
+
 _ERROR_WIDTH = 80  # the table shows this much of an error; the JSON has all of its line
 
 
@@ -62,7 +64,8 @@ def machine_info(config: BenchConfig) -> dict[str, object]:
         "cpu": cpu_name(),
         "gpu": gpu,
         "device": config.device,
-        "dtype": config.dtype,
+        "dtype": config.first_dtype,  # what a single-dtype run has always reported
+        "dtypes": list(config.dtypes),
     }
 
 
@@ -85,11 +88,14 @@ def row_json(row: BenchRow) -> dict[str, object]:
         "cell": row.cell,
         "backend": row.backend,
         "resolved": row.resolved,
+        "dtype": row.dtype,
         "fwd_ms": row.fwd_ms,
         "fwd_bwd_ms": row.fwd_bwd_ms,
         "ms_per_step": row.ms_per_step,
         "ratio_fwd": row.ratio_fwd,
         "ratio_fwd_bwd": row.ratio_fwd_bwd,
+        "ratio_first_dtype_fwd": row.ratio_first_dtype_fwd,
+        "ratio_first_dtype_fwd_bwd": row.ratio_first_dtype_fwd_bwd,
         "flops_per_step": row.flops_per_step,
         "gflops_fwd": row.gflops_fwd,
         "gflops_fwd_bwd": row.gflops_fwd_bwd,
@@ -112,6 +118,7 @@ def to_json(rows: list[BenchRow], config: BenchConfig) -> dict[str, object]:
         "timing": _timing(config),
         "modes": MODES,
         "ratio": RATIO,
+        "ratio_first_dtype": first_dtype_ratio_note(config.first_dtype),
         "flops": FLOPS,
         "memory": MEMORY,
     }
@@ -129,41 +136,89 @@ def format_table(rows: list[BenchRow], config: BenchConfig) -> str:
     threads = f"{m['threads']} thread" + ("s" if m["threads"] != 1 else "")
     lines = [
         f"lstmkit bench: torch {m['torch']}, lstmkit {m['lstmkit']}, {threads}, {where}, "
-        f"{config.dtype}",
+        f"{', '.join(config.dtypes)}",
         _timing(config),
         MODES,
         RATIO,
-        FLOPS,
-        MEMORY,
     ]
+    if _several_dtypes(config):
+        lines.append(first_dtype_ratio_note(config.first_dtype))
+    lines += [FLOPS, MEMORY]
+    columns = _columns(config)
     for size in config.sizes:
         lines += [
             "",
             f"{size.name}: T={size.T} B={size.B} I={size.I} H={size.H} ({size.source})",
-            _line([title for title, _ in _COLUMNS]),
+            _line([column.title for column in columns], columns),
         ]
-        lines += [_row_line(row) for row in rows if row.size == size]
+        lines += [_row_line(row, columns) for row in rows if row.size == size]
     return "\n".join(lines)
 
 
-def _row_line(row: BenchRow) -> str:
-    backend = row.backend
-    if backend not in PEERS and row.resolved != backend:
-        backend = f"{backend} ({row.resolved})"  # auto and what it chose
-    values = [
-        row.cell,
-        backend,
-        _fixed(row.fwd_ms),
-        _fixed(row.fwd_bwd_ms),
-        _fixed(row.ms_per_step),
-        _times(row.ratio_fwd),
-        _times(row.ratio_fwd_bwd),
-        _fixed(row.gflops_fwd),
-        _fixed(row.gflops_fwd_bwd),
-        _fixed(row.saved_mb),
-        _times(row.ratio_saved),
+@dataclass(frozen=True)
+class _Column:
+    """A column of the table: its title, its width and how a row fills it."""
+
+    title: str
+    width: int
+    value: Callable[[BenchRow], str]
+    left: bool = False
+    """Names are left-aligned, numbers right-aligned."""
+
+
+def _backend_label(row: BenchRow) -> str:
+    if row.backend not in PEERS and row.resolved != row.backend:
+        return f"{row.backend} ({row.resolved})"  # auto and what it chose
+    return row.backend
+
+
+_NAME_COLUMNS = (
+    _Column("cell", 13, lambda row: row.cell, left=True),
+    _Column("backend", 22, _backend_label, left=True),
+)
+_TIME_COLUMNS = (
+    _Column("fwd ms", 7, lambda row: _fixed(row.fwd_ms)),
+    _Column("fwd+bwd ms", 10, lambda row: _fixed(row.fwd_bwd_ms)),
+    _Column("ms/step", 7, lambda row: _fixed(row.ms_per_step)),
+    _Column("x LSTM fwd", 10, lambda row: _times(row.ratio_fwd)),
+    _Column("x LSTM f+b", 10, lambda row: _times(row.ratio_fwd_bwd)),
+)
+_RATE_AND_MEMORY_COLUMNS = (
+    _Column("GFLOP/s fwd", 11, lambda row: _fixed(row.gflops_fwd)),
+    _Column("GFLOP/s f+b", 11, lambda row: _fixed(row.gflops_fwd_bwd)),
+    _Column("saved MB", 8, lambda row: _fixed(row.saved_mb)),
+    _Column("x LSTM mem", 10, lambda row: _times(row.ratio_saved)),
+)
+
+
+def _several_dtypes(config: BenchConfig) -> bool:
+    return len(config.dtypes) > 1
+
+
+def _columns(config: BenchConfig) -> list[_Column]:
+    """The table's columns; the dtype and the ratios to the first dtype only when there is
+    more than one dtype, so that a single-dtype table reads as it always has."""
+    if not _several_dtypes(config):
+        return [*_NAME_COLUMNS, *_TIME_COLUMNS, *_RATE_AND_MEMORY_COLUMNS]
+    return [
+        *_NAME_COLUMNS,
+        _Column("dtype", len("bfloat16"), lambda row: row.dtype, left=True),
+        *_TIME_COLUMNS,
+        *_first_dtype_columns(config.first_dtype),
+        *_RATE_AND_MEMORY_COLUMNS,
     ]
-    line = _line(values)
+
+
+def _first_dtype_columns(first_dtype: str) -> list[_Column]:
+    fwd, fwd_bwd = f"x {first_dtype} fwd", f"x {first_dtype} f+b"
+    return [
+        _Column(fwd, len(fwd), lambda row: _times(row.ratio_first_dtype_fwd)),
+        _Column(fwd_bwd, len(fwd_bwd), lambda row: _times(row.ratio_first_dtype_fwd_bwd)),
+    ]
+
+
+def _row_line(row: BenchRow, columns: list[_Column]) -> str:
+    line = _line([column.value(row) for column in columns], columns)
     if row.error:
         error = row.error
         if len(error) > _ERROR_WIDTH:
@@ -172,10 +227,11 @@ def _row_line(row: BenchRow) -> str:
     return line
 
 
-def _line(values: list[str]) -> str:
+def _line(values: list[str], columns: list[_Column]) -> str:
+    """Two spaces between columns, none trailing."""
     cells = [
-        value.ljust(width) if k < 2 else value.rjust(width)
-        for k, (value, (_, width)) in enumerate(zip(values, _COLUMNS, strict=True))
+        value.ljust(column.width) if column.left else value.rjust(column.width)
+        for value, column in zip(values, columns, strict=True)
     ]
     return "  " + "  ".join(cells).rstrip()
 
@@ -194,4 +250,11 @@ def _times(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-__all__ = ["cpu_name", "format_table", "machine_info", "row_json", "to_json"]
+__all__ = [
+    "cpu_name",
+    "first_dtype_ratio_note",
+    "format_table",
+    "machine_info",
+    "row_json",
+    "to_json",
+]

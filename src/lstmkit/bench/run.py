@@ -12,7 +12,14 @@ member but ``auto`` that :func:`~lstmkit.layers.backends.unsupported_reason` all
 cell (and ``choose_backend`` accepts on the device), then ``auto`` labelled with what it
 resolves to. A backend added to the enum is timed with no change here.
 
-What is timed, per candidate and size (input x of shape (T, B, I)):
+Every candidate is built and timed in every dtype asked for, and all of them, every dtype
+of a size together, take turns in the same rounds, so a slow moment of the machine hits each
+dtype alike and the ratio between two dtypes is as fair as the ratio to torch.nn.LSTM. The
+input and the output gradient hold the same random values in every dtype (drawn once, cast).
+A row's ``x LSTM`` ratios compare it with torch.nn.LSTM in its own dtype; with several dtypes
+it also carries its time as a ratio to the same cell and backend in the first dtype listed.
+
+What is timed, per candidate, size and dtype (input x of shape (T, B, I)):
 
 - forward: the layer in eval mode under ``torch.no_grad()``, as inference runs it;
 - forward+backward: the layer in training mode, forward, then ``backward`` of a fixed random
@@ -28,8 +35,9 @@ backward forms dL/dinputs and dL/dweights, one product each the size of the forw
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -74,6 +82,25 @@ def supported_backends(family: CellFamily) -> list[Backend]:
     return [b for b in Backend if b is not Backend.AUTO and unsupported_reason(b, family) is None]
 
 
+def check_dtypes(names: Sequence[str]) -> None:
+    """Refuse an empty list, a name that is not a key of :data:`DTYPES` and a name given twice.
+
+    A repeat is an error rather than dropped (as a repeated cell is) because the order of
+    the dtypes means something: the first is the yardstick of the others."""
+    expected = ", ".join(DTYPES)
+    if isinstance(names, str):  # dtypes="bfloat16" would otherwise be read letter by letter
+        raise ValueError(f"dtypes must be a sequence of names, got the string {names!r}")
+    if not names:
+        raise ValueError(f"dtypes must name at least one of {expected}")
+    for k, name in enumerate(names):
+        if name not in DTYPES:
+            raise ValueError(f"unknown dtype {name!r}; expected one of {expected}")
+        if name in names[:k]:
+            raise ValueError(
+                f"dtype {name!r} given twice; expected each of {expected} at most once"
+            )
+
+
 def flops_per_step(gate_blocks: int, batch: int, input_size: int, hidden_size: int) -> int:
     """Forward FLOPs of one step: (B, I) x (I, G*H) and (B, H) x (H, G*H), a multiply and an
     add per term, i.e. 2*B*G*H*(I+H). Elementwise gate arithmetic is not counted."""
@@ -95,8 +122,9 @@ class BenchConfig:
     """Backend values (``"auto"`` included) to time each cell on, where the cell allows."""
     device: str = "cpu"
     """``"cpu"`` or ``"cuda"``."""
-    dtype: str = "float32"
-    """A key of :data:`DTYPES`: the parameters', input's and gradients' type."""
+    dtypes: tuple[str, ...] = ("float32",)
+    """Keys of :data:`DTYPES`, each once: the parameters', input's and gradients' types. Every
+    candidate is timed in each; the first is the one the others' times are divided by."""
     repeats: int = 5
     """Timed rounds; the median is reported."""
     warmup: int = 1
@@ -114,12 +142,12 @@ class BenchConfig:
         for what, given, known in [
             ("cell", self.cells, CELL_NAMES),
             ("backend", self.backends, BACKEND_NAMES),
-            ("dtype", (self.dtype,), tuple(DTYPES)),
             ("device", (self.device,), ("cpu", "cuda")),
         ]:
             for name in given:
                 if name not in known:
                     raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(known)}")
+        check_dtypes(self.dtypes)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError(
                 f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA device"
@@ -128,6 +156,11 @@ class BenchConfig:
             raise ValueError(
                 f"repeats must be >= 1 and warmup >= 0, got {self.repeats} and {self.warmup}"
             )
+
+    @property
+    def first_dtype(self) -> str:
+        """The dtype the other dtypes' times are divided by."""
+        return self.dtypes[0]
 
 
 @dataclass(frozen=True)
@@ -144,8 +177,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class BenchRow:
-    """One candidate's timings at one size; times are medians in milliseconds, None when not
-    measured (forward-only, or an error, which ``error`` then gives)."""
+    """One candidate's timings at one size in one dtype; times are medians in milliseconds,
+    None when not measured (forward-only, or an error, which ``error`` then gives)."""
 
     size: BenchSize
     cell: str
@@ -155,14 +188,21 @@ class BenchRow:
     fwd_ms: float | None
     fwd_bwd_ms: float | None
     ratio_fwd: float | None
-    """fwd_ms / torch.nn.LSTM's fwd_ms at this size."""
+    """fwd_ms / torch.nn.LSTM's fwd_ms at this size in this dtype."""
     ratio_fwd_bwd: float | None
     error: str | None = None
     saved_mb: float | None = None
     """MB of activations autograd keeps for the backward of one training forward
     (:mod:`.memory`); None when forward-only or on an error."""
     ratio_saved: float | None = None
-    """saved_mb / torch.nn.LSTM's saved_mb at this size."""
+    """saved_mb / torch.nn.LSTM's saved_mb at this size in this dtype."""
+    dtype: str = "float32"
+    """The key of :data:`DTYPES` the candidate ran in."""
+    ratio_first_dtype_fwd: float | None = None
+    """fwd_ms / the same cell and backend's fwd_ms at this size in the first dtype of the
+    run; None in the first dtype's own rows, or when either time is missing."""
+    ratio_first_dtype_fwd_bwd: float | None = None
+    """The same for fwd_bwd_ms."""
 
     @property
     def flops_per_step(self) -> int:
@@ -254,12 +294,31 @@ def _forward_backward(candidate: _Candidate, x: Tensor, grad_output: Tensor) -> 
 # -- running -------------------------------------------------------------------------------------
 
 
+class _Key(NamedTuple):
+    """One candidate of a size: an entry (by its index) built in one dtype."""
+
+    dtype: str
+    index: int
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every candidate of one dtype is fed."""
+
+    x: Tensor
+    """(T, B, I), a leaf that requires a gradient."""
+    grad_output: Tensor
+    """(T, B, H), backpropagated through the output."""
+
+
 def run_bench(config: BenchConfig | None = None) -> list[BenchRow]:
-    """Time every candidate at every size of ``config``; rows size by size, in the order of
+    """Time every candidate at every size of ``config`` in each of its dtypes; rows size by
+    size, within a size dtype by dtype in the config's order, within a dtype in the order of
     :func:`candidate_entries`. A candidate that fails gets a row with its error."""
     config = config or BenchConfig()
     plan = [(size, candidate_entries(config, size.H)) for size in config.sizes]
-    total = sum(len(entries) for _, entries in plan) * _calls_per_entry(config)
+    runs = sum(len(entries) for _, entries in plan) * len(config.dtypes)
+    total = runs * _calls_per_entry(config)
     rows: list[BenchRow] = []
     with Progress(total=total, desc="bench", unit="run", disable=not config.progress) as bar:
         for size, entries in plan:
@@ -269,43 +328,68 @@ def run_bench(config: BenchConfig | None = None) -> list[BenchRow]:
 
 
 def _calls_per_entry(config: BenchConfig) -> int:
-    """Timed and warm-up calls of one candidate at one size, both modes."""
+    """Timed and warm-up calls of one candidate at one size in one dtype, both modes."""
     return (config.warmup + config.repeats) * (1 if config.forward_only else 2)
 
 
 def _bench_size(
     size: BenchSize, entries: Sequence[Entry], config: BenchConfig, bar: Progress
 ) -> list[BenchRow]:
-    device, dtype = torch.device(config.device), DTYPES[config.dtype]
+    device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    x = torch.randn(size.T, size.B, size.I, device=device, dtype=dtype, requires_grad=True)
-    grad_output = torch.randn(size.T, size.B, size.H, device=device, dtype=dtype)
-
-    built: dict[int, _Candidate] = {}
-    build_errors: dict[int, str] = {}
-    for k, entry in enumerate(entries):
-        try:
-            built[k] = _build(entry, size, device, dtype)
-        except Exception as err:  # e.g. out of memory for the weights: the row says so
-            build_errors[k] = describe_error(err)
+    inputs = _inputs(size, config.dtypes, device)
+    built, build_errors = _build_all(size, entries, config.dtypes, device)
     bar.update(len(build_errors) * _calls_per_entry(config))  # their turns are skipped
 
+    # One mapping over every dtype: all candidates of the size share each round.
     timing = partial(
         interleaved_medians, device=device, repeats=config.repeats, warmup=config.warmup
     )
     for candidate in built.values():
         candidate.module.eval()
-    fwd = timing({k: partial(_forward, c, x) for k, c in built.items()}, tick=bar.update)
-    fwd_bwd: dict[int, Timing] = {}
+    forward = {key: partial(_forward, c, inputs[key.dtype].x) for key, c in built.items()}
+    fwd = timing(forward, tick=bar.update)
+    fwd_bwd: dict[_Key, Timing] = {}
+    saved: dict[_Key, float | None] = {}
     if not config.forward_only:
         for candidate in built.values():
             candidate.module.train()
-        calls = {k: partial(_forward_backward, c, x, grad_output) for k, c in built.items()}
+        calls = {
+            key: partial(_forward_backward, c, inputs[key.dtype].x, inputs[key.dtype].grad_output)
+            for key, c in built.items()
+        }
         fwd_bwd = timing(calls, tick=bar.update)
-        saved = {k: _saved_mb(c, x) for k, c in built.items()}
-    else:
-        saved = {}
-    return _rows(size, entries, build_errors, fwd, fwd_bwd, saved)
+        saved = {key: _saved_mb(c, inputs[key.dtype].x) for key, c in built.items()}
+    results = _Results(build_errors, fwd, fwd_bwd, saved)
+    rows = [row for dtype in config.dtypes for row in _rows(size, dtype, entries, results)]
+    return _with_first_dtype_ratios(rows, config.first_dtype)
+
+
+def _inputs(size: BenchSize, dtypes: Sequence[str], device: torch.device) -> dict[str, _Inputs]:
+    """The same random x and output gradient in each dtype: drawn once in float32 and cast,
+    so that the dtypes differ in their precision only, not in what was drawn."""
+    x = torch.randn(size.T, size.B, size.I, device=device)  # (T, B, I)
+    grad_output = torch.randn(size.T, size.B, size.H, device=device)  # (T, B, H)
+    return {
+        name: _Inputs(x.to(DTYPES[name]).detach().requires_grad_(), grad_output.to(DTYPES[name]))
+        for name in dtypes
+    }
+
+
+def _build_all(
+    size: BenchSize, entries: Sequence[Entry], dtypes: Sequence[str], device: torch.device
+) -> tuple[dict[_Key, _Candidate], dict[_Key, str]]:
+    """Every entry in every dtype, dtype by dtype; what could not be built, with why."""
+    built: dict[_Key, _Candidate] = {}
+    errors: dict[_Key, str] = {}
+    for dtype in dtypes:
+        for k, entry in enumerate(entries):
+            key = _Key(dtype, k)
+            try:
+                built[key] = _build(entry, size, device, DTYPES[dtype])
+            except Exception as err:  # e.g. out of memory for the weights: the row says so
+                errors[key] = describe_error(err)
+    return built, errors
 
 
 def _saved_mb(candidate: _Candidate, x: Tensor) -> float | None:
@@ -316,22 +400,43 @@ def _saved_mb(candidate: _Candidate, x: Tensor) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Results:
+    """What was measured at one size, by candidate; a candidate missing from a mapping was
+    not measured there (it failed to build, or the run was forward-only)."""
+
+    build_errors: dict[_Key, str]
+    fwd: dict[_Key, Timing]
+    fwd_bwd: dict[_Key, Timing]
+    saved: dict[_Key, float | None]
+
+    def fwd_ms(self, key: _Key) -> float | None:
+        return _ms(self.fwd.get(key))
+
+    def fwd_bwd_ms(self, key: _Key) -> float | None:
+        return _ms(self.fwd_bwd.get(key))
+
+    def error(self, key: _Key) -> str | None:
+        """The first thing that went wrong: building, then forward, then forward+backward."""
+        timings = (self.fwd.get(key), self.fwd_bwd.get(key))
+        errors = [self.build_errors.get(key), *(t.error for t in timings if t)]
+        return next((e for e in errors if e), None)
+
+
 def _rows(
-    size: BenchSize,
-    entries: Sequence[Entry],
-    build_errors: dict[int, str],
-    fwd: dict[int, Timing],
-    fwd_bwd: dict[int, Timing],
-    saved: dict[int, float | None],
+    size: BenchSize, dtype: str, entries: Sequence[Entry], results: _Results
 ) -> list[BenchRow]:
-    """One row per entry (by index), its times and memory as ratios to torch.nn.LSTM's too."""
-    base = next(k for k, entry in enumerate(entries) if entry.backend == TORCH_LSTM)
-    base_fwd, base_fwd_bwd = _ms(fwd.get(base)), _ms(fwd_bwd.get(base))
-    base_saved = saved.get(base)
+    """One row per entry in ``dtype``, its times and memory as ratios to torch.nn.LSTM's in
+    the same dtype too: a cell in bfloat16 is measured against torch in bfloat16."""
+    base = _Key(dtype, next(k for k, entry in enumerate(entries) if entry.backend == TORCH_LSTM))
     rows = []
     for k, entry in enumerate(entries):
-        fwd_ms, fwd_bwd_ms = _ms(fwd.get(k)), _ms(fwd_bwd.get(k))
-        errors = [build_errors.get(k), *(t.error for t in (fwd.get(k), fwd_bwd.get(k)) if t)]
+        key = _Key(dtype, k)
+        fwd_ms, fwd_bwd_ms, saved_mb = (
+            results.fwd_ms(key),
+            results.fwd_bwd_ms(key),
+            results.saved.get(key),
+        )
         rows.append(
             BenchRow(
                 size,
@@ -341,14 +446,34 @@ def _rows(
                 entry.gate_blocks,
                 fwd_ms,
                 fwd_bwd_ms,
-                _ratio(fwd_ms, base_fwd),
-                _ratio(fwd_bwd_ms, base_fwd_bwd),
-                error=next((e for e in errors if e), None),
-                saved_mb=saved.get(k),
-                ratio_saved=_ratio(saved.get(k), base_saved),
+                _ratio(fwd_ms, results.fwd_ms(base)),
+                _ratio(fwd_bwd_ms, results.fwd_bwd_ms(base)),
+                error=results.error(key),
+                saved_mb=saved_mb,
+                ratio_saved=_ratio(saved_mb, results.saved.get(base)),
+                dtype=dtype,
             )
         )
     return rows
+
+
+def _with_first_dtype_ratios(rows: Sequence[BenchRow], first_dtype: str) -> list[BenchRow]:
+    """The rows of one size, those of every dtype but the first given their times as ratios
+    to the same cell and backend's in ``first_dtype`` (what a dtype gains, against a
+    counterpart timed in the same rounds). The first dtype's rows keep None."""
+    counterparts = {(row.cell, row.backend): row for row in rows if row.dtype == first_dtype}
+
+    def with_ratios(row: BenchRow) -> BenchRow:
+        counterpart = counterparts.get((row.cell, row.backend))
+        if row.dtype == first_dtype or counterpart is None:
+            return row
+        return replace(
+            row,
+            ratio_first_dtype_fwd=_ratio(row.fwd_ms, counterpart.fwd_ms),
+            ratio_first_dtype_fwd_bwd=_ratio(row.fwd_bwd_ms, counterpart.fwd_bwd_ms),
+        )
+
+    return [with_ratios(row) for row in rows]
 
 
 def _ms(timing: Timing | None) -> float | None:
@@ -369,6 +494,7 @@ __all__ = [
     "BenchRow",
     "Entry",
     "candidate_entries",
+    "check_dtypes",
     "flops_per_step",
     "run_bench",
     "supported_backends",
