@@ -94,12 +94,35 @@ def test_auto_picks_the_fastest_backend_that_can_run_the_layer():
 
 
 def test_explicit_backends_that_cannot_run_say_why():
-    with pytest.raises(ValueError, match="the manual backend has only the LSTM family, not gru"):
+    with pytest.raises(ValueError, match="the manual backend's loops do not have the gru cell"):
         lstmkit.GRU(I, H, backend="manual")
     with pytest.raises(ValueError, match="'manual' backend does not record"):
         lstmkit.LSTM(I, H, backend="manual")(torch.randn(T, B, I), return_trace=True)
     layer = lstmkit.LSTM(I, H, coupled=True)
-    with pytest.raises(ValueError, match="torch's fused LSTM has no coupled=True"):
+    with pytest.raises(ValueError, match="torch's fused kernels have no coupled=True"):
         layer.backend = "torch"
     layer.backend = "reference"
     assert layer.backend is Backend.REFERENCE
+
+
+def test_a_family_the_fused_kernels_do_not_know_runs_on_the_reference_loop():
+    """A new cell (here a GRU whose step is changed) must not reach kernels that would run
+    the parent's equations: fused refuses it by name and auto passes it by."""
+
+    class HalvedGRU(GRUFamily):
+        name = "halved-gru"
+
+        def step(self, x_gates, state, weights):
+            result = super().step(x_gates, state, weights)
+            return result._replace(state=tuple(s / 2 for s in result.state))
+
+    family = HalvedGRU(H)
+    with pytest.raises(ValueError, match="fused kernels do not have the halved-gru cell"):
+        lstmkit.layers.base.RecurrentLayer(family, I, backend="fused")
+    assert choose_backend(Backend.AUTO, family, tracing=False) is Backend.REFERENCE
+    layer = lstmkit.layers.base.RecurrentLayer(family, I)
+    plain = lstmkit.GRU(I, H, backend="reference")
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(1, B, I)
+    # from a zero state, one step gives half of what the GRU gives
+    torch.testing.assert_close(layer(x)[1], plain(x)[1] / 2)

@@ -116,7 +116,7 @@ def test_default_init_is_torchs_distribution():
         (dict(coupled=True, forget_bias=1.0), "coupled=True derives the forget gate"),
         (dict(forget_gate=False, forget_bias=1.0), "no forget gate"),
         (dict(bias=False, forget_bias=1.0), "needs bias=True"),
-        (dict(peephole=True, backend="torch"), "torch's fused LSTM has no peephole=True"),
+        (dict(peephole=True, backend="torch"), "torch's fused kernels have no peephole=True"),
         (dict(backend="cudnn"), "backend must be one of"),
         (dict(proj_size=H), "proj_size must be smaller than hidden_size"),
     ],

@@ -29,11 +29,14 @@ An explicit choice that cannot run the layer is an error, never silently replace
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from enum import Enum
 
 from lstmkit.cellmath.family import CellFamily
+from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.rnn import RNNFamily
 
 
 class Backend(str, Enum):
@@ -53,32 +56,52 @@ class Backend(str, Enum):
 
 
 def unsupported_reason(backend: Backend, family: CellFamily) -> str | None:
-    """Why ``backend`` cannot run this family, or None if it can."""
-    if backend is Backend.TORCH:
-        return torch_unsupported_reason(family)
-    if backend is Backend.MANUAL and not isinstance(family, LSTMFamily):
-        return f"the manual backend has only the LSTM family, not {family.name}"
+    """Why ``backend`` cannot run this family, or None if it can.
+
+    The reference loop runs every family. The others implement a fixed list of families,
+    by exact type, and of options (:data:`_IMPLEMENTED`): a family they do not list, or an
+    option set away from its default that they do not list, is refused by name. So a new
+    cell, or a new option of an old one, runs on the reference loop until a backend is
+    taught it and its list says so; it never reaches kernels that would ignore it."""
+    if backend in (Backend.REFERENCE, Backend.AUTO):
+        return None
+    who = _BACKEND_WORDS[backend]
+    implemented = _IMPLEMENTED[backend]
+    if type(family) not in implemented:
+        return f"{who} do not have the {family.name} cell"
+    missing = [
+        f"{f.name}={getattr(family, f.name)!r}"
+        for f in dataclasses.fields(family)
+        if f.name != "hidden_size"
+        and getattr(family, f.name) != f.default
+        and f.name not in implemented[type(family)]
+    ]
+    if missing:
+        return f"{who} have no {', '.join(missing)}"
     return None
 
 
-def torch_unsupported_reason(family: CellFamily) -> str | None:
-    """Why torch's fused kernels cannot run this family, or None if they can."""
-    if isinstance(family, LSTMFamily):
-        options = [
-            name
-            for name, on in [
-                ("peephole=True", family.peephole),
-                ("coupled=True", family.coupled),
-                ("forget_gate=False", not family.forget_gate),
-            ]
-            if on
-        ]
-        if options:
-            return f"torch's fused LSTM has no {', '.join(options)}"
-        return None
-    if family.name in ("gru", "rnn"):
-        return None
-    return f"torch has no fused kernel for the {family.name} cell"
+_BACKEND_WORDS = {
+    Backend.TORCH: "torch's fused kernels",
+    Backend.MANUAL: "the manual backend's loops",
+    Backend.FUSED: "lstmkit's fused kernels",
+}
+# per backend: the families it runs and, for each, the options (dataclass fields) it
+# implements away from their defaults
+_LSTM_VARIANTS = frozenset({"proj_size", "peephole", "coupled", "forget_gate"})
+_IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
+    Backend.TORCH: {
+        LSTMFamily: frozenset({"proj_size"}),
+        GRUFamily: frozenset(),
+        RNNFamily: frozenset({"nonlinearity"}),
+    },
+    Backend.MANUAL: {LSTMFamily: _LSTM_VARIANTS},
+    Backend.FUSED: {
+        LSTMFamily: _LSTM_VARIANTS,
+        GRUFamily: frozenset(),
+        RNNFamily: frozenset({"nonlinearity"}),
+    },
+}
 
 
 def choose_backend(
@@ -106,7 +129,8 @@ def choose_backend(
         torch_can = unsupported_reason(Backend.TORCH, family) is None and not recompute
         if torch_can and (plain_lstm or device_type != "cpu"):
             return Backend.TORCH
-        if device_type == "cpu" and _fused_cpu_ready():
+        fused_can = unsupported_reason(Backend.FUSED, family) is None
+        if device_type == "cpu" and fused_can and _fused_cpu_ready():
             return Backend.FUSED
         if torch_can:
             return Backend.TORCH

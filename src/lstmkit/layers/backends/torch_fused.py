@@ -2,7 +2,7 @@
 
 ``torch._VF`` is torch's internal entry to the ATen RNN kernels (oneDNN on CPU, cuDNN on
 GPU); torch.nn.modules.rnn calls it the same way, so this path is torch's own arithmetic
-and speed. Only the plain configurations reach here (see ``torch_unsupported_reason``).
+and speed. Only the plain configurations reach here (see ``unsupported_reason``).
 """
 
 from __future__ import annotations
