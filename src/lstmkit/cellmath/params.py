@@ -16,7 +16,15 @@ from lstmkit.cellmath.family import CellFamily
 
 
 def parameter_shapes(family: CellFamily, input_size: int, bias: bool) -> dict[str, tuple]:
-    """Base name -> shape for one cell (one layer and direction of a sequence layer)."""
+    """Base name -> shape for one cell (one layer and direction of a sequence layer).
+
+    A family whose parameters are not torch's layout (no recurrent matrix, or a
+    block-diagonal one) defines ``parameter_layout(input_size, bias)`` returning the whole
+    mapping itself; ``weight_ih`` (G*H, I) and ``bias_ih`` (G*H,) must stay in it, because
+    the layers compute the input projection of all steps from them."""
+    own_layout = getattr(family, "parameter_layout", None)
+    if own_layout is not None:
+        return own_layout(input_size, bias)
     gate_rows = len(family.gates) * family.hidden_size
     shapes: dict[str, tuple] = {
         "weight_ih": (gate_rows, input_size),
