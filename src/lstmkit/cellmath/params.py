@@ -48,6 +48,12 @@ def check_forget_bias(family: CellFamily, bias: bool, forget_bias: float | None)
             else f"this {family.name} cell has no forget gate"
         )
         raise ValueError(f"forget_bias={forget_bias} has no forget-gate bias to set: {why}")
+    if getattr(family, "forget_gate_erases", False):
+        raise ValueError(
+            f"forget_bias={forget_bias} would make the {family.name} cell forget more, not "
+            "less: its 'forget' gate keeps the old state when closed and erases it when open; "
+            "set the bias through the parameters if that is what you want"
+        )
     if not bias:
         raise ValueError(
             f"forget_bias={forget_bias} needs bias=True: with bias=False there is none"

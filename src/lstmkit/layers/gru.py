@@ -1,4 +1,5 @@
-"""``GRU``: torch.nn.GRU's interface and parameters. Equations: :mod:`lstmkit.cellmath.gru`."""
+"""``GRU``: torch.nn.GRU's interface and parameters, and Cho et al.'s reset placement.
+Equations: :mod:`lstmkit.cellmath.gru`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from lstmkit.layers.base import RecurrentLayer
 class GRU(RecurrentLayer):
     """A drop-in for ``torch.nn.GRU``: same arguments (``input_size, hidden_size,
     num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
-    dtype=None``), parameters and outputs ``(output, h_n)``; plus keyword-only ``backend``
-    and ``recompute_every`` (see :class:`~lstmkit.layers.base.RecurrentLayer`), and
-    ``lengths=`` and ``return_trace=`` in ``forward``."""
+    dtype=None``), parameters and outputs ``(output, h_n)``; plus keyword-only:
+
+    - ``reset_after``: True (default) is torch's and cuDNN's GRU, whose reset gate scales
+      h_{t-1} W_hn^T + b_hn; False is Cho et al.'s (2014), whose reset gate scales h_{t-1}
+      before W_hn (ONNX's ``linear_before_reset=0``). Same parameters either way. Only the
+      reference loop runs False, so ``backend='auto'`` picks it there.
+    - ``backend`` and ``recompute_every`` (see :class:`~lstmkit.layers.base.RecurrentLayer`).
+
+    ``forward`` also takes ``lengths=`` and ``return_trace=``."""
 
     def __init__(
         self,
@@ -26,11 +33,12 @@ class GRU(RecurrentLayer):
         device=None,
         dtype=None,
         *,
+        reset_after: bool = True,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
     ) -> None:
         super().__init__(
-            GRUFamily(hidden_size),
+            GRUFamily(hidden_size, reset_after=reset_after),
             input_size,
             num_layers,
             bias,
@@ -42,3 +50,10 @@ class GRU(RecurrentLayer):
             backend=backend,
             recompute_every=recompute_every,
         )
+
+    @property
+    def reset_after(self) -> bool:
+        return self.family.reset_after
+
+    def extra_repr(self) -> str:
+        return ", ".join([super().extra_repr(), *self.family.variant_options()])
