@@ -12,6 +12,7 @@ import torch
 
 from lstmkit.cli import main
 from lstmkit.experiments.train import TrainConfig, run_task
+from lstmkit.layers.named import MODERN_CELLS
 from lstmkit.tasks import make_task
 
 JSON_KEYS = {"task", "cell", "length", "solved", "sequences", "test_error", "seconds"}
@@ -34,7 +35,7 @@ def run_json(capsys, *argv: str) -> dict:
 # -- lstmkit task ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole", "cifg", "lstm-noforget"])
+@pytest.mark.parametrize("cell", list(MODERN_CELLS))
 def test_task_json_has_the_promised_keys(capsys, cell):
     out = run_json(
         capsys,

@@ -41,7 +41,7 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     return {
         cell: make_run(base / cell, cell=cell, layers=2 if cell == "lstm" else 1)
-        for cell in ("lstm", "gru", "rnn", "cifg", "lstm-noforget", "peephole")
+        for cell in ("lstm", "gru", "rnn", "cifg", "lstm-noforget", "peephole", "mgu")
     }
 
 
@@ -315,6 +315,21 @@ def test_each_family_has_its_own_diagram(browser, runs, tmp_path, cell, keys):
     coupled = page.locator("#box-forget text").all_text_contents() if "forget" in keys else []
     assert coupled == (["1−i"] if cell == "cifg" else ["σ"] if "forget" in keys else [])
     assert page.locator("#saturation svg").count() == len(record.gates)
+    assert log.clean(), log
+
+
+def test_a_family_without_a_diagram_lists_its_numbers(browser, runs, tmp_path):
+    """A cell the explorer has no drawing for (the MGU) says so and still shows each of its
+    quantities at the step, by name, with the record's numbers."""
+    path, record = build_explorer(runs["mgu"], TEXT, tmp_path / "mgu.html")
+    page, log = open_page(browser, path)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    assert "no diagram of the mgu cell yet" in page.locator("#diagram").text_content()
+    for key in ("forget", "candidate", "hidden"):
+        shown = page.locator(f"#eq-{key}").inner_text().split("=")[-1].replace("−", "-")
+        assert float(shown) == pytest.approx(float(record.quantities[key][0, 3, 0]), abs=1e-3)
+    assert page.locator("#saturation svg").count() == len(record.gates) == 1
     assert log.clean(), log
 
 

@@ -66,12 +66,12 @@ def gradient_profile(model: TaskModel, task: Task, batch: TaskBatch) -> Gradient
     cell = _step_cell(model)
     is_lstm = MODERN_CELLS[model.cell_name].family == "lstm"
     size, steps = batch.batch_size, batch.inputs.shape[1]
-    h = torch.zeros(size, cell.hidden_size)
-    state = (h, torch.zeros_like(h)) if is_lstm else h
+    zeros = tuple(torch.zeros(size, n) for n in cell.family.state_sizes)
+    state = zeros if len(zeros) > 1 else zeros[0]  # the cells take h alone, or a tuple
     hiddens, probes, outputs = [], [], []
     for t in range(steps):
         state = cell(batch.inputs[:, t], state)
-        h = state[0] if is_lstm else state
+        h = state[0] if isinstance(state, tuple) else state
         h.retain_grad()  # autograd keeps only leaves' gradients unless asked
         hiddens.append(h)
         if is_lstm:
@@ -80,7 +80,7 @@ def gradient_profile(model: TaskModel, task: Task, batch: TaskBatch) -> Gradient
             # Adding a zero leaf after h_t is computed isolates exactly that part.
             probe = torch.zeros_like(state[1], requires_grad=True)
             probes.append(probe)
-            state = (h, state[1] + probe)
+            state = (h, state[1] + probe, *state[2:])
         outputs.append(model.readout(h))
     loss = objectives.loss(torch.stack(outputs, dim=1), batch, task.kind, reduction="sum")
     loss.backward()

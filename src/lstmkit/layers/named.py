@@ -1,5 +1,7 @@
-"""The modern cells by the names the command line uses: lstm, gru, rnn, peephole, cifg and
-lstm-noforget, each buildable as a stacked layer (for training) or a single-step cell.
+"""The modern cells by the names the command line uses (lstm, gru, rnn, peephole, cifg,
+lstm-noforget, gru-cho, mgu, ...), each buildable as a stacked layer (for training) or a
+single-step cell. A cell joins the tasks, the horizon, the language model and the forecaster
+by its entry here.
 
 The LSTMs start with the forget-gate bias at ``forget_bias`` (1.0 unless changed), the
 default of Keras (``unit_forget_bias=True``) and the recommendation of Jozefowicz et al.
@@ -17,8 +19,10 @@ import torch
 from torch import nn
 
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
+from lstmkit.cells.mgu import MGUCell
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
+from lstmkit.layers.mgu import MGU
 from lstmkit.layers.rnn import RNN
 
 
@@ -28,14 +32,19 @@ class ModernCell:
 
     name: str
     family: str
-    """'lstm', 'gru' or 'rnn'."""
+    """The cell family's name (its equations and diagrams): 'lstm', 'gru', 'rnn', 'mgu', ..."""
     description: str
+    layer_class: type[nn.Module]
+    """The sequence layer, with torch.nn.LSTM's constructor (input_size, hidden_size, ...)."""
+    cell_class: type[nn.Module]
+    """The matching single-step cell, with torch.nn.LSTMCell's constructor."""
     options: dict[str, object] = field(default_factory=dict)
-    """Keyword options of lstmkit.LSTM / LSTMCell (peephole, coupled, forget_gate)."""
+    """Keyword options of both classes (peephole, coupled, forget_gate, reset_after, ...)."""
 
     @property
     def has_forget_gate(self) -> bool:
-        """Whether the cell forgets at all (the 1997 cell does not); CIFG does, as 1 - i."""
+        """Whether ``forget_bias`` applies: the LSTMs but the 1997 cell, which does not forget
+        (CIFG does, as 1 - i)."""
         return self.family == "lstm" and self.options.get("forget_gate", True)
 
     def layer(
@@ -47,26 +56,26 @@ class ModernCell:
         num_layers: int = 1,
         dropout: float = 0.0,
     ) -> nn.Module:
-        """A batch-first lstmkit layer of ``num_layers``, with ``dropout`` between layers."""
+        """A batch-first lstmkit layer of ``num_layers``, with ``dropout`` between layers.
+        ``forget_bias`` is for the LSTMs; the other cells ignore it."""
         stack = {"num_layers": num_layers, "dropout": dropout, "batch_first": True}
-        if self.family == "lstm":
-            coupled = self.options.get("coupled", False)
-            own_bias = forget_bias if self.has_forget_gate and not coupled else None
-            layer = LSTM(input_size, hidden, **stack, **self.options, forget_bias=own_bias)
-            if coupled and forget_bias is not None:
-                _open_coupled_forget_gate(layer, hidden, forget_bias)
-            return layer
-        if self.family == "gru":
-            return GRU(input_size, hidden, **stack)
-        return RNN(input_size, hidden, **stack, nonlinearity="tanh")
+        if self.family != "lstm":
+            return self.layer_class(input_size, hidden, **stack, **self.options)
+        coupled = self.options.get("coupled", False)
+        own_bias = forget_bias if self.has_forget_gate and not coupled else None
+        layer = self.layer_class(input_size, hidden, **stack, **self.options, forget_bias=own_bias)
+        if coupled and forget_bias is not None:
+            _open_coupled_forget_gate(layer, hidden, forget_bias)
+        return layer
 
     def cell(self, input_size: int, hidden: int) -> nn.Module:
         """The matching single-step cell; its parameters are the layer's without '_l0'."""
-        if self.family == "lstm":
-            return LSTMCell(input_size, hidden, **self.options)
-        if self.family == "gru":
-            return GRUCell(input_size, hidden)
-        return RNNCell(input_size, hidden, nonlinearity="tanh")
+        return self.cell_class(input_size, hidden, **self.options)
+
+    @property
+    def state_count(self) -> int:
+        """How many tensors one layer's state has (h first): 2 for the LSTMs, 1 for most."""
+        return len(self.cell(1, 1).family.state_sizes)
 
 
 def _open_coupled_forget_gate(layer: nn.Module, hidden: int, forget_bias: float) -> None:
@@ -80,23 +89,33 @@ def _open_coupled_forget_gate(layer: nn.Module, hidden: int, forget_bias: float)
                 getattr(layer, f"bias_hh_l{k}{suffix}")[:hidden] = 0.0
 
 
+def _lstm(name: str, description: str, **options) -> ModernCell:
+    return ModernCell(name, "lstm", description, LSTM, LSTMCell, options)
+
+
 MODERN_CELLS: dict[str, ModernCell] = {
     cell.name: cell
     for cell in (
-        ModernCell("lstm", "lstm", "LSTM with a forget gate, torch.nn.LSTM's cell"),
-        ModernCell("gru", "gru", "GRU (Cho et al. 2014), torch.nn.GRU's cell"),
-        ModernCell("rnn", "rnn", "plain tanh RNN (Elman 1990)"),
+        _lstm("lstm", "LSTM with a forget gate, torch.nn.LSTM's cell"),
+        ModernCell("gru", "gru", "GRU (Cho et al. 2014), torch.nn.GRU's cell", GRU, GRUCell),
         ModernCell(
-            "peephole", "lstm", "LSTM with peepholes (Gers & Schmidhuber 2000)", {"peephole": True}
+            "rnn", "rnn", "plain tanh RNN (Elman 1990)", RNN, RNNCell, {"nonlinearity": "tanh"}
         ),
-        ModernCell(
-            "cifg", "lstm", "LSTM with coupled input and forget gates (CIFG)", {"coupled": True}
-        ),
-        ModernCell(
+        _lstm("peephole", "LSTM with peepholes (Gers & Schmidhuber 2000)", peephole=True),
+        _lstm("cifg", "LSTM with coupled input and forget gates (CIFG)", coupled=True),
+        _lstm(
             "lstm-noforget",
-            "lstm",
             "the 1997 cell equations (no forget gate) trained the modern way",
-            {"forget_gate": False},
+            forget_gate=False,
         ),
+        ModernCell(
+            "gru-cho",
+            "gru",
+            "GRU with Cho et al.'s reset before the recurrent product",
+            GRU,
+            GRUCell,
+            {"reset_after": False},
+        ),
+        ModernCell("mgu", "mgu", "minimal gated unit (Zhou et al. 2016)", MGU, MGUCell),
     )
 }

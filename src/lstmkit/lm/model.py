@@ -169,13 +169,10 @@ def state_from_tensors(config: LMConfig, tensors: list[Tensor]) -> list | None:
     """The inverse of :func:`state_tensors` for a model of ``config``."""
     if not tensors:
         return None
-    if MODERN_CELLS[config.cell].family == "lstm":
-        if len(tensors) != 2:
-            raise ValueError(f"an LSTM state has 2 tensors (h, c), got {len(tensors)}")
-        return [(tensors[0], tensors[1])]
-    if len(tensors) != 1:
-        raise ValueError(f"a {config.cell} state has 1 tensor, got {len(tensors)}")
-    return [tensors[0]]
+    count = MODERN_CELLS[config.cell].state_count
+    if len(tensors) != count:
+        raise ValueError(f"a {config.cell} state has {count} tensor(s), got {len(tensors)}")
+    return [tuple(tensors)] if count > 1 else [tensors[0]]
 
 
 def count_parameters(model: nn.Module) -> int:

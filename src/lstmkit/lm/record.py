@@ -32,6 +32,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "lstm": ("input", "forget", "output"),
     "gru": ("reset", "update"),
     "rnn": (),
+    "mgu": ("forget",),
 }
 """The sigmoid gates of each cell family, whose saturation is worth counting."""
 
@@ -72,7 +73,7 @@ class TextRecord:
 
     @property
     def gates(self) -> tuple[str, ...]:
-        return tuple(g for g in GATES[self.family] if g in self.quantities)
+        return tuple(g for g in GATES.get(self.family, ()) if g in self.quantities)
 
 
 def text_ids(text: str, vocabulary: Vocabulary) -> tuple[list[str], list[int]]:

@@ -243,7 +243,8 @@
     labels = {}; wires = [];
     if (DATA.family === "lstm") drawLSTM({ forget: has("forget"), peephole: DATA.cell === "peephole" });
     else if (DATA.family === "gru") drawGRU();
-    else drawRNN();
+    else if (DATA.family === "rnn") drawRNN();
+    else name(40, 80, "no diagram of the " + DATA.cell + " cell yet: this step's numbers are in the equations below");
     name(40, 24, "moving dashes: red carries a positive value, blue a negative one, thicker a larger one;");
     name(40, 40, "gate boxes: white is closed (0), green open (1)");
   }
@@ -305,12 +306,14 @@
       rows.push(["update", "z = σ(W_z x + b_z + U_z h(t−1) + c_z) = " + fmt(v.update)]);
       rows.push(["candidate", "n = tanh(W_n x + b_n + r·(U_n h(t−1) + c_n)) = " + fmt(v.candidate)]);
       rows.push(["hidden", "h(t) = (1−z)·n + z·h(t−1) = " + fmt(v.written) + " + " + fmt(v.kept) + " = " + fmt(v.hidden)]);
-    } else {
+    } else if (DATA.family === "rnn") {
       rows.push(["hidden", "h(t) = tanh(W x(t) + U h(t−1) + b) = " + fmt(v.hidden)]);
+    } else {  // a family without a drawing: each quantity the record has, by name
+      DATA.names.forEach(function (n) { rows.push([n, "= " + fmt(v[n])]); });
     }
     rows.forEach(function (r) {
       var d = add(box, "div", { id: "eq-" + r[0] });
-      add(d, "span", { className: "eq-name", textContent: LABELS[r[0]] });
+      add(d, "span", { className: "eq-name", textContent: LABELS[r[0]] || r[0] });
       add(d, "span", { textContent: " " + r[1] });
     });
   }
