@@ -1,0 +1,124 @@
+"""``SLSTM``: a sequence layer of the sLSTM of Beck et al. (2024), "xLSTM", Sec. 2.2.
+
+Equations, gate order and shapes: :mod:`lstmkit.cellmath.slstm`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lstmkit._checks import expect_shape
+from lstmkit.cellmath.slstm import SLSTMFamily
+from lstmkit.cells.slstm import STATE_ARG_NAMES, state_tuple
+from lstmkit.layers.backends import Backend
+from lstmkit.layers.base import RecurrentLayer, _expect_input_like
+from lstmkit.layers.sequence import SequenceBatch
+
+
+class SLSTM(RecurrentLayer):
+    """A multi-layer, optionally bidirectional sLSTM with torch.nn.LSTM's interface.
+
+    Positional arguments and defaults are torch.nn.LSTM's (without ``proj_size``):
+    ``input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None``. Keyword-only:
+
+    - ``num_heads``: heads of hidden_size / num_heads units each (it must divide
+      hidden_size); the recurrent matrices are block-diagonal, one block per head, and only
+      the blocks are stored: ``weight_hh_l{k}`` has shape (4, num_heads, D, D), D the head
+      size.
+    - ``forget_activation``: ``"sigmoid"`` (default) or ``"exp"``.
+    - ``stabilized``: True (default) for the stabilised form; False for the plain
+      equations, which overflow once an input-gate pre-activation passes log(max float).
+    - ``forget_bias``: initial total forget-gate bias; None keeps the uniform initialisation.
+    - ``backend``: only the reference loop runs the sLSTM: ``"auto"`` takes it,
+      ``"torch"``, ``"manual"`` and ``"fused"`` are refused.
+    - ``recompute_every``: see :class:`~lstmkit.layers.base.RecurrentLayer`.
+
+    ``forward(input, hx=None, *, lengths=None, return_trace=False)`` returns ``output,
+    (h_n, c_n, n_n, m_n)``; ``hx`` is that 4-tuple, zeros when None. Shapes (N batch, L
+    length, D directions, H hidden_size): output (L, N, D*H), each state (D*num_layers, N, H).
+    Trace names: input, forget, candidate, output, cell, normalizer, stabilizer, hidden.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        num_heads: int = 1,
+        forget_activation: str = "sigmoid",
+        stabilized: bool = True,
+        forget_bias: float | None = None,
+        backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
+    ) -> None:
+        family = SLSTMFamily(
+            hidden_size,
+            num_heads=num_heads,
+            forget_activation=forget_activation,
+            stabilized=stabilized,
+        )
+        super().__init__(
+            family,
+            input_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            forget_bias=forget_bias,
+            backend=backend,
+            recompute_every=recompute_every,
+        )
+
+    def _initial_state(
+        self, hx, seq: SequenceBatch, owner: str, dtype: torch.dtype
+    ) -> tuple[Tensor, ...]:
+        """As the base class's, for the four states (h, c, n, m), which lstmkit._state does
+        not name; each (L*D, B, H) in ``dtype``."""
+        if hx is None:
+            return super()._initial_state(None, seq, owner, dtype)  # zeros
+        state = state_tuple(hx, owner)
+        rank = 3 if seq.batched else 2
+        if any(s.dim() != rank for s in state):
+            kind = "batched 3-D" if seq.batched else "unbatched 2-D"
+            raise ValueError(
+                f"{owner}: for {kind} input the initial state must be {rank}-D, got "
+                + ", ".join(f"{n} {s.dim()}-D" for n, s in zip(STATE_ARG_NAMES, state, strict=True))
+            )
+        stacked = self.num_layers * self.num_directions
+        if seq.batched:
+            expected = (stacked, seq.batch, self.hidden_size)
+            meaning = "(num_layers * num_directions, batch, hidden_size)"
+        else:
+            expected = (stacked, self.hidden_size)
+            meaning = "(num_layers * num_directions, hidden_size)"
+        param = self.weight_ih_l0
+        checked = []
+        for tensor, name in zip(state, STATE_ARG_NAMES, strict=True):
+            expect_shape(tensor, expected, name, owner, meaning)
+            if dtype != param.dtype and tensor.dtype == param.dtype:  # autocast lowers it
+                tensor = tensor.to(dtype)
+            _expect_input_like(tensor, param, dtype, owner, name)
+            checked.append(tensor if seq.batched else tensor.unsqueeze(1))
+        return tuple(checked)
+
+    @property
+    def num_heads(self) -> int:
+        return self.family.num_heads
+
+    def extra_repr(self) -> str:
+        parts = [super().extra_repr(), *self.family.variant_options()]
+        if self.forget_bias is not None:
+            parts.append(f"forget_bias={self.forget_bias}")
+        return ", ".join(parts)
