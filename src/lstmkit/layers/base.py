@@ -25,6 +25,14 @@ from lstmkit.layers.backends import (
     unsupported_reason,
 )
 from lstmkit.layers.backends.recompute import run_direction as recompute_run_direction
+from lstmkit.layers.regularize import (
+    LoopNoise,
+    check_rate,
+    check_recurrent_dropout,
+    check_zoneout,
+    drop_weight,
+    loop_noise,
+)
 from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
 from lstmkit.trace import Trace
 
@@ -42,6 +50,22 @@ class RecurrentLayer(nn.Module):
     steps between them in the backward (:mod:`~lstmkit.layers.backends.recompute`): memory
     for time, on any backend but torch's. Traced calls and calls without gradients run
     without it.
+
+    Recurrent regularisers (:mod:`~lstmkit.layers.regularize`, equations and papers there),
+    all off by default:
+
+    - ``recurrent_dropout`` in [0, 1): variational dropout (Gal & Ghahramani 2016) of
+      h_{t-1} where it enters the recurrent product, one mask per sequence for all steps.
+    - ``zoneout`` in [0, 1], or one rate per state tensor (the LSTM's ``(h_rate, c_rate)``):
+      each unit keeps its previous value with that probability each step (Krueger et al.
+      2017); at evaluation s_t = p s_(t-1) + (1 - p) s~_t.
+    - ``weight_drop`` in [0, 1): DropConnect on every ``weight_hh`` (Merity et al. 2018),
+      one mask per call; the parameters themselves are untouched.
+
+    They act in training only (zoneout's expectation apart) and ``dropout``, between
+    layers, is unchanged beside them. Recurrent dropout and zoneout work inside the time
+    loop, so only the reference loop runs them: backend 'auto' takes it for the calls they
+    act in, and the fast backends refuse them. Weight-drop runs on every backend.
     """
 
     def __init__(
@@ -59,6 +83,9 @@ class RecurrentLayer(nn.Module):
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -72,6 +99,10 @@ class RecurrentLayer(nn.Module):
         self.dropout = _check_dropout(dropout, num_layers, owner)
         check_forget_bias(family, self.bias, forget_bias)
         self.forget_bias = forget_bias
+        # the loop regularisers first: the backend setter checks it can run them
+        self._recurrent_dropout = check_recurrent_dropout(recurrent_dropout, family, owner)
+        self._zoneout = check_zoneout(zoneout, family, owner)
+        self.weight_drop = weight_drop
         self.backend = backend  # validated by the setter below
         self.recompute_every = _check_recompute(recompute_every, self.backend, owner)
 
@@ -106,12 +137,52 @@ class RecurrentLayer(nn.Module):
     def backend(self, value: Backend | str) -> None:
         backend = Backend.parse(value)
         reason = unsupported_reason(backend, self.family)
+        if reason is None:
+            reason = _loop_regularizers_reason(backend, self._recurrent_dropout, self._zoneout)
         if reason is not None:
             raise ValueError(
                 f"backend={backend.value!r} cannot run this layer: {reason}; use 'auto' or "
                 "'reference'"
             )
         self._backend = backend
+
+    @property
+    def recurrent_dropout(self) -> float:
+        return self._recurrent_dropout
+
+    @recurrent_dropout.setter
+    def recurrent_dropout(self, value: float) -> None:
+        rate = check_recurrent_dropout(value, self.family, type(self).__name__)
+        self._refuse_loop_regularizers(rate, self._zoneout)
+        self._recurrent_dropout = rate
+
+    @property
+    def zoneout(self) -> float | tuple[float, ...]:
+        """One number when every state tensor has the same rate, else one per state."""
+        rates = self._zoneout
+        return rates[0] if len(set(rates)) == 1 else rates
+
+    @zoneout.setter
+    def zoneout(self, value: float | tuple[float, ...]) -> None:
+        rates = check_zoneout(value, self.family, type(self).__name__)
+        self._refuse_loop_regularizers(self._recurrent_dropout, rates)
+        self._zoneout = rates
+
+    @property
+    def weight_drop(self) -> float:
+        return self._weight_drop
+
+    @weight_drop.setter
+    def weight_drop(self, value: float) -> None:
+        self._weight_drop = check_rate(value, "weight_drop", type(self).__name__, one_allowed=False)
+
+    def _refuse_loop_regularizers(self, recurrent_dropout: float, zoneout) -> None:
+        reason = _loop_regularizers_reason(self.backend, recurrent_dropout, zoneout)
+        if reason is not None:
+            raise ValueError(
+                f"{type(self).__name__} has backend={self.backend.value!r}, which cannot run "
+                f"this: {reason}; set backend='auto' or 'reference' first"
+            )
 
     def reset_parameters(self) -> None:
         for directions in self._layer_param_names:
@@ -129,12 +200,11 @@ class RecurrentLayer(nn.Module):
     @property
     def _flat_weights_names(self) -> list[str]:
         """torch's order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
-        order = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return [
             names[base]
             for directions in self._layer_param_names
             for names in directions
-            for base in order
+            for base in _TORCH_ORDER
             if base in names
         ]
 
@@ -172,13 +242,22 @@ class RecurrentLayer(nn.Module):
         recompute = (
             self.recompute_every is not None and not return_trace and torch.is_grad_enabled()
         )
-        backend = choose_backend(self.backend, self.family, return_trace, device_type, recompute)
+        noise = loop_noise(self._recurrent_dropout, self._zoneout, self.training)
+        requested = self.backend
+        if noise is not None:
+            # Recurrent dropout and zoneout act between the steps of the time loop, which only
+            # the reference loop runs in Python, one family.step at a time; the fast backends
+            # run the whole loop in one kernel. choose_backend knows nothing of them, so the
+            # call asks it for the reference loop here. An explicit fast backend never gets
+            # this far: the backend and regulariser setters refuse the combination.
+            requested = Backend.REFERENCE
+        backend = choose_backend(requested, self.family, return_trace, device_type, recompute)
         # under autocast the layer runs wholly in its lower dtype, with the casts made here
         # (differentiable, so the float32 parameters get float32 gradients): autocast's own
         # per-op casting would hand the kernels mixed dtypes
         with torch.autocast(device_type, enabled=False) if lowered else contextlib.nullcontext():
             output, final, trace_tensors = self._run(
-                backend, seq, initial, return_trace, recompute, lowered
+                backend, seq, initial, return_trace, recompute, lowered, noise
             )
         output = restore_output(output, seq)
         if not seq.batched:
@@ -196,26 +275,30 @@ class RecurrentLayer(nn.Module):
         record: bool,
         recompute: bool,
         dtype: torch.dtype | None = None,
+        noise: LoopNoise | None = None,
     ):
         """The output (T, B, D*R), or a PackedSequence; final states; trace tensors or None.
-        ``dtype``: run on the parameters cast to it (autocast), else on them as they are."""
+        ``dtype``: run on the parameters cast to it (autocast), else on them as they are.
+        ``noise``: this call's recurrent dropout and zoneout (reference backend only)."""
 
         def cast(weight: Tensor | None) -> Tensor | None:
             return weight if weight is None or dtype is None else weight.to(dtype)
 
         dropout = self.dropout if self.training else 0.0
-        if backend is Backend.TORCH:
-            options = (self.bias, self.num_layers, dropout, self.training, self.bidirectional)
-            flat = [cast(w) for w in self._flat_weights]
-            output, final = torch_fused.run(self.family, seq, initial, flat, *options)
-            return output, final, None
         weights = [
             [
-                {k: cast(w) for k, w in self.layer_weights(layer, d).items()}
+                {k: cast(w) for k, w in self._call_weights(layer, d).items()}
                 for d in range(self.num_directions)
             ]
             for layer in range(self.num_layers)
         ]
+        if backend is Backend.TORCH:
+            options = (self.bias, self.num_layers, dropout, self.training, self.bidirectional)
+            flat = [  # torch's order, as _flat_weights
+                w[base] for layer in weights for w in layer for base in _TORCH_ORDER if base in w
+            ]
+            output, final = torch_fused.run(self.family, seq, initial, flat, *options)
+            return output, final, None
         direction_fn = {
             Backend.FUSED: fused.run_direction,
             Backend.MANUAL: manual_lstm.run_direction,
@@ -224,8 +307,18 @@ class RecurrentLayer(nn.Module):
         if recompute:
             direction_fn = partial(recompute_run_direction, direction_fn, self.recompute_every)
         return reference.run_layers(
-            self.family, seq.data, initial, weights, seq.step_mask(), dropout, record, direction_fn
-        )
+            self.family, seq.data, initial, weights, seq.step_mask(), dropout, record,
+            direction_fn, noise,
+        )  # fmt: skip
+
+    def _call_weights(self, layer: int, direction: int) -> Weights:
+        """One layer-direction's weights for this call: the parameters, with weight-drop's
+        mask on ``weight_hh`` in training (applied here, functionally, so every backend
+        runs it and the parameter itself stays as it is)."""
+        weights = self.layer_weights(layer, direction)
+        if self.training and self._weight_drop > 0:
+            weights = {**weights, "weight_hh": drop_weight(weights["weight_hh"], self._weight_drop)}
+        return weights
 
     def _initial_state(
         self, hx, seq: SequenceBatch, owner: str, dtype: torch.dtype
@@ -276,13 +369,47 @@ class RecurrentLayer(nn.Module):
             parts.append(f"backend={self.backend.value!r}")
         if self.recompute_every is not None:
             parts.append(f"recompute_every={self.recompute_every}")
+        if self.recurrent_dropout:
+            parts.append(f"recurrent_dropout={self.recurrent_dropout}")
+        if any(self._zoneout):
+            parts.append(f"zoneout={self.zoneout}")
+        if self.weight_drop:
+            parts.append(f"weight_drop={self.weight_drop}")
         return ", ".join(parts)
+
+
+# torch's order of one layer-direction's parameters in its flat list
+_TORCH_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+
+def _loop_regularizers_reason(
+    backend: Backend, recurrent_dropout: float, zoneout: tuple[float, ...]
+) -> str | None:
+    """Why ``backend`` cannot run these loop regularisers, or None if it can: only the
+    reference loop (and 'auto', which takes it for them) applies them between steps."""
+    if backend in (Backend.AUTO, Backend.REFERENCE):
+        return None
+    used = []
+    if recurrent_dropout > 0:
+        used.append(f"recurrent_dropout={recurrent_dropout}")
+    if any(zoneout):
+        shown = zoneout[0] if len(set(zoneout)) == 1 else zoneout
+        used.append(f"zoneout={shown}")
+    if not used:
+        return None
+    verb = "act" if len(used) > 1 else "acts"
+    return (
+        f"{' and '.join(used)} {verb} between the steps of the time loop, which only the "
+        "reference loop runs step by step (weight_drop runs on every backend)"
+    )
 
 
 def _autocast_dtype(param: Tensor, device_type: str) -> torch.dtype | None:
     """The lower dtype autocast asks for on this device, when it is on and the parameters
     are float32 (autocast lowers float32 only); else None."""
-    if param.dtype != torch.float32 or not torch.is_autocast_enabled(device_type):
+    if param.dtype != torch.float32 or not torch.amp.is_autocast_available(device_type):
+        return None  # autocast has no state at all for some devices (meta)
+    if not torch.is_autocast_enabled(device_type):
         return None
     lowered = torch.get_autocast_dtype(device_type)
     return lowered if lowered in (torch.bfloat16, torch.float16) else None

@@ -17,7 +17,8 @@ class GRU(RecurrentLayer):
       h_{t-1} W_hn^T + b_hn; False is Cho et al.'s (2014), whose reset gate scales h_{t-1}
       before W_hn (ONNX's ``linear_before_reset=0``). Same parameters either way. Only the
       reference loop runs False, so ``backend='auto'`` picks it there.
-    - ``backend`` and ``recompute_every`` (see :class:`~lstmkit.layers.base.RecurrentLayer`).
+    - ``backend``, ``recompute_every`` and the recurrent regularisers ``recurrent_dropout``,
+      ``zoneout`` and ``weight_drop`` (see :class:`~lstmkit.layers.base.RecurrentLayer`).
 
     ``forward`` also takes ``lengths=`` and ``return_trace=``."""
 
@@ -36,6 +37,9 @@ class GRU(RecurrentLayer):
         reset_after: bool = True,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__(
             GRUFamily(hidden_size, reset_after=reset_after),
@@ -49,6 +53,9 @@ class GRU(RecurrentLayer):
             dtype,
             backend=backend,
             recompute_every=recompute_every,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
         )
 
     @property

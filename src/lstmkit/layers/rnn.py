@@ -11,7 +11,8 @@ class RNN(RecurrentLayer):
     """A drop-in for ``torch.nn.RNN``: same arguments, in torch's order (``input_size,
     hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False,
     dropout=0.0, bidirectional=False, device=None, dtype=None``), parameters and outputs
-    ``(output, h_n)``; plus keyword-only ``backend`` and ``recompute_every`` (see
+    ``(output, h_n)``; plus keyword-only ``backend``, ``recompute_every`` and the recurrent
+    regularisers ``recurrent_dropout``, ``zoneout`` and ``weight_drop`` (see
     :class:`~lstmkit.layers.base.RecurrentLayer`), and ``lengths=`` and ``return_trace=`` in
     ``forward``."""
 
@@ -30,6 +31,9 @@ class RNN(RecurrentLayer):
         *,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__(
             RNNFamily(hidden_size, nonlinearity),
@@ -43,6 +47,9 @@ class RNN(RecurrentLayer):
             dtype,
             backend=backend,
             recompute_every=recompute_every,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
         )
 
     @property

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.cellmath.family import CellFamily, Weights
+from lstmkit.layers.regularize import LoopNoise
 
 
 def run_direction(
@@ -69,11 +70,18 @@ def run_layers(
     dropout: float,
     record: bool,
     direction_fn: Callable = run_direction,
+    noise: LoopNoise | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor] | None]:
     """Every layer and direction. x (T, B, I); initial states (L*D, B, size);
     ``weights[layer][direction]``. Dropout (already zero unless training) applies to every
     layer's output but the last, as in torch.nn.LSTM. ``direction_fn`` runs one layer in one
     direction: this module's loop, or another backend's with the same contract.
+
+    ``noise``: recurrent dropout and zoneout (:mod:`lstmkit.layers.regularize`). Each layer
+    and direction then runs the family wrapped with its own noise, its recurrent dropout
+    mask drawn here, once for the sequence, before its loop starts; zoneout's masks are
+    drawn by the wrapped step, fresh each step. Only a loop that calls ``family.step`` each
+    step applies them: this module's (alone or under recomputation), never a fused kernel.
 
     Returns the last layer's output (T, B, D*R), the final states (L*D, B, size) and, when
     ``record``, the trace tensors (L, D, B, T, size).
@@ -86,8 +94,9 @@ def run_layers(
         for direction, w in enumerate(directions):
             index = layer * len(directions) + direction
             start = tuple(s[index] for s in initial)
+            cell = family if noise is None else noise.for_direction(family, x.shape[1], x)
             out, final, trace = direction_fn(
-                family, x, start, w, mask, reverse=direction == 1, record=record
+                cell, x, start, w, mask, reverse=direction == 1, record=record
             )
             outputs.append(out)
             finals.append(final)
