@@ -8,22 +8,33 @@ from torch import Tensor
 from lstmkit._checks import expect_tensor
 
 
-def state_arg_names(num_states: int) -> list[str]:
+def state_letters(family) -> tuple[str, ...]:
+    """The letters of a family's state tensors: its ``state_names`` where it has them (the
+    sLSTM's h, c, n, m), else h and c as the LSTM's."""
+    count = len(family.state_sizes)
+    return tuple(getattr(family, "state_names", ("h", "c")))[:count] if count > 1 else ("h",)
+
+
+def state_arg_names(letters: tuple[str, ...]) -> list[str]:
     """How error messages name the parts of ``hx``."""
-    return ["hx"] if num_states == 1 else ["hx[0] (h_0)", "hx[1] (c_0)"]
+    if len(letters) == 1:
+        return ["hx"]
+    return [f"hx[{k}] ({letter}_0)" for k, letter in enumerate(letters)]
 
 
-def state_to_tuple(hx, num_states: int, owner: str) -> tuple[Tensor, ...]:
-    """The user's initial state as a tuple; LSTM takes (h_0, c_0), GRU and RNN one tensor."""
-    if num_states == 1:
+def state_to_tuple(hx, letters: tuple[str, ...], owner: str) -> tuple[Tensor, ...]:
+    """The user's initial state as a tuple: one tensor for a single state (GRU, RNN), else a
+    tuple in the family's order ((h_0, c_0) for the LSTM)."""
+    if len(letters) == 1:
         return (expect_tensor(hx, "hx", owner),)
-    if not isinstance(hx, tuple | list) or len(hx) != num_states:
+    if not isinstance(hx, tuple | list) or len(hx) != len(letters):
+        expected = ", ".join(f"{letter}_0" for letter in letters)
         raise TypeError(
-            f"{owner}: hx must be a tuple (h_0, c_0) of {num_states} tensors, got "
+            f"{owner}: hx must be a tuple ({expected}) of {len(letters)} tensors, got "
             f"{type(hx).__name__}"
             + (f" of length {len(hx)}" if isinstance(hx, tuple | list) else "")
         )
-    names = state_arg_names(num_states)
+    names = state_arg_names(letters)
     return tuple(expect_tensor(s, name, owner) for s, name in zip(hx, names, strict=True))
 
 

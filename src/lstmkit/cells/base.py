@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit._checks import expect_like, expect_positive_int, expect_shape, expect_tensor
-from lstmkit._state import state_arg_names, state_from_tuple, state_to_tuple
+from lstmkit._state import state_arg_names, state_from_tuple, state_letters, state_to_tuple
 from lstmkit.cellmath.family import CellFamily
 from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_parameters
 
@@ -77,8 +77,9 @@ class RecurrentCell(nn.Module):
         sizes = self.family.state_sizes
         if hx is None:
             return tuple(x.new_zeros(x.shape[0], size) for size in sizes)
-        state = state_to_tuple(hx, len(sizes), owner)
-        names = state_arg_names(len(sizes))
+        letters = state_letters(self.family)
+        state = state_to_tuple(hx, letters, owner)
+        names = state_arg_names(letters)
         for tensor, size, name in zip(state, sizes, names, strict=True):
             expected = (x.shape[0], size) if batched else (size,)
             meaning = "(batch, size)" if batched else "(size,) for unbatched input"

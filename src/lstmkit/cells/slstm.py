@@ -3,29 +3,8 @@
 
 from __future__ import annotations
 
-from torch import Tensor
-
-from lstmkit._checks import expect_like, expect_shape, expect_tensor
 from lstmkit.cellmath.slstm import SLSTMFamily
 from lstmkit.cells.base import RecurrentCell
-
-STATE_ARG_NAMES = tuple(
-    f"hx[{k}] ({name}_0)" for k, name in enumerate(SLSTMFamily.state_names)
-)  # how messages name the parts of hx: "hx[2] (n_0)"
-
-
-def state_tuple(hx, owner: str) -> tuple[Tensor, ...]:
-    """The user's initial state (h_0, c_0, n_0, m_0) as a tuple of four tensors.
-
-    lstmkit._state names the parts of a one- or two-tensor state only; the sLSTM has four,
-    so its modules check them here."""
-    if not isinstance(hx, tuple | list) or len(hx) != len(STATE_ARG_NAMES):
-        raise TypeError(
-            f"{owner}: hx must be a tuple (h_0, c_0, n_0, m_0) of 4 tensors (hidden, cell, "
-            f"normalizer, stabilizer), got {type(hx).__name__}"
-            + (f" of length {len(hx)}" if isinstance(hx, tuple | list) else "")
-        )
-    return tuple(expect_tensor(s, name, owner) for s, name in zip(hx, STATE_ARG_NAMES, strict=True))
 
 
 class SLSTMCell(RecurrentCell):
@@ -64,17 +43,6 @@ class SLSTMCell(RecurrentCell):
             stabilized=stabilized,
         )
         super().__init__(family, input_size, bias, forget_bias, device, dtype)
-
-    def _initial_state(self, hx, x: Tensor, batched: bool, owner: str) -> tuple[Tensor, ...]:
-        if hx is None:
-            return super()._initial_state(None, x, batched, owner)  # zeros
-        state = state_tuple(hx, owner)
-        for tensor, name in zip(state, STATE_ARG_NAMES, strict=True):
-            expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
-            meaning = "(batch, hidden_size)" if batched else "(hidden_size,) for unbatched input"
-            expect_shape(tensor, expected, name, owner, meaning)
-            expect_like(tensor, self.weight_ih, name, owner)
-        return state if batched else tuple(s.unsqueeze(0) for s in state)
 
     def extra_repr(self) -> str:
         options = self.family.variant_options()

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit._checks import expect_like, expect_positive_int, expect_shape
-from lstmkit._state import state_arg_names, state_from_tuple, state_to_tuple
+from lstmkit._state import state_arg_names, state_from_tuple, state_letters, state_to_tuple
 from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.params import check_forget_bias, parameter_shapes, reset_parameters
 from lstmkit.layers.backends import (
@@ -329,8 +329,9 @@ class RecurrentLayer(nn.Module):
         stacked = self.num_layers * self.num_directions
         if hx is None:
             return tuple(seq.data.new_zeros(stacked, seq.batch, size) for size in sizes)
-        state = state_to_tuple(hx, len(sizes), owner)
-        names = state_arg_names(len(sizes))
+        letters = state_letters(self.family)
+        state = state_to_tuple(hx, letters, owner)
+        names = state_arg_names(letters)
         rank = 3 if seq.batched else 2
         ranks = [s.dim() for s in state]
         if any(r != rank for r in ranks):

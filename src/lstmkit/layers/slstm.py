@@ -5,15 +5,9 @@ Equations, gate order and shapes: :mod:`lstmkit.cellmath.slstm`.
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
-from lstmkit._checks import expect_shape
 from lstmkit.cellmath.slstm import SLSTMFamily
-from lstmkit.cells.slstm import STATE_ARG_NAMES, state_tuple
 from lstmkit.layers.backends import Backend
-from lstmkit.layers.base import RecurrentLayer, _expect_input_like
-from lstmkit.layers.sequence import SequenceBatch
+from lstmkit.layers.base import RecurrentLayer
 
 
 class SLSTM(RecurrentLayer):
@@ -80,38 +74,6 @@ class SLSTM(RecurrentLayer):
             backend=backend,
             recompute_every=recompute_every,
         )
-
-    def _initial_state(
-        self, hx, seq: SequenceBatch, owner: str, dtype: torch.dtype
-    ) -> tuple[Tensor, ...]:
-        """As the base class's, for the four states (h, c, n, m), which lstmkit._state does
-        not name; each (L*D, B, H) in ``dtype``."""
-        if hx is None:
-            return super()._initial_state(None, seq, owner, dtype)  # zeros
-        state = state_tuple(hx, owner)
-        rank = 3 if seq.batched else 2
-        if any(s.dim() != rank for s in state):
-            kind = "batched 3-D" if seq.batched else "unbatched 2-D"
-            raise ValueError(
-                f"{owner}: for {kind} input the initial state must be {rank}-D, got "
-                + ", ".join(f"{n} {s.dim()}-D" for n, s in zip(STATE_ARG_NAMES, state, strict=True))
-            )
-        stacked = self.num_layers * self.num_directions
-        if seq.batched:
-            expected = (stacked, seq.batch, self.hidden_size)
-            meaning = "(num_layers * num_directions, batch, hidden_size)"
-        else:
-            expected = (stacked, self.hidden_size)
-            meaning = "(num_layers * num_directions, hidden_size)"
-        param = self.weight_ih_l0
-        checked = []
-        for tensor, name in zip(state, STATE_ARG_NAMES, strict=True):
-            expect_shape(tensor, expected, name, owner, meaning)
-            if dtype != param.dtype and tensor.dtype == param.dtype:  # autocast lowers it
-                tensor = tensor.to(dtype)
-            _expect_input_like(tensor, param, dtype, owner, name)
-            checked.append(tensor if seq.batched else tensor.unsqueeze(1))
-        return tuple(checked)
 
     @property
     def num_heads(self) -> int:
