@@ -20,10 +20,12 @@ from torch import nn
 
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.cells.mgu import MGUCell
+from lstmkit.cells.slstm import SLSTMCell
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
 from lstmkit.layers.rnn import RNN
+from lstmkit.layers.slstm import SLSTM
 
 
 @dataclass(frozen=True)
@@ -117,5 +119,8 @@ MODERN_CELLS: dict[str, ModernCell] = {
             {"reset_after": False},
         ),
         ModernCell("mgu", "mgu", "minimal gated unit (Zhou et al. 2016)", MGU, MGUCell),
+        ModernCell(
+            "slstm", "slstm", "sLSTM, exponential gating (Beck et al. 2024)", SLSTM, SLSTMCell
+        ),
     )
 }

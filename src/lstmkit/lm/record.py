@@ -33,6 +33,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "gru": ("reset", "update"),
     "rnn": (),
     "mgu": ("forget",),
+    "slstm": ("output",),  # its input and forget gates are exponential (or stabilised)
 }
 """The sigmoid gates of each cell family, whose saturation is worth counting."""
 
