@@ -5,10 +5,23 @@ drop-in replacements of torch.nn's, with the LSTM variants torch lacks (peephole
 gates, the 1997 cell without a forget gate, a forget-gate bias) and traces of every gate.
 """
 
-from lstmkit.cells import GRUCell, LSTMCell, RNNCell
-from lstmkit.layers import GRU, LSTM, RNN, Backend
+from lstmkit.cells import GRUCell, LSTMCell, MGUCell, RNNCell, SLSTMCell
+from lstmkit.layers import GRU, LSTM, MGU, RNN, SLSTM, Backend
 from lstmkit.trace import Trace
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "Backend", "GRUCell", "LSTMCell", "RNNCell", "Trace"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "MGU",
+    "RNN",
+    "SLSTM",
+    "Backend",
+    "GRUCell",
+    "LSTMCell",
+    "MGUCell",
+    "RNNCell",
+    "SLSTMCell",
+    "Trace",
+]

@@ -20,6 +20,10 @@ Names, by cell family (a family lists its own in ``trace.names``):
   no ``forget``.
 - GRU: ``reset``, ``update``, ``candidate`` (n_t) and ``hidden``.
 - RNN: ``hidden``.
+- MGU: ``forget`` (f_t), ``candidate`` (h~_t) and ``hidden``.
+- sLSTM: ``input``, ``forget`` (the gates as applied, stabilised), ``candidate`` (z_t),
+  ``output``, ``cell`` and ``normalizer`` (c_t and n_t as stored, scaled by exp(-m_t)),
+  ``stabilizer`` (m_t) and ``hidden``.
 
 For variable-length batches (packed input or ``lengths=``), steps past a sequence's end hold
 zeros and ``trace.lengths`` gives each sequence's length. The tensors are part of the

@@ -10,6 +10,16 @@ are built on top of these.
 from lstmkit.cellmath.family import CellFamily, StepResult
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.mgu import MGUFamily
 from lstmkit.cellmath.rnn import RNNFamily
+from lstmkit.cellmath.slstm import SLSTMFamily
 
-__all__ = ["CellFamily", "GRUFamily", "LSTMFamily", "RNNFamily", "StepResult"]
+__all__ = [
+    "CellFamily",
+    "GRUFamily",
+    "LSTMFamily",
+    "MGUFamily",
+    "RNNFamily",
+    "SLSTMFamily",
+    "StepResult",
+]

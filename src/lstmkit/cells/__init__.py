@@ -8,6 +8,8 @@ also takes lstmkit's variant options. Each computes its family's equations from
 from lstmkit.cells.base import RecurrentCell
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
+from lstmkit.cells.mgu import MGUCell
 from lstmkit.cells.rnn import RNNCell
+from lstmkit.cells.slstm import SLSTMCell
 
-__all__ = ["GRUCell", "LSTMCell", "RNNCell", "RecurrentCell"]
+__all__ = ["GRUCell", "LSTMCell", "MGUCell", "RNNCell", "RecurrentCell", "SLSTMCell"]

@@ -5,6 +5,8 @@ from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import RecurrentLayer
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
+from lstmkit.layers.mgu import MGU
 from lstmkit.layers.rnn import RNN
+from lstmkit.layers.slstm import SLSTM
 
-__all__ = ["GRU", "LSTM", "RNN", "Backend", "RecurrentLayer"]
+__all__ = ["GRU", "LSTM", "MGU", "RNN", "SLSTM", "Backend", "RecurrentLayer"]
