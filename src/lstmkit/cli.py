@@ -24,11 +24,13 @@
     lstmkit forecast backtest DATA [--folds K] [--cells lstm,gru] ...
     lstmkit bench [--device cpu|cuda] [--sizes fastrnns,streaming,...] [--cells C,...]
                   [--backends B,...] [--dtype D,...] [--repeats N] [--quick] [--json]
+    lstmkit cells [--input I] [--hidden H] [--json]
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
 ``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``, forecasting in
-``_cli_forecast``, the speed benchmark in ``_cli_bench``; the options that name a text in
-``_cli_text``, argument types shared by all commands in ``_cli_args``.
+``_cli_forecast``, the speed benchmark in ``_cli_bench``, the cell list in ``_cli_cells``;
+the options that name a text in ``_cli_text``, argument types shared by all commands in
+``_cli_args``.
 
 Bad input prints one line, ``lstmkit: error: <what was wrong and what was expected>``, to
 stderr and exits with status 2: no traceback and no usage dump, so the line that matters is
@@ -43,6 +45,7 @@ from collections.abc import Callable, Sequence
 
 from lstmkit import (
     _cli_bench,
+    _cli_cells,
     _cli_experiments,
     _cli_forecast,
     _cli_lm,
@@ -138,6 +141,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "plot": _cli_plot.add_plot(subparsers),
         "forecast": _cli_forecast.add_forecast(subparsers),
         "bench": _cli_bench.add_bench(subparsers),
+        "cells": _cli_cells.add_cells(subparsers),
     }
     return parser, commands
 
