@@ -208,7 +208,9 @@ def test_bad_horizon_configs_are_refused(field, value):
 # -- the gradient measurement -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "peephole", "gru-cho", "mgu", "slstm"])
+@pytest.mark.parametrize(
+    "cell", ["rnn", "gru", "lstm", "peephole", "gru-cho", "mgu", "slstm", "minlstm"]
+)
 def test_gradient_profile_matches_restarting_the_layer_at_each_step(cell):
     # Oracle: dL/dh_t is the gradient of the loss with respect to the initial state of
     # the layer run on the rest of the sequence, x_{t+1..T}, from (h_t, c_t).

@@ -5,8 +5,8 @@ drop-in replacements of torch.nn's, with the LSTM variants torch lacks (peephole
 gates, the 1997 cell without a forget gate, a forget-gate bias) and traces of every gate.
 """
 
-from lstmkit.cells import GRUCell, LSTMCell, MGUCell, RNNCell, SLSTMCell
-from lstmkit.layers import GRU, LSTM, MGU, RNN, SLSTM, Backend
+from lstmkit.cells import GRUCell, LSTMCell, MGUCell, MinGRUCell, MinLSTMCell, RNNCell, SLSTMCell
+from lstmkit.layers import GRU, LSTM, MGU, RNN, SLSTM, Backend, MinGRU, MinLSTM
 from lstmkit.trace import Trace
 
 __version__ = "0.1.0"
@@ -21,6 +21,10 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "MGUCell",
+    "MinGRU",
+    "MinGRUCell",
+    "MinLSTM",
+    "MinLSTMCell",
     "RNNCell",
     "SLSTMCell",
     "Trace",

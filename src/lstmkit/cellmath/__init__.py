@@ -11,6 +11,7 @@ from lstmkit.cellmath.family import CellFamily, StepResult
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
+from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily
 from lstmkit.cellmath.rnn import RNNFamily
 from lstmkit.cellmath.slstm import SLSTMFamily
 
@@ -19,6 +20,8 @@ __all__ = [
     "GRUFamily",
     "LSTMFamily",
     "MGUFamily",
+    "MinGRUFamily",
+    "MinLSTMFamily",
     "RNNFamily",
     "SLSTMFamily",
     "StepResult",

@@ -77,7 +77,8 @@ def reset_parameters(
     if forget_bias is not None:
         rows = forget_rows(family)
         params["bias_ih"][rows] = forget_bias
-        params["bias_hh"][rows] = 0.0
+        if "bias_hh" in params:  # cells without a recurrent matrix have no recurrent bias
+            params["bias_hh"][rows] = 0.0
 
 
 def forget_rows(family: CellFamily) -> slice:

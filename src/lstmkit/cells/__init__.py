@@ -9,7 +9,17 @@ from lstmkit.cells.base import RecurrentCell
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
 from lstmkit.cells.mgu import MGUCell
+from lstmkit.cells.minrnn import MinGRUCell, MinLSTMCell
 from lstmkit.cells.rnn import RNNCell
 from lstmkit.cells.slstm import SLSTMCell
 
-__all__ = ["GRUCell", "LSTMCell", "MGUCell", "RNNCell", "RecurrentCell", "SLSTMCell"]
+__all__ = [
+    "GRUCell",
+    "LSTMCell",
+    "MGUCell",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "RNNCell",
+    "RecurrentCell",
+    "SLSTMCell",
+]

@@ -6,7 +6,8 @@ from lstmkit.layers.base import RecurrentLayer
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
+from lstmkit.layers.minrnn import MinGRU, MinLSTM
 from lstmkit.layers.rnn import RNN
 from lstmkit.layers.slstm import SLSTM
 
-__all__ = ["GRU", "LSTM", "MGU", "RNN", "SLSTM", "Backend", "RecurrentLayer"]
+__all__ = ["GRU", "LSTM", "MGU", "RNN", "SLSTM", "Backend", "MinGRU", "MinLSTM", "RecurrentLayer"]

@@ -174,7 +174,14 @@ class RecurrentLayer(nn.Module):
 
     @weight_drop.setter
     def weight_drop(self, value: float) -> None:
-        self._weight_drop = check_rate(value, "weight_drop", type(self).__name__, one_allowed=False)
+        owner = type(self).__name__
+        rate = check_rate(value, "weight_drop", owner, one_allowed=False)
+        if rate > 0 and "weight_hh" not in parameter_shapes(self.family, 1, True):
+            raise ValueError(
+                f"{owner}: weight_drop={rate} drops entries of the recurrent matrix, and the "
+                f"{self.family.name} cell has none (its gates read x_t only)"
+            )
+        self._weight_drop = rate
 
     def _refuse_loop_regularizers(self, recurrent_dropout: float, zoneout) -> None:
         reason = _loop_regularizers_reason(self.backend, recurrent_dropout, zoneout)

@@ -20,10 +20,12 @@ from torch import nn
 
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.cells.mgu import MGUCell
+from lstmkit.cells.minrnn import MinGRUCell, MinLSTMCell
 from lstmkit.cells.slstm import SLSTMCell
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
+from lstmkit.layers.minrnn import MinGRU, MinLSTM
 from lstmkit.layers.rnn import RNN
 from lstmkit.layers.slstm import SLSTM
 
@@ -121,6 +123,16 @@ MODERN_CELLS: dict[str, ModernCell] = {
         ModernCell("mgu", "mgu", "minimal gated unit (Zhou et al. 2016)", MGU, MGUCell),
         ModernCell(
             "slstm", "slstm", "sLSTM, exponential gating (Beck et al. 2024)", SLSTM, SLSTMCell
+        ),
+        ModernCell(
+            "mingru", "mingru", "minGRU, gates from x_t only (Feng et al. 2024)", MinGRU, MinGRUCell
+        ),
+        ModernCell(
+            "minlstm",
+            "minlstm",
+            "minLSTM, gates from x_t only (Feng et al. 2024)",
+            MinLSTM,
+            MinLSTMCell,
         ),
     )
 }

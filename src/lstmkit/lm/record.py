@@ -33,7 +33,9 @@ GATES: dict[str, tuple[str, ...]] = {
     "gru": ("reset", "update"),
     "rnn": (),
     "mgu": ("forget",),
-    "slstm": ("output",),  # its input and forget gates are exponential (or stabilised)
+    "slstm": ("output",),
+    "mingru": ("update",),
+    "minlstm": ("forget", "input"),  # its input and forget gates are exponential (or stabilised)
 }
 """The sigmoid gates of each cell family, whose saturation is worth counting."""
 

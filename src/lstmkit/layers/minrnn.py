@@ -1,0 +1,277 @@
+"""``MinGRU`` and ``MinLSTM``: sequence layers of Feng et al.'s (2024) minimal RNNs, trained
+with a parallel scan over time. Equations and the scan: :mod:`lstmkit.cellmath.minrnn`.
+
+Everything but the time loop is :class:`~lstmkit.layers.base.RecurrentLayer`'s: stacking,
+bidirection, packing and ``lengths=``, dropout between layers, traces, autocast. In
+``mode="parallel"`` (the default) each layer-direction runs :func:`run_direction_parallel`
+in place of the step loop; ``mode="sequential"`` runs the step loop, the same model one step
+at a time (what the cells in :mod:`lstmkit.cells.minrnn` do for generation). Traced calls
+step in either mode: the trace is the step loop's per-step record.
+
+Speed: the scan is for accelerators, where its few passes over (T, B, H) tensors run in
+parallel. On a CPU the step loop may be faster: on this project's shared 2-core machine
+(T = 256 and 2000, B = 32, I = 64, H = 128, forward and backward) the parallel mode took 2 to
+5 times as long as the sequential one, mostly in logcumsumexp. Not yet timed on a GPU.
+
+Legend: T time, B batch, I input size, G gate blocks, H hidden size.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit.cellmath.family import Weights
+from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily, MinRNNFamily, parallel_scan
+from lstmkit.layers.backends import Backend, reference
+from lstmkit.layers.backends.recompute import run_direction as recompute_run_direction
+from lstmkit.layers.base import RecurrentLayer
+from lstmkit.layers.sequence import SequenceBatch
+
+Mode = Literal["parallel", "sequential"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+
+
+def run_direction_parallel(
+    family: MinGRUFamily | MinLSTMFamily,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    mask: Tensor | None,
+    reverse: bool,
+    record: bool,
+) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor] | None]:
+    """:func:`lstmkit.layers.backends.reference.run_direction`'s contract, all steps at once
+    by the parallel scan. x (T, B, I); mask (T, B, 1), True on a prefix of each column (as
+    ``SequenceBatch.step_mask`` and recomputation's chunks of it make it), or None.
+
+    Padded steps are never fed to the scan as "keep h" steps: a = 1, b = 0 needs
+    log b = -inf, and torch's logcumsumexp gives NaN gradients for a leading run of -inf,
+    which a reverse direction's padding would be. A forward direction's padding comes
+    after each sequence's end, so it changes nothing before it, and the final state is read
+    at each sequence's last step. A reverse direction reverses each sequence within its own
+    length, so its padding also comes last, and puts the outputs back in input order.
+    A traced call (``record``) runs the step loop, whose per-step record is the trace.
+    """
+    if record:
+        return reference.run_direction(family, x, state, weights, mask, reverse, record)
+    (h0,) = state  # (B, H)
+    x_gates = F.linear(x, weights["weight_ih"], weights.get("bias_ih"))  # (T, B, G*H)
+    lengths = None if mask is None else mask.sum(0)  # (B, 1)
+    if reverse:
+        x_gates = _reverse_in_time(x_gates, lengths)  # in processing order
+    log_a, log_b = family.log_coefficients(x_gates)  # (T, B, H) each
+    h = parallel_scan(log_a, log_b, h0)  # (T, B, H)
+    final = h[-1] if lengths is None else _at_last_step(h, lengths, h0)
+    if reverse:
+        h = _reverse_in_time(h, lengths)  # reversing twice is the identity: input order
+    if mask is not None:
+        h = h.masked_fill(~mask, 0.0)
+    return h, (final,), None
+
+
+def _reverse_in_time(values: Tensor, lengths: Tensor | None) -> Tensor:
+    """values (T, B, F) with each sequence reversed within its length, lengths (B, 1), and
+    its padding left where it is: position t reads L-1-t for t < L, else t."""
+    if lengths is None:
+        return values.flip(0)
+    steps, batch, features = values.shape
+    t = torch.arange(steps, device=values.device).view(steps, 1, 1)  # (T, 1, 1)
+    order = torch.where(t < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - t, t)  # (T, B, 1)
+    # contiguous, not expanded: with a stride-0 index, torch's CPU backward of gather
+    # (scatter_add_) took over 100 ms on a (4, 2, 9) tensor here (torch 2.13)
+    return values.gather(0, order.expand(steps, batch, features).contiguous())
+
+
+def _at_last_step(h: Tensor, lengths: Tensor, h0: Tensor) -> Tensor:
+    """Each sequence's state after its last real step: h (T, B, H) at L-1, lengths (B, 1);
+    h0 where L = 0 (a recomputation chunk wholly past a sequence's end)."""
+    index = (lengths - 1).clamp(min=0).unsqueeze(0).expand(1, -1, h.shape[2]).contiguous()
+    last = h.gather(0, index).squeeze(0)  # index (1, B, H), contiguous as above; last (B, H)
+    return torch.where(lengths > 0, last, h0)
+
+
+class MinRNNLayer(RecurrentLayer):
+    """What MinGRU and MinLSTM share: the choice of ``mode`` and the parallel time loop.
+
+    Arguments as torch.nn.GRU's (``input_size, hidden_size, num_layers=1, bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None``; here the
+    family carries hidden_size), plus keyword-only ``backend`` and ``recompute_every`` (see
+    :class:`~lstmkit.layers.base.RecurrentLayer`; no fast backend has these cells, so
+    ``'auto'`` and ``'reference'`` run them and the others are refused) and ``mode``:
+    ``"parallel"`` (default) computes all steps at once by the log-space parallel scan,
+    ``"sequential"`` one step at a time; both compute the same model. ``forward(input,
+    hx=None, *, lengths=None, return_trace=False)`` returns ``(output, h_n)``; ``hx`` may
+    have any sign (the scan treats h_0 exactly, see :mod:`lstmkit.cellmath.minrnn`).
+    Parameters per layer and direction: ``weight_ih_l{k}`` (G*H, ·) and ``bias_ih_l{k}``
+    (G*H,) only, no recurrent matrix.
+    """
+
+    def __init__(
+        self,
+        family: MinRNNFamily,
+        input_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
+        mode: Mode = "parallel",
+    ) -> None:
+        super().__init__(
+            family,
+            input_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            backend=backend,
+            recompute_every=recompute_every,
+        )
+        self.mode = mode
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: Mode) -> None:
+        if value not in MODES:
+            choices = ", ".join(repr(m) for m in MODES)
+            raise ValueError(f"{type(self).__name__}: mode must be one of {choices}, got {value!r}")
+        self._mode = value
+
+    def _run(
+        self,
+        backend: Backend,
+        seq: SequenceBatch,
+        initial,
+        record: bool,
+        recompute: bool,
+        dtype: torch.dtype | None = None,
+        *loop_options,
+    ):
+        """RecurrentLayer's, with the parallel scan for each layer-direction in place of the
+        step loop when it would run the reference loop, untraced, in parallel mode.
+        ``loop_options``: the rest of RecurrentLayer._run's arguments (its per-call loop
+        noise: recurrent dropout, zoneout), handed on; when one is set, the step loop runs,
+        because such noise acts between the steps."""
+        if (
+            self.mode == "sequential"
+            or record
+            or backend is not Backend.REFERENCE
+            or any(option is not None for option in loop_options)
+        ):
+            return super()._run(backend, seq, initial, record, recompute, dtype, *loop_options)
+
+        def cast(weight: Tensor | None) -> Tensor | None:
+            return weight if weight is None or dtype is None else weight.to(dtype)
+
+        weights = [
+            [
+                {k: cast(w) for k, w in self.layer_weights(layer, d).items()}
+                for d in range(self.num_directions)
+            ]
+            for layer in range(self.num_layers)
+        ]
+        direction_fn = run_direction_parallel
+        if recompute:
+            direction_fn = partial(recompute_run_direction, direction_fn, self.recompute_every)
+        dropout = self.dropout if self.training else 0.0
+        return reference.run_layers(
+            self.family, seq.data, initial, weights, seq.step_mask(), dropout, False, direction_fn
+        )
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text if self.mode == "parallel" else f"{text}, mode={self.mode!r}"
+
+
+class MinGRU(MinRNNLayer):
+    """minGRU (Feng et al. 2024, Section 3.1): z_t = σ(Linear_z(x_t)),
+    h_t = (1 - z_t) h_{t-1} + z_t g(Linear_h(x_t)); gate blocks (update, candidate), G = 2.
+    Arguments: as :class:`MinRNNLayer`'s, with ``hidden_size`` second, as torch.nn.GRU."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
+        mode: Mode = "parallel",
+    ) -> None:
+        super().__init__(
+            MinGRUFamily(hidden_size),
+            input_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            backend=backend,
+            recompute_every=recompute_every,
+            mode=mode,
+        )
+
+
+class MinLSTM(MinRNNLayer):
+    """minLSTM (Feng et al. 2024, Section 3.2): f_t = σ(Linear_f(x_t)), i_t = σ(Linear_i(x_t)),
+    normalised to f'_t + i'_t = 1, h_t = f'_t h_{t-1} + i'_t g(Linear_h(x_t)); gate blocks
+    (forget, input, candidate), G = 3. Arguments: as :class:`MinRNNLayer`'s, with
+    ``hidden_size`` second, as torch.nn.GRU."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
+        mode: Mode = "parallel",
+    ) -> None:
+        super().__init__(
+            MinLSTMFamily(hidden_size),
+            input_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            backend=backend,
+            recompute_every=recompute_every,
+            mode=mode,
+        )
+
+
+__all__ = ["MODES", "MinGRU", "MinLSTM", "MinRNNLayer", "Mode", "run_direction_parallel"]
