@@ -47,7 +47,7 @@ def _parameters(cell: ModernCell, input_size: int, hidden: int) -> int:
 
 
 def _backends(cell: ModernCell) -> list[str]:
-    family = cell.cell(1, 1).family
+    family = cell.family_of()
     return [
         b.value for b in Backend if b is not Backend.AUTO and unsupported_reason(b, family) is None
     ]

@@ -74,6 +74,9 @@ def reset_parameters(
     bound = 1.0 / math.sqrt(family.hidden_size) if family.hidden_size > 0 else 0.0
     for tensor in params.values():
         tensor.uniform_(-bound, bound)
+    # parameters that start at a constant (layer norm's gains at 1 and shifts at 0)
+    for name, value in getattr(family, "initial_constants", dict)().items():
+        params[name].fill_(value)
     if forget_bias is not None:
         rows = forget_rows(family)
         params["bias_ih"][rows] = forget_bias

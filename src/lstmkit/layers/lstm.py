@@ -23,6 +23,16 @@ class LSTM(RecurrentLayer):
       ``weight_co_l{k}`` of shape (hidden_size,).
     - ``coupled``: forget gate f_t = 1 - i_t (CIFG); gate blocks become i, g, o.
     - ``forget_gate``: False gives the 1997 cell without a forget gate; gate blocks i, g, o.
+    - ``input_gate``, ``output_gate``: False fixes that gate at 1 (Greff et al.'s NIG, NOG)
+      and drops its block from the stacked weights (and its peephole).
+    - ``input_activation``, ``output_activation``: False removes the tanh of the candidate
+      (NIAF) or of the cell state before the output gate (NOAF).
+    - ``gate_recurrence``: True feeds the previous step's gate activations back into the
+      gates (FGR); adds ``weight_gg_l{k}``, and the state becomes ``(h, c, gates)`` with
+      gates (D*num_layers, N, K*hidden_size), K the number of sigmoid gates.
+    - ``layer_norm``: ``"ba2016"`` (Ba et al. 2016), ``"per-gate"`` (TensorFlow's
+      LayerNormBasicLSTMCell) or ``"cell"``; adds ``ln_weight_*``/``ln_bias_*`` parameters,
+      gains initialised to 1 and shifts to 0 (:mod:`lstmkit.cellmath.lstm_options`).
     - ``forget_bias``: initial total forget-gate bias (1.0 per Jozefowicz et al. 2015);
       None keeps torch's initialisation.
     - ``backend``: ``"auto"``, ``"reference"``, ``"manual"``, ``"torch"`` or ``"fused"``;
@@ -34,7 +44,8 @@ class LSTM(RecurrentLayer):
     ``output, (h_n, c_n)`` like torch's, and the :class:`~lstmkit.trace.Trace` third with
     ``return_trace=True``. Shapes (N batch, L length, D directions, H_out = proj_size or
     hidden_size): output (L, N, D*H_out), h_n (D*num_layers, N, H_out), c_n
-    (D*num_layers, N, hidden_size).
+    (D*num_layers, N, hidden_size). With ``gate_recurrence`` the state is
+    ``(h_n, c_n, gates_n)``, and ``hx`` takes the same three.
     """
 
     def __init__(
@@ -53,6 +64,12 @@ class LSTM(RecurrentLayer):
         peephole: bool = False,
         coupled: bool = False,
         forget_gate: bool = True,
+        input_gate: bool = True,
+        output_gate: bool = True,
+        input_activation: bool = True,
+        output_activation: bool = True,
+        gate_recurrence: bool = False,
+        layer_norm: str | None = None,
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
@@ -64,6 +81,12 @@ class LSTM(RecurrentLayer):
             peephole=bool(peephole),
             coupled=bool(coupled),
             forget_gate=bool(forget_gate),
+            input_gate=bool(input_gate),
+            output_gate=bool(output_gate),
+            input_activation=bool(input_activation),
+            output_activation=bool(output_activation),
+            gate_recurrence=bool(gate_recurrence),
+            layer_norm=layer_norm,
         )
         super().__init__(
             family,

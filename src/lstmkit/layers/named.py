@@ -76,10 +76,15 @@ class ModernCell:
         """The matching single-step cell; its parameters are the layer's without '_l0'."""
         return self.cell_class(input_size, hidden, **self.options)
 
+    def family_of(self, hidden: int = 4):
+        """The cell family at this hidden size (built on the meta device: shapes only)."""
+        with torch.device("meta"):
+            return self.cell(hidden, hidden).family
+
     @property
     def state_count(self) -> int:
         """How many tensors one layer's state has (h first): 2 for the LSTMs, 1 for most."""
-        return len(self.cell(1, 1).family.state_sizes)
+        return len(self.family_of().state_sizes)
 
 
 def _open_coupled_forget_gate(layer: nn.Module, hidden: int, forget_bias: float) -> None:
@@ -112,6 +117,26 @@ MODERN_CELLS: dict[str, ModernCell] = {
             "the 1997 cell equations (no forget gate) trained the modern way",
             forget_gate=False,
         ),
+        _lstm("lstm-nig", "LSTM without an input gate (Greff et al. 2015, NIG)", input_gate=False),
+        _lstm(
+            "lstm-nog", "LSTM without an output gate (Greff et al. 2015, NOG)", output_gate=False
+        ),
+        _lstm(
+            "lstm-niaf",
+            "LSTM without the candidate's tanh (Greff et al. 2015, NIAF)",
+            input_activation=False,
+        ),
+        _lstm(
+            "lstm-noaf",
+            "LSTM without the output tanh (Greff et al. 2015, NOAF)",
+            output_activation=False,
+        ),
+        _lstm(
+            "lstm-fgr",
+            "LSTM with full gate recurrence (Greff et al. 2015, FGR)",
+            gate_recurrence=True,
+        ),
+        _lstm("lstm-ln", "layer-normalised LSTM (Ba et al. 2016)", layer_norm="ba2016"),
         ModernCell(
             "gru-cho",
             "gru",

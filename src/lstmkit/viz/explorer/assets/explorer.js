@@ -238,12 +238,18 @@
     name(40, 80, "h(t) = tanh(W x(t) + U h(t−1) + b): the whole state is rewritten at every step");
   }
 
+  // The cells whose equations the drawings and the equation box show: a variant with other
+  // equations (a removed gate, no tanh, Cho's reset, a layer norm) gets the generic view,
+  // the numbers by name, rather than a picture of a cell it is not.
+  var DRAWN = { lstm: "lstm", peephole: "lstm", cifg: "lstm", "lstm-noforget": "lstm", gru: "gru", rnn: "rnn" };
+  var DIAGRAM = DRAWN[DATA.cell] || null;
+
   function buildDiagram() {
     diagram.innerHTML = "";
     labels = {}; wires = [];
-    if (DATA.family === "lstm") drawLSTM({ forget: has("forget"), peephole: DATA.cell === "peephole" });
-    else if (DATA.family === "gru") drawGRU();
-    else if (DATA.family === "rnn") drawRNN();
+    if (DIAGRAM === "lstm") drawLSTM({ forget: has("forget"), peephole: DATA.cell === "peephole" });
+    else if (DIAGRAM === "gru") drawGRU();
+    else if (DIAGRAM === "rnn") drawRNN();
     else name(40, 80, "no diagram of the " + DATA.cell + " cell yet: this step's numbers are in the equations below");
     name(40, 24, "moving dashes: red carries a positive value, blue a negative one, thicker a larger one;");
     name(40, 40, "gate boxes: white is closed (0), green open (1)");
@@ -254,12 +260,12 @@
     var v = {};
     DATA.names.forEach(function (n) { v[n] = value(n, layer, t, unit); });
     v.hiddenprev = t > 0 ? value("hidden", layer, t - 1, unit) : 0;
-    if (DATA.family === "lstm") {
+    if (DIAGRAM === "lstm") {
       v.cellprev = t > 0 ? value("cell", layer, t - 1, unit) : 0;
       v.kept = has("forget") ? v.forget * v.cellprev : v.cellprev;
       v.written = v.input * v.candidate;
       v.tanhcell = Math.tanh(v.cell);
-    } else if (DATA.family === "gru") {
+    } else if (DIAGRAM === "gru") {
       v.kept = v.update * v.hiddenprev;
       v.written = (1 - v.update) * v.candidate;
     }
@@ -294,19 +300,19 @@
   function drawEquations(v) {
     var box = $("equations"), rows = [];
     box.innerHTML = "";
-    if (DATA.family === "lstm") {
+    if (DIAGRAM === "lstm") {
       if (has("forget")) rows.push(["forget", "f = " + (DATA.cell === "cifg" ? "1 − i" : "σ(W_f·[h(t−1), x(t)] + b_f)") + " = " + fmt(v.forget)]);
       rows.push(["input", "i = σ(W_i·[h(t−1), x(t)] + b_i) = " + fmt(v.input)]);
       rows.push(["candidate", "C~ = tanh(W_C·[h(t−1), x(t)] + b_C) = " + fmt(v.candidate)]);
       rows.push(["cell", "C(t) = " + (has("forget") ? "f·C(t−1)" : "C(t−1)") + " + i·C~ = " + fmt(v.kept) + " + " + fmt(v.written) + " = " + fmt(v.cell)]);
       rows.push(["output", "o = σ(W_o·[h(t−1), x(t)] + b_o) = " + fmt(v.output)]);
       rows.push(["hidden", "h(t) = o·tanh(C(t)) = " + fmt(v.output) + " · " + fmt(v.tanhcell) + " = " + fmt(v.hidden)]);
-    } else if (DATA.family === "gru") {
+    } else if (DIAGRAM === "gru") {
       rows.push(["reset", "r = σ(W_r x + b_r + U_r h(t−1) + c_r) = " + fmt(v.reset)]);
       rows.push(["update", "z = σ(W_z x + b_z + U_z h(t−1) + c_z) = " + fmt(v.update)]);
       rows.push(["candidate", "n = tanh(W_n x + b_n + r·(U_n h(t−1) + c_n)) = " + fmt(v.candidate)]);
       rows.push(["hidden", "h(t) = (1−z)·n + z·h(t−1) = " + fmt(v.written) + " + " + fmt(v.kept) + " = " + fmt(v.hidden)]);
-    } else if (DATA.family === "rnn") {
+    } else if (DIAGRAM === "rnn") {
       rows.push(["hidden", "h(t) = tanh(W x(t) + U h(t−1) + b) = " + fmt(v.hidden)]);
     } else {  // a family without a drawing: each quantity the record has, by name
       DATA.names.forEach(function (n) { rows.push([n, "= " + fmt(v[n])]); });
