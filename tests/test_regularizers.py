@@ -648,7 +648,7 @@ def test_repr_names_the_regularizers():
     assert "dropout" not in repr(RecurrentLayer(LSTMFamily(H), I))
 
 
-@pytest.mark.parametrize("cls", [lstmkit.GRU, lstmkit.RNN])
+@pytest.mark.parametrize("cls", [lstmkit.LSTM, lstmkit.GRU, lstmkit.RNN])
 def test_the_layers_take_the_regularisers_as_keywords(cls):
     layer = cls(3, 4, recurrent_dropout=0.25, zoneout=0.1, weight_drop=0.5)
     assert (layer.recurrent_dropout, layer.zoneout, layer.weight_drop) == (0.25, 0.1, 0.5)

@@ -39,6 +39,8 @@ class LSTM(RecurrentLayer):
       see :mod:`lstmkit.layers.backends`.
     - ``recompute_every``: keep the state every N steps for the backward and recompute the
       rest (see :class:`~lstmkit.layers.base.RecurrentLayer`).
+    - ``recurrent_dropout``, ``zoneout`` (one rate, or ``(h_rate, c_rate)``), ``weight_drop``:
+      the recurrent regularisers, off by default (:mod:`lstmkit.layers.regularize`).
 
     ``forward(input, hx=None, *, lengths=None, return_trace=False)`` returns
     ``output, (h_n, c_n)`` like torch's, and the :class:`~lstmkit.trace.Trace` third with
@@ -73,6 +75,9 @@ class LSTM(RecurrentLayer):
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         _check_proj_size(proj_size, hidden_size)
         family = LSTMFamily(
@@ -101,6 +106,9 @@ class LSTM(RecurrentLayer):
             forget_bias=forget_bias,
             backend=backend,
             recompute_every=recompute_every,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
         )
 
     @property
