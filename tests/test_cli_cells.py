@@ -19,14 +19,14 @@ def _rows(capsys, *args: str) -> dict[str, dict]:
 
 
 def test_every_registered_cell_is_listed_with_torchs_counts_where_torch_has_it(capsys):
-    rows = _rows(capsys, "--input", "7", "--hidden", "5")
+    rows = _rows(capsys, "--input", "7", "--hidden", "8")
     assert list(rows) == list(MODERN_CELLS)
     for name, module in [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN)]:
-        assert rows[name]["parameters"] == sum(p.numel() for p in module(7, 5).parameters())
+        assert rows[name]["parameters"] == sum(p.numel() for p in module(7, 8).parameters())
     # the explainers' claim at equal sizes: four gate blocks against one, plus the peepholes
     assert rows["lstm"]["ratio_to_rnn"] == 4.0
     assert rows["gru"]["ratio_to_rnn"] == rows["cifg"]["ratio_to_rnn"] == 3.0
-    assert rows["peephole"]["parameters"] == rows["lstm"]["parameters"] + 3 * 5
+    assert rows["peephole"]["parameters"] == rows["lstm"]["parameters"] + 3 * 8
     assert rows["lstm"]["backends"] == ["reference", "manual", "torch", "fused"]
     assert rows["mgu"]["backends"] == ["reference"]
 

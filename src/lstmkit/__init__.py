@@ -5,8 +5,17 @@ drop-in replacements of torch.nn's, with the LSTM variants torch lacks (peephole
 gates, the 1997 cell without a forget gate, a forget-gate bias) and traces of every gate.
 """
 
-from lstmkit.cells import GRUCell, LSTMCell, MGUCell, MinGRUCell, MinLSTMCell, RNNCell, SLSTMCell
-from lstmkit.layers import GRU, LSTM, MGU, RNN, SLSTM, Backend, MinGRU, MinLSTM
+from lstmkit.cells import (
+    ClockworkCell,
+    GRUCell,
+    LSTMCell,
+    MGUCell,
+    MinGRUCell,
+    MinLSTMCell,
+    RNNCell,
+    SLSTMCell,
+)
+from lstmkit.layers import GRU, LSTM, MGU, RNN, SLSTM, Backend, ClockworkRNN, MinGRU, MinLSTM
 from lstmkit.trace import Trace
 
 __version__ = "0.1.0"
@@ -18,6 +27,8 @@ __all__ = [
     "RNN",
     "SLSTM",
     "Backend",
+    "ClockworkCell",
+    "ClockworkRNN",
     "GRUCell",
     "LSTMCell",
     "MGUCell",

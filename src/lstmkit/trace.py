@@ -21,6 +21,8 @@ Names, by cell family (a family lists its own in ``trace.names``):
 - GRU: ``reset``, ``update``, ``candidate`` (n_t) and ``hidden``.
 - RNN: ``hidden``.
 - MGU: ``forget`` (f_t), ``candidate`` (h~_t) and ``hidden``.
+- Clockwork RNN: ``hidden`` (h_t) and ``active`` (1 where the unit's module ran at that
+  step, t mod T_i = 0, else 0).
 - minGRU: ``update``, ``candidate`` and ``hidden``; minLSTM: ``forget`` and ``input`` (the
   normalised f'_t and i'_t, which sum to 1), ``candidate`` and ``hidden``.
 - sLSTM: ``input``, ``forget`` (the gates as applied, stabilised), ``candidate`` (z_t),

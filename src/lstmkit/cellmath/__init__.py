@@ -7,6 +7,7 @@ the named gate activations. Cells (``lstmkit.cells``) and sequence layers (``lst
 are built on top of these.
 """
 
+from lstmkit.cellmath.clockwork import ClockworkFamily
 from lstmkit.cellmath.family import CellFamily, StepResult
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
@@ -17,6 +18,7 @@ from lstmkit.cellmath.slstm import SLSTMFamily
 
 __all__ = [
     "CellFamily",
+    "ClockworkFamily",
     "GRUFamily",
     "LSTMFamily",
     "MGUFamily",

@@ -6,6 +6,7 @@ also takes lstmkit's variant options. Each computes its family's equations from
 """
 
 from lstmkit.cells.base import RecurrentCell
+from lstmkit.cells.clockwork import ClockworkCell
 from lstmkit.cells.gru import GRUCell
 from lstmkit.cells.lstm import LSTMCell
 from lstmkit.cells.mgu import MGUCell
@@ -14,6 +15,7 @@ from lstmkit.cells.rnn import RNNCell
 from lstmkit.cells.slstm import SLSTMCell
 
 __all__ = [
+    "ClockworkCell",
     "GRUCell",
     "LSTMCell",
     "MGUCell",

@@ -3,6 +3,7 @@ with a choice of backend. Drop-in replacements of torch.nn.LSTM, GRU and RNN."""
 
 from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import RecurrentLayer
+from lstmkit.layers.clockwork import ClockworkRNN
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
@@ -10,4 +11,15 @@ from lstmkit.layers.minrnn import MinGRU, MinLSTM
 from lstmkit.layers.rnn import RNN
 from lstmkit.layers.slstm import SLSTM
 
-__all__ = ["GRU", "LSTM", "MGU", "RNN", "SLSTM", "Backend", "MinGRU", "MinLSTM", "RecurrentLayer"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "MGU",
+    "RNN",
+    "SLSTM",
+    "Backend",
+    "ClockworkRNN",
+    "MinGRU",
+    "MinLSTM",
+    "RecurrentLayer",
+]

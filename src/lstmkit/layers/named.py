@@ -19,9 +19,11 @@ import torch
 from torch import nn
 
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
+from lstmkit.cells.clockwork import ClockworkCell
 from lstmkit.cells.mgu import MGUCell
 from lstmkit.cells.minrnn import MinGRUCell, MinLSTMCell
 from lstmkit.cells.slstm import SLSTMCell
+from lstmkit.layers.clockwork import ClockworkRNN
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
@@ -148,6 +150,14 @@ MODERN_CELLS: dict[str, ModernCell] = {
         ModernCell("mgu", "mgu", "minimal gated unit (Zhou et al. 2016)", MGU, MGUCell),
         ModernCell(
             "slstm", "slstm", "sLSTM, exponential gating (Beck et al. 2024)", SLSTM, SLSTMCell
+        ),
+        ModernCell(
+            "clockwork",
+            "clockwork",
+            "Clockwork RNN, modules at periods 1, 2, 4, 8 (Koutnik et al. 2014)",
+            ClockworkRNN,
+            ClockworkCell,
+            {"num_modules": 4},
         ),
         ModernCell(
             "mingru", "mingru", "minGRU, gates from x_t only (Feng et al. 2024)", MinGRU, MinGRUCell
