@@ -2,7 +2,9 @@
 
 The layers (``LSTM``, ``GRU``, ``RNN``) and cells (``LSTMCell``, ``GRUCell``, ``RNNCell``) are
 drop-in replacements of torch.nn's, with the LSTM variants torch lacks (peepholes, coupled
-gates, the 1997 cell without a forget gate, a forget-gate bias) and traces of every gate.
+gates, the 1997 cell without a forget gate, a forget-gate bias, Greff et al.'s ablations,
+layer norm) and traces of every gate; beside them the cells that came after (MGU, sLSTM,
+minGRU, minLSTM, the Clockwork RNN, the depth-gated and the Grid LSTM).
 """
 
 from lstmkit.cells import (
@@ -15,7 +17,19 @@ from lstmkit.cells import (
     RNNCell,
     SLSTMCell,
 )
-from lstmkit.layers import GRU, LSTM, MGU, RNN, SLSTM, Backend, ClockworkRNN, MinGRU, MinLSTM
+from lstmkit.layers import (
+    GRU,
+    LSTM,
+    MGU,
+    RNN,
+    SLSTM,
+    Backend,
+    ClockworkRNN,
+    DepthGatedLSTM,
+    GridLSTM,
+    MinGRU,
+    MinLSTM,
+)
 from lstmkit.trace import Trace
 
 __version__ = "0.1.0"
@@ -29,7 +43,9 @@ __all__ = [
     "Backend",
     "ClockworkCell",
     "ClockworkRNN",
+    "DepthGatedLSTM",
     "GRUCell",
+    "GridLSTM",
     "LSTMCell",
     "MGUCell",
     "MinGRU",

@@ -8,7 +8,9 @@ are built on top of these.
 """
 
 from lstmkit.cellmath.clockwork import ClockworkFamily
+from lstmkit.cellmath.depth_gated import DepthGatedLSTMFamily
 from lstmkit.cellmath.family import CellFamily, StepResult
+from lstmkit.cellmath.grid_lstm import GridLSTMFamily
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
@@ -19,7 +21,9 @@ from lstmkit.cellmath.slstm import SLSTMFamily
 __all__ = [
     "CellFamily",
     "ClockworkFamily",
+    "DepthGatedLSTMFamily",
     "GRUFamily",
+    "GridLSTMFamily",
     "LSTMFamily",
     "MGUFamily",
     "MinGRUFamily",

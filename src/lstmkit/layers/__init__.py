@@ -4,6 +4,8 @@ with a choice of backend. Drop-in replacements of torch.nn.LSTM, GRU and RNN."""
 from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import RecurrentLayer
 from lstmkit.layers.clockwork import ClockworkRNN
+from lstmkit.layers.depth_gated import DepthGatedLSTM
+from lstmkit.layers.grid_lstm import GridLSTM
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
@@ -19,6 +21,8 @@ __all__ = [
     "SLSTM",
     "Backend",
     "ClockworkRNN",
+    "DepthGatedLSTM",
+    "GridLSTM",
     "MinGRU",
     "MinLSTM",
     "RecurrentLayer",

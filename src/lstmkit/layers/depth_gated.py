@@ -1,0 +1,239 @@
+"""``DepthGatedLSTM``: a stacked LSTM whose layers are joined through their memory cells by a
+depth gate (Yao et al. 2015, "Depth-Gated LSTM", Sec. 3).
+
+Equations, gate order, parameter shapes and initialisation: :mod:`lstmkit.cellmath.depth_gated`.
+
+Layer L+1 needs the memory cell c_t^L of layer L at every step, which the shared
+:class:`~lstmkit.layers.base.RecurrentLayer` loop does not hand from one layer to the next.
+Layer-by-layer order still works: layer L runs over the whole sequence and keeps its cell
+states (T, B, H); layer L+1 then runs with them as an extra input per step. The time loop
+here is plain PyTorch (the reference loop's way: autograd differentiates it); there is no
+backend choice and no fused kernel. Legend: T time, B batch, I input size, H hidden size,
+L layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmkit._checks import expect_like, expect_positive_int, expect_shape
+from lstmkit._state import state_arg_names, state_to_tuple
+from lstmkit.cellmath.depth_gated import DepthGatedLSTMFamily, DepthInput
+from lstmkit.cellmath.params import check_forget_bias, forget_rows
+from lstmkit.layers.base import _check_dropout
+from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
+from lstmkit.trace import Trace
+
+
+class DepthGatedLSTM(nn.Module):
+    """A multi-layer depth-gated LSTM with torch.nn.LSTM's interface.
+
+    Positional arguments and defaults are torch.nn.LSTM's (without ``proj_size``):
+    ``input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None``. ``bidirectional=True`` is refused: the
+    paper's depth gate joins the memory of one direction's layers, and which cell a reverse
+    layer would read (its own direction's, or both) is a choice the paper does not make.
+    ``dropout`` acts on each layer's output h before it is the next layer's input, as
+    torch.nn.LSTM's; the cell state c^L reaches the layer above through the depth gate
+    undropped. Keyword-only ``forget_bias`` sets every layer's total forget-gate bias (None
+    keeps the uniform initialisation).
+
+    Parameters, per layer k: torch.nn.LSTM's ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}``
+    (4H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), with I_0 = input_size and I_k = H;
+    for k >= 1 also the depth gate's ``weight_xd_l{k}`` (H, H), ``bias_d_l{k}`` (H,),
+    ``weight_cd_l{k}`` (H,) and ``weight_ld_l{k}`` (H,). With one layer it is torch.nn.LSTM.
+
+    ``forward(input, hx=None, *, lengths=None, return_trace=False)`` takes what
+    torch.nn.LSTM takes (a (T, B, I) tensor, (B, T, I) with batch_first, unbatched (T, I),
+    or a PackedSequence) and lstmkit's ``lengths=`` beside a padded batch; it returns
+    ``output, (h_n, c_n)``: output (T, B, H) in the input's layout (packed if packed), h_n
+    and c_n (num_layers, B, H) at each sequence's last step ((num_layers, H) unbatched);
+    ``hx`` is ``(h_0, c_0)`` of those shapes, zeros when None. With ``return_trace=True`` a
+    :class:`~lstmkit.trace.Trace` follows, each tensor (num_layers, 1, B, T, H), names
+    ``input, forget, candidate, output, depth, cell, hidden`` (``depth`` is 0 in layer 0,
+    which has no memory below it). It runs in the parameters' dtype (no autocast).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        forget_bias: float | None = None,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        if bidirectional:
+            raise ValueError(
+                f"{owner}: bidirectional=True is not offered: the depth gate joins the memory "
+                "cells of one direction's layers, and the paper defines no reverse stack"
+            )
+        self.family = DepthGatedLSTMFamily(expect_positive_int(hidden_size, "hidden_size", owner))
+        self.input_size = expect_positive_int(input_size, "input_size", owner)
+        self.hidden_size = hidden_size
+        self.num_layers = expect_positive_int(num_layers, "num_layers", owner)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = False
+        self.dropout = _check_dropout(dropout, num_layers, owner)
+        check_forget_bias(self.family, self.bias, forget_bias)
+        self.forget_bias = forget_bias
+
+        self._layer_param_names: list[dict[str, str]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else hidden_size
+            shapes = self.family.lstm_shapes(layer_input, self.bias)
+            if layer > 0:  # layer 0 has no memory cell below it: a plain LSTM
+                shapes |= self.family.depth_shapes(layer_input, self.bias)
+            names = {}
+            for base, shape in shapes.items():
+                param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+                self.register_parameter(f"{base}_l{layer}", param)
+                names[base] = f"{base}_l{layer}"
+            self._layer_param_names.append(names)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 1
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn.LSTM; then the
+        forget-gate bias when ``forget_bias`` is set (b_if = forget_bias, b_hf = 0)."""
+        bound = 1.0 / self.hidden_size**0.5
+        for param in self.parameters():
+            param.uniform_(-bound, bound)
+        if self.forget_bias is not None:
+            rows = forget_rows(self.family)
+            for layer in range(self.num_layers):
+                weights = self.layer_weights(layer)
+                weights["bias_ih"][rows] = self.forget_bias
+                weights["bias_hh"][rows] = 0.0
+
+    def layer_weights(self, layer: int) -> dict[str, Tensor]:
+        """One layer's parameters by base name ("weight_ih", ..., "weight_ld")."""
+        return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
+
+    def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
+        owner = type(self).__name__
+        seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
+        expect_like(seq.data, self.weight_ih_l0, "input", owner)
+        states = _initial_state(
+            hx, seq, self.num_layers, self.hidden_size, self.weight_ih_l0, owner
+        )
+        mask = seq.step_mask()  # (T, B, 1) or None
+
+        x, lower_cells = seq.data, None
+        finals, traces = [], []
+        for layer in range(self.num_layers):
+            output, cells, final, trace = self._run_layer(
+                layer, x, states[layer], lower_cells, mask, return_trace
+            )
+            finals.append(final)
+            traces.append(trace)
+            x, lower_cells = output, cells
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+
+        h_n = torch.stack([h for h, _ in finals])  # (L, B, H)
+        c_n = torch.stack([c for _, c in finals])
+        if not seq.batched:
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
+        result = (restore_output(x, seq), (h_n, c_n))
+        if not return_trace:
+            return result
+        tensors = {
+            name: torch.stack([t[name] for t in traces]).unsqueeze(1).transpose(2, 3)
+            for name in self.family.trace_names
+        }  # (L, T, B, H) -> (L, 1, B, T, H)
+        return (*result, Trace(self.family.name, tensors, seq.lengths))
+
+    def _run_layer(
+        self,
+        layer: int,
+        x: Tensor,
+        state: tuple[Tensor, Tensor],
+        lower_cells: Tensor | None,
+        mask: Tensor | None,
+        record: bool,
+    ):
+        """One layer over all steps. x (T, B, I_k); lower_cells (T, B, H), layer k-1's c_t,
+        None for layer 0. Returns the output (T, B, H), this layer's cells (T, B, H) for
+        the layer above, the final (h, c) and, when ``record``, the trace (T, B, H) each."""
+        weights = self.layer_weights(layer)
+        # the input products do not depend on the recurrence: one product for all steps
+        x_gates = F.linear(x, weights["weight_ih"], weights.get("bias_ih")).unbind(0)
+        gate_input = None
+        if lower_cells is not None:
+            gate_input = self.family.depth_gate_input(x, weights).unbind(0)
+        outputs, cells, recorded = [], [], []
+        for t in range(x.shape[0]):
+            depth = None if lower_cells is None else DepthInput(gate_input[t], lower_cells[t])
+            new_state, values = self.family.step(x_gates[t], state, weights, depth)
+            if mask is not None:  # past a sequence's end its state stays as it was
+                new_state = tuple(
+                    torch.where(mask[t], n, s) for n, s in zip(new_state, state, strict=True)
+                )
+            state = new_state
+            outputs.append(state[0])
+            cells.append(state[1])
+            if record:
+                recorded.append(values)
+        output = torch.stack(outputs)  # (T, B, H)
+        if mask is not None:
+            output = output.masked_fill(~mask, 0.0)
+        if not record:
+            return output, torch.stack(cells), state, None
+        zeros = torch.zeros_like(output)
+        trace = {  # layer 0 has no depth gate: its path from below is shut, d = 0
+            name: torch.stack([v.get(name, zeros[0]) for v in recorded])
+            for name in self.family.trace_names
+        }
+        if mask is not None:
+            trace = {name: v.masked_fill(~mask, 0.0) for name, v in trace.items()}
+        return output, torch.stack(cells), state, trace
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        for name, default in [("bias", True), ("batch_first", False), ("dropout", 0.0)]:
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)}")
+        return ", ".join(parts)
+
+
+def _initial_state(
+    hx, seq: SequenceBatch, num_layers: int, hidden: int, param: Tensor, owner: str
+) -> list[tuple[Tensor, Tensor]]:
+    """Per layer (h_0, c_0), each (B, H); zeros when hx is None. ``hx`` is (h_0, c_0), each
+    (num_layers, B, H), or (num_layers, H) for unbatched input."""
+    if hx is None:
+        zeros = seq.data.new_zeros(num_layers, seq.batch, hidden)
+        return [(zeros[k], zeros[k]) for k in range(num_layers)]
+    state = state_to_tuple(hx, ("h", "c"), owner)
+    names = state_arg_names(("h", "c"))
+    if seq.batched:
+        expected, meaning = (num_layers, seq.batch, hidden), "(num_layers, batch, hidden_size)"
+    else:
+        expected, meaning = (num_layers, hidden), "(num_layers, hidden_size) for unbatched input"
+    checked = []
+    for tensor, name in zip(state, names, strict=True):
+        expect_shape(tensor, expected, name, owner, meaning)
+        expect_like(tensor, param, name, owner)
+        checked.append(tensor if seq.batched else tensor.unsqueeze(1))
+    h_0, c_0 = checked
+    return [(h_0[k], c_0[k]) for k in range(num_layers)]
+
+
+__all__ = ["DepthGatedLSTM"]

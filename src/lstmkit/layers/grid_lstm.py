@@ -1,0 +1,266 @@
+"""``GridLSTM``: the 2-D Grid LSTM over time and depth of Kalchbrenner et al. (2015), "Grid
+Long Short-Term Memory", as a stacked sequence layer.
+
+Equations, block layout, parameter shapes and initialisation: :mod:`lstmkit.cellmath.grid_lstm`.
+
+Each block hands a hidden vector and a memory up to the block above at the same step, so a
+layer cannot run over the whole sequence before the next starts, as the shared
+:class:`~lstmkit.layers.base.RecurrentLayer` loop does: this loop goes step by step, and
+within a step from the bottom block to the top. It is plain PyTorch (autograd
+differentiates it); there is no backend choice and no fused kernel. Legend: T time, B batch,
+I input size, H hidden size, L layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmkit._checks import expect_like, expect_positive_int, expect_shape
+from lstmkit._state import state_arg_names, state_to_tuple
+from lstmkit.cellmath.grid_lstm import GridLSTMFamily
+from lstmkit.cellmath.params import check_forget_bias, forget_rows
+from lstmkit.layers.base import _check_dropout
+from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
+from lstmkit.trace import Trace
+
+
+class GridLSTM(nn.Module):
+    """A 2-D Grid LSTM (time x depth) with torch.nn.LSTM's interface.
+
+    Positional arguments and defaults are torch.nn.LSTM's (without ``proj_size``):
+    ``input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None``. ``bidirectional=True`` is refused: a
+    block's depth transform reads the time vector of one direction, and a grid with two time
+    directions would need blocks of three inputs, which is another model. ``dropout`` acts
+    on the depth hidden vector each block hands up (every layer's but the last), as
+    torch.nn.LSTM's on each layer's output; the depth memory goes up undropped.
+
+    Keyword-only:
+
+    - ``depth_lstm``: True (default) for LSTM cells along depth; False for the paper's
+      Stacked LSTM baseline (Sec. 2.2), which is then exactly a stacked torch.nn.LSTM.
+    - ``tied``: False (default) gives every layer weights of its own; True shares one set
+      along depth (Sec. 3.5) and projects the input into the grid with ``weight_in``.
+    - ``output_form``: ``"o*tanh(m)"`` (default) or the paper's printed ``"tanh(o*m)"``.
+    - ``forget_bias``: the total forget-gate bias of every transform (None keeps the
+      uniform initialisation).
+
+    Parameters, untied, per layer k (I_0 = input_size, I_k = H): the time transform's
+    ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``,
+    ``bias_hh_l{k}`` (4H,), torch.nn.LSTM's names and shapes, and the depth transform's
+    ``weight_depth_ih_l{k}``, ``weight_depth_hh_l{k}``, ``bias_depth_ih_l{k}``,
+    ``bias_depth_hh_l{k}`` of the same shapes. Tied: one set of those without the ``_l{k}``
+    suffix (I_k = H for all), and ``weight_in`` (H, input_size).
+
+    ``forward(input, hx=None, *, lengths=None, return_trace=False)`` takes what
+    torch.nn.LSTM takes (a (T, B, I) tensor, (B, T, I) with batch_first, unbatched (T, I),
+    or a PackedSequence) and lstmkit's ``lengths=``; it returns ``output, (h_n, c_n)``:
+    output (T, B, H), the top block's depth hidden vector at each step, in the input's
+    layout; h_n and c_n (num_layers, B, H) are each layer's time pair (h, m) at each
+    sequence's last step ((num_layers, H) unbatched). ``hx`` is ``(h_0, c_0)`` of those
+    shapes, zeros when None; the depth pair starts at the input each step and needs none.
+    With ``return_trace=True`` a :class:`~lstmkit.trace.Trace` follows, each tensor
+    (num_layers, 1, B, T, H): the time transform's ``input, forget, candidate, output,
+    cell, hidden`` and, with ``depth_lstm``, the depth transform's under ``depth_*``. It
+    runs in the parameters' dtype (no autocast).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        depth_lstm: bool = True,
+        tied: bool = False,
+        output_form: str = "o*tanh(m)",
+        forget_bias: float | None = None,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        if bidirectional:
+            raise ValueError(
+                f"{owner}: bidirectional=True is not offered: a 2-D block has one time "
+                "input; two time directions make a different grid (blocks of three inputs)"
+            )
+        hidden_size = expect_positive_int(hidden_size, "hidden_size", owner)
+        self.family = GridLSTMFamily(hidden_size, bool(depth_lstm), output_form)
+        self.input_size = expect_positive_int(input_size, "input_size", owner)
+        self.hidden_size = hidden_size
+        self.num_layers = expect_positive_int(num_layers, "num_layers", owner)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = False
+        self.dropout = _check_dropout(dropout, num_layers, owner)
+        self.tied = bool(tied)
+        check_forget_bias(self.family, self.bias, forget_bias)
+        self.forget_bias = forget_bias
+
+        def add(name: str, shape: tuple[int, ...]) -> None:
+            self.register_parameter(
+                name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+            )
+
+        # base name -> registered name, per layer; tied layers all point at one set
+        self._layer_param_names: list[dict[str, str]] = []
+        if self.tied:
+            add("weight_in", (hidden_size, self.input_size))  # Sec. 2.1's I: x into the grid
+            names = {}
+            for base, shape in self.family.block_shapes(hidden_size, self.bias).items():
+                add(base, shape)
+                names[base] = base
+            self._layer_param_names = [names] * self.num_layers
+        else:
+            for layer in range(self.num_layers):
+                layer_input = self.input_size if layer == 0 else hidden_size
+                names = {}
+                for base, shape in self.family.block_shapes(layer_input, self.bias).items():
+                    add(f"{base}_l{layer}", shape)
+                    names[base] = f"{base}_l{layer}"
+                self._layer_param_names.append(names)
+        self.reset_parameters()
+
+    @property
+    def depth_lstm(self) -> bool:
+        return self.family.depth_lstm
+
+    @property
+    def output_form(self) -> str:
+        return self.family.output_form
+
+    @property
+    def num_directions(self) -> int:
+        return 1
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn.LSTM; then, when
+        ``forget_bias`` is set, each transform's forget-gate bias (b_if = forget_bias,
+        b_hf = 0)."""
+        bound = 1.0 / self.hidden_size**0.5
+        for param in self.parameters():
+            param.uniform_(-bound, bound)
+        if self.forget_bias is not None:
+            rows = forget_rows(self.family)
+            prefixes = ("", "depth_") if self.depth_lstm else ("",)
+            for layer in range(self.num_layers):
+                weights = self.layer_weights(layer)
+                for p in prefixes:
+                    weights[f"bias_{p}ih"][rows] = self.forget_bias
+                    weights[f"bias_{p}hh"][rows] = 0.0
+
+    def layer_weights(self, layer: int) -> dict[str, Tensor]:
+        """One layer's block parameters by base name ("weight_ih", "weight_depth_hh", ...);
+        the same tensors for every layer when tied."""
+        return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
+
+    def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
+        owner = type(self).__name__
+        seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
+        reference = next(self.parameters())
+        expect_like(seq.data, reference, "input", owner)
+        states = _initial_state(hx, seq, self.num_layers, self.hidden_size, reference, owner)
+        mask = seq.step_mask()  # (T, B, 1) or None
+        weights = [self.layer_weights(layer) for layer in range(self.num_layers)]
+        bottom = seq.data  # (T, B, I): the depth input of layer 0
+        if self.tied:
+            bottom = F.linear(bottom, self.weight_in)  # (T, B, H)
+        dropout = self.dropout if self.training else 0.0
+
+        outputs, recorded = [], []
+        for t in range(seq.steps):
+            up, up_memory = bottom[t], None  # the depth memory enters the grid at zero
+            step_values = []
+            for layer in range(self.num_layers):
+                result = self.family.block(up, up_memory, states[layer], weights[layer])
+                new_state = result.state
+                if mask is not None:  # past a sequence's end its state stays as it was
+                    new_state = tuple(
+                        torch.where(mask[t], n, s)
+                        for n, s in zip(new_state, states[layer], strict=True)
+                    )
+                states[layer] = new_state
+                up, up_memory = result.depth_hidden, result.depth_memory
+                if dropout > 0 and layer < self.num_layers - 1:
+                    up = F.dropout(up, dropout, training=True)
+                step_values.append(result.values)
+            outputs.append(up)
+            if return_trace:
+                recorded.append(step_values)
+
+        output = torch.stack(outputs)  # (T, B, H)
+        if mask is not None:
+            output = output.masked_fill(~mask, 0.0)
+        h_n = torch.stack([h for h, _ in states])  # (L, B, H)
+        c_n = torch.stack([m for _, m in states])
+        if not seq.batched:
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
+        result = (restore_output(output, seq), (h_n, c_n))
+        if not return_trace:
+            return result
+        return (*result, Trace(self.family.name, self._trace(recorded, mask), seq.lengths))
+
+    def _trace(self, recorded: list[list[dict[str, Tensor]]], mask: Tensor | None):
+        """recorded[t][layer][name] (B, H) -> name: (L, 1, B, T, H), zero past each end."""
+        tensors = {}
+        for name in self.family.trace_names:
+            values = torch.stack(
+                [
+                    torch.stack([layers[k][name] for layers in recorded])
+                    for k in range(self.num_layers)
+                ]
+            )  # (L, T, B, H)
+            if mask is not None:
+                values = values.masked_fill(~mask, 0.0)
+            tensors[name] = values.unsqueeze(1).transpose(2, 3)
+        return tensors
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        for name, default in [
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("depth_lstm", True),
+            ("tied", False),
+            ("output_form", "o*tanh(m)"),
+        ]:
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)!r}")
+        return ", ".join(parts)
+
+
+def _initial_state(
+    hx, seq: SequenceBatch, num_layers: int, hidden: int, param: Tensor, owner: str
+) -> list[tuple[Tensor, Tensor]]:
+    """Per layer the time pair (h_0, m_0), each (B, H); zeros when hx is None. ``hx`` is
+    (h_0, c_0), each (num_layers, B, H), or (num_layers, H) for unbatched input."""
+    if hx is None:
+        zeros = seq.data.new_zeros(num_layers, seq.batch, hidden)
+        return [(zeros[k], zeros[k]) for k in range(num_layers)]
+    state = state_to_tuple(hx, ("h", "c"), owner)
+    names = state_arg_names(("h", "c"))
+    if seq.batched:
+        expected, meaning = (num_layers, seq.batch, hidden), "(num_layers, batch, hidden_size)"
+    else:
+        expected, meaning = (num_layers, hidden), "(num_layers, hidden_size) for unbatched input"
+    checked = []
+    for tensor, name in zip(state, names, strict=True):
+        expect_shape(tensor, expected, name, owner, meaning)
+        expect_like(tensor, param, name, owner)
+        checked.append(tensor if seq.batched else tensor.unsqueeze(1))
+    h_0, m_0 = checked
+    return [(h_0[k], m_0[k]) for k in range(num_layers)]
+
+
+__all__ = ["GridLSTM"]
