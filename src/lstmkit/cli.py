@@ -25,10 +25,14 @@
     lstmkit bench [--device cpu|cuda] [--sizes fastrnns,streaming,...] [--cells C,...]
                   [--backends B,...] [--dtype D,...] [--repeats N] [--quick] [--json]
     lstmkit cells [--input I] [--hidden H] [--json]
+    lstmkit compare [--cells C,...] [--tasks adding,temporal-order,lm] [--trials K] [--seeds S]
+                    [--hidden H,...] [--lr-range MIN,MAX] [--length T] [--max-sequences N]
+                    [--lm-steps N] [--corpus TEXT] [--valid FILE] [--out DIR] [--json]
 
 The experiment commands live in ``_cli_experiments``, the language-model ones in
 ``_cli_lm``, the pages in ``_cli_viz``, the figures in ``_cli_plot``, forecasting in
-``_cli_forecast``, the speed benchmark in ``_cli_bench``, the cell list in ``_cli_cells``;
+``_cli_forecast``, the speed benchmark in ``_cli_bench``, the cell list in ``_cli_cells``, the
+comparison of cells in ``_cli_compare``;
 the options that name a text in ``_cli_text``, argument types shared by all commands in
 ``_cli_args``.
 
@@ -46,6 +50,7 @@ from collections.abc import Callable, Sequence
 from lstmkit import (
     _cli_bench,
     _cli_cells,
+    _cli_compare,
     _cli_experiments,
     _cli_forecast,
     _cli_lm,
@@ -142,6 +147,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "forecast": _cli_forecast.add_forecast(subparsers),
         "bench": _cli_bench.add_bench(subparsers),
         "cells": _cli_cells.add_cells(subparsers),
+        "compare": _cli_compare.add_compare(subparsers),
     }
     return parser, commands
 

@@ -6,7 +6,8 @@
   ``lstmkit gradients``);
 - ``inside``: what the units did over a text: the token strip, the units x time matrix
   and the gates' saturation (``lstmkit plot RUN --text ...``);
-- ``forecast``: history, forecasts and the prediction interval (``lstmkit forecast``).
+- ``forecast``: history, forecasts and the prediction interval (``lstmkit forecast``);
+- ``compare``: the cell comparison's figures (``lstmkit compare``).
 
 The package sits low: it imports matplotlib, NumPy and :mod:`lstmkit._atomic`, and the
 data types it draws (FactScore, CellHorizon, TextRecord, ...) only for type checking, so
@@ -14,6 +15,7 @@ the training loops and commands above it can all use it.
 """
 
 from lstmkit.plots._figure import FORMATS, figure_paths, save
+from lstmkit.plots.compare import plot_metric_by_cell, plot_metric_by_lr
 from lstmkit.plots.experiments import plot_gradients, plot_horizon
 from lstmkit.plots.facts import plot_fact_curves
 from lstmkit.plots.forecast import plot_forecast
@@ -47,6 +49,8 @@ __all__ = [
     "plot_gradients",
     "plot_horizon",
     "plot_losses",
+    "plot_metric_by_cell",
+    "plot_metric_by_lr",
     "plot_token_strip",
     "plot_unit_matrix",
     "saturation_figure",
