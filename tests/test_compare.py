@@ -316,3 +316,33 @@ def test_a_text_too_short_for_one_batch_is_refused(capsys, tmp_path):
     short.write_text("a short text. " * 20)
     err = cli_error(capsys, [*_BASE, "--tasks", "lm", "--corpus", str(short)])
     assert "fewer than one batch" in err or "validation" in err, err
+
+
+def test_replot_redraws_a_results_file_without_training(found, tmp_path, capsys):
+    """A diverged run (a null metric in the JSON) survives the round trip as infinity and
+    ranks last; the redrawn table is the one the run printed."""
+    from lstmkit._cli_compare import write_outputs
+
+    first = tmp_path / "first"
+    first.mkdir()
+    diverged = replace(found, runs=[replace(found.runs[0], metric=math.inf), *found.runs[1:]])
+    write_outputs(diverged, first)
+    assert (
+        main(["compare", "--replot", str(first / "results.json"), "--out", str(tmp_path / "again")])
+        == 0
+    )
+    assert (tmp_path / "again" / "table.txt").read_text() == (first / "table.txt").read_text()
+    assert capsys.readouterr().out.strip() == (first / "table.txt").read_text().strip()
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert again["runs"] == json.loads((first / "results.json").read_text())["runs"]
+    assert again["runs"][0]["metric"] is None
+    for name in again["figures"][diverged.config.tasks[0]]:
+        assert Path(name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_replot_of_a_file_that_is_not_results_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"runs": []}')
+    assert "not a results.json of lstmkit compare" in cli_error(
+        capsys, ["compare", "--replot", str(bad)]
+    )

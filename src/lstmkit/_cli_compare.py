@@ -162,6 +162,13 @@ def add_compare(subparsers: argparse._SubParsersAction) -> Parser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--replot",
+        type=Path,
+        default=None,
+        metavar="RESULTS",
+        help="train nothing: redraw the table and figures of a results.json into --out",
+    )
     p.set_defaults(handler=_run_compare)
     return p
 
@@ -229,9 +236,26 @@ def write_outputs(found: Comparison, out: Path) -> dict[str, list[str]]:
     return figures
 
 
+def _replot(args: argparse.Namespace, parser: Parser) -> int:
+    from lstmkit.experiments.compare import Comparison
+
+    try:
+        found = Comparison.from_json_dict(json.loads(args.replot.read_text(encoding="utf-8")))
+    except OSError as err:
+        parser.error(f"--replot {args.replot}: cannot read it ({err.strerror})")
+    except (ValueError, KeyError, TypeError) as err:
+        parser.error(f"--replot {args.replot}: not a results.json of lstmkit compare ({err})")
+    _prepare_out(parser, args.out)
+    write_outputs(found, args.out)
+    print(format_tables(found))
+    return 0
+
+
 def _run_compare(args: argparse.Namespace, parser: Parser) -> int:
     from lstmkit.experiments.compare import run_comparison
 
+    if args.replot is not None:
+        return _replot(args, parser)
     config = _config(args, parser)
     _prepare_out(parser, args.out)
     one_thread_unless_asked()

@@ -463,6 +463,20 @@ class Comparison:
             if self.runs_of(task, cell)
         ]
 
+    @classmethod
+    def from_json_dict(cls, data: dict) -> Comparison:
+        """The comparison a ``results.json`` holds (its runs as run; a null metric, a
+        diverged run, read back as infinity), to redraw its table and figures."""
+        config = data["config"]
+        tuples = {k: tuple(v) for k, v in config.items() if isinstance(v, list)}
+        c = CompareConfig(**{**config, **tuples, "progress": False})
+        settings = [Setting(**{**s, "seeds": tuple(s["seeds"])}) for s in data["settings"]]
+        runs = [
+            CompareRun(**{**r, "metric": math.inf if r["metric"] is None else r["metric"]})
+            for r in data["runs"]
+        ]
+        return cls(c, settings, runs, data.get("seconds", 0.0))
+
     def to_json_dict(self) -> dict[str, object]:
         c = self.config
         return {

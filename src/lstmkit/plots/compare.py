@@ -47,6 +47,14 @@ def _heading(title: str, runs: Sequence[CompareRun]) -> str:
     return title.replace("; ", "\n")
 
 
+def _log_scale_if_wide(ax, values: Sequence[float]) -> None:
+    """A log axis when the finite values span more than a factor of 20 (a diverged cell's
+    thousands of bits beside everyone's 2 to 5 would flatten a linear axis)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and min(finite) > 0 and max(finite) > 20 * min(finite):
+        ax.set_yscale("log")
+
+
 def plot_metric_by_cell(
     summaries: Sequence[CellSummary],
     runs: Sequence[CompareRun],
@@ -90,6 +98,7 @@ def plot_metric_by_cell(
         zorder=2,
     )
     ax.set_xticks(range(len(cells)), cells, rotation=45, ha="right")
+    _log_scale_if_wide(ax, [r.metric for r in runs])
     ax.set_ylabel(metric)
     ax.set_title(_heading(title, runs), fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
@@ -128,6 +137,7 @@ def plot_metric_by_lr(
                 label=f"H={h}" if k == 0 else None,
             )
         ax.set_xscale("log")
+        _log_scale_if_wide(ax, [r.metric for r in runs])  # shared axes: every run decides
         ax.set_title(cells[k], fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
     for ax in axes[-1]:
