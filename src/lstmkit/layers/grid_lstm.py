@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit._checks import expect_like, expect_positive_int, expect_shape
-from lstmkit._state import state_arg_names, state_to_tuple
+from lstmkit._checks import expect_like, expect_positive_int
 from lstmkit.cellmath.grid_lstm import GridLSTMFamily
 from lstmkit.cellmath.params import check_forget_bias, forget_rows
+from lstmkit.layers._stack_state import layer_states
 from lstmkit.layers.base import _check_dropout
-from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
+from lstmkit.layers.sequence import prepare_input, restore_output
 from lstmkit.trace import Trace
 
 
@@ -167,7 +167,7 @@ class GridLSTM(nn.Module):
         seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
         reference = next(self.parameters())
         expect_like(seq.data, reference, "input", owner)
-        states = _initial_state(hx, seq, self.num_layers, self.hidden_size, reference, owner)
+        states = layer_states(hx, seq, self.num_layers, self.hidden_size, reference, owner)
         mask = seq.step_mask()  # (T, B, 1) or None
         weights = [self.layer_weights(layer) for layer in range(self.num_layers)]
         bottom = seq.data  # (T, B, I): the depth input of layer 0
@@ -238,29 +238,6 @@ class GridLSTM(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
-
-
-def _initial_state(
-    hx, seq: SequenceBatch, num_layers: int, hidden: int, param: Tensor, owner: str
-) -> list[tuple[Tensor, Tensor]]:
-    """Per layer the time pair (h_0, m_0), each (B, H); zeros when hx is None. ``hx`` is
-    (h_0, c_0), each (num_layers, B, H), or (num_layers, H) for unbatched input."""
-    if hx is None:
-        zeros = seq.data.new_zeros(num_layers, seq.batch, hidden)
-        return [(zeros[k], zeros[k]) for k in range(num_layers)]
-    state = state_to_tuple(hx, ("h", "c"), owner)
-    names = state_arg_names(("h", "c"))
-    if seq.batched:
-        expected, meaning = (num_layers, seq.batch, hidden), "(num_layers, batch, hidden_size)"
-    else:
-        expected, meaning = (num_layers, hidden), "(num_layers, hidden_size) for unbatched input"
-    checked = []
-    for tensor, name in zip(state, names, strict=True):
-        expect_shape(tensor, expected, name, owner, meaning)
-        expect_like(tensor, param, name, owner)
-        checked.append(tensor if seq.batched else tensor.unsqueeze(1))
-    h_0, m_0 = checked
-    return [(h_0[k], m_0[k]) for k in range(num_layers)]
 
 
 __all__ = ["GridLSTM"]
