@@ -413,18 +413,13 @@ def layer_input_size(task: str, hidden: int, c: CompareConfig) -> int:
     return tasks.make_task(task, c.length).input_size
 
 
-def layer_parameters(cell: str, input_size: int, hidden: int) -> int:
-    """Parameters of one layer of ``cell``: the recurrent part every model here trains."""
-    layer = MODERN_CELLS[cell].layer(input_size, hidden, forget_bias=None)
-    return sum(p.numel() for p in layer.parameters())
-
-
 def parameter_table(c: CompareConfig) -> dict[str, dict[str, dict[int, int]]]:
     """task -> cell -> hidden size -> parameters of the cell's layer at that task's input."""
     return {
         task: {
             cell: {
-                h: layer_parameters(cell, layer_input_size(task, h, c), h) for h in c.hidden_sizes
+                h: MODERN_CELLS[cell].parameter_count(layer_input_size(task, h, c), h)
+                for h in c.hidden_sizes
             }
             for cell in c.cells
         }

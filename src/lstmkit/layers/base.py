@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import warnings
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -159,8 +160,7 @@ class RecurrentLayer(nn.Module):
     @property
     def zoneout(self) -> float | tuple[float, ...]:
         """One number when every state tensor has the same rate, else one per state."""
-        rates = self._zoneout
-        return rates[0] if len(set(rates)) == 1 else rates
+        return _as_given(self._zoneout)
 
     @zoneout.setter
     def zoneout(self, value: float | tuple[float, ...]) -> None:
@@ -306,17 +306,23 @@ class RecurrentLayer(nn.Module):
             ]
             output, final = torch_fused.run(self.family, seq, initial, flat, *options)
             return output, final, None
-        direction_fn = {
-            Backend.FUSED: fused.run_direction,
-            Backend.MANUAL: manual_lstm.run_direction,
-            Backend.REFERENCE: reference.run_direction,
-        }[backend]
+        direction_fn = self._direction_fn(backend, record, noise)
         if recompute:
             direction_fn = partial(recompute_run_direction, direction_fn, self.recompute_every)
         return reference.run_layers(
             self.family, seq.data, initial, weights, seq.step_mask(), dropout, record,
             direction_fn, noise,
         )  # fmt: skip
+
+    def _direction_fn(self, backend: Backend, record: bool, noise: LoopNoise | None) -> Callable:
+        """What runs one layer in one direction on ``backend`` (the contract of
+        :func:`~lstmkit.layers.backends.reference.run_direction`); a layer whose cell has a
+        faster loop of its own (the min cells' parallel scan) overrides this."""
+        return {
+            Backend.FUSED: fused.run_direction,
+            Backend.MANUAL: manual_lstm.run_direction,
+            Backend.REFERENCE: reference.run_direction,
+        }[backend]
 
     def _call_weights(self, layer: int, direction: int) -> Weights:
         """One layer-direction's weights for this call: the parameters, with weight-drop's
@@ -401,8 +407,7 @@ def _loop_regularizers_reason(
     if recurrent_dropout > 0:
         used.append(f"recurrent_dropout={recurrent_dropout}")
     if any(zoneout):
-        shown = zoneout[0] if len(set(zoneout)) == 1 else zoneout
-        used.append(f"zoneout={shown}")
+        used.append(f"zoneout={_as_given(zoneout)}")
     if not used:
         return None
     verb = "act" if len(used) > 1 else "acts"
@@ -410,6 +415,11 @@ def _loop_regularizers_reason(
         f"{' and '.join(used)} {verb} between the steps of the time loop, which only the "
         "reference loop runs step by step (weight_drop runs on every backend)"
     )
+
+
+def _as_given(rates: tuple[float, ...]) -> float | tuple[float, ...]:
+    """Zoneout's rates as a user passes them: one number when all states share it."""
+    return rates[0] if len(set(rates)) == 1 else rates
 
 
 def _autocast_dtype(param: Tensor, device_type: str) -> torch.dtype | None:

@@ -9,16 +9,15 @@ at a time (what the cells in :mod:`lstmkit.cells.minrnn` do for generation). Tra
 step in either mode: the trace is the step loop's per-step record.
 
 Speed: the scan is for accelerators, where its few passes over (T, B, H) tensors run in
-parallel. On a CPU the step loop may be faster: on this project's shared 2-core machine
-(T = 256 and 2000, B = 32, I = 64, H = 128, forward and backward) the parallel mode took 2 to
-5 times as long as the sequential one, mostly in logcumsumexp. Not yet timed on a GPU.
+parallel. On a CPU the step loop may well be faster (the scan's logcumsumexp, in float64,
+dominates there); no benchmark in the repository times the two modes yet, on any device.
 
 Legend: T time, B batch, I input size, G gate blocks, H hidden size.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import torch
@@ -28,9 +27,8 @@ from torch import Tensor
 from lstmkit.cellmath.family import Weights
 from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily, MinRNNFamily, parallel_scan
 from lstmkit.layers.backends import Backend, reference
-from lstmkit.layers.backends.recompute import run_direction as recompute_run_direction
 from lstmkit.layers.base import RecurrentLayer
-from lstmkit.layers.sequence import SequenceBatch
+from lstmkit.layers.regularize import LoopNoise
 
 Mode = Literal["parallel", "sequential"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -99,8 +97,8 @@ class MinRNNLayer(RecurrentLayer):
     """What MinGRU and MinLSTM share: the choice of ``mode`` and the parallel time loop.
 
     Arguments as torch.nn.GRU's (``input_size, hidden_size, num_layers=1, bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None``; here the
-    family carries hidden_size), plus keyword-only ``backend`` and ``recompute_every`` (see
+    batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None``), plus
+    keyword-only ``backend`` and ``recompute_every`` (see
     :class:`~lstmkit.layers.base.RecurrentLayer`; no fast backend has these cells, so
     ``'auto'`` and ``'reference'`` run them and the others are refused) and ``mode``:
     ``"parallel"`` (default) computes all steps at once by the log-space parallel scan,
@@ -111,10 +109,13 @@ class MinRNNLayer(RecurrentLayer):
     (G*H,) only, no recurrent matrix.
     """
 
+    family_class: type[MinRNNFamily]
+    """The cell each subclass runs, built at ``hidden_size``."""
+
     def __init__(
         self,
-        family: MinRNNFamily,
         input_size: int,
+        hidden_size: int,
         num_layers: int = 1,
         bias: bool = True,
         batch_first: bool = False,
@@ -128,7 +129,7 @@ class MinRNNLayer(RecurrentLayer):
         mode: Mode = "parallel",
     ) -> None:
         super().__init__(
-            family,
+            self.family_class(hidden_size),
             input_size,
             num_layers,
             bias,
@@ -153,46 +154,13 @@ class MinRNNLayer(RecurrentLayer):
             raise ValueError(f"{type(self).__name__}: mode must be one of {choices}, got {value!r}")
         self._mode = value
 
-    def _run(
-        self,
-        backend: Backend,
-        seq: SequenceBatch,
-        initial,
-        record: bool,
-        recompute: bool,
-        dtype: torch.dtype | None = None,
-        *loop_options,
-    ):
-        """RecurrentLayer's, with the parallel scan for each layer-direction in place of the
-        step loop when it would run the reference loop, untraced, in parallel mode.
-        ``loop_options``: the rest of RecurrentLayer._run's arguments (its per-call loop
-        noise: recurrent dropout, zoneout), handed on; when one is set, the step loop runs,
-        because such noise acts between the steps."""
-        if (
-            self.mode == "sequential"
-            or record
-            or backend is not Backend.REFERENCE
-            or any(option is not None for option in loop_options)
-        ):
-            return super()._run(backend, seq, initial, record, recompute, dtype, *loop_options)
-
-        def cast(weight: Tensor | None) -> Tensor | None:
-            return weight if weight is None or dtype is None else weight.to(dtype)
-
-        weights = [
-            [
-                {k: cast(w) for k, w in self.layer_weights(layer, d).items()}
-                for d in range(self.num_directions)
-            ]
-            for layer in range(self.num_layers)
-        ]
-        direction_fn = run_direction_parallel
-        if recompute:
-            direction_fn = partial(recompute_run_direction, direction_fn, self.recompute_every)
-        dropout = self.dropout if self.training else 0.0
-        return reference.run_layers(
-            self.family, seq.data, initial, weights, seq.step_mask(), dropout, False, direction_fn
-        )
+    def _direction_fn(self, backend: Backend, record: bool, noise: LoopNoise | None) -> Callable:
+        """The parallel scan where RecurrentLayer would run the reference step loop, in
+        parallel mode, untraced and without loop noise (recurrent dropout and zoneout act
+        between the steps, so the step loop runs them)."""
+        if self.mode == "parallel" and backend is Backend.REFERENCE and not record and not noise:
+            return run_direction_parallel
+        return super()._direction_fn(backend, record, noise)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
@@ -202,76 +170,17 @@ class MinRNNLayer(RecurrentLayer):
 class MinGRU(MinRNNLayer):
     """minGRU (Feng et al. 2024, Section 3.1): z_t = σ(Linear_z(x_t)),
     h_t = (1 - z_t) h_{t-1} + z_t g(Linear_h(x_t)); gate blocks (update, candidate), G = 2.
-    Arguments: as :class:`MinRNNLayer`'s, with ``hidden_size`` second, as torch.nn.GRU."""
+    Arguments: :class:`MinRNNLayer`'s."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device=None,
-        dtype=None,
-        *,
-        backend: Backend | str = Backend.AUTO,
-        recompute_every: int | None = None,
-        mode: Mode = "parallel",
-    ) -> None:
-        super().__init__(
-            MinGRUFamily(hidden_size),
-            input_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            device,
-            dtype,
-            backend=backend,
-            recompute_every=recompute_every,
-            mode=mode,
-        )
+    family_class = MinGRUFamily
 
 
 class MinLSTM(MinRNNLayer):
     """minLSTM (Feng et al. 2024, Section 3.2): f_t = σ(Linear_f(x_t)), i_t = σ(Linear_i(x_t)),
     normalised to f'_t + i'_t = 1, h_t = f'_t h_{t-1} + i'_t g(Linear_h(x_t)); gate blocks
-    (forget, input, candidate), G = 3. Arguments: as :class:`MinRNNLayer`'s, with
-    ``hidden_size`` second, as torch.nn.GRU."""
+    (forget, input, candidate), G = 3. Arguments: :class:`MinRNNLayer`'s."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device=None,
-        dtype=None,
-        *,
-        backend: Backend | str = Backend.AUTO,
-        recompute_every: int | None = None,
-        mode: Mode = "parallel",
-    ) -> None:
-        super().__init__(
-            MinLSTMFamily(hidden_size),
-            input_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            device,
-            dtype,
-            backend=backend,
-            recompute_every=recompute_every,
-            mode=mode,
-        )
+    family_class = MinLSTMFamily
 
 
 __all__ = ["MODES", "MinGRU", "MinLSTM", "MinRNNLayer", "Mode", "run_direction_parallel"]

@@ -78,6 +78,12 @@ class ModernCell:
         """The matching single-step cell; its parameters are the layer's without '_l0'."""
         return self.cell_class(input_size, hidden, **self.options)
 
+    def parameter_count(self, input_size: int, hidden: int) -> int:
+        """Parameters of one layer at these sizes (counted on the meta device: shapes only)."""
+        with torch.device("meta"):
+            layer = self.layer(input_size, hidden, forget_bias=None)
+        return sum(p.numel() for p in layer.parameters())
+
     def family_of(self, hidden: int = 4):
         """The cell family at this hidden size (built on the meta device: shapes only)."""
         with torch.device("meta"):
