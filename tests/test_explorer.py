@@ -41,7 +41,17 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     return {
         cell: make_run(base / cell, cell=cell, layers=2 if cell == "lstm" else 1)
-        for cell in ("lstm", "gru", "rnn", "cifg", "lstm-noforget", "peephole", "mgu")
+        for cell in (
+            "lstm",
+            "gru",
+            "rnn",
+            "cifg",
+            "lstm-noforget",
+            "peephole",
+            "mgu",
+            "depth-gated",
+            "grid-lstm",
+        )
     }
 
 
@@ -318,18 +328,30 @@ def test_each_family_has_its_own_diagram(browser, runs, tmp_path, cell, keys):
     assert log.clean(), log
 
 
-def test_a_family_without_a_diagram_lists_its_numbers(browser, runs, tmp_path):
-    """A cell the explorer has no drawing for (the MGU) says so and still shows each of its
-    quantities at the step, by name, with the record's numbers."""
-    path, record = build_explorer(runs["mgu"], TEXT, tmp_path / "mgu.html")
+@pytest.mark.parametrize(
+    ("cell", "keys", "gates"),
+    [
+        ("mgu", ("forget", "candidate", "hidden"), 1),
+        ("depth-gated", ("depth", "cell", "hidden"), 4),
+        ("grid-lstm", ("forget", "depth_cell", "depth_hidden"), 6),
+    ],
+)
+def test_a_family_without_a_diagram_lists_its_numbers(browser, runs, tmp_path, cell, keys, gates):
+    """A cell the explorer has no drawing for says so and still shows each of its quantities
+    at the step, by name, with the record's numbers (in the top layer, for the stacks)."""
+    path, record = build_explorer(runs[cell], TEXT, tmp_path / f"{cell}.html")
     page, log = open_page(browser, path)
+    layer = record.quantities["hidden"].shape[0] - 1
+    if layer:
+        page.select_option("#layer", str(layer))
     for _ in range(3):
         page.keyboard.press("ArrowRight")
-    assert "no diagram of the mgu cell yet" in page.locator("#diagram").text_content()
-    for key in ("forget", "candidate", "hidden"):
+    assert f"no diagram of the {cell} cell yet" in page.locator("#diagram").text_content()
+    for key in keys:
         shown = page.locator(f"#eq-{key}").inner_text().split("=")[-1].replace("−", "-")
-        assert float(shown) == pytest.approx(float(record.quantities[key][0, 3, 0]), abs=1e-3)
-    assert page.locator("#saturation svg").count() == len(record.gates) == 1
+        expected = float(record.quantities[key][layer, 3, 0])
+        assert float(shown) == pytest.approx(expected, abs=1e-3)
+    assert page.locator("#saturation svg").count() == len(record.gates) == gates
     assert log.clean(), log
 
 

@@ -5,6 +5,10 @@
 ``parser.error``), runs :func:`~lstmkit.bench.run_bench` and prints a table on stdout, or one
 JSON object with ``--json``. The progress bar goes to stderr either way, unless ``--quiet``.
 
+``--cells`` takes names of the registry (``lstmkit.layers.named.MODERN_CELLS``) and
+``rnn-relu``, or ``all`` for every one of them; without it, the seven cells the fast
+kernels run (:data:`~lstmkit.bench.DEFAULT_CELLS`), a few minutes in all.
+
 ``--dtype`` takes one dtype or a comma list (``--dtype float32,bfloat16``): every candidate
 is then timed in each, in the same rounds, and each row of a later dtype gets its time as a
 ratio to the same cell and backend in the first.
@@ -22,8 +26,10 @@ import torch
 
 from lstmkit._cli_args import Parser, list_of, non_negative_int, one_of, positive_int
 from lstmkit.bench import (
+    ALL_CELLS,
     BACKEND_NAMES,
     CELL_NAMES,
+    DEFAULT_CELLS,
     DTYPES,
     PRESET_NAMES,
     BenchConfig,
@@ -48,6 +54,16 @@ def dtype_list(text: str) -> tuple[str, ...]:
     return names
 
 
+_named_cells = list_of((*CELL_NAMES, ALL_CELLS), "cell")
+
+
+def cell_list(text: str) -> tuple[str, ...]:
+    """``--cells``: a comma list of cell names, repeats dropped; ``all`` anywhere in it
+    stands for every cell, in :data:`~lstmkit.bench.CELL_NAMES`' order."""
+    names = _named_cells(text)
+    return CELL_NAMES if ALL_CELLS in names else names
+
+
 def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
     p = subparsers.add_parser(
         "bench",
@@ -62,8 +78,15 @@ def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
             "a dtype, and each row of a later dtype adds its time / the same cell and "
             "backend's time in the first dtype. Forward runs in eval mode under "
             "torch.no_grad(); forward+backward backpropagates a random output gradient. "
-            "FLOPs per step are 2*B*G*H*(I+H) for G gate blocks (LSTM 4, CIFG and "
-            "lstm-noforget 3, GRU 3, RNN 1); forward+backward counts 3x the forward."
+            "FLOPs per step are 2*B*E, E the entries of the layer's weight matrices (its "
+            "parameters of two or more dimensions: weight_ih, weight_hh and extras such as "
+            "full gate recurrence's or the depth gate's; biases, peepholes and other vectors "
+            "left out), which is 2*B*G*H*(I+H) for G gate blocks (LSTM 4, CIFG and "
+            "lstm-noforget 3, GRU 3, RNN 1); forward+backward counts 3x the forward. The "
+            "cells are the registry's (lstmkit cells) and rnn-relu, each built as the "
+            "registry builds it: the stacks joined through their memory (depth-gated, "
+            "grid-lstm) with two layers, timed whole, and, having no backend choice (their "
+            "loop is plain PyTorch), in one row, 'reference'."
         ),
         allow_abbrev=False,
     )
@@ -75,9 +98,11 @@ def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
     )
     p.add_argument(
         "--cells",
-        type=list_of(CELL_NAMES, "cell"),
+        type=cell_list,
         default=_D.cells,
-        help=f"comma list from {{{','.join(CELL_NAMES)}}} (all)",
+        metavar="CELLS",
+        help=f"comma list from {{{','.join(CELL_NAMES)}}}, or '{ALL_CELLS}' for every one "
+        f"(default: {','.join(DEFAULT_CELLS)})",
     )
     p.add_argument(
         "--backends",

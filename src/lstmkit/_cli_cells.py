@@ -5,7 +5,8 @@ parameters of a plain RNN" can be read off rather than taken on trust.
 ``add_cells`` registers it; the handler prints a table on stdout, or one JSON object with
 ``--json``. The counts are those of one layer built from the registry
 (:data:`lstmkit.layers.named.MODERN_CELLS`), the same layer the tasks, the language model
-and the forecaster train.
+and the forecaster train; of two layers for the stacks joined through their memory (the
+depth-gated and the Grid LSTM), which the registry never builds with fewer.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ DEFAULT_SIZE = 128
 
 
 def cell_rows(input_size: int, hidden: int) -> list[dict]:
-    """One row per registered cell: its name, family, description, parameter count of one
-    layer at this size, that count over the plain RNN's, and the backends that run it
+    """One row per registered cell: its name, family, description, parameter count of its
+    smallest stack (one layer, or ``min_layers``) at this size, that stack's layers, that count over the plain RNN's, and the backends that run it
     (``auto`` takes the fastest of them for the device)."""
     counts = {name: cell.parameter_count(input_size, hidden) for name, cell in MODERN_CELLS.items()}
     rnn = counts["rnn"]
@@ -32,6 +33,7 @@ def cell_rows(input_size: int, hidden: int) -> list[dict]:
             "family": cell.family,
             "description": cell.description,
             "parameters": counts[name],
+            "layers": cell.min_layers,
             "ratio_to_rnn": counts[name] / rnn,
             "backends": _backends(cell),
         }
@@ -48,13 +50,14 @@ def _backends(cell: ModernCell) -> list[str]:
 
 def format_rows(rows: list[dict], input_size: int, hidden: int) -> str:
     lines = [
-        f"one layer with input size {input_size} and hidden size {hidden}; "
-        "x RNN: parameters over the plain RNN's",
-        f"{'cell':<14} {'parameters':>10} {'x RNN':>6}  {'backends':<30}  description",
+        f"input size {input_size} and hidden size {hidden}, one layer unless 'layers' says "
+        "more; x RNN: parameters over the plain RNN's",
+        f"{'cell':<14} {'parameters':>10} {'x RNN':>6} {'layers':>6}  {'backends':<30}  "
+        "description",
     ]
     for r in rows:
         lines.append(
-            f"{r['cell']:<14} {r['parameters']:>10,} {r['ratio_to_rnn']:>5.2f}x  "
+            f"{r['cell']:<14} {r['parameters']:>10,} {r['ratio_to_rnn']:>5.2f}x {r['layers']:>6}  "
             f"{','.join(r['backends']):<30}  {r['description']}"
         )
     return "\n".join(lines)
@@ -66,7 +69,8 @@ def add_cells(subparsers: argparse._SubParsersAction) -> Parser:
         help="list every cell with its parameter count and the backends that run it",
         description=(
             "List every cell lstmkit trains (the names --cell takes), with the parameters of "
-            "one layer at --input and --hidden, that count over the plain RNN's, and the "
+            "one layer at --input and --hidden (two for the depth-gated and Grid LSTM, "
+            "which need a layer below to mean anything), that count over the plain RNN's, and the "
             "backends that run it ('auto' takes the fastest of them)."
         ),
         allow_abbrev=False,

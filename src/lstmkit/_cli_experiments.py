@@ -300,7 +300,9 @@ def _run_horizon(args: argparse.Namespace, parser: Parser) -> int:
 
 
 def add_gradients(subparsers: argparse._SubParsersAction) -> Parser:
-    modern = tuple(MODERN_CELLS)
+    # the measurement steps a single-step cell by hand; the stacks joined through their
+    # memory have none (a step of theirs is a step of every layer)
+    modern = tuple(name for name, cell in MODERN_CELLS.items() if cell.cell_class is not None)
     p = subparsers.add_parser(
         "gradients",
         help="plot how the loss's gradient fades back through time, per cell",

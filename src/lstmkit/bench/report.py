@@ -6,6 +6,10 @@ are counted differently by every benchmark.
 With several dtypes the table gains a dtype column and two ratios to the first dtype
 (``x float32 fwd``, ``x float32 f+b``); with one dtype it has neither, as before. The JSON
 rows always carry ``dtype``, ``ratio_first_dtype_fwd`` and ``ratio_first_dtype_fwd_bwd``.
+
+A cell built with more than one layer (the registry's stacks joined through their memory)
+is named in a line of the table's preamble, and its JSON rows say ``num_layers``; each row
+also gives ``matrix_entries``, the E its FLOPs are counted from.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ MODES = (
     "output gradient"
 )
 RATIO = "x LSTM: time / torch.nn.LSTM's time at the same size"
-FLOPS = "GFLOP/s: 2*B*G*H*(I+H) FLOPs per step forward (G gate blocks), 3x that for fwd+bwd"
+FLOPS = (
+    "GFLOP/s: 2*B*E FLOPs per step forward, E the entries of the layer's weight matrices "
+    "(its parameters of 2+ dimensions; 2*B*G*H*(I+H) for G gate blocks), 3x that for fwd+bwd"
+)
 MEMORY = (
     "saved MB: activations autograd keeps for the backward of one training forward (the "
     "input and parameters left out); x LSTM mem: that / torch.nn.LSTM's"
@@ -69,6 +76,21 @@ def machine_info(config: BenchConfig) -> dict[str, object]:
     }
 
 
+def stack_note(rows: list[BenchRow]) -> str | None:
+    """A line naming the cells of more than one layer, or None when every row has one."""
+    stacks: dict[int, list[str]] = {}
+    for row in rows:
+        if row.num_layers > 1 and row.cell not in stacks.get(row.num_layers, []):
+            stacks.setdefault(row.num_layers, []).append(row.cell)
+    if not stacks:
+        return None
+    parts = [f"{', '.join(cells)}: {n} layers" for n, cells in sorted(stacks.items())]
+    return (
+        f"{'; '.join(parts)} (the fewest the registry builds); times, FLOPs and memory are "
+        "the whole stack's, the other rows one layer's"
+    )
+
+
 def _timing(config: BenchConfig) -> str:
     rounds = f"{config.repeats} round" + ("s" if config.repeats != 1 else "")
     return f"median of {rounds} after {config.warmup} warm-up, the candidates taking turns in each"
@@ -97,6 +119,8 @@ def row_json(row: BenchRow) -> dict[str, object]:
         "ratio_first_dtype_fwd": row.ratio_first_dtype_fwd,
         "ratio_first_dtype_fwd_bwd": row.ratio_first_dtype_fwd_bwd,
         "flops_per_step": row.flops_per_step,
+        "matrix_entries": row.matrix_entries,
+        "num_layers": row.num_layers,
         "gflops_fwd": row.gflops_fwd,
         "gflops_fwd_bwd": row.gflops_fwd_bwd,
         "saved_mb": row.saved_mb,
@@ -144,6 +168,9 @@ def format_table(rows: list[BenchRow], config: BenchConfig) -> str:
     if _several_dtypes(config):
         lines.append(first_dtype_ratio_note(config.first_dtype))
     lines += [FLOPS, MEMORY]
+    stacks = stack_note(rows)
+    if stacks:
+        lines.append(stacks)
     columns = _columns(config)
     for size in config.sizes:
         lines += [
@@ -256,5 +283,6 @@ __all__ = [
     "format_table",
     "machine_info",
     "row_json",
+    "stack_note",
     "to_json",
 ]

@@ -7,10 +7,15 @@ A candidate is one cell on one backend, or one of the two peers every size also 
 - ``torch.nn.LSTMCell loop``: ``torch.nn.LSTMCell`` called once per step from Python, what
   a user writes for a cell torch lacks; the floor a custom cell must beat.
 
-The backends come from the :class:`~lstmkit.layers.backends.Backend` enum itself: every
-member but ``auto`` that :func:`~lstmkit.layers.backends.unsupported_reason` allows for the
-cell (and ``choose_backend`` accepts on the device), then ``auto`` labelled with what it
-resolves to. A backend added to the enum is timed with no change here.
+The cells are the registry's (:mod:`.cells`), each built through it, so a cell added there
+is timed with no change here. The backends come from the
+:class:`~lstmkit.layers.backends.Backend` enum itself: every member but ``auto`` that
+:func:`~lstmkit.layers.backends.unsupported_reason` allows for the cell (and
+``choose_backend`` accepts on the device), then ``auto`` labelled with what it resolves to.
+A backend added to the enum is timed with no change here. A cell whose layer is not a
+:class:`~lstmkit.layers.base.RecurrentLayer` (the depth-gated and the Grid LSTM, with their
+own loop in plain PyTorch) has no backend to choose: it gets one row, ``reference``, what
+runs, when ``reference`` or ``auto`` is asked for.
 
 Every candidate is built and timed in every dtype asked for, and all of them, every dtype
 of a size together, take turns in the same rounds, so a slow moment of the machine hits each
@@ -26,10 +31,11 @@ What is timed, per candidate, size and dtype (input x of shape (T, B, I)):
   gradient on the output (T, B, H), with the parameters' gradients set to None first. x
   requires a gradient, so backward computes dL/dx as it must for a layer inside a network.
 
-FLOPs per step count the two matrix products of the gate pre-activations, 2*B*G*H*(I+H) with
-G gate blocks (LSTM 4, CIFG and the cell without a forget gate 3, GRU 3, RNN 1); the
-elementwise gate arithmetic is left out. Forward+backward counts 3x the forward: the
-backward forms dL/dinputs and dL/dweights, one product each the size of the forward's.
+FLOPs per step count the matrix products, 2*B*E with E the entries of the layer's weight
+matrices (:mod:`.cells` says which), 2*B*G*H*(I+H) for G gate blocks of the shared layout
+(LSTM 4, CIFG and the cell without a forget gate 3, GRU 3, RNN 1); the elementwise gate
+arithmetic is left out. Forward+backward counts 3x the forward: the backward forms
+dL/dinputs and dL/dweights, one product each the size of the forward's.
 """
 
 from __future__ import annotations
@@ -42,29 +48,23 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from lstmkit.bench.cells import (
+    CELL_NAMES,
+    DEFAULT_CELLS,
+    build_layer,
+    chooses_backend,
+    flops_per_step,
+    matrix_entries,
+)
 from lstmkit.bench.configs import BenchSize, preset_sizes
 from lstmkit.bench.memory import saved_activation_bytes
 from lstmkit.bench.timing import Timing, describe_error, interleaved_medians
 from lstmkit.cellmath.family import CellFamily
-from lstmkit.cellmath.gru import GRUFamily
-from lstmkit.cellmath.lstm import LSTMFamily
-from lstmkit.cellmath.rnn import RNNFamily
 from lstmkit.layers.backends import Backend, choose_backend, unsupported_reason
-from lstmkit.layers.base import RecurrentLayer
 from lstmkit.progress import Progress
 
 # -- what can be benchmarked --------------------------------------------------------------------
 
-CELLS: dict[str, Callable[[int], CellFamily]] = {  # name -> the family for a hidden size
-    "lstm": LSTMFamily,
-    "peephole": partial(LSTMFamily, peephole=True),
-    "cifg": partial(LSTMFamily, coupled=True),
-    "lstm-noforget": partial(LSTMFamily, forget_gate=False),
-    "gru": GRUFamily,
-    "rnn": partial(RNNFamily, nonlinearity="tanh"),
-    "rnn-relu": partial(RNNFamily, nonlinearity="relu"),
-}
-CELL_NAMES: tuple[str, ...] = tuple(CELLS)
 BACKEND_NAMES: tuple[str, ...] = tuple(b.value for b in Backend)
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -74,7 +74,6 @@ DTYPES: dict[str, torch.dtype] = {
 TORCH_LSTM = "torch.nn.LSTM"
 CELL_LOOP = "torch.nn.LSTMCell loop"
 PEERS = (TORCH_LSTM, CELL_LOOP)
-LSTM_GATE_BLOCKS = 4
 
 
 def supported_backends(family: CellFamily) -> list[Backend]:
@@ -101,12 +100,6 @@ def check_dtypes(names: Sequence[str]) -> None:
             )
 
 
-def flops_per_step(gate_blocks: int, batch: int, input_size: int, hidden_size: int) -> int:
-    """Forward FLOPs of one step: (B, I) x (I, G*H) and (B, H) x (H, G*H), a multiply and an
-    add per term, i.e. 2*B*G*H*(I+H). Elementwise gate arithmetic is not counted."""
-    return 2 * batch * gate_blocks * hidden_size * (input_size + hidden_size)
-
-
 # -- settings and results -------------------------------------------------------------------------
 
 
@@ -116,8 +109,10 @@ class BenchConfig:
 
     sizes: tuple[BenchSize, ...] = preset_sizes(("default",))
     """The shapes to time, each in its own block of rows."""
-    cells: tuple[str, ...] = CELL_NAMES
-    """Cells from :data:`CELLS`; the two peers are timed whatever this says."""
+    cells: tuple[str, ...] = DEFAULT_CELLS
+    """Names from :data:`~lstmkit.bench.cells.CELL_NAMES` (the registry's and ``rnn-relu``);
+    the default is the seven the fast kernels run. The two peers are timed whatever this
+    says."""
     backends: tuple[str, ...] = BACKEND_NAMES
     """Backend values (``"auto"`` included) to time each cell on, where the cell allows."""
     device: str = "cpu"
@@ -172,7 +167,11 @@ class Entry:
     """As requested: a Backend value, or a peer's name."""
     resolved: str
     """What runs: for ``auto`` the backend it chose, else the same as ``backend``."""
-    gate_blocks: int
+    matrix_entries: int
+    """E of :mod:`.cells`: the entries of the layer's weight matrices, all layers."""
+    num_layers: int = 1
+    chooses_backend: bool = True
+    """Whether the layer is built with ``backend=`` (a RecurrentLayer) or has its own loop."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,8 @@ class BenchRow:
     cell: str
     backend: str
     resolved: str
-    gate_blocks: int
+    matrix_entries: int
+    """The entries of the layer's weight matrices (:mod:`.cells`), all its layers."""
     fwd_ms: float | None
     fwd_bwd_ms: float | None
     ratio_fwd: float | None
@@ -203,11 +203,13 @@ class BenchRow:
     run; None in the first dtype's own rows, or when either time is missing."""
     ratio_first_dtype_fwd_bwd: float | None = None
     """The same for fwd_bwd_ms."""
+    num_layers: int = 1
+    """Layers of the candidate: its times, FLOPs and memory are the whole stack's."""
 
     @property
     def flops_per_step(self) -> int:
-        s = self.size
-        return flops_per_step(self.gate_blocks, s.B, s.I, s.H)
+        """Forward FLOPs of one step, 2*B*E (:func:`~lstmkit.bench.cells.flops_per_step`)."""
+        return flops_per_step(self.matrix_entries, self.size.B)
 
     @property
     def ms_per_step(self) -> float | None:
@@ -230,22 +232,39 @@ def _gflops(flops: int, ms: float | None) -> float | None:
 # -- candidates ------------------------------------------------------------------------------------
 
 
-def candidate_entries(config: BenchConfig, hidden_size: int) -> list[Entry]:
+def candidate_entries(config: BenchConfig, size: BenchSize) -> list[Entry]:
     """The peers, then each cell on each backend it supports and ``auto``, as asked.
 
     A backend that supports the cell but not the device (``choose_backend`` refuses it, as
-    it refuses ``fused`` on CUDA without Triton) is left out like an unsupported one."""
-    entries = [Entry("lstm", peer, peer, LSTM_GATE_BLOCKS) for peer in PEERS]
+    it refuses ``fused`` on CUDA without Triton) is left out like an unsupported one. A
+    cell without a backend choice gets one entry, ``reference``, if ``reference`` or
+    ``auto`` is asked for. Each layer is built on the meta device to learn its family and
+    weight shapes: no memory, no initialisation cost."""
+    peer_entries = matrix_entries(nn.LSTM(size.I, size.H, device="meta"))
+    entries = [Entry("lstm", peer, peer, peer_entries) for peer in PEERS]
     for cell in config.cells:
-        family = CELLS[cell](hidden_size)
-        for backend in (*supported_backends(family), Backend.AUTO):
-            if backend.value not in config.backends:
-                continue
-            try:
-                resolved = choose_backend(backend, family, False, device_type=config.device)
-            except ValueError:
-                continue
-            entries.append(Entry(cell, backend.value, resolved.value, len(family.gates)))
+        entries += _cell_entries(cell, config, size)
+    return entries
+
+
+def _cell_entries(cell: str, config: BenchConfig, size: BenchSize) -> list[Entry]:
+    layer = build_layer(cell, size.I, size.H, device="meta")
+    counted = {"matrix_entries": matrix_entries(layer), "num_layers": layer.num_layers}
+    if not chooses_backend(layer):
+        asked = {Backend.REFERENCE.value, Backend.AUTO.value} & set(config.backends)
+        reference = Backend.REFERENCE.value
+        return (
+            [Entry(cell, reference, reference, **counted, chooses_backend=False)] if asked else []
+        )
+    entries = []
+    for backend in (*supported_backends(layer.family), Backend.AUTO):
+        if backend.value not in config.backends:
+            continue
+        try:
+            resolved = choose_backend(backend, layer.family, False, device_type=config.device)
+        except ValueError:
+            continue
+        entries.append(Entry(cell, backend.value, resolved.value, **counted))
     return entries
 
 
@@ -264,8 +283,9 @@ def _build(entry: Entry, size: BenchSize, device: torch.device, dtype: torch.dty
     if entry.backend == CELL_LOOP:
         cell = nn.LSTMCell(size.I, size.H, **factory)
         return _Candidate(cell, partial(_cell_loop, cell))
-    family = CELLS[entry.cell](size.H)
-    layer = RecurrentLayer(family, size.I, backend=entry.backend, **factory)
+    if entry.chooses_backend:
+        factory["backend"] = entry.backend
+    layer = build_layer(entry.cell, size.I, size.H, **factory)
     return _Candidate(layer, lambda x: layer(x)[0])
 
 
@@ -316,7 +336,7 @@ def run_bench(config: BenchConfig | None = None) -> list[BenchRow]:
     size, within a size dtype by dtype in the config's order, within a dtype in the order of
     :func:`candidate_entries`. A candidate that fails gets a row with its error."""
     config = config or BenchConfig()
-    plan = [(size, candidate_entries(config, size.H)) for size in config.sizes]
+    plan = [(size, candidate_entries(config, size)) for size in config.sizes]
     runs = sum(len(entries) for _, entries in plan) * len(config.dtypes)
     total = runs * _calls_per_entry(config)
     rows: list[BenchRow] = []
@@ -443,7 +463,7 @@ def _rows(
                 entry.cell,
                 entry.backend,
                 entry.resolved,
-                entry.gate_blocks,
+                entry.matrix_entries,
                 fwd_ms,
                 fwd_bwd_ms,
                 _ratio(fwd_ms, results.fwd_ms(base)),
@@ -452,6 +472,7 @@ def _rows(
                 saved_mb=saved_mb,
                 ratio_saved=_ratio(saved_mb, results.saved.get(base)),
                 dtype=dtype,
+                num_layers=entry.num_layers,
             )
         )
     return rows
@@ -486,8 +507,8 @@ def _ratio(value: float | None, base: float | None) -> float | None:
 
 __all__ = [
     "BACKEND_NAMES",
-    "CELLS",
     "CELL_NAMES",
+    "DEFAULT_CELLS",
     "DTYPES",
     "PEERS",
     "BenchConfig",

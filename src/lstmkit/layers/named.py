@@ -3,6 +3,12 @@ lstm-noforget, gru-cho, mgu, ...), each buildable as a stacked layer (for traini
 single-step cell. A cell joins the tasks, the horizon, the language model and the forecaster
 by its entry here.
 
+Two entries are stacks whose layers are joined through their memory (the depth-gated and the
+Grid LSTM): with one layer the depth-gated LSTM has no memory below it and is a plain LSTM,
+and a one-block grid hands nothing up its depth memory, so the registry builds them with at
+least two layers (``min_layers``), and they have no single-step cell (``cell_class`` None):
+one step of theirs is a step of the whole stack.
+
 The LSTMs start with the forget-gate bias at ``forget_bias`` (1.0 unless changed), the
 default of Keras (``unit_forget_bias=True``) and the recommendation of Jozefowicz et al.
 (2015): with torch's initialisation the forget gate starts near 0.5, and 0.5**T erases the
@@ -24,6 +30,8 @@ from lstmkit.cells.mgu import MGUCell
 from lstmkit.cells.minrnn import MinGRUCell, MinLSTMCell
 from lstmkit.cells.slstm import SLSTMCell
 from lstmkit.layers.clockwork import ClockworkRNN
+from lstmkit.layers.depth_gated import DepthGatedLSTM
+from lstmkit.layers.grid_lstm import GridLSTM
 from lstmkit.layers.gru import GRU
 from lstmkit.layers.lstm import LSTM
 from lstmkit.layers.mgu import MGU
@@ -42,16 +50,19 @@ class ModernCell:
     description: str
     layer_class: type[nn.Module]
     """The sequence layer, with torch.nn.LSTM's constructor (input_size, hidden_size, ...)."""
-    cell_class: type[nn.Module]
-    """The matching single-step cell, with torch.nn.LSTMCell's constructor."""
+    cell_class: type[nn.Module] | None
+    """The matching single-step cell, with torch.nn.LSTMCell's constructor; None for the
+    stacks joined through their memory, whose step is a step of every layer."""
     options: dict[str, object] = field(default_factory=dict)
     """Keyword options of both classes (peephole, coupled, forget_gate, reset_after, ...)."""
+    min_layers: int = 1
+    """The fewest layers the cell means anything with; ``layer`` builds at least these."""
 
     @property
     def has_forget_gate(self) -> bool:
-        """Whether ``forget_bias`` applies: the LSTMs but the 1997 cell, which does not forget
-        (CIFG does, as 1 - i)."""
-        return self.family == "lstm" and self.options.get("forget_gate", True)
+        """Whether ``forget_bias`` applies: the LSTMs (the depth-gated and Grid LSTM's
+        transforms included) but the 1997 cell, which does not forget (CIFG does, as 1 - i)."""
+        return self.family in _FORGETTING_FAMILIES and self.options.get("forget_gate", True)
 
     def layer(
         self,
@@ -61,11 +72,20 @@ class ModernCell:
         *,
         num_layers: int = 1,
         dropout: float = 0.0,
+        batch_first: bool = True,
+        **layer_options,
     ) -> nn.Module:
-        """A batch-first lstmkit layer of ``num_layers``, with ``dropout`` between layers.
-        ``forget_bias`` is for the LSTMs; the other cells ignore it."""
-        stack = {"num_layers": num_layers, "dropout": dropout, "batch_first": True}
-        if self.family != "lstm":
+        """An lstmkit layer of ``max(num_layers, min_layers)`` layers, with ``dropout``
+        between them, batch-first unless told otherwise. ``forget_bias`` is for the cells
+        with a forget gate; the others ignore it. ``layer_options`` go to the layer class
+        as they are (``backend=``, ``device=``, ``dtype=``)."""
+        stack = {
+            "num_layers": max(num_layers, self.min_layers),
+            "dropout": dropout,
+            "batch_first": batch_first,
+            **layer_options,
+        }
+        if self.family not in _FORGETTING_FAMILIES:
             return self.layer_class(input_size, hidden, **stack, **self.options)
         coupled = self.options.get("coupled", False)
         own_bias = forget_bias if self.has_forget_gate and not coupled else None
@@ -76,10 +96,16 @@ class ModernCell:
 
     def cell(self, input_size: int, hidden: int) -> nn.Module:
         """The matching single-step cell; its parameters are the layer's without '_l0'."""
+        if self.cell_class is None:
+            raise ValueError(
+                f"cell {self.name!r} has no single-step cell: one step of it runs its whole "
+                f"stack of {self.min_layers}+ layers; use its layer"
+            )
         return self.cell_class(input_size, hidden, **self.options)
 
     def parameter_count(self, input_size: int, hidden: int) -> int:
-        """Parameters of one layer at these sizes (counted on the meta device: shapes only)."""
+        """Parameters of the smallest layer ``layer`` builds at these sizes: one layer, or
+        ``min_layers`` (counted on the meta device: shapes only)."""
         with torch.device("meta"):
             layer = self.layer(input_size, hidden, forget_bias=None)
         return sum(p.numel() for p in layer.parameters())
@@ -87,12 +113,16 @@ class ModernCell:
     def family_of(self, hidden: int = 4):
         """The cell family at this hidden size (built on the meta device: shapes only)."""
         with torch.device("meta"):
-            return self.cell(hidden, hidden).family
+            return self.layer(hidden, hidden, forget_bias=None).family
 
     @property
     def state_count(self) -> int:
         """How many tensors one layer's state has (h first): 2 for the LSTMs, 1 for most."""
         return len(self.family_of().state_sizes)
+
+
+_FORGETTING_FAMILIES = ("lstm", "depth-gated-lstm", "grid-lstm")
+"""The families whose layers take ``forget_bias``."""
 
 
 def _open_coupled_forget_gate(layer: nn.Module, hidden: int, forget_bias: float) -> None:
@@ -174,6 +204,22 @@ MODERN_CELLS: dict[str, ModernCell] = {
             "minLSTM, gates from x_t only (Feng et al. 2024)",
             MinLSTM,
             MinLSTMCell,
+        ),
+        ModernCell(
+            "depth-gated",
+            "depth-gated-lstm",
+            "depth-gated LSTM, 2+ layers joined by a depth gate on c (Yao et al. 2015)",
+            DepthGatedLSTM,
+            None,
+            min_layers=2,
+        ),
+        ModernCell(
+            "grid-lstm",
+            "grid-lstm",
+            "2-D Grid LSTM over time and depth, 2+ layers (Kalchbrenner et al. 2015)",
+            GridLSTM,
+            None,
+            min_layers=2,
         ),
     )
 }

@@ -36,6 +36,8 @@ GATES: dict[str, tuple[str, ...]] = {
     "slstm": ("output",),
     "mingru": ("update",),
     "minlstm": ("forget", "input"),  # its input and forget gates are exponential (or stabilised)
+    "depth-gated-lstm": ("input", "forget", "output", "depth"),
+    "grid-lstm": ("input", "forget", "output", "depth_input", "depth_forget", "depth_output"),
 }
 """The sigmoid gates of each cell family, whose saturation is worth counting."""
 
