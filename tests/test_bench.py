@@ -1,5 +1,6 @@
-"""``lstmkit bench`` end to end on tiny sizes, its FLOP count, its choice of backends, its
-interleaved timing, a candidate that fails, several dtypes in one run, and its bad input."""
+"""``lstmkit bench`` end to end on tiny sizes, every cell of the registry, its FLOP count,
+its choice of backends, its interleaved timing, a candidate that fails, several dtypes in one
+run, and its bad input."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import json
 import pytest
 import torch
 from helpers import cli_error
+from torch import nn
 
-from lstmkit._cli_bench import dtype_list
+from lstmkit._cli_bench import cell_list, dtype_list
 from lstmkit.bench import (
     BenchConfig,
     BenchRow,
@@ -24,11 +26,14 @@ from lstmkit.bench import (
     supported_backends,
 )
 from lstmkit.bench import run as bench_run
+from lstmkit.bench.cells import CELL_NAMES, DEFAULT_CELLS, build_layer, matrix_entries
 from lstmkit.bench.memory import saved_activation_bytes
-from lstmkit.bench.run import CELL_LOOP, CELL_NAMES, CELLS, PEERS, TORCH_LSTM
+from lstmkit.bench.run import CELL_LOOP, PEERS, TORCH_LSTM
 from lstmkit.bench.timing import interleaved_medians
 from lstmkit.cli import main
 from lstmkit.layers.backends import Backend, choose_backend, unsupported_reason
+from lstmkit.layers.base import RecurrentLayer
+from lstmkit.layers.named import MODERN_CELLS
 
 FAST = ["--repeats", "1", "--warmup", "0", "--quiet"]
 QUICK = ["--quick", *FAST]
@@ -56,6 +61,15 @@ ROW_KEYS = {
     "error",
 }
 TINY = BenchSize("tiny", 3, 2, 3, 4, "test")
+THE_SEVEN = ("lstm", "peephole", "cifg", "lstm-noforget", "gru", "rnn", "rnn-relu")
+"""What a bare ``lstmkit bench`` timed before the registry's cells joined, and still times."""
+STACKS = ("depth-gated", "grid-lstm")
+"""The registry's cells whose layer is not a RecurrentLayer: their own plain-PyTorch loop."""
+
+
+def meta_layer(cell: str, size: BenchSize = TINY) -> nn.Module:
+    """The cell's layer as the bench builds it, on the meta device (shapes only)."""
+    return build_layer(cell, size.I, size.H, device="meta")
 
 
 @pytest.fixture(autouse=True)
@@ -86,10 +100,66 @@ def test_quick_table_has_the_peers_and_every_cell(capsys):
     torch_rows = [line for line in lines if line.startswith(f"  lstm           {TORCH_LSTM}  ")]
     # it is the denominator of the two time ratios and the memory ratio
     assert all(line.count("1.00x") == 3 for line in torch_rows)
-    for cell in CELL_NAMES:  # each cell's auto row names what auto chose
-        chosen = choose_backend(Backend.AUTO, CELLS[cell](4), tracing=False).value
+    for cell in THE_SEVEN:  # the default cells; each cell's auto row names what auto chose
+        chosen = choose_backend(Backend.AUTO, meta_layer(cell).family, tracing=False).value
         assert any(line.startswith(f"  {cell} ") and f" auto ({chosen}) " in line for line in lines)
+    assert not any(line.startswith(f"  {cell} ") for cell in STACKS for line in lines)
     assert "error" not in out
+    assert "layers (the fewest" not in out  # no stack, no line about stacks
+
+
+@pytest.fixture(scope="module")
+def all_cells_json() -> dict:
+    """One --quick run of --cells all on every backend, as JSON (run once: about 20 s)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--cells", "all", "--quick", *FAST, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_cells_all_times_every_registry_cell_without_error(all_cells_json):
+    rows = all_cells_json["rows"]
+    everything = [*MODERN_CELLS, "rnn-relu"]  # read from the registry itself, not the bench
+    assert all_cells_json["settings"]["cells"] == everything
+    for size in preset_sizes(["quick"]):
+        cells = {row["cell"] for row in rows if row["config"] == size.name}
+        assert cells == set(everything), size
+    assert all(set(row) >= ROW_KEYS | {"matrix_entries", "num_layers"} for row in rows)
+    for row in rows:
+        assert row["error"] is None, row
+        assert row["fwd_ms"] > 0 and row["fwd_bwd_ms"] > 0 and row["saved_mb"] > 0, row
+        assert row["flops_per_step"] == 2 * row["B"] * row["matrix_entries"] > 0, row
+
+
+@pytest.mark.parametrize("cell", STACKS)
+def test_a_cell_without_backends_gets_one_reference_row(all_cells_json, cell):
+    """The depth-gated and the Grid LSTM are plain nn.Modules with their own loop: one row
+    per size, 'reference' (what runs), of the two layers the registry builds them with."""
+    layer = meta_layer(cell)
+    assert not isinstance(layer, RecurrentLayer) and layer.num_layers == 2
+    rows = [row for row in all_cells_json["rows"] if row["cell"] == cell]
+    assert len(rows) == len(preset_sizes(["quick"]))
+    for row in rows:
+        assert (row["backend"], row["resolved"], row["num_layers"]) == ("reference",) * 2 + (2,)
+        assert row["fwd_ms"] > 0 and row["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("backends", "rows"), [(("auto",), 1), (("reference", "torch"), 1), (("torch", "fused"), 0)]
+)
+def test_a_cell_without_backends_is_timed_when_reference_or_auto_is_asked(backends, rows):
+    for cell in STACKS:
+        entries = candidate_entries(BenchConfig(cells=(cell,), backends=backends), TINY)
+        assert [e.backend for e in entries] == [*PEERS, *["reference"] * rows]
+        assert all(not e.chooses_backend for e in entries[len(PEERS) :])
+
+
+def test_the_table_names_the_stacks_and_their_layers(capsys):
+    assert main(["bench", "--quick", *FAST, "--forward-only", "--cells", "lstm,grid-lstm"]) == 0
+    out = capsys.readouterr().out
+    assert "grid-lstm: 2 layers (the fewest the registry builds)" in out
+    grid = [line for line in out.splitlines() if line.startswith("  grid-lstm ")]
+    assert [line.split()[1] for line in grid] == ["reference"] * 2
 
 
 def test_json_has_the_promised_keys_and_positive_ratios(capsys):
@@ -124,9 +194,8 @@ def test_forward_only_leaves_the_backward_columns_empty(capsys):
 
 
 def test_flops_per_step():
-    assert flops_per_step(4, 1, 1, 1) == 16  # LSTM, T=1 B=1 I=H=1: 2*1*4*1*(1+1)
-    assert flops_per_step(3, 2, 3, 4) == 2 * 2 * 3 * 4 * 7  # GRU
-    row = BenchRow(TINY, "rnn", "torch", "torch", 1, 2.0, 4.0, 1.0, 1.0)
+    assert flops_per_step(8, 1) == 16  # an LSTM at B=1 I=H=1: E = 4*1*(1+1)
+    row = BenchRow(TINY, "rnn", "torch", "torch", TINY.H * (TINY.I + TINY.H), 2.0, 4.0, 1.0, 1.0)
     per_step = 2 * TINY.B * 1 * TINY.H * (TINY.I + TINY.H)
     assert row.flops_per_step == per_step
     assert row.ms_per_step == pytest.approx(2.0 / TINY.T)
@@ -134,37 +203,84 @@ def test_flops_per_step():
     assert row.gflops_fwd_bwd == pytest.approx(3 * per_step * TINY.T / 4e-3 / 1e9)
 
 
-def test_gate_blocks_per_cell():
-    blocks = {entry.cell: entry.gate_blocks for entry in candidate_entries(BenchConfig(), 8)}
-    assert blocks == {
-        "lstm": 4,
-        "peephole": 4,
-        "cifg": 3,
-        "lstm-noforget": 3,
-        "gru": 3,
-        "rnn": 1,
-        "rnn-relu": 1,
-    }
+GATE_BLOCKS = {"lstm": 4, "peephole": 4, "cifg": 3, "lstm-noforget": 3, "gru": 3, "rnn": 1}
+GATE_BLOCKS["rnn-relu"] = 1
 
 
-@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("cell", list(GATE_BLOCKS))
+@pytest.mark.parametrize(("I", "H", "B"), [(3, 4, 2), (512, 512, 64), (7, 5, 1)])
+def test_flops_are_the_old_gate_block_count_for_the_shared_layout(cell, I, H, B):
+    """2*B*(weight-matrix entries) gives the figure the bench gave before, 2*B*G*H*(I+H)
+    with G gate blocks: peepholes, a vector each, add nothing."""
+    size = BenchSize("s", 3, B, I, H, "test")
+    old = 2 * B * GATE_BLOCKS[cell] * H * (I + H)
+    assert flops_per_step(matrix_entries(meta_layer(cell, size)), B) == old
+    entries = candidate_entries(BenchConfig(cells=(cell,)), size)[len(PEERS) :]
+    assert entries and all(e.cell == cell for e in entries)
+    assert {flops_per_step(e.matrix_entries, B) for e in entries} == {old}
+
+
+def test_the_peers_count_as_the_four_gate_lstm():
+    size = BenchSize("s", 3, 64, 256, 512, "test")
+    for entry in candidate_entries(BenchConfig(cells=("rnn",)), size)[: len(PEERS)]:
+        assert entry.backend in PEERS
+        assert flops_per_step(entry.matrix_entries, 64) == 2 * 64 * 4 * 512 * (256 + 512)
+
+
+@pytest.mark.parametrize(
+    ("cell", "entries"),
+    [  # E from each family's documented shapes, I = 3, H = 4
+        ("lstm-fgr", 4 * 4 * (3 + 4) + (3 * 4) ** 2),  # + weight_gg, i, f, o from i, f, o
+        ("lstm-ln", 4 * 4 * (3 + 4)),  # layer-norm gains and biases are vectors
+        ("slstm", 4 * 4 * (3 + 4)),  # weight_hh (4, 1 head, H, H)
+        ("clockwork", 4 * (3 + 4)),  # W_H stored whole, mask and all
+        ("mingru", 2 * 4 * 3),  # weight_ih only: (z, h~) from x_t
+        ("minlstm", 3 * 4 * 3),  # (f, i, h~) from x_t
+        # two layers: layer 1 reads H; its depth gate's weight_xd (H, H)
+        ("depth-gated", 4 * 4 * (3 + 4) + 4 * 4 * (4 + 4) + 4 * 4),
+        # two layers of a time and a depth transform, each torch.nn.LSTM's shapes
+        ("grid-lstm", 2 * 4 * 4 * (3 + 4) + 2 * 4 * 4 * (4 + 4)),
+    ],
+)
+def test_flops_count_every_weight_matrix_of_the_layer(cell, entries):
+    assert matrix_entries(meta_layer(cell, BenchSize("s", 3, 2, 3, 4, "test"))) == entries
+
+
+@pytest.mark.parametrize("cell", [c for c in CELL_NAMES if c not in STACKS])
 def test_every_supported_backend_and_auto_are_timed(cell):
-    family = CELLS[cell](8)
+    family = meta_layer(cell).family
     supported = [
         b for b in Backend if b is not Backend.AUTO and unsupported_reason(b, family) is None
     ]
     assert supported_backends(family) == supported
-    entries = candidate_entries(BenchConfig(cells=(cell,)), 8)
+    entries = candidate_entries(BenchConfig(cells=(cell,)), TINY)
     assert [e.backend for e in entries] == [*PEERS, *(b.value for b in supported), "auto"]
     assert entries[-1].resolved == choose_backend(Backend.AUTO, family, tracing=False).value
 
 
 def test_backends_the_device_refuses_are_left_out(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the config checks it
-    for entry in candidate_entries(BenchConfig(device="cuda"), 8):
-        if entry.backend not in PEERS:  # choose_backend accepts it on CUDA: no ValueError
-            family = CELLS[entry.cell](8)
+    for entry in candidate_entries(BenchConfig(device="cuda", cells=CELL_NAMES), TINY):
+        if entry.backend not in PEERS and entry.chooses_backend:  # accepted on CUDA
+            family = meta_layer(entry.cell).family
             choose_backend(Backend(entry.backend), family, False, device_type="cuda")
+
+
+def test_cells_option_takes_names_or_all():
+    assert BenchConfig().cells == DEFAULT_CELLS == THE_SEVEN
+    assert cell_list("gru, lstm,gru") == ("gru", "lstm")
+    assert cell_list("all") == cell_list("lstm,ALL") == CELL_NAMES
+    assert set(CELL_NAMES) == {*MODERN_CELLS, "rnn-relu"}
+
+
+def test_help_lists_every_cell(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps the help, at hyphens too
+    for cell in [*MODERN_CELLS, "rnn-relu", "all"]:
+        assert cell in text
+    assert "2*B*E" in text
 
 
 def test_presets_hold_the_fields_sizes():
@@ -261,7 +377,7 @@ def test_every_candidate_runs_in_every_dtype(two_dtype_json):
     first, second = (_by_candidate(rows, dtype) for dtype in TWO_DTYPES)
     assert len(first) + len(second) == len(rows)
     assert set(first) == set(second)
-    assert {cell for _, cell, _ in first} == set(CELL_NAMES)
+    assert {cell for _, cell, _ in first} == set(THE_SEVEN)
     assert {backend for _, _, backend in first} >= set(PEERS)
 
 
@@ -305,7 +421,7 @@ def test_all_dtypes_of_a_size_share_the_rounds(monkeypatch):
 
     def recording(calls, *args, **kwargs):
         timed.append({key.dtype for key in calls})
-        assert len(calls) == 2 * len(candidate_entries(config, TINY.H))
+        assert len(calls) == 2 * len(candidate_entries(config, TINY))
         return interleaved_medians(calls, *args, **kwargs)
 
     monkeypatch.setattr(bench_run, "interleaved_medians", recording)
@@ -385,6 +501,8 @@ def test_table_has_a_dtype_column_only_with_several_dtypes(capsys):
     ("argv", "named"),
     [
         (["--cells", "lstm,warp"], "'warp'"),
+        ([*QUICK, "--cells", "all,warp"], "unknown cell 'warp'; expected a comma-separated"),
+        ([*QUICK, "--cells", ","], "expected a comma-separated list of lstm, gru"),
         (["--backends", "torch,warp"], "'warp'"),
         (["--sizes", "fastrnns,huge"], "'huge'"),
         (["--dtype", "float16"], "'float16'"),

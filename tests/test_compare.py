@@ -346,3 +346,62 @@ def test_replot_of_a_file_that_is_not_results_is_one_line(capsys, tmp_path):
     assert "not a results.json of lstmkit compare" in cli_error(
         capsys, ["compare", "--replot", str(bad)]
     )
+
+
+def _write_results(found, folder: Path) -> Path:
+    from lstmkit._cli_compare import write_outputs
+
+    folder.mkdir()
+    write_outputs(found, folder)
+    return folder / "results.json"
+
+
+def test_replot_merges_comparisons_that_differ_only_in_their_cells(
+    found, text_file, tmp_path, capsys
+):
+    """A cell run on its own joins an earlier comparison: with the same options and master
+    seed it trains at the same settings and seeds, so the merged table is the one a joint
+    run prints."""
+    lstm_only = replace(
+        found,
+        config=replace(found.config, cells=("lstm",)),
+        runs=[r for r in found.runs if r.cell == "lstm"],
+    )
+    gru_alone = run_comparison(_config(text_file, cells=("gru",)))
+    files = [_write_results(lstm_only, tmp_path / "a"), _write_results(gru_alone, tmp_path / "b")]
+    joint = _write_results(found, tmp_path / "joint")
+    out = tmp_path / "merged"
+    assert main(["compare", "--replot", *map(str, files), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert (out / "table.txt").read_text() == (joint.parent / "table.txt").read_text()
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["config"]["cells"] == ["lstm", "gru"]
+    assert _without_seconds(merged["runs"]) == _without_seconds(
+        json.loads(joint.read_text())["runs"]
+    )
+
+
+def _without_seconds(runs: list[dict]) -> list[dict]:
+    return sorted(
+        ({k: v for k, v in r.items() if k != "seconds"} for r in runs),
+        key=lambda r: (r["task"], r["cell"], r["trial"], r["seed"]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"cells": ("lstm",)}, "'lstm' is in both"),
+        ({"cells": ("rnn",), "length": 13}, "differ in length"),
+        ({"cells": ("rnn",), "seed": 8}, "differ in seed"),
+    ],
+)
+def test_replot_refuses_to_merge_unpaired_comparisons_in_one_line(
+    found, tmp_path, capsys, change, message
+):
+    cells = change["cells"]
+    runs = [replace(r, cell=cells[0]) for r in found.runs if r.cell == "lstm"]
+    other = replace(found, config=replace(found.config, **change), runs=runs)
+    files = [_write_results(found, tmp_path / "a"), _write_results(other, tmp_path / "b")]
+    err = cli_error(capsys, ["compare", "--replot", *map(str, files), "--out", str(tmp_path)])
+    assert message in err, err

@@ -165,9 +165,12 @@ def add_compare(subparsers: argparse._SubParsersAction) -> Parser:
     p.add_argument(
         "--replot",
         type=Path,
+        nargs="+",
         default=None,
         metavar="RESULTS",
-        help="train nothing: redraw the table and figures of a results.json into --out",
+        help="train nothing: redraw the table and figures of a results.json into --out; "
+        "several files that differ only in their cells (run with the same options and "
+        "--seed) are merged into one comparison, their cells in the order given",
     )
     p.set_defaults(handler=_run_compare)
     return p
@@ -237,18 +240,26 @@ def write_outputs(found: Comparison, out: Path) -> dict[str, list[str]]:
 
 
 def _replot(args: argparse.Namespace, parser: Parser) -> int:
-    from lstmkit.experiments.compare import Comparison
-
-    try:
-        found = Comparison.from_json_dict(json.loads(args.replot.read_text(encoding="utf-8")))
-    except OSError as err:
-        parser.error(f"--replot {args.replot}: cannot read it ({err.strerror})")
-    except (ValueError, KeyError, TypeError) as err:
-        parser.error(f"--replot {args.replot}: not a results.json of lstmkit compare ({err})")
+    found = None
+    for path in args.replot:
+        part = _read_results(path, parser)
+        try:
+            found = part if found is None else found.merged(part)
+        except ValueError as err:
+            parser.error(f"--replot {path}: {err}")
     _prepare_out(parser, args.out)
     write_outputs(found, args.out)
     print(format_tables(found))
     return 0
+
+
+def _read_results(path: Path, parser: Parser) -> Comparison:
+    try:
+        return Comparison.from_json_dict(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as err:
+        parser.error(f"--replot {path}: cannot read it ({err.strerror})")
+    except (ValueError, KeyError, TypeError) as err:
+        parser.error(f"--replot {path}: not a results.json of lstmkit compare ({err})")
 
 
 def _run_compare(args: argparse.Namespace, parser: Parser) -> int:

@@ -250,12 +250,11 @@ def candidate_entries(config: BenchConfig, size: BenchSize) -> list[Entry]:
 def _cell_entries(cell: str, config: BenchConfig, size: BenchSize) -> list[Entry]:
     layer = build_layer(cell, size.I, size.H, device="meta")
     counted = {"matrix_entries": matrix_entries(layer), "num_layers": layer.num_layers}
-    if not chooses_backend(layer):
-        asked = {Backend.REFERENCE.value, Backend.AUTO.value} & set(config.backends)
+    if not chooses_backend(layer):  # its own plain-PyTorch loop, which auto would pick too
         reference = Backend.REFERENCE.value
-        return (
-            [Entry(cell, reference, reference, **counted, chooses_backend=False)] if asked else []
-        )
+        if not {reference, Backend.AUTO.value} & set(config.backends):
+            return []
+        return [Entry(cell, reference, reference, **counted, chooses_backend=False)]
     entries = []
     for backend in (*supported_backends(layer.family), Backend.AUTO):
         if backend.value not in config.backends:

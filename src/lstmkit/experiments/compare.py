@@ -38,7 +38,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -471,6 +471,30 @@ class Comparison:
             for r in data["runs"]
         ]
         return cls(c, settings, runs, data.get("seconds", 0.0))
+
+    def merged(self, other: Comparison) -> Comparison:
+        """This comparison with ``other``'s cells added, for a cell that joins an existing
+        comparison without training the others again. Allowed only where the pairing holds:
+        the same config but for the cells (so the same settings and seeds were drawn) and no
+        cell in both. Raises ValueError naming the first difference."""
+        mine, theirs = asdict(self.config), asdict(other.config)
+        for key in mine:
+            if key not in ("cells", "progress") and mine[key] != theirs[key]:
+                raise ValueError(
+                    f"the comparisons differ in {key} ({mine[key]!r} and {theirs[key]!r}); "
+                    "only comparisons that differ in their cells can be merged"
+                )
+        if self.settings != other.settings:  # the same master seed draws the same settings
+            raise ValueError("the comparisons drew different settings; they cannot be merged")
+        both = [cell for cell in other.config.cells if cell in self.config.cells]
+        if both:
+            raise ValueError(
+                f"cell {both[0]!r} is in both comparisons; expected each cell in one of them"
+            )
+        config = replace(self.config, cells=(*self.config.cells, *other.config.cells))
+        return Comparison(
+            config, self.settings, [*self.runs, *other.runs], self.seconds + other.seconds
+        )
 
     def to_json_dict(self) -> dict[str, object]:
         c = self.config
