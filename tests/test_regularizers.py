@@ -653,3 +653,35 @@ def test_the_layers_take_the_regularisers_as_keywords(cls):
     layer = cls(3, 4, recurrent_dropout=0.25, zoneout=0.1, weight_drop=0.5)
     assert (layer.recurrent_dropout, layer.zoneout, layer.weight_drop) == (0.25, 0.1, 0.5)
     assert "zoneout=0.1" in repr(layer)
+
+
+def test_the_other_cells_take_zoneout_and_weight_drop_where_they_mean_something():
+    from lstmkit.layers.clockwork import ClockworkRNN
+    from lstmkit.layers.mgu import MGU
+    from lstmkit.layers.slstm import SLSTM
+
+    mgu = MGU(3, 4, zoneout=0.1, weight_drop=0.5)
+    assert (mgu.zoneout, mgu.weight_drop) == (0.1, 0.5)
+    clockwork = ClockworkRNN(3, 4, num_modules=2, zoneout=(0.1, 0.0), weight_drop=0.5)
+    assert (clockwork.zoneout, clockwork.weight_drop) == ((0.1, 0.0), 0.5)
+    with pytest.raises(ValueError, match="zone out the clock"):
+        ClockworkRNN(3, 4, num_modules=2, zoneout=0.1)
+    slstm = SLSTM(3, 4, weight_drop=0.5)
+    slstm.zoneout = (0.1, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="c, n and m"):
+        slstm.zoneout = 0.1
+
+
+@pytest.mark.parametrize("name", ["mgu", "slstm", "clockwork"])
+def test_weight_drop_changes_training_and_not_evaluation_of_the_other_cells(name):
+    from lstmkit.layers.named import MODERN_CELLS
+
+    torch.manual_seed(0)
+    layer = MODERN_CELLS[name].layer(I, 4, None).double()
+    x = torch.randn(B, T, I, dtype=F64)
+    plain = layer(x)[0]
+    layer.weight_drop = 0.5
+    layer.eval()
+    torch.testing.assert_close(layer(x)[0], plain.detach(), rtol=0, atol=0)
+    layer.train()
+    assert not torch.allclose(layer(x)[0], plain)

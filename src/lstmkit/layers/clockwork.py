@@ -27,7 +27,9 @@ class ClockworkRNN(RecurrentLayer):
       integers. Exactly one of the two; g must divide hidden_size.
     - ``backend``: only the reference loop runs the Clockwork RNN: ``"auto"`` takes it,
       ``"torch"``, ``"manual"`` and ``"fused"`` are refused.
-    - ``recompute_every``: see :class:`~lstmkit.layers.base.RecurrentLayer`.
+    - ``recompute_every``, ``weight_drop`` (on the stored W_H; its masked entries stay
+      inactive) and ``zoneout`` of h alone, ``(h_rate, 0.0)``: see
+      :class:`~lstmkit.layers.base.RecurrentLayer`. The clock must count every step.
 
     ``forward(input, hx=None, *, lengths=None, return_trace=False)`` returns ``output,
     (h_n, clock_n)``. The state is ``(h, clock)``: clock (D*num_layers, N, 1) holds the steps
@@ -57,8 +59,11 @@ class ClockworkRNN(RecurrentLayer):
         periods: tuple[int, ...] | None = None,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         family = ClockworkFamily(hidden_size, periods=periods, num_modules=num_modules)
+        _check_clock_not_zoned(zoneout, family, type(self).__name__)
         super().__init__(
             family,
             input_size,
@@ -71,6 +76,8 @@ class ClockworkRNN(RecurrentLayer):
             dtype,
             backend=backend,
             recompute_every=recompute_every,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
         )
 
     @property
@@ -97,12 +104,7 @@ class ClockworkRNN(RecurrentLayer):
 
     @zoneout.setter
     def zoneout(self, value) -> None:
-        rates = check_zoneout(value, self.family, type(self).__name__)
-        if rates[1] != 0:
-            raise ValueError(
-                f"{type(self).__name__}: zoneout={value!r} would zone out the clock state, "
-                "which must count every step; give (h_rate, 0.0) to zone out h alone"
-            )
+        _check_clock_not_zoned(value, self.family, type(self).__name__)
         RecurrentLayer.zoneout.fset(self, value)
 
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
@@ -112,3 +114,12 @@ class ClockworkRNN(RecurrentLayer):
 
     def extra_repr(self) -> str:
         return ", ".join([super().extra_repr(), *self.family.variant_options()])
+
+
+def _check_clock_not_zoned(value, family: ClockworkFamily, owner: str) -> None:
+    rates = check_zoneout(value, family, owner)
+    if rates[1] != 0:
+        raise ValueError(
+            f"{owner}: zoneout={value!r} would zone out the clock state, which must count "
+            "every step; give (h_rate, 0.0) to zone out h alone"
+        )

@@ -12,8 +12,9 @@ class MGU(RecurrentLayer):
     """The minimal gated unit (Zhou et al. 2016) with torch.nn.GRU's arguments
     (``input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None``) and outputs ``(output, h_n)``; plus
-    keyword-only ``backend`` and ``recompute_every`` (see
-    :class:`~lstmkit.layers.base.RecurrentLayer`), and ``lengths=`` and ``return_trace=`` in
+    keyword-only ``backend``, ``recompute_every``, ``zoneout`` and ``weight_drop`` (see
+    :class:`~lstmkit.layers.base.RecurrentLayer`; recurrent dropout is implemented for the
+    LSTM, GRU and RNN only), and ``lengths=`` and ``return_trace=`` in
     ``forward``. Parameters are named as torch's GRU names them (``weight_ih_l0``,
     ``bias_hh_l1_reverse``, ...), with two gate blocks (forget, candidate) instead of three:
     ``weight_ih_l{k}`` (2*hidden_size, input), ``weight_hh_l{k}`` (2*hidden_size,
@@ -33,6 +34,8 @@ class MGU(RecurrentLayer):
         *,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__(
             MGUFamily(hidden_size),
@@ -46,4 +49,6 @@ class MGU(RecurrentLayer):
             dtype,
             backend=backend,
             recompute_every=recompute_every,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from lstmkit.cellmath.slstm import SLSTMFamily
 from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import RecurrentLayer
+from lstmkit.layers.regularize import check_zoneout
 
 
 class SLSTM(RecurrentLayer):
@@ -27,7 +28,11 @@ class SLSTM(RecurrentLayer):
     - ``forget_bias``: initial total forget-gate bias; None keeps the uniform initialisation.
     - ``backend``: only the reference loop runs the sLSTM: ``"auto"`` takes it,
       ``"torch"``, ``"manual"`` and ``"fused"`` are refused.
-    - ``recompute_every``: see :class:`~lstmkit.layers.base.RecurrentLayer`.
+    - ``recompute_every``, ``weight_drop`` (on the stored blocks of the recurrent
+      matrices): see :class:`~lstmkit.layers.base.RecurrentLayer`. Zoneout is offered for h
+      alone, as the attribute ``zoneout = (h_rate, 0, 0, 0)``: c, n and m together represent
+      one cell value (c and n scaled by exp(-m)), and keeping some of them at their old
+      values but not the others would change that value arbitrarily.
 
     ``forward(input, hx=None, *, lengths=None, return_trace=False)`` returns ``output,
     (h_n, c_n, n_n, m_n)``; ``hx`` is that 4-tuple, zeros when None. Shapes (N batch, L
@@ -53,6 +58,7 @@ class SLSTM(RecurrentLayer):
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
         recompute_every: int | None = None,
+        weight_drop: float = 0.0,
     ) -> None:
         family = SLSTMFamily(
             hidden_size,
@@ -73,11 +79,27 @@ class SLSTM(RecurrentLayer):
             forget_bias=forget_bias,
             backend=backend,
             recompute_every=recompute_every,
+            weight_drop=weight_drop,
         )
 
     @property
     def num_heads(self) -> int:
         return self.family.num_heads
+
+    @property
+    def zoneout(self) -> float | tuple[float, ...]:
+        return RecurrentLayer.zoneout.fget(self)
+
+    @zoneout.setter
+    def zoneout(self, value) -> None:
+        rates = check_zoneout(value, self.family, type(self).__name__)
+        if any(rates[1:]):
+            raise ValueError(
+                f"{type(self).__name__}: zoneout={value!r} would keep some of c, n and m at "
+                "their old values and not the others, which together are one cell value "
+                "(c and n scaled by exp(-m)); give (h_rate, 0.0, 0.0, 0.0) to zone out h alone"
+            )
+        RecurrentLayer.zoneout.fset(self, value)
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr(), *self.family.variant_options()]
