@@ -26,8 +26,14 @@ Choices beside the paper:
 - The LSTM part is torch.nn.LSTM's cell, so its four parameters per layer are torch's and
   move to and from torch.nn.LSTM; with the depth gate shut (d_t = 0) the stack is exactly a
   stacked torch.nn.LSTM. The paper reviews the LSTM with peepholes, and the authors'
-  workshop code (ws15mt/cnn, ``dglstm.cc``) also couples the forget gate (f = 1 - i) and
-  feeds layer 0 a depth-gated projection of its input; neither is taken here.
+  workshop code (ws15mt/cnn, ``cnn/dglstm.cc``) also couples the forget gate (f = 1 - i),
+  feeds layer 0 a depth-gated projection of its input, gives the input and output gates
+  full (H, H) matrices on the cell state, and scales each layer's input by a learned scalar
+  exp(s) (its "self stabilizer"); none of these is taken here.
+- The depth gate itself is the one in that code: for layers above the first it sums a bias,
+  a full matrix on the layer's input, and elementwise (vector) weights on this layer's
+  previous memory and on the lower layer's current memory, then adds the gate times the
+  lower memory to the new cell state; the equations above are that, with lstmkit's names.
 - The step needs h_t from the full c_t (depth term included), so it computes the LSTM
   itself instead of calling :meth:`lstmkit.cellmath.lstm.LSTMFamily.step`, which would
   return h_t of the cell without the depth term.

@@ -10,13 +10,17 @@ r"""The gated recurrent unit (Cho et al. 2014), in torch's form and in the paper
     h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
 The two forms differ only in where the reset gate acts on the candidate's recurrent term.
-Cho et al. (2014, Sect. 2.3) reset h_{t-1} *before* its matrix product; torch.nn.GRU and
-cuDNN apply the reset *after* it, which lets one product h_{t-1} W_hh^T serve all three gate
-blocks at once. ONNX's GRU operator names the choice ``linear_before_reset`` (1 for torch's
-form, 0 for Cho's), Keras names it ``reset_after`` as lstmkit does. Both forms have the same
-parameters, so the same weights run either; torch's is the default, so weights move between
-torch.nn.GRU and lstmkit unchanged. The update gate z_t plays both the LSTM's forget (z) and
-input (1 - z) roles: a coupled gate, like CIFG.
+Cho et al. (2014, Sect. 2.3; arXiv 1406.1078v3) reset h_{t-1} *before* its matrix product,
+U (r_t * h_{t-1}); Keras's GRU documentation bases that form on v3 and the other order on
+the paper's first arXiv version (v1). torch.nn.GRU and cuDNN apply the reset *after* the
+product, which lets one product h_{t-1} W_hh^T serve all three gate blocks at once. ONNX's
+GRU operator names the choice ``linear_before_reset`` (1 for torch's form, 0 for Cho's),
+Keras names it ``reset_after`` as lstmkit does. Both forms have the same parameters, so the
+same weights run either; torch's is the default, so weights move between torch.nn.GRU and
+lstmkit unchanged. The update gate z_t plays both the LSTM's forget (z) and input (1 - z)
+roles: a coupled gate, like CIFG. The last line is Cho et al.'s own convention (z_t weights
+h_{t-1}, 1 - z_t the candidate) and torch's; minGRU (:mod:`lstmkit.cellmath.minrnn`) swaps
+the two roles.
 
 Gate order and shapes (B batch, I input, H hidden): gate blocks ``reset, update, candidate``
 (r, z, n) in ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih`` and ``bias_hh`` (3H,);

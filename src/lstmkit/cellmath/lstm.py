@@ -47,6 +47,15 @@ is still a cell:
   previous activations are state: the state is (h, C, gates_{t-1}) with gates_{t-1}
   (B, K*H) their concatenation in gate order, zeros at the start like h_0 and C_0. Without
   FGR the state stays (h, C).
+
+  Where this comes from: the description of FGR found for Greff et al. is one sentence,
+  recurrent connections "between all the gates" with "nine additional recurrent weight
+  matrices" (quoted in several write-ups of the paper; the paper's full text was not at hand,
+  so whether it also prints the equations is unchecked). Nine is three gates times three
+  previous gate activations, which fixes the equations above; the block input C~ takes no
+  part (it is not a gate). A TensorFlow reimplementation of the eight variants
+  (github.com/debajyotidatta/RecurrentArchitectures, ``variants/fgr.py``) writes the same nine
+  matrices R_ii ... R_oo, each gate reading i_{t-1}, f_{t-1} and o_{t-1}.
 - ``layer_norm``: the layer-normalised LSTM of Ba et al. (2016), ``"ba2016"``:
 
   .. math::

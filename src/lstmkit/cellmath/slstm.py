@@ -53,6 +53,18 @@ finite in the stabilised form unless exp(i~_1 - max(log f_1, i~_1)) underflows t
 more than about 103 (float32) or 745 (float64) below log f_1: then n_1 = 0 and h_1 = 0/0),
 and in the plain form while exp(i~_1) neither overflows nor underflows.
 
+The authors' code treats that first step differently. In NX-AI/xlstm, both the CUDA kernel
+(``xlstm/blocks/slstm/src/cuda/slstm_pointwise.cu``) and the PyTorch reference
+(``xlstm/blocks/slstm/src/vanilla/slstm.py``) set the stabiliser to m_t = i~_t, not the max,
+where n_{t-1} = 0 (per unit in the kernel; in the reference only when all of n is zero), so
+i'_1 = 1 and n_1 = 1 exactly and the underflow above cannot happen. lstmkit keeps the max at
+every step, as Sec. 2.2 writes it. Any sequence m_t run through the stabilised updates
+leaves the stored c_t and n_t equal to the true ones times exp(-m_t), so from the zero state
+both give the same h at every step in exact arithmetic; only the stored c, n and m differ,
+and the underflow case above. The CUDA kernel's backward also gives m no gradient; here
+autograd differentiates through the max, which changes nothing in exact arithmetic since h
+does not depend on m.
+
 Trace names: ``input`` and ``forget`` are the gates as applied (i'_t and f'_t in the
 stabilised form), ``candidate`` z_t, ``output`` o_t, ``cell`` and ``normalizer`` the stored
 c_t and n_t (the true ones times exp(-m_t) when stabilised), ``stabilizer`` m_t, ``hidden``
