@@ -388,3 +388,24 @@ def test_zoneout_on_the_clock_is_refused():
         layer.zoneout = 0.1
     layer.zoneout = (0.1, 0.0)
     assert layer.zoneout == (0.1, 0.0)
+
+
+def test_the_masked_recurrent_matrix_is_formed_once_per_call_not_per_step():
+    """Memory kept for the backward grows with T like the plain RNN's, not by an (H, H)
+    masked copy of W_H per step (which made the Clockwork RNN keep 31x torch.nn.LSTM's
+    activations at T=1000, H=256)."""
+    from lstmkit.bench.memory import saved_activation_bytes
+    from lstmkit.layers.named import MODERN_CELLS
+
+    def growth(name: str) -> int:
+        layer = MODERN_CELLS[name].layer(8, 64, None, batch_first=False)
+        saved = [
+            saved_activation_bytes(
+                lambda x: layer(x)[0], torch.randn(steps, 2, 8, requires_grad=True),
+                layer.parameters(),
+            )
+            for steps in (20, 80)
+        ]  # fmt: skip
+        return (saved[1] - saved[0]) // 60  # bytes per step
+
+    assert growth("clockwork") < 3 * growth("rnn") < 64 * 64 * 4

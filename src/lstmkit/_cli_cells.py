@@ -23,7 +23,8 @@ DEFAULT_SIZE = 128
 
 def cell_rows(input_size: int, hidden: int) -> list[dict]:
     """One row per registered cell: its name, family, description, parameter count of its
-    smallest stack (one layer, or ``min_layers``) at this size, that stack's layers, that count over the plain RNN's, and the backends that run it
+    smallest stack (one layer, or ``min_layers``) at this size, that stack's layers, that
+    count over the plain RNN's, and the backends that run it
     (``auto`` takes the fastest of them for the device)."""
     counts = {name: cell.parameter_count(input_size, hidden) for name, cell in MODERN_CELLS.items()}
     rnn = counts["rnn"]

@@ -233,6 +233,16 @@ class ClockworkFamily:
                 "choose periods with a smaller least common multiple"
             )
 
+    def loop_weights(self, weights: Weights) -> Weights:
+        """``weights`` with the W_H that acts, ``weight_hh`` times the mask, as
+        ``"weight_hh_active"``: one masked matrix for a whole sequence, where a product per
+        step would keep T copies of it for the backward."""
+        return {**weights, "weight_hh_active": self._active_weight(weights)}
+
+    def _active_weight(self, weights: Weights) -> Tensor:
+        # Sec. 3: block-upper-triangular W_H, slower modules feed faster ones only
+        return weights["weight_hh"] * self.recurrent_mask(weights["weight_hh"])
+
     def step(self, x_gates: Tensor, state: tuple[Tensor, ...], weights: Weights) -> StepResult:
         """One step of the equations above. ``x_gates`` = x_t W_ih^T + b_ih, (B, H);
         state (h_{t-1} (B, H), clock (B, 1)), the clock holding this step's t mod L."""
@@ -240,8 +250,9 @@ class ClockworkFamily:
         self.check_clock_dtype(clock)
         # Sec. 3: module i is executed at step t when t mod T_i = 0
         active = torch.remainder(clock, self.unit_periods(clock)) == 0  # (B, H)
-        # Sec. 3: block-upper-triangular W_H, slower modules feed faster ones only
-        w_hh = weights["weight_hh"] * self.recurrent_mask(weights["weight_hh"])
+        w_hh = weights.get("weight_hh_active")
+        if w_hh is None:  # a single step, not a loop (see loop_weights)
+            w_hh = self._active_weight(weights)
         z = x_gates + F.linear(h_prev, w_hh, weights.get("bias_hh"))
         h = torch.where(active, torch.tanh(z), h_prev)  # the others keep their value
         next_clock = torch.remainder(clock + 1, self.cycle)  # t + 1, mod L

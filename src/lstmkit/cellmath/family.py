@@ -11,6 +11,10 @@ A family is a frozen dataclass of structural options. The time loop needs from i
 - ``step(x_gates, state, weights)``: one time step. ``x_gates`` is the input projection
   ``x_t W_ih^T + b_ih`` computed for all steps at once by the caller, because that product
   does not depend on the recurrence and one large matrix product is faster than T small ones.
+- optionally ``loop_weights(weights)``: what every step derives from the parameters alone,
+  added to ``weights`` once per call by the loop (the Clockwork RNN's masked W_H). A
+  product formed inside ``step`` would be formed, and kept for the backward, once per step.
+  ``step`` must also work without it: the one-step cells call it with the parameters.
 """
 
 from __future__ import annotations

@@ -201,6 +201,10 @@ class NoisyFamily:
     def extra_parameters(self) -> dict[str, tuple[int, ...]]:
         return self.family.extra_parameters()
 
+    def loop_weights(self, weights: Weights) -> Weights:
+        prepare = getattr(self.family, "loop_weights", None)
+        return weights if prepare is None else prepare(weights)
+
     def step(self, x_gates: Tensor, state: tuple[Tensor, ...], weights: Weights) -> StepResult:
         new_state, values = self._dropped_step(x_gates, state, weights)
         if any(self.zoneout):

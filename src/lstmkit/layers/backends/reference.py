@@ -33,6 +33,11 @@ def run_direction(
     quantity stacked over time (T, B, size) in input order.
     """
     steps = x.shape[0]
+    # what the steps derive from the parameters alone (the Clockwork RNN's masked W_H),
+    # formed once here: formed inside the step, autograd would keep a copy per step
+    prepare = getattr(family, "loop_weights", None)
+    if prepare is not None:
+        weights = prepare(weights)
     # The input projection does not depend on the recurrence: one product for all steps.
     # unbind, not x_gates[t]: the backward of indexing writes each step's gradient into a
     # fresh (T, B, G*H) tensor of zeros, T times over; unbind's backward stacks them once.
