@@ -157,3 +157,19 @@ def test_bad_input_in_a_real_process_has_no_traceback():
     assert result.stderr.splitlines() == [
         "lstmkit: error: argument --lag: expected a positive integer, got '0'"
     ]
+
+
+@pytest.mark.parametrize("command", ["task", "horizon", "gradients", "compare", "bench", "train"])
+def test_help_never_splits_a_cell_name_over_two_lines(command, capsys):
+    """The comma lists of cell names wrap after a comma, never inside a name."""
+    import re
+
+    from lstmkit.layers.named import MODERN_CELLS
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    words = set(re.split(r"[\s,{}()]+", capsys.readouterr().out))
+    named = [name for name in MODERN_CELLS if name in words]
+    assert "lstm-noforget" in named and "gru-cho" in named, sorted(words)
+    for fragment in ("noforg", "depth-gat", "gru-", "lstm-"):
+        assert fragment not in words

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -17,8 +18,44 @@ import torch
 PROG = "lstmkit"
 
 
+class _WholeNamesFormatter(argparse.HelpFormatter):
+    """argparse's help layout, but a line breaks only at a space or after a comma:
+    textwrap's default breaks after hyphens and inside long words, which split cell names
+    such as ``gru-cho`` and ``depth-gated`` in the comma lists of names over two lines."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return wrap_whole_names(text, width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line for line in wrap_whole_names(text, width - len(indent)))
+
+
+def wrap_whole_names(text: str, width: int) -> list[str]:
+    """Greedy line filling of ``text``'s words; a word wider than a line (a comma list
+    without spaces) may break after any of its commas, nowhere else."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        pieces = re.findall(r"[^,]*,|[^,]+$", word) if len(word) > width else [word]
+        for k, piece in enumerate(pieces):
+            joined = line + ("" if k > 0 or not line else " ") + piece
+            if line and len(joined) > width:
+                lines.append(line)
+                line = piece
+            else:
+                line = joined
+    if line:
+        lines.append(line)
+    return lines
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, except that an error is one line on stderr and exit status 2."""
+    """argparse, except that an error is one line on stderr and exit status 2, and help
+    text keeps hyphenated names whole."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _WholeNamesFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())  # argparse messages can wrap; keep one line
