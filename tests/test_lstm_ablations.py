@@ -430,15 +430,24 @@ NEW_OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("backend", ["fused", "torch", "manual"])
-@pytest.mark.parametrize("option", list(NEW_OPTIONS))
+# the fused kernels run NIG, NOG, NIAF and NOAF (tests/test_fused_ablations.py); FGR runs on
+# the reference loop only
+REFUSED = [
+    (option, backend)
+    for option in NEW_OPTIONS
+    for backend in ("fused", "torch", "manual")
+    if backend != "fused" or option == "gate_recurrence"
+]
+
+
+@pytest.mark.parametrize(("option", "backend"), REFUSED, ids=[f"{o}-{b}" for o, b in REFUSED])
 def test_fast_backends_refuse_the_option_by_name(option, backend):
     value = NEW_OPTIONS[option]
     with pytest.raises(ValueError, match=f"have no {option}={value!r}"):
         lstmkit.LSTM(I, H, backend=backend, **{option: value})
 
 
-@pytest.mark.parametrize("option", list(NEW_OPTIONS))
+@pytest.mark.parametrize("option", ["gate_recurrence"])
 def test_auto_runs_the_option_on_the_reference_loop(option):
     auto = randomised(lstmkit.LSTM(I, H, **{option: NEW_OPTIONS[option]}))
     assert choose_backend(Backend.AUTO, auto.family, tracing=False) is Backend.REFERENCE

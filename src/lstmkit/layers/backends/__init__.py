@@ -12,8 +12,10 @@ A typed choice, validated once when the layer is built, dispatched in one place
 - ``"torch"``: torch's fused kernels (oneDNN on CPU, cuDNN on GPU) through ``torch._VF``,
   the functions torch.nn.LSTM/GRU/RNN call. Only the configurations torch has: the plain
   LSTM (with or without projection), GRU and RNN.
-- ``"fused"``: lstmkit's own kernels for every cell and option: C++ built on first use for
-  CPU tensors (:mod:`.fused_cpu`), Triton for CUDA tensors (:mod:`.fused_triton`).
+- ``"fused"``: lstmkit's own kernels for the LSTM (projection, peepholes, CIFG, no forget
+  gate, and Greff et al.'s NIG, NOG, NIAF and NOAF, in any combination the cell accepts),
+  the GRU and the RNN: C++ built on first use for CPU tensors (:mod:`.fused_cpu`), Triton
+  for CUDA tensors (:mod:`.fused_triton`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
   (and for the plain GRU and RNN off the CPU), ``"fused"`` for everything else on the CPU,
   else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
@@ -89,6 +91,9 @@ _BACKEND_WORDS = {
 # per backend: the families it runs and, for each, the options (dataclass fields) it
 # implements away from their defaults
 _LSTM_VARIANTS = frozenset({"proj_size", "peephole", "coupled", "forget_gate"})
+# Greff et al. (2015)'s ablations NIG, NOG, NIAF and NOAF, which the fused kernels (C++ and
+# Triton) also run; FGR (gate_recurrence) and layer_norm stay on the reference loop
+_GREFF_ABLATIONS = frozenset({"input_gate", "output_gate", "input_activation", "output_activation"})
 _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
     Backend.TORCH: {
         LSTMFamily: frozenset({"proj_size"}),
@@ -97,7 +102,7 @@ _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
     },
     Backend.MANUAL: {LSTMFamily: _LSTM_VARIANTS},
     Backend.FUSED: {
-        LSTMFamily: _LSTM_VARIANTS,
+        LSTMFamily: _LSTM_VARIANTS | _GREFF_ABLATIONS,
         GRUFamily: frozenset(),
         RNNFamily: frozenset({"nonlinearity"}),
     },

@@ -35,7 +35,15 @@ from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
 
 _SOURCE = Path(__file__).with_name("kernels.cpp")
-_LSTM_KIND = {"standard": 0, "coupled": 1, "noforget": 2}  # kernels.cpp's LSTMKind
+# kernels.cpp's LSTMBits: which parts of the LSTM cell exist, one bit each
+_LSTM_BITS = {
+    "input_gate": 1,  # NIG (Greff et al. 2015) clears it: i_t = 1
+    "forget_block": 2,  # f_t has weights of its own
+    "coupled": 4,  # CIFG: f_t = 1 - i_t
+    "output_gate": 8,  # NOG clears it: o_t = 1
+    "input_activation": 16,  # NIAF clears it: C~ is its pre-activation
+    "output_activation": 32,  # NOAF clears it: h_t = o_t C_t
+}
 
 
 class FusedUnavailable(RuntimeError):
@@ -113,10 +121,18 @@ def _ops():
 # -- LSTM family ---------------------------------------------------------------------------
 
 
-def _lstm_kind(family: LSTMFamily) -> int:
-    if family.coupled:
-        return _LSTM_KIND["coupled"]
-    return _LSTM_KIND["standard"] if family.forget_gate else _LSTM_KIND["noforget"]
+def _lstm_variant(family: LSTMFamily) -> int:
+    """The family's options as kernels.cpp's bitmask; the kernels derive the gate blocks'
+    offsets from it, as ``LSTMFamily.gates`` lays them out."""
+    present = {
+        "input_gate": family.input_gate,
+        "forget_block": family.has_forget_weights,
+        "coupled": family.coupled,
+        "output_gate": family.output_gate,
+        "input_activation": family.input_activation,
+        "output_activation": family.output_activation,
+    }
+    return sum(_LSTM_BITS[name] for name, here in present.items() if here)
 
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
@@ -124,7 +140,7 @@ def run_lstm(family: LSTMFamily, x, state, weights, mask):
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
-        ops, _lstm_kind(family), mask, x_gates, h0, c0, weights["weight_hh"],
+        ops, _lstm_variant(family), mask, x_gates, h0, c0, weights["weight_hh"],
         weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"),
         weights.get("weight_hr"),
     )  # fmt: skip
@@ -133,13 +149,13 @@ def run_lstm(family: LSTMFamily, x, state, weights, mask):
 
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, ops, kind, mask, x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr):
+    def forward(ctx, ops, variant, mask, x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr):
         ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         output, h_n, c_n, acts, c_all, h_all, m_all = ops.lstm_forward(
             x_gates.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
-            p_i, p_f, p_o, None if w_hr is None else w_hr.contiguous(), mask, kind,
+            p_i, p_f, p_o, None if w_hr is None else w_hr.contiguous(), mask, variant,
         )  # fmt: skip
-        ctx.ops, ctx.kind, ctx.mask = ops, kind, mask
+        ctx.ops, ctx.variant, ctx.mask = ops, variant, mask
         ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr)
         ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
         return output, h_n, c_n, acts, c_all, h_all
@@ -154,7 +170,7 @@ class _LSTMFunction(torch.autograd.Function):
         dz, dh0, dc0, d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr = ctx.ops.lstm_backward(
             d_output.contiguous(), d_h_n.contiguous(), d_c_n.contiguous(), acts, c_all, h_all,
             m_all, h0.contiguous(), c0.contiguous(), w_hh.contiguous(), p_i, p_f, p_o,
-            None if w_hr is None else w_hr.contiguous(), ctx.mask, ctx.kind,
+            None if w_hr is None else w_hr.contiguous(), ctx.mask, ctx.variant,
         )  # fmt: skip
         return (None, None, None, dz, dh0, dc0, d_w_hh, _defined(d_p_i),
                 _defined(d_p_f), _defined(d_p_o), _defined(d_w_hr))  # fmt: skip

@@ -2,7 +2,7 @@
 // their backward passes, in C++ over ATen.
 //
 // Legend: T time, B batch, H hidden, R state[0] (output) size (H unless the LSTM projects),
-// G gate blocks (LSTM 4, or 3 without a forget weight block; GRU 3; RNN 1).
+// G gate blocks (LSTM 1 to 4, one per gate that has weights: see LSTMBits; GRU 3; RNN 1).
 //
 // What the Python loop (backends/manual_lstm.py) costs is not the arithmetic but the ~20
 // dispatches per step; here each step is one matrix product for the recurrence (two with a
@@ -36,12 +36,47 @@ namespace {
 
 using at::Tensor;
 
-// LSTM variants, by which weight blocks exist and how C_{t-1} enters C_t.
-enum LSTMKind : int64_t {
-  kStandard = 0,  // C = f C_prev + i g; gate blocks (i, f, g, o)
-  kCoupled = 1,   // C = (1 - i) C_prev + i g (CIFG); blocks (i, g, o)
-  kNoForget = 2,  // C = C_prev + i g (1997); blocks (i, g, o)
+// Which parts of the LSTM cell exist, as bits of the kernels' `variant` argument (built by
+// __init__.py's _lstm_variant from LSTMFamily). A part that is absent has no weight block,
+// and the blocks present keep the order (i, f, g, o): the plain cell is (i, f, g, o), CIFG
+// and NFG (i, g, o), Greff et al.'s NIG (f, g, o), NOG (i, f, g), both (f, g).
+enum LSTMBits : int64_t {
+  kInputGate = 1,         // i_t has a block; without it (NIG) i_t = 1
+  kForgetBlock = 2,       // f_t has a block of its own
+  kCoupled = 4,           // f_t = 1 - i_t (CIFG); with neither, C_t = C_{t-1} + i g (1997, NFG)
+  kOutputGate = 8,        // o_t has a block; without it (NOG) o_t = 1
+  kInputActivation = 16,  // C~ = tanh(z_g); without it (NIAF) C~ = z_g
+  kOutputActivation = 32, // h = o tanh(C_t); without it (NOAF) h = o C_t
 };
+
+// The variant's switches and where each block starts in a row of G*H pre-activations.
+// The sigmoid gates i and f, whichever exist, come first: [0, gg) is every sigmoid before
+// C~, so the forward squashes them in one call.
+struct LSTMVariant {
+  bool has_i, has_f, coupled, has_o, squash_in, squash_out;
+  int64_t gf, gg, go, blocks;  // offsets of f, g (C~) and o; the number of blocks, G
+  LSTMVariant(int64_t bits, int64_t H)
+      : has_i(bits & kInputGate),
+        has_f(bits & kForgetBlock),
+        coupled(bits & kCoupled),
+        has_o(bits & kOutputGate),
+        squash_in(bits & kInputActivation),
+        squash_out(bits & kOutputActivation),
+        gf(has_i ? H : 0),
+        gg((int64_t(has_i) + int64_t(has_f)) * H),
+        go(gg + H),
+        blocks(int64_t(has_i) + int64_t(has_f) + 1 + int64_t(has_o)) {
+    TORCH_CHECK(!(has_f && coupled), "LSTM variant: a forget block and CIFG exclude each other");
+    TORCH_CHECK(!coupled || has_i, "LSTM variant: CIFG needs an input gate to couple to");
+  }
+};
+
+// A peephole vector's data, or null where the layer has none (no peepholes, or its gate
+// has no block: CIFG's f, NIG's i, NOG's o).
+template <typename T>
+const T* optional_data(const c10::optional<Tensor>& p) {
+  return p.has_value() ? p->data_ptr<T>() : nullptr;
+}
 
 // In place over n contiguous values: x = 1 / (1 + exp(-x)), and x = tanh(x).
 template <typename T>
@@ -201,12 +236,11 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
                        const Tensor& w_hh, const c10::optional<Tensor>& p_i,
                        const c10::optional<Tensor>& p_f, const c10::optional<Tensor>& p_o,
                        const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask,
-                       int64_t kind, Tensor& acts, Tensor& c_all, Tensor& h_all, Tensor& m_all) {
+                       const LSTMVariant& v, Tensor& acts, Tensor& c_all, Tensor& h_all,
+                       Tensor& m_all) {
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
-  const bool has_forget = kind == kStandard;
-  const bool peephole = p_i.has_value();
   const bool project = w_hr.has_value();
   const Tensor w_hh_t = w_hh.t();
   const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
@@ -217,11 +251,11 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
   scalar_t* h_all_p = h_all.data_ptr<scalar_t>();
   scalar_t* m_all_p = project ? m_all.data_ptr<scalar_t>() : nullptr;
-  const scalar_t* pi = peephole ? p_i->data_ptr<scalar_t>() : nullptr;
-  const scalar_t* pf = peephole && has_forget ? p_f->data_ptr<scalar_t>() : nullptr;
-  const scalar_t* po = peephole ? p_o->data_ptr<scalar_t>() : nullptr;
-  const int64_t gf = H, gg = has_forget ? 2 * H : H, go = has_forget ? 3 * H : 2 * H;
-  StepRows<acc> rows(B, 12 * H, {GH, H, H});  // pre-activations, C_t, tanh(C_t)
+  const scalar_t* pi = optional_data<scalar_t>(p_i);
+  const scalar_t* pf = optional_data<scalar_t>(p_f);
+  const scalar_t* po = optional_data<scalar_t>(p_o);
+  const int64_t gf = v.gf, gg = v.gg, go = v.go;
+  StepRows<acc> rows(B, 12 * H, {GH, H, H});  // pre-activations, C_t, squashed C_t
 
   const scalar_t* h_prev = h0.data_ptr<scalar_t>();
   const scalar_t* c_prev_all = c0.data_ptr<scalar_t>();
@@ -244,28 +278,29 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       scalar_t* zr = z + b * GH;
       const scalar_t* c_prev = cp + b * H;
       for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr[k]);
-      if (peephole) {  // i and f look at C_{t-1}
+      // i and f look at C_{t-1}, each where it has a block and a peephole
+      if (pi != nullptr)
         for (int64_t j = 0; j < H; ++j) za[j] += acc(pi[j]) * acc(c_prev[j]);
-        if (has_forget)
-          for (int64_t j = 0; j < H; ++j) za[gf + j] += acc(pf[j]) * acc(c_prev[j]);
-      }
-      sigmoid_(za, gg);   // i (and f): the blocks before g
-      tanh_(za + gg, H);  // g = C~
+      if (pf != nullptr)
+        for (int64_t j = 0; j < H; ++j) za[gf + j] += acc(pf[j]) * acc(c_prev[j]);
+      sigmoid_(za, gg);                     // i and f, whichever have blocks (before g)
+      if (v.squash_in) tanh_(za + gg, H);  // C~ = tanh(z_g); NIAF keeps z_g itself
       for (int64_t j = 0; j < H; ++j) {
-        const acc cprev = acc(c_prev[j]), i = za[j], g = za[gg + j];
-        if (has_forget) {
+        const acc cprev = acc(c_prev[j]), g = za[gg + j];
+        const acc i = v.has_i ? za[j] : acc(1);  // NIG: i_t = 1
+        if (v.has_f) {
           ca[j] = za[gf + j] * cprev + i * g;
-        } else if (kind == kCoupled) {
+        } else if (v.coupled) {
           ca[j] = cprev + i * (g - cprev);  // (1 - i) C_{t-1} + i C~
         } else {
           ca[j] = cprev + i * g;  // the 1997 carrousel
         }
       }
-      if (peephole)  // o looks at C_t
+      if (po != nullptr)  // o looks at C_t
         for (int64_t j = 0; j < H; ++j) za[go + j] += acc(po[j]) * ca[j];
-      sigmoid_(za + go, H);
+      if (v.has_o) sigmoid_(za + go, H);
       for (int64_t j = 0; j < H; ++j) ta[j] = ca[j];
-      tanh_(ta, H);
+      if (v.squash_out) tanh_(ta, H);  // NOAF exposes C_t unsquashed
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
       for (int64_t k = 0; k < GH; ++k) zr[k] = scalar_t(za[k]);
       const bool live = keep == nullptr || keep[b];
@@ -273,7 +308,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       scalar_t* m_out = m + b * (project ? H : R);
       for (int64_t j = 0; j < H; ++j) {
         c_out[j] = live ? scalar_t(ca[j]) : c_prev[j];
-        const acc mj = za[go + j] * ta[j];  // o tanh(C)
+        const acc mj = v.has_o ? za[go + j] * ta[j] : ta[j];  // o tanh(C); NOG: o_t = 1
         m_out[j] = (project || live) ? scalar_t(mj) : hp[b * R + j];
       }
     });
@@ -290,23 +325,26 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
 }
 
 // Returns output (T, B, R), h_n (B, R), c_n (B, H), and what the backward reads:
-// acts (T, B, G*H) gate activations, c_all (T, B, H) and h_all (T, B, R) the carried states
-// after each step, m_all (T, B, H) = o * tanh(C) before the projection (empty without one).
+// acts (T, B, G*H) gate activations (C~ as the cell writes it: tanh(z_g), or z_g under
+// NIAF), c_all (T, B, H) and h_all (T, B, R) the carried states after each step, m_all
+// (T, B, H) = o * tanh(C) before the projection (empty without one).
 std::vector<Tensor> lstm_forward(
     const Tensor& x_gates_in, const Tensor& h0_in, const Tensor& c0_in, const Tensor& w_hh,
     const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
     const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
-    const c10::optional<Tensor>& mask, int64_t kind) {
+    const c10::optional<Tensor>& mask, int64_t variant) {
   const Tensor x_gates = x_gates_in.contiguous(), h0 = h0_in.contiguous(), c0 = c0_in.contiguous();
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
-  TORCH_CHECK(GH == (kind == kStandard ? 4 : 3) * H, "lstm_forward: gate blocks do not match kind");
+  const LSTMVariant v(variant, H);
+  TORCH_CHECK(GH == v.blocks * H, "lstm_forward: ", GH / H, " gate blocks given, the variant has ",
+              v.blocks);
   auto acts = at::empty({T, B, GH}, x_gates.options());
   auto c_all = at::empty({T, B, H}, x_gates.options());
   auto h_all = at::empty({T, B, R}, x_gates.options());
   auto m_all = w_hr.has_value() ? at::empty({T, B, H}, x_gates.options()) : Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_loop<scalar_t>(x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr, mask, kind, acts,
+    lstm_forward_loop<scalar_t>(x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr, mask, v, acts,
                                 c_all, h_all, m_all);
   });
   // the output is the carried h, 0 past each sequence's end: one pass after the loop
@@ -319,13 +357,11 @@ void lstm_backward_loop(const Tensor& d_output, Tensor& dh, Tensor& dc, const Te
                         const Tensor& c_all, const Tensor& c0, const Tensor& w_hh,
                         const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
                         const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
-                        const c10::optional<Tensor>& mask, int64_t kind, Tensor& dz_all,
-                        Tensor& dh_all) {
+                        const c10::optional<Tensor>& mask, const LSTMVariant& v,
+                        Tensor& dz_all, Tensor& dh_all) {
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = c0.size(1), R = dh.size(1);
-  const bool has_forget = kind == kStandard;
-  const bool peephole = p_i.has_value();
   const bool project = w_hr.has_value();
   const Tensor w_hh_kn = small_batch_operand(w_hh, B);
   const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
@@ -333,15 +369,15 @@ void lstm_backward_loop(const Tensor& d_output, Tensor& dh, Tensor& dc, const Te
   const scalar_t* acts_p = acts.data_ptr<scalar_t>();
   const scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
   scalar_t* dz_p = dz_all.data_ptr<scalar_t>();
-  const scalar_t* pi = peephole ? p_i->data_ptr<scalar_t>() : nullptr;
-  const scalar_t* pf = peephole && has_forget ? p_f->data_ptr<scalar_t>() : nullptr;
-  const scalar_t* po = peephole ? p_o->data_ptr<scalar_t>() : nullptr;
-  const int64_t gf = H, gg = has_forget ? 2 * H : H, go = has_forget ? 3 * H : 2 * H;
+  const scalar_t* pi = optional_data<scalar_t>(p_i);
+  const scalar_t* pf = optional_data<scalar_t>(p_f);
+  const scalar_t* po = optional_data<scalar_t>(p_o);
+  const int64_t gf = v.gf, gg = v.gg, go = v.go;
   auto dh_t = at::empty({B, R}, acts.options());
   auto dm = project ? at::empty({B, H}, acts.options()) : Tensor();
   auto dc_prev = at::empty({B, H}, acts.options());
   auto dh_prev = at::empty({B, R}, acts.options());
-  StepRows<acc> rows(B, 16 * H, {H});  // tanh(C_t)
+  StepRows<acc> rows(B, 16 * H, {H});  // squashed C_t
 
   for (int64_t t = T - 1; t >= 0; --t) {
     scalar_t* dht = dh_t.data_ptr<scalar_t>();
@@ -367,33 +403,42 @@ void lstm_backward_loop(const Tensor& d_output, Tensor& dh, Tensor& dc, const Te
         return;
       }
       for (int64_t j = 0; j < H; ++j) tc[j] = acc(ct[b * H + j]);
-      tanh_(tc, H);  // recomputed: cheaper than storing a (T, B, H) buffer
+      if (v.squash_out) tanh_(tc, H);  // recomputed: cheaper than storing a (T, B, H) buffer
       for (int64_t j = 0; j < H; ++j) {
-        const acc i = acc(ar[j]), g = acc(ar[gg + j]), o = acc(ar[go + j]);
-        const acc cprev = acc(cp[b * H + j]);
+        const acc g = acc(ar[gg + j]), cprev = acc(cp[b * H + j]);
+        const acc i = v.has_i ? acc(ar[j]) : acc(1);   // NIG: i_t = 1
+        const acc o = v.has_o ? acc(ar[go + j]) : acc(1);  // NOG: o_t = 1
         const acc dmj = acc(dmp[b * H + j]);
-        const acc dzo = dmj * tc[j] * o * (acc(1) - o);  // through h = o tanh(C) and o's σ
-        acc dct = acc(dcp[b * H + j]) + dmj * o * (acc(1) - tc[j] * tc[j]);  // ... tanh(C)
-        if (peephole) dct += acc(po[j]) * dzo;  // o's peephole saw C_t
-        acc dzi, dcprev;
-        if (has_forget) {
+        // through h = o s(C_t), s = tanh (or the identity under NOAF)
+        const acc ds = v.squash_out ? acc(1) - tc[j] * tc[j] : acc(1);
+        acc dct = acc(dcp[b * H + j]) + dmj * o * ds;
+        if (v.has_o) {
+          const acc dzo = dmj * tc[j] * o * (acc(1) - o);  // ... and o's σ
+          if (po != nullptr) dct += acc(po[j]) * dzo;       // o's peephole saw C_t
+          dzr[go + j] = scalar_t(dzo);
+        }
+        acc di, dcprev;  // dL/di_t (before i's σ) and dL/dC_{t-1}
+        if (v.has_f) {
           const acc f = acc(ar[gf + j]);
-          dzi = dct * g * i * (acc(1) - i);
+          di = dct * g;
           const acc dzf = dct * cprev * f * (acc(1) - f);
           dzr[gf + j] = scalar_t(dzf);
           dcprev = dct * f;
-          if (peephole) dcprev += acc(pf[j]) * dzf;
-        } else if (kind == kCoupled) {
-          dzi = dct * (g - cprev) * i * (acc(1) - i);
+          if (pf != nullptr) dcprev += acc(pf[j]) * dzf;
+        } else if (v.coupled) {
+          di = dct * (g - cprev);
           dcprev = dct * (acc(1) - i);
         } else {  // the carrousel passes dC on unchanged
-          dzi = dct * g * i * (acc(1) - i);
+          di = dct * g;
           dcprev = dct;
         }
-        if (peephole) dcprev += acc(pi[j]) * dzi;
-        dzr[j] = scalar_t(dzi);
-        dzr[gg + j] = scalar_t(dct * i * (acc(1) - g * g));
-        dzr[go + j] = scalar_t(dzo);
+        if (v.has_i) {
+          const acc dzi = di * i * (acc(1) - i);
+          if (pi != nullptr) dcprev += acc(pi[j]) * dzi;
+          dzr[j] = scalar_t(dzi);
+        }
+        // C~ = tanh(z_g), or z_g itself under NIAF
+        dzr[gg + j] = scalar_t(dct * i * (v.squash_in ? acc(1) - g * g : acc(1)));
         dcn[b * H + j] = scalar_t(dcprev);
       }
     };
@@ -428,12 +473,13 @@ std::vector<Tensor> lstm_backward(
     const Tensor& c_all, const Tensor& h_all, const Tensor& m_all, const Tensor& h0,
     const Tensor& c0_in, const Tensor& w_hh, const c10::optional<Tensor>& p_i,
     const c10::optional<Tensor>& p_f, const c10::optional<Tensor>& p_o,
-    const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask, int64_t kind) {
+    const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask, int64_t variant) {
   const Tensor d_output = d_output_in.contiguous(), c0 = c0_in.contiguous();
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
-  const bool has_forget = kind == kStandard;
-  const bool peephole = p_i.has_value();
+  const LSTMVariant v(variant, H);
+  TORCH_CHECK(GH == v.blocks * H, "lstm_backward: ", GH / H,
+              " gate blocks given, the variant has ", v.blocks);
   const bool project = w_hr.has_value();
   const auto acc_dtype = at::toOpMathType(acts.scalar_type());
   auto dz_all = at::empty({T, B, GH}, acts.options());
@@ -442,7 +488,7 @@ std::vector<Tensor> lstm_backward(
   Tensor dc = d_c_n.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
     lstm_backward_loop<scalar_t>(d_output, dh, dc, acts, c_all, c0, w_hh, p_i, p_f, p_o, w_hr,
-                                 mask, kind, dz_all, dh_all);
+                                 mask, v, dz_all, dh_all);
   });
 
   // weight gradients over all steps at once: one product each
@@ -454,14 +500,14 @@ std::vector<Tensor> lstm_backward(
   // the peephole weights' gradients, sums over steps and rows: here rather than in the
   // loop, where rows on different threads would add into the same (H,) sums
   Tensor d_pi, d_pf, d_po;
-  if (peephole) {
+  if (p_i.has_value() || p_f.has_value() || p_o.has_value()) {
     auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };
     const Tensor c_prev_all = wide(at::cat({c0.unsqueeze(0), c_all.narrow(0, 0, T - 1)}, 0));
-    auto block = [&](int64_t k) { return wide(dz_all.narrow(2, k * H, H)); };
+    auto block = [&](int64_t offset) { return wide(dz_all.narrow(2, offset, H)); };
     auto total = [&](const Tensor& x) { return x.sum({0, 1}).to(acts.scalar_type()); };
-    d_pi = total(block(0) * c_prev_all);
-    if (has_forget) d_pf = total(block(1) * c_prev_all);
-    d_po = total(block(has_forget ? 3 : 2) * wide(c_all));
+    if (p_i.has_value()) d_pi = total(block(0) * c_prev_all);
+    if (p_f.has_value()) d_pf = total(block(v.gf) * c_prev_all);
+    if (p_o.has_value()) d_po = total(block(v.go) * wide(c_all));
   }
   return {dz_all, dh, dc, d_w_hh, d_pi, d_pf, d_po, d_w_hr};
 }
@@ -687,12 +733,12 @@ std::vector<Tensor> rnn_backward(
 TORCH_LIBRARY(lstmkit_fused, m) {
   m.def(
       "lstm_forward(Tensor x_gates, Tensor h0, Tensor c0, Tensor w_hh, Tensor? p_i, "
-      "Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? mask, int kind) -> Tensor[]",
+      "Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? mask, int variant) -> Tensor[]",
       &lstm_forward);
   m.def(
       "lstm_backward(Tensor d_output, Tensor d_h_n, Tensor d_c_n, Tensor acts, Tensor c_all, "
       "Tensor h_all, Tensor m_all, Tensor h0, Tensor c0, Tensor w_hh, Tensor? p_i, "
-      "Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? mask, int kind) -> Tensor[]",
+      "Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? mask, int variant) -> Tensor[]",
       &lstm_backward);
   m.def(
       "gru_forward(Tensor x_gates, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask) "

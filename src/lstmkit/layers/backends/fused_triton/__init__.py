@@ -205,10 +205,13 @@ def run_lstm(family: LSTMFamily, x, state, weights, mask):
     return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
 
 
-def _lstm_flags(family: LSTMFamily, mask, project: bool, peephole: bool) -> dict:
+def _lstm_flags(family: LSTMFamily, mask, project: bool) -> dict:
+    """The kernels' constexpr switches: which parts of the cell exist (kernels.py)."""
     return dict(
-        HAS_F=family.forget_gate and not family.coupled, COUPLED=family.coupled,
-        PEEPHOLE=peephole, HAS_MASK=mask is not None, DOT=not project,
+        HAS_I=family.input_gate, HAS_F=family.has_forget_weights, COUPLED=family.coupled,
+        HAS_O=family.output_gate, SQUASH_IN=family.input_activation,
+        SQUASH_OUT=family.output_activation, PEEPHOLE=family.peephole,
+        HAS_MASK=mask is not None, DOT=not project,
     )  # fmt: skip
 
 
@@ -221,7 +224,6 @@ class _LSTMFunction(torch.autograd.Function):
         steps, batch, gh = xg.shape
         hidden, out_size = c0.shape[1], h0.shape[1]
         project = w_hr is not None
-        peephole = p_i is not None
         layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device)
         acts = torch.empty_like(xg)
         c_all = xg.new_empty(steps, batch, hidden)
@@ -232,7 +234,7 @@ class _LSTMFunction(torch.autograd.Function):
         w_chip = _on_chip(w)
         peep = [(p if p is not None else _absent(xg)).contiguous() for p in (p_i, p_f, p_o)]
         mask_u8 = _mask_bytes(mask, xg)
-        flags = _lstm_flags(family, mask, project, peephole)
+        flags = _lstm_flags(family, mask, project)
         h0, c0 = h0.contiguous(), c0.contiguous()
 
         def launch(t_begin, n_steps, sync_programs, sync, source=xg, h_slots=h_all):
@@ -279,7 +281,7 @@ class _LSTMFunction(torch.autograd.Function):
         dc_buf = zeros_if_none(d_c_n, c0).float().contiguous()
         peep = [(p if p is not None else _absent(acts)).contiguous() for p in (p_i, p_f, p_o)]
         mask_u8 = _mask_bytes(mask, acts)
-        flags = _lstm_flags(family, mask, project, p_i is not None)
+        flags = _lstm_flags(family, mask, project)
 
         def launch(t_begin, n_steps, sync_programs, sync, d_source, dh_buf):
             kernels.lstm_backward[layout.grid](
@@ -317,15 +319,15 @@ class _LSTMFunction(torch.autograd.Function):
 
         flat = dz.reshape(steps * batch, gh)
         d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, -1)
-        d_peep = [None, None, None]
-        if p_i is not None:
+        d_peep = [None, None, None]  # each gate with a block has one (family.extra_parameters)
+        if family.peephole:
             blocks = dz.chunk(len(family.gates), -1)
             by_gate = dict(zip(family.gates, blocks, strict=True))
             c_prev = _shifted(c0, c_all)
-            d_peep[0] = (by_gate["input"] * c_prev).sum((0, 1))
-            if p_f is not None:
-                d_peep[1] = (by_gate["forget"] * c_prev).sum((0, 1))
-            d_peep[2] = (by_gate["output"] * c_all).sum((0, 1))
+            seen = {"input": c_prev, "forget": c_prev, "output": c_all}  # C_{t-1}; o sees C_t
+            for k, gate in enumerate(("input", "forget", "output")):
+                if gate in family.sigmoid_gates:
+                    d_peep[k] = (by_gate[gate] * seen[gate]).sum((0, 1))
         dc0 = dc_buf.to(c0.dtype)
         return (None, None, dz, dh0.to(h0.dtype), dc0, d_w_hh, *d_peep, d_w_hr)
 

@@ -1,6 +1,6 @@
 """Triton kernels for the recurrence of the LSTM family, the GRU and the RNN.
 
-Legend: T time, B batch, H hidden, G gate blocks (LSTM 4, or 3 without a forget block;
+Legend: T time, B batch, H hidden, G gate blocks (LSTM 1 to 4, one per gate with weights;
 GRU 3; RNN 1), K the padded reduction length (H rounded up to a power of two).
 
 The grid is (batch blocks, hidden blocks). A program owns ``BLOCK_H`` hidden units of
@@ -126,6 +126,19 @@ def _own_state(first_ptr, all_ptr, t, B, H, rows, units, ok):
 
 
 # -- LSTM family ---------------------------------------------------------------------------
+#
+# Which parts of the cell exist is compile-time (constexpr) flags, so each variant compiles
+# to its own kernel with no branch on them at run time: HAS_I, HAS_F (a forget block of its
+# own), COUPLED (CIFG: f = 1 - i), HAS_O, SQUASH_IN (C~ = tanh(z_g); off for Greff et al.'s
+# NIAF, where C~ = z_g) and SQUASH_OUT (h = o tanh(C); off for NOAF, h = o C). A gate
+# without a block is 1 (NIG: i = 1, NOG: o = 1). The blocks present keep the order
+# (i, f, g, o).
+
+
+@triton.jit
+def _peephole(p_ptr, units, unit_ok):
+    """(1, BLOCK_H): one gate's peephole weights for these units, in fp32."""
+    return tl.load(p_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
 
 
 @triton.jit
@@ -133,12 +146,14 @@ def lstm_forward(
     xg_ptr, w_ptr, h0_ptr, c0_ptr, pi_ptr, pf_ptr, po_ptr, mask_ptr,
     acts_ptr, c_all_ptr, h_all_ptr, out_ptr, sync_ptr,
     t_begin, n_steps, B, H,
-    HAS_F: tl.constexpr, COUPLED: tl.constexpr, PEEPHOLE: tl.constexpr,
+    HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
+    SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
     HAS_MASK: tl.constexpr, DOT: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    """Steps t_begin .. t_begin + n_steps - 1. Gate blocks (i, f, g, o), or (i, g, o)
-    without a forget block (CIFG: C = (1 - i) C_prev + i g; else the 1997 C = C_prev + i g).
+    """Steps t_begin .. t_begin + n_steps - 1. C = f C_prev + i g with a forget block;
+    CIFG's C = (1 - i) C_prev + i g; else the 1997 C = C_prev + i g. Stores the gates and
+    g = C~ as the cell writes it (the pre-activation itself under NIAF).
 
     ``DOT`` false (the projected LSTM): ``xg`` already holds the full pre-activations of
     the one step (the caller did the product with the projected h), and the kernel stores
@@ -152,21 +167,28 @@ def lstm_forward(
     unit_ok = units < H
     ok = row_ok[:, None] & unit_ok[None, :]
     full_ok = row_ok[:, None] & (ks < H)[None, :]
-    OFF_G: tl.constexpr = 2 if HAS_F else 1
-    OFF_O: tl.constexpr = 3 if HAS_F else 2
-    gh = (OFF_O + 1) * H
+    # the blocks' positions in units of H (the order i, f, g, o, absent ones left out)
+    OFF_F: tl.constexpr = 1 if HAS_I else 0
+    OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
+    OFF_O: tl.constexpr = OFF_G + 1
+    N_BLOCKS: tl.constexpr = OFF_O + 1 if HAS_O else OFF_O
+    gh = N_BLOCKS * H
 
     if DOT:
-        w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
         w_g = _forward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
-        w_o = _forward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+        if HAS_I:
+            w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
         if HAS_F:
-            w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    if PEEPHOLE:
-        p_i = tl.load(pi_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
-        p_o = tl.load(po_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+            w_f = _forward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
+        if HAS_O:
+            w_o = _forward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+    if PEEPHOLE:  # each gate with a block has one (the caller passes a stand-in otherwise)
+        if HAS_I:
+            p_i = _peephole(pi_ptr, units, unit_ok)
         if HAS_F:
-            p_f = tl.load(pf_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+            p_f = _peephole(pf_ptr, units, unit_ok)
+        if HAS_O:
+            p_o = _peephole(po_ptr, units, unit_ok)
 
     c = _own_state(c0_ptr, c_all_ptr, t_begin, B, H, rows, units, ok)
     if DOT:  # with a projection h is the caller's (and h_all holds m)
@@ -174,42 +196,62 @@ def lstm_forward(
     for step in range(n_steps):
         t = t_begin + step
         xg = xg_ptr + _step_offset(t, B, gh)
-        z_i = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
         z_g = _rows_tile(xg + OFF_G * H, rows, units, gh, ok).to(tl.float32)
-        z_o = _rows_tile(xg + OFF_O * H, rows, units, gh, ok).to(tl.float32)
+        if HAS_I:
+            z_i = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
         if HAS_F:
-            z_f = _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+            z_f = _rows_tile(xg + OFF_F * H, rows, units, gh, ok).to(tl.float32)
+        if HAS_O:
+            z_o = _rows_tile(xg + OFF_O * H, rows, units, gh, ok).to(tl.float32)
         if DOT:
-            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
-            z_i += tl.dot(h_prev, w_i, input_precision="ieee")
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_g.dtype)
             z_g += tl.dot(h_prev, w_g, input_precision="ieee")
-            z_o += tl.dot(h_prev, w_o, input_precision="ieee")
+            if HAS_I:
+                z_i += tl.dot(h_prev, w_i, input_precision="ieee")
             if HAS_F:
                 z_f += tl.dot(h_prev, w_f, input_precision="ieee")
-        if PEEPHOLE:  # i and f look at C_{t-1}
-            z_i += p_i * c
-            if HAS_F:
-                z_f += p_f * c
-        i = _sigmoid(z_i)
-        g = _tanh(z_g)
+            if HAS_O:
+                z_o += tl.dot(h_prev, w_o, input_precision="ieee")
+        if SQUASH_IN:
+            g = _tanh(z_g)
+        else:  # NIAF: the candidate is its pre-activation
+            g = z_g
+        if HAS_I:
+            if PEEPHOLE:  # i looks at C_{t-1}
+                z_i += p_i * c
+            i = _sigmoid(z_i)
+            written = i * g
+        else:  # NIG: i = 1
+            written = g
         if HAS_F:
+            if PEEPHOLE:  # so does f
+                z_f += p_f * c
             f = _sigmoid(z_f)
-            c_new = f * c + i * g
+            c_new = f * c + written
         elif COUPLED:
             c_new = c + i * (g - c)
         else:
-            c_new = c + i * g
-        if PEEPHOLE:  # o looks at C_t
-            z_o += p_o * c_new
-        o = _sigmoid(z_o)
-        m = o * _tanh(c_new)
+            c_new = c + written
+        if SQUASH_OUT:
+            shown = _tanh(c_new)
+        else:  # NOAF: C_t unsquashed
+            shown = c_new
+        if HAS_O:
+            if PEEPHOLE:  # o looks at C_t
+                z_o += p_o * c_new
+            o = _sigmoid(z_o)
+            m = o * shown
+        else:  # NOG: o = 1
+            m = shown
 
         acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
-        tl.store(acts, i.to(acts_ptr.dtype.element_ty), mask=ok)
         tl.store(acts + OFF_G * H, g.to(acts_ptr.dtype.element_ty), mask=ok)
-        tl.store(acts + OFF_O * H, o.to(acts_ptr.dtype.element_ty), mask=ok)
+        if HAS_I:
+            tl.store(acts, i.to(acts_ptr.dtype.element_ty), mask=ok)
         if HAS_F:
-            tl.store(acts + H, f.to(acts_ptr.dtype.element_ty), mask=ok)
+            tl.store(acts + OFF_F * H, f.to(acts_ptr.dtype.element_ty), mask=ok)
+        if HAS_O:
+            tl.store(acts + OFF_O * H, o.to(acts_ptr.dtype.element_ty), mask=ok)
         live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
         c = tl.where(live, c_new, c)
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
@@ -229,7 +271,8 @@ def lstm_backward(
     dout_ptr, acts_ptr, c_all_ptr, c0_ptr, w_ptr, pi_ptr, pf_ptr, po_ptr, mask_ptr,
     dz_ptr, dh_buf_ptr, dc_buf_ptr, sync_ptr,
     t_begin, n_steps, T, B, H,
-    HAS_F: tl.constexpr, COUPLED: tl.constexpr, PEEPHOLE: tl.constexpr,
+    HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
+    SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
     HAS_MASK: tl.constexpr, DOT: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
@@ -248,21 +291,28 @@ def lstm_backward(
     unit_ok = units < H
     ok = row_ok[:, None] & unit_ok[None, :]
     full_ok = row_ok[:, None] & (ks < H)[None, :]
-    OFF_G: tl.constexpr = 2 if HAS_F else 1
-    OFF_O: tl.constexpr = 3 if HAS_F else 2
-    gh = (OFF_O + 1) * H
+    # the blocks' positions in units of H (the order i, f, g, o, absent ones left out)
+    OFF_F: tl.constexpr = 1 if HAS_I else 0
+    OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
+    OFF_O: tl.constexpr = OFF_G + 1
+    N_BLOCKS: tl.constexpr = OFF_O + 1 if HAS_O else OFF_O
+    gh = N_BLOCKS * H
 
     if DOT:
-        w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
         w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
-        w_o = _backward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+        if HAS_I:
+            w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
         if HAS_F:
-            w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+            w_f = _backward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
+        if HAS_O:
+            w_o = _backward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
     if PEEPHOLE:
-        p_i = tl.load(pi_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
-        p_o = tl.load(po_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+        if HAS_I:
+            p_i = _peephole(pi_ptr, units, unit_ok)
         if HAS_F:
-            p_f = tl.load(pf_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
+            p_f = _peephole(pf_ptr, units, unit_ok)
+        if HAS_O:
+            p_o = _peephole(po_ptr, units, unit_ok)
 
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     dc = _rows_tile(dc_buf_ptr, rows, units, H, ok)
@@ -273,55 +323,79 @@ def lstm_backward(
         if DOT:  # noqa: SIM102
             if t + 1 < T:  # what step t+1's gates send back through W_hh
                 base = dz_ptr + _step_offset(t + 1, B, gh)
-                d_i = _rows_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
-                d_g = _rows_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_i.dtype)
-                d_o = _rows_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_i.dtype)
-                back = tl.dot(d_i, w_i, input_precision="ieee")
-                back += tl.dot(d_g, w_g, input_precision="ieee")
-                back += tl.dot(d_o, w_o, input_precision="ieee")
+                d_g = _rows_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                back = tl.dot(d_g, w_g, input_precision="ieee")
+                if HAS_I:
+                    d_i = _rows_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
+                    back += tl.dot(d_i, w_i, input_precision="ieee")
                 if HAS_F:
-                    d_f = _rows_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
+                    d_f = _rows_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
                     back += tl.dot(d_f, w_f, input_precision="ieee")
+                if HAS_O:
+                    d_o = _rows_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                    back += tl.dot(d_o, w_o, input_precision="ieee")
                 # an ended row's dz is 0, so its share is 0 already
                 dh += back
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dm = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
 
         acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
-        i = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
         g = tl.load(acts + OFF_G * H, mask=ok, other=0.0).to(tl.float32)
-        o = tl.load(acts + OFF_O * H, mask=ok, other=0.0).to(tl.float32)
         c_t = tl.load(c_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
-        tc = _tanh(c_t)  # recomputed: cheaper than storing it
-        dz_o = dm * tc * o * (1.0 - o)
-        dct = dc + dm * o * (1.0 - tc * tc)
-        if PEEPHOLE:
-            dct += p_o * dz_o
+        # through h = o s(C_t), s = tanh (recomputed: cheaper than storing it) or, NOAF, C_t
+        if SQUASH_OUT:
+            shown = _tanh(c_t)
+            d_shown = dm * (1.0 - shown * shown)
+        else:
+            shown = c_t
+            d_shown = dm
+        if HAS_O:
+            o = tl.load(acts + OFF_O * H, mask=ok, other=0.0).to(tl.float32)
+            dz_o = dm * shown * o * (1.0 - o)
+            dct = dc + d_shown * o
+            if PEEPHOLE:  # o's peephole saw C_t
+                dct += p_o * dz_o
+        else:  # NOG: o = 1
+            dct = dc + d_shown
+        if HAS_I:
+            i = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+        # d_i: dL/di before i's sigmoid (unused under NIG); dc_prev: dL/dC_{t-1}
         if HAS_F:
-            f = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
-            dz_i = dct * g * i * (1.0 - i)
+            f = tl.load(acts + OFF_F * H, mask=ok, other=0.0).to(tl.float32)
+            d_i = dct * g
             dz_f = dct * c_prev * f * (1.0 - f)
             dc_prev = dct * f
             if PEEPHOLE:
                 dc_prev += p_f * dz_f
         elif COUPLED:
-            dz_i = dct * (g - c_prev) * i * (1.0 - i)
+            d_i = dct * (g - c_prev)
             dc_prev = dct * (1.0 - i)
         else:  # the 1997 carrousel passes dC on unchanged
-            dz_i = dct * g * i * (1.0 - i)
+            d_i = dct * g
             dc_prev = dct
-        if PEEPHOLE:
-            dc_prev += p_i * dz_i
-        dz_g = dct * i * (1.0 - g * g)
+        if HAS_I:
+            dz_i = d_i * i * (1.0 - i)
+            if PEEPHOLE:
+                dc_prev += p_i * dz_i
+            d_g = dct * i
+        else:  # NIG: C~ enters C_t whole
+            d_g = dct
+        if SQUASH_IN:
+            dz_g = d_g * (1.0 - g * g)
+        else:  # NIAF: C~ is the pre-activation
+            dz_g = d_g
 
         live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
         out = dz_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
-        tl.store(out, tl.where(live, dz_i, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
-        tl.store(out + OFF_G * H, tl.where(live, dz_g, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
-        tl.store(out + OFF_O * H, tl.where(live, dz_o, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
+        ty = dz_ptr.dtype.element_ty
+        tl.store(out + OFF_G * H, tl.where(live, dz_g, 0.0).to(ty), mask=ok)
+        if HAS_I:
+            tl.store(out, tl.where(live, dz_i, 0.0).to(ty), mask=ok)
         if HAS_F:
-            tl.store(out + H, tl.where(live, dz_f, 0.0).to(dz_ptr.dtype.element_ty), mask=ok)
+            tl.store(out + OFF_F * H, tl.where(live, dz_f, 0.0).to(ty), mask=ok)
+        if HAS_O:
+            tl.store(out + OFF_O * H, tl.where(live, dz_o, 0.0).to(ty), mask=ok)
         dc = tl.where(live, dc_prev, dc)
         dh_local = tl.where(live, 0.0, dh)  # an ended row passes its gradient by
         if DOT and N_SPLIT > 1:
