@@ -329,13 +329,15 @@ def test_cell_gates_are_the_traces_names():
 @pytest.mark.parametrize(
     ("name", "backend", "needle"),
     [
-        ("gru-cho", "fused", "lstmkit's fused kernels have no reset_after=False"),
         ("gru-cho", "torch", "torch's fused kernels have no reset_after=False"),
-        ("mgu", "fused", "lstmkit's fused kernels do not have the mgu cell"),
         ("mgu", "torch", "torch's fused kernels do not have the mgu cell"),
+        ("gru-cho", "manual", "the manual backend's loops do not have the gru cell"),
+        ("mgu", "manual", "the manual backend's loops do not have the mgu cell"),
     ],
 )
 def test_fast_backends_refuse(name, backend, needle):
+    """lstmkit's fused kernels run both (tests/test_fused_gru_mgu.py); torch's and the
+    manual backend's do not."""
     layer_cls, _, options = VARIANTS[name]
     with pytest.raises(ValueError, match=f"backend='{backend}' cannot run this layer: {needle}"):
         layer_cls(I, H, backend=backend, **options)
@@ -350,13 +352,15 @@ def test_torchs_gru_still_runs_on_the_fast_backends():
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_auto_runs_the_reference_loop(name):
-    """Outputs, final states and every gradient, bit for bit: auto must pick the reference."""
+def test_auto_runs_the_fused_kernels_on_the_cpu(name):
+    """Outputs, final states and every gradient agree with the reference loop's: on the
+    CPU auto picks lstmkit's fused kernels, elsewhere the reference (torch has neither)."""
     layer_cls, _, options = VARIANTS[name]
     auto = layer_cls(I, H, 2, bidirectional=True, **options).double()
     reference = layer_cls(I, H, 2, bidirectional=True, backend="reference", **options).double()
     reference.load_state_dict(auto.state_dict())
-    assert choose_backend(Backend.AUTO, auto.family, tracing=False) is Backend.REFERENCE
+    assert choose_backend(Backend.AUTO, auto.family, tracing=False) is Backend.FUSED
+    assert choose_backend(Backend.AUTO, auto.family, False, "cuda") is Backend.REFERENCE
     x = torch.randn(T, B, I, dtype=torch.float64)
     results = []
     for layer in (auto, reference):
@@ -365,7 +369,7 @@ def test_auto_runs_the_reference_loop(name):
         grads = torch.autograd.grad((out.sin().sum() + h_n.cos().sum()), [xi, *layer.parameters()])
         results.append([out, h_n, *grads])
     for a, b in zip(*results, strict=True):
-        assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, **F64)
 
 
 @pytest.mark.parametrize("name", VARIANTS)

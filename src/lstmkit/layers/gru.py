@@ -15,8 +15,9 @@ class GRU(RecurrentLayer):
 
     - ``reset_after``: True (default) is torch's and cuDNN's GRU, whose reset gate scales
       h_{t-1} W_hn^T + b_hn; False is Cho et al.'s (2014), whose reset gate scales h_{t-1}
-      before W_hn (ONNX's ``linear_before_reset=0``). Same parameters either way. Only the
-      reference loop runs False, so ``backend='auto'`` picks it there.
+      before W_hn (ONNX's ``linear_before_reset=0``). Same parameters either way. lstmkit's
+      fused kernels run both (torch's kernels only True), so ``backend='auto'`` takes them
+      on the CPU.
     - ``backend``, ``recompute_every`` and the recurrent regularisers ``recurrent_dropout``,
       ``zoneout`` and ``weight_drop`` (see :class:`~lstmkit.layers.base.RecurrentLayer`).
 

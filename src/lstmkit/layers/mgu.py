@@ -18,7 +18,8 @@ class MGU(RecurrentLayer):
     ``forward``. Parameters are named as torch's GRU names them (``weight_ih_l0``,
     ``bias_hh_l1_reverse``, ...), with two gate blocks (forget, candidate) instead of three:
     ``weight_ih_l{k}`` (2*hidden_size, input), ``weight_hh_l{k}`` (2*hidden_size,
-    hidden_size). Only the reference loop runs it, so ``backend='auto'`` picks that."""
+    hidden_size). The reference loop and lstmkit's fused kernels run it; ``backend='auto'``
+    takes the fused ones on the CPU."""
 
     def __init__(
         self,

@@ -14,8 +14,9 @@ A typed choice, validated once when the layer is built, dispatched in one place
   LSTM (with or without projection), GRU and RNN.
 - ``"fused"``: lstmkit's own kernels for the LSTM (projection, peepholes, CIFG, no forget
   gate, and Greff et al.'s NIG, NOG, NIAF and NOAF, in any combination the cell accepts),
-  the GRU and the RNN: C++ built on first use for CPU tensors (:mod:`.fused_cpu`), Triton
-  for CUDA tensors (:mod:`.fused_triton`).
+  the GRU in torch's form and in Cho et al.'s (``reset_after=False``), the MGU and the RNN:
+  C++ built on first use for CPU tensors (:mod:`.fused_cpu`), Triton for CUDA tensors
+  (:mod:`.fused_triton`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
   (and for the plain GRU and RNN off the CPU), ``"fused"`` for everything else on the CPU,
   else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
@@ -38,6 +39,7 @@ from enum import Enum
 from lstmkit.cellmath.family import CellFamily
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.mgu import MGUFamily
 from lstmkit.cellmath.rnn import RNNFamily
 
 
@@ -103,7 +105,8 @@ _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
     Backend.MANUAL: {LSTMFamily: _LSTM_VARIANTS},
     Backend.FUSED: {
         LSTMFamily: _LSTM_VARIANTS | _GREFF_ABLATIONS,
-        GRUFamily: frozenset(),
+        GRUFamily: frozenset({"reset_after"}),  # Cho et al.'s form as well as torch's
+        MGUFamily: frozenset(),
         RNNFamily: frozenset({"nonlinearity"}),
     },
 }

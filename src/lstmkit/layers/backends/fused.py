@@ -14,7 +14,9 @@ import torch
 from torch import Tensor
 
 from lstmkit.cellmath.family import CellFamily, Weights
+from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.mgu import MGUFamily
 
 
 def kernels_for(device_type: str) -> ModuleType:
@@ -49,8 +51,10 @@ def run_direction(
         step_mask = None if step_mask is None else step_mask.flip(0)
     if isinstance(family, LSTMFamily):
         run = kernels.run_lstm
-    elif family.name == "gru":
-        run = kernels.run_gru
+    elif isinstance(family, GRUFamily):
+        run = kernels.run_gru if family.reset_after else kernels.run_cho_gru
+    elif isinstance(family, MGUFamily):
+        run = kernels.run_mgu
     else:
         run = kernels.run_rnn
     output, final, saved = run(family, x, state, weights, step_mask)
@@ -69,9 +73,12 @@ def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
         if family.coupled:
             gates["forget"] = 1 - gates["input"]
         values = {**gates, "cell": saved["cell"], "hidden": saved["hidden"]}
-    elif family.name == "gru":
+    elif isinstance(family, GRUFamily):  # either form: the acts are (r, z, n)
         reset, update, candidate = saved["acts"].chunk(3, -1)
         values = dict(reset=reset, update=update, candidate=candidate, hidden=saved["hidden"])
+    elif isinstance(family, MGUFamily):
+        forget, candidate = saved["acts"].chunk(2, -1)
+        values = dict(forget=forget, candidate=candidate, hidden=saved["hidden"])
     else:
         values = {"hidden": saved["hidden"]}
     trace = {name: values[name].detach() for name in family.trace_names}

@@ -12,8 +12,9 @@ product here in Python, with ``bias_hh`` folded in where it is exact (autograd c
 to ``weight_ih``, the biases and the input),
 and the kernel runs the recurrence, keeping for the backward only the gate activations and
 the states. The backward returns the gradient of every gate pre-activation, from which the
-weight gradients are single products over all steps. ``run_lstm``, ``run_gru`` and
-``run_rnn`` take x (T, B, I) in forward time order and a (T, B) mask or None, and return the
+weight gradients are single products over all steps. ``run_lstm``, ``run_gru`` (torch's
+form), ``run_cho_gru`` (``reset_after=False``), ``run_mgu`` and ``run_rnn`` take x (T, B, I)
+in forward time order and a (T, B) mask or None, and return the
 outputs (T, B, R), the final state and what ``fused.trace`` reads (T time, B batch, G gate
 blocks, H hidden, R output size).
 First derivatives only, like the manual backend: use ``reference`` for double backward.
@@ -212,6 +213,54 @@ class _GRUFunction(torch.autograd.Function):
             acts, hn_all, h_all, h0.contiguous(), w_hh.contiguous(), ctx.mask,
         )  # fmt: skip
         return None, None, dx, dh0, d_w_hh, d_b_hh if ctx.has_bias else None
+
+
+# -- reset before the product: Cho et al.'s GRU and the MGU --------------------------------
+
+
+def run_cho_gru(family, x, state, weights, mask):
+    """The GRU with ``reset_after=False``: r_t scales h_{t-1} before W_hn."""
+    return _run_reset_first(False, x, state, weights, mask)
+
+
+def run_mgu(family, x, state, weights, mask):
+    """The MGU: Cho et al.'s GRU with r_t = f_t and z_t = 1 - f_t (kernels.cpp's ``tied``)."""
+    return _run_reset_first(True, x, state, weights, mask)
+
+
+def _run_reset_first(tied, x, state, weights, mask):
+    ops = _ops()
+    # every b_hh block adds to a pre-activation here, b_hn too (outside r's reach)
+    x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
+    (h0,) = state
+    output, h_n, acts, h_all = _ResetFirstFunction.apply(
+        ops, tied, mask, x_gates, h0, weights["weight_hh"]
+    )
+    return output, (h_n,), dict(acts=acts, hidden=h_all)
+
+
+class _ResetFirstFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ops, tied, mask, x_gates, h0, w_hh):
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
+        output, h_n, acts, rh_all, h_all = ops.reset_first_forward(
+            x_gates.contiguous(), h0.contiguous(), w_hh.contiguous(), tied, mask
+        )
+        ctx.ops, ctx.tied, ctx.mask = ops, tied, mask
+        ctx.save_for_backward(acts, rh_all, h_all, h0, w_hh)
+        ctx.mark_non_differentiable(acts, h_all)  # handed out for traces only
+        return output, h_n, acts, h_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n, *_):
+        acts, rh_all, h_all, h0, w_hh = ctx.saved_tensors
+        d_pre, dh0, d_w_hh = ctx.ops.reset_first_backward(
+            zeros_if_none(d_output, h_all).contiguous(),
+            zeros_if_none(d_h_n, h0).contiguous(),
+            acts, rh_all, h_all, h0.contiguous(), w_hh.contiguous(), ctx.tied, ctx.mask,
+        )  # fmt: skip
+        return None, None, None, d_pre, dh0, d_w_hh
 
 
 # -- RNN -----------------------------------------------------------------------------------

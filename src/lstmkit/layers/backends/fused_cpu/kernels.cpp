@@ -1,8 +1,9 @@
-// lstmkit's fused CPU kernels: the time loops of the LSTM family, the GRU and the RNN, with
-// their backward passes, in C++ over ATen.
+// lstmkit's fused CPU kernels: the time loops of the LSTM family, the GRU (torch's form and
+// Cho et al.'s), the MGU and the RNN, with their backward passes, in C++ over ATen.
 //
 // Legend: T time, B batch, H hidden, R state[0] (output) size (H unless the LSTM projects),
-// G gate blocks (LSTM 1 to 4, one per gate that has weights: see LSTMBits; GRU 3; RNN 1).
+// G gate blocks (LSTM 1 to 4, one per gate that has weights: see LSTMBits; GRU 3; MGU 2;
+// RNN 1).
 //
 // What the Python loop (backends/manual_lstm.py) costs is not the arithmetic but the ~20
 // dispatches per step; here each step is one matrix product for the recurrence (two with a
@@ -640,6 +641,189 @@ std::vector<Tensor> gru_backward(
 }
 
 // ------------------------------------------------------------------------------------
+// Reset before the product: Cho et al.'s GRU (reset_after=False) and the MGU
+// ------------------------------------------------------------------------------------
+//
+// Cho et al. (2014, Sect. 2.3) reset h_{t-1} before the candidate's recurrent product:
+//   r, z = sigmoid(x_{r,z} + h_{t-1} W_{h(r,z)}^T),  n = tanh(x_n + (r h_{t-1}) W_hn^T),
+//   h_t = (1 - z) n + z h_{t-1}.
+// Every bias_hh block is a constant added to a pre-activation, so the caller folds all of it
+// into x_gates. A step is two products: h_{t-1} with the sigmoid blocks, then (r h_{t-1})
+// with the candidate block, which has to wait for r.
+//
+// `tied`: the MGU (Zhou et al. 2016), whose one gate f plays both parts, r = f and
+// z = 1 - f, so h_t = (1 - f) h_{t-1} + f n. Its blocks are (f, n); the GRU's (r, z, n).
+// S below is the number of sigmoid blocks (2, or 1 tied); the candidate block follows them.
+
+// x_gates (T, B, (S+1)H) = x W_ih^T + b_ih + b_hh. Returns output (T, B, H), h_n, and for
+// the backward: acts (T, B, (S+1)H) = the gates and n, rh_all (T, B, H) = r h_{t-1}, h_all.
+std::vector<Tensor> reset_first_forward(
+    const Tensor& x_gates_in, const Tensor& h0, const Tensor& w_hh, bool tied,
+    const c10::optional<Tensor>& mask) {
+  const Tensor x_gates = x_gates_in.contiguous();
+  const int64_t T = x_gates.size(0), B = x_gates.size(1), H = h0.size(1);
+  const int64_t S = tied ? 1 : 2, GH = (S + 1) * H;
+  TORCH_CHECK(x_gates.size(2) == GH, "reset_first_forward: ", x_gates.size(2) / H,
+              " gate blocks given, expected ", S + 1);
+  auto acts = at::empty({T, B, GH}, x_gates.options());
+  auto rh_all = at::empty({T, B, H}, x_gates.options());
+  auto h_all = at::empty({T, B, H}, x_gates.options());
+  auto output = at::empty({T, B, H}, x_gates.options());
+  auto h_gates = at::empty({B, S * H}, x_gates.options());  // h_{t-1} W_h(r,z)^T
+  auto h_cand = at::empty({B, H}, x_gates.options());       // (r h_{t-1}) W_hn^T
+  const Tensor w_gates_t = w_hh.narrow(0, 0, S * H).t();
+  const Tensor w_cand_t = w_hh.narrow(0, S * H, H).t();
+  const Tensor w_gates_kn = small_batch_operand(w_gates_t, B);
+  const Tensor w_cand_kn = small_batch_operand(w_cand_t, B);
+  const int64_t grain = std::max<int64_t>(1, 32768 / (10 * H));
+  Tensor h = h0.contiguous();
+  for (int64_t t = 0; t < T; ++t) {
+    add_product(h_gates, Tensor(), h, w_gates_t, w_gates_kn);
+    const Tensor xg = x_gates[t];
+    Tensor a = acts[t], rh = rh_all[t], h_new = h_all[t];
+    const bool* keep = mask_row(mask, t);
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, xg.scalar_type(), "reset_first_gates", [&] {
+      using acc = at::opmath_type<scalar_t>;
+      const scalar_t* xp = xg.data_ptr<scalar_t>();
+      const scalar_t* gp = h_gates.data_ptr<scalar_t>();
+      const scalar_t* hp = h.data_ptr<scalar_t>();
+      scalar_t* ap = a.data_ptr<scalar_t>();
+      scalar_t* rp = rh.data_ptr<scalar_t>();
+      at::parallel_for(0, B, grain, [&](int64_t lo, int64_t hi) {
+        RowBuffer<acc> buf(S * H);
+        acc* u = buf.get();  // r (f), then z
+        for (int64_t b = lo; b < hi; ++b) {
+          for (int64_t k = 0; k < S * H; ++k) u[k] = acc(xp[b * GH + k]) + acc(gp[b * S * H + k]);
+          sigmoid_(u, S * H);
+          for (int64_t k = 0; k < S * H; ++k) ap[b * GH + k] = scalar_t(u[k]);
+          // the reset acts here, before the candidate's product (Cho et al. Sect. 2.3)
+          for (int64_t j = 0; j < H; ++j) rp[b * H + j] = scalar_t(u[j] * acc(hp[b * H + j]));
+        }
+      });
+    });
+    add_product(h_cand, Tensor(), rh, w_cand_t, w_cand_kn);
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, xg.scalar_type(), "reset_first_candidate", [&] {
+      using acc = at::opmath_type<scalar_t>;
+      const scalar_t* xp = xg.data_ptr<scalar_t>();
+      const scalar_t* cp = h_cand.data_ptr<scalar_t>();
+      const scalar_t* hp = h.data_ptr<scalar_t>();
+      scalar_t* ap = a.data_ptr<scalar_t>();
+      scalar_t* ho = h_new.data_ptr<scalar_t>();
+      at::parallel_for(0, B, grain, [&](int64_t lo, int64_t hi) {
+        RowBuffer<acc> buf(H);
+        acc* n = buf.get();
+        for (int64_t b = lo; b < hi; ++b) {
+          for (int64_t j = 0; j < H; ++j) n[j] = acc(xp[b * GH + S * H + j]) + acc(cp[b * H + j]);
+          tanh_(n, H);
+          scalar_t* ar = ap + b * GH;
+          const bool live = keep == nullptr || keep[b];
+          for (int64_t j = 0; j < H; ++j) {
+            ar[S * H + j] = scalar_t(n[j]);
+            // z keeps h_{t-1}: the GRU's own gate, or the MGU's 1 - f
+            const acc z = tied ? acc(1) - acc(ar[j]) : acc(ar[H + j]);
+            const acc hprev = acc(hp[b * H + j]);
+            ho[b * H + j] = live ? scalar_t((acc(1) - z) * n[j] + z * hprev) : hp[b * H + j];
+          }
+        }
+      });
+    });
+    Tensor out = output[t];
+    if (mask.has_value()) {
+      at::mul_out(out, h_new, mask->select(0, t).unsqueeze(1));
+    } else {
+      out.copy_(h_new);
+    }
+    h = h_new;
+  }
+  return {output, h.clone(), acts, rh_all, h_all};
+}
+
+// Returns d_x_gates (T, B, (S+1)H) (the gradient of every pre-activation), dh0, d_w_hh.
+// Per step, backwards: the candidate's pre-activation gradient first, then its product with
+// W_hn, which is the gradient of r h_{t-1} and so reaches both r and h_{t-1}; then the
+// gates', whose product with W_h(r,z) completes dL/dh_{t-1}.
+std::vector<Tensor> reset_first_backward(
+    const Tensor& d_output, const Tensor& d_h_n, const Tensor& acts, const Tensor& rh_all,
+    const Tensor& h_all, const Tensor& h0, const Tensor& w_hh, bool tied,
+    const c10::optional<Tensor>& mask) {
+  const int64_t T = acts.size(0), B = acts.size(1), H = h0.size(1);
+  const int64_t S = tied ? 1 : 2, GH = (S + 1) * H;
+  auto d_gates_all = at::empty({T, B, S * H}, acts.options());
+  auto d_cand_all = at::empty({T, B, H}, acts.options());
+  Tensor dh = d_h_n.contiguous().clone();
+  auto dh_t = at::empty({B, H}, acts.options());
+  auto d_rh = at::empty({B, H}, acts.options());
+  auto dh_direct = at::empty({B, H}, acts.options());
+  const Tensor w_gates = w_hh.narrow(0, 0, S * H), w_cand = w_hh.narrow(0, S * H, H);
+  const Tensor w_gates_kn = small_batch_operand(w_gates, B);
+  const Tensor w_cand_kn = small_batch_operand(w_cand, B);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    at::add_out(dh_t, d_output[t], dh);
+    const Tensor h_prev = t > 0 ? h_all[t - 1] : h0.contiguous();
+    const Tensor a = acts[t];
+    Tensor d_gates = d_gates_all[t], d_cand = d_cand_all[t];
+    const bool* keep = mask_row(mask, t);
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "reset_first_cand_bw", [&] {
+      using acc = at::opmath_type<scalar_t>;
+      const scalar_t* ap = a.data_ptr<scalar_t>();
+      const scalar_t* dtp = dh_t.data_ptr<scalar_t>();
+      scalar_t* dcp = d_cand.data_ptr<scalar_t>();
+      for_rows(B, 6 * H, [&](int64_t b) {
+        const scalar_t* ar = ap + b * GH;
+        const bool live = keep == nullptr || keep[b];
+        for (int64_t j = 0; j < H; ++j) {
+          const acc z = tied ? acc(1) - acc(ar[j]) : acc(ar[H + j]), n = acc(ar[S * H + j]);
+          const acc dn = acc(dtp[b * H + j]) * (acc(1) - z) * (acc(1) - n * n);  // h, tanh
+          dcp[b * H + j] = live ? scalar_t(dn) : scalar_t(0);
+        }
+      });
+    });
+    add_product(d_rh, Tensor(), d_cand, w_cand, w_cand_kn);  // dL/d(r h_{t-1})
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "reset_first_gates_bw", [&] {
+      using acc = at::opmath_type<scalar_t>;
+      const scalar_t* ap = a.data_ptr<scalar_t>();
+      const scalar_t* hp = h_prev.data_ptr<scalar_t>();
+      const scalar_t* dtp = dh_t.data_ptr<scalar_t>();
+      const scalar_t* drp = d_rh.data_ptr<scalar_t>();
+      const scalar_t* dcarry = dh.data_ptr<scalar_t>();
+      scalar_t* dgp = d_gates.data_ptr<scalar_t>();
+      scalar_t* ddp = dh_direct.data_ptr<scalar_t>();
+      for_rows(B, 10 * H, [&](int64_t b) {
+        const scalar_t* ar = ap + b * GH;
+        scalar_t* dgr = dgp + b * S * H;
+        if (keep != nullptr && !keep[b]) {  // ended: the gradient passes by
+          for (int64_t k = 0; k < S * H; ++k) dgr[k] = scalar_t(0);
+          for (int64_t j = 0; j < H; ++j) ddp[b * H + j] = dcarry[b * H + j];
+          return;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const acc r = acc(ar[j]), n = acc(ar[S * H + j]), hprev = acc(hp[b * H + j]);
+          const acc d = acc(dtp[b * H + j]), drh = acc(drp[b * H + j]);
+          const acc dr = drh * hprev;  // through r h_{t-1}
+          if (tied) {  // f is r and 1 - z: h_t = (1 - f) h_{t-1} + f n
+            dgr[j] = scalar_t((dr + d * (n - hprev)) * r * (acc(1) - r));
+            ddp[b * H + j] = scalar_t(d * (acc(1) - r) + drh * r);
+          } else {
+            const acc z = acc(ar[H + j]);
+            dgr[j] = scalar_t(dr * r * (acc(1) - r));
+            dgr[H + j] = scalar_t(d * (hprev - n) * z * (acc(1) - z));
+            ddp[b * H + j] = scalar_t(d * z + drh * r);  // z h_{t-1} and r h_{t-1}
+          }
+        }
+      });
+    });
+    dh = at::empty_like(dh_direct);
+    add_product(dh, dh_direct, d_gates, w_gates, w_gates_kn);
+  }
+  // weight gradients over all steps at once: the gate blocks saw h_{t-1}, the candidate's
+  // block r h_{t-1}
+  const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
+  Tensor d_w_gates = at::mm(d_gates_all.view({T * B, S * H}).t(), h_prev_all.reshape({T * B, H}));
+  Tensor d_w_cand = at::mm(d_cand_all.view({T * B, H}).t(), rh_all.reshape({T * B, H}));
+  return {at::cat({d_gates_all, d_cand_all}, 2), dh, at::cat({d_w_gates, d_w_cand}, 0)};
+}
+
+// ------------------------------------------------------------------------------------
 // RNN (tanh or relu); both biases folded into x_gates by the caller
 // ------------------------------------------------------------------------------------
 
@@ -748,6 +932,14 @@ TORCH_LIBRARY(lstmkit_fused, m) {
       "gru_backward(Tensor d_output, Tensor d_h_n, Tensor acts, Tensor hn_all, Tensor h_all, "
       "Tensor h0, Tensor w_hh, Tensor? mask) -> Tensor[]",
       &gru_backward);
+  m.def(
+      "reset_first_forward(Tensor x_gates, Tensor h0, Tensor w_hh, bool tied, Tensor? mask) "
+      "-> Tensor[]",
+      &reset_first_forward);
+  m.def(
+      "reset_first_backward(Tensor d_output, Tensor d_h_n, Tensor acts, Tensor rh_all, "
+      "Tensor h_all, Tensor h0, Tensor w_hh, bool tied, Tensor? mask) -> Tensor[]",
+      &reset_first_backward);
   m.def(
       "rnn_forward(Tensor x_gates, Tensor h0, Tensor w_hh, bool relu, Tensor? mask) "
       "-> Tensor[]",

@@ -1,7 +1,8 @@
-"""Triton kernels for the recurrence of the LSTM family, the GRU and the RNN.
+"""Triton kernels for the recurrence of the LSTM family, the GRU (torch's form and Cho et
+al.'s), the MGU and the RNN.
 
 Legend: T time, B batch, H hidden, G gate blocks (LSTM 1 to 4, one per gate with weights;
-GRU 3; RNN 1), K the padded reduction length (H rounded up to a power of two).
+GRU 3; MGU 2; RNN 1), K the padded reduction length (H rounded up to a power of two).
 
 The grid is (batch blocks, hidden blocks). A program owns ``BLOCK_H`` hidden units of
 ``BLOCK_B`` batch rows: it loads its rows of ``W_hh`` (every gate's, G x K x BLOCK_H) once,
@@ -532,6 +533,197 @@ def gru_backward(
         if N_SPLIT > 1:
             _sync(sync_ptr + pid_b, step, N_SPLIT)
     tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_local, mask=ok)
+
+
+# -- reset before the product: Cho et al.'s GRU and the MGU --------------------------------
+#
+# n = tanh(x_n + (r h_{t-1}) W_hn^T) (Cho et al. 2014, Sect. 2.3): the candidate's product
+# takes r h_{t-1} over every unit, and a program computes r for its own units only. So a
+# step has two phases with a barrier between them: GATES (r, z and r h_{t-1}, which goes to
+# rh_all for every program to read) and CANDIDATE (n and h_t). A persistent launch runs
+# both, with a barrier after each; one launch per step runs each phase as a launch of its
+# own, whose boundary is then the barrier. The backward mirrors them: CANDIDATE (dL/dh_t
+# and the candidate's pre-activation gradient), then GATES (its product with W_hn, the
+# gradient of r h_{t-1} over every unit, and from it the gates').
+#
+# TIED: the MGU (Zhou et al. 2016), whose one gate f is both r and 1 - z; its blocks are
+# (f, n), the GRU's (r, z, n). The caller folds every bias_hh block into xg: each adds to a
+# pre-activation, b_hn included, since the reset does not reach it in this form.
+
+
+@triton.jit
+def _phase_barrier(sync_ptr, k, N_SPLIT: tl.constexpr):
+    """Between a phase's stores and the reads of them by other threads: the grid barrier
+    over the programs of a batch block (its k-th), or, in one program, its threads'."""
+    if N_SPLIT > 1:
+        _sync(sync_ptr, k, N_SPLIT)
+    else:
+        tl.debug_barrier()
+
+
+@triton.jit
+def _shared_tile(ptr, rows, ks, stride, ok):
+    """(BLOCK_B, K): every unit of a (B, stride) slice other programs wrote, read past the L1
+    cache, which their stores do not update."""
+    offsets = rows[:, None].to(tl.int64) * stride + ks[None, :]
+    return tl.load(ptr + offsets, mask=ok, other=0.0, cache_modifier=".cg")
+
+
+@triton.jit
+def reset_first_forward(
+    xg_ptr, w_ptr, h0_ptr, mask_ptr,
+    acts_ptr, rh_all_ptr, h_all_ptr, out_ptr, sync_ptr,
+    t_begin, n_steps, B, H,
+    TIED: tl.constexpr, GATES: tl.constexpr, CANDIDATE: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """xg (T, B, G*H) holds x W_ih^T + b_ih + b_hh. Stores acts (the gates, then n),
+    rh_all = r h_{t-1} (T, B, H) and h_all; the phases run as GATES and CANDIDATE say."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    N_GATES: tl.constexpr = 1 if TIED else 2  # the candidate's block follows the gates'
+    gh = (N_GATES + 1) * H
+    if GATES:
+        w_r = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        if not TIED:
+            w_z = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+    if CANDIDATE:
+        w_n = _forward_weight(w_ptr, N_GATES, units, ks, H, unit_ok, ks < H)
+
+    h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
+    for step in range(n_steps):
+        t = t_begin + step
+        xg = xg_ptr + _step_offset(t, B, gh)
+        acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        ty = acts_ptr.dtype.element_ty
+        if GATES:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
+            r = _sigmoid(
+                _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
+                + tl.dot(h_prev, w_r, input_precision="ieee")
+            )
+            tl.store(acts, r.to(ty), mask=ok)
+            if TIED:  # the MGU's f keeps 1 - f of h_{t-1}
+                z = 1.0 - r
+            else:
+                z = _sigmoid(
+                    _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+                    + tl.dot(h_prev, w_z, input_precision="ieee")
+                )
+                tl.store(acts + H, z.to(ty), mask=ok)
+            # the reset acts here, before the candidate's product
+            tl.store(rh_all_ptr + slot, (r * h).to(rh_all_ptr.dtype.element_ty), mask=ok)
+            _phase_barrier(sync_ptr + pid_b, 2 * step, N_SPLIT)
+        elif TIED:  # this step's GATES launch stored the gate
+            z = 1.0 - tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+        else:
+            z = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
+        if CANDIDATE:
+            rh = _shared_tile(rh_all_ptr + _step_offset(t, B, H), rows, ks, H, full_ok)
+            n = _tanh(
+                _rows_tile(xg + N_GATES * H, rows, units, gh, ok).to(tl.float32)
+                + tl.dot(rh.to(w_n.dtype), w_n, input_precision="ieee")
+            )
+            h_new = (1.0 - z) * n + z * h
+            tl.store(acts + N_GATES * H, n.to(ty), mask=ok)
+            live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+            h = tl.where(live, h_new, h)
+            tl.store(h_all_ptr + slot, h.to(h_all_ptr.dtype.element_ty), mask=ok)
+            out = tl.where(live, h_new, 0.0).to(out_ptr.dtype.element_ty)
+            tl.store(out_ptr + slot, out, mask=ok)
+            _phase_barrier(sync_ptr + pid_b, 2 * step + 1, N_SPLIT)
+
+
+@triton.jit
+def reset_first_backward(
+    dout_ptr, acts_ptr, h_all_ptr, h0_ptr, w_ptr, mask_ptr,
+    dpre_ptr, dh_buf_ptr, sync_ptr,
+    t_begin, n_steps, T, B, H,
+    TIED: tl.constexpr, CANDIDATE: tl.constexpr, GATES: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin, t_begin - 1, ... Writes dpre (T, B, G*H), the gradient of every
+    pre-activation (the gates', then n's). The fp32 buffer dh_buf carries between launches
+    what a phase leaves: after CANDIDATE dL/dh_t, after GATES the part of dL/dh_{t-1} that
+    does not go through W_h(r,z) (z h_{t-1}, r h_{t-1}, a finished sequence's pass-by)."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    N_GATES: tl.constexpr = 1 if TIED else 2
+    gh = (N_GATES + 1) * H
+    if CANDIDATE:  # what step t+1's gates send back to h_t
+        w_r = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        if not TIED:
+            w_z = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+    if GATES:  # what n's pre-activation sends back to r h_{t-1}
+        w_n = _backward_weight(w_ptr, N_GATES, units, ks, H, unit_ok, ks < H)
+
+    carried = _rows_tile(dh_buf_ptr, rows, units, H, ok)
+    dh_local = carried  # the CANDIDATE phase starts from it
+    dh_t = carried  # a GATES-only launch starts from it
+    for step in range(n_steps):
+        t = t_begin - step
+        acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        dpre = dpre_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        ty = dpre_ptr.dtype.element_ty
+        n = tl.load(acts + N_GATES * H, mask=ok, other=0.0).to(tl.float32)
+        r = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+        if TIED:
+            z = 1.0 - r
+        else:
+            z = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
+        if CANDIDATE:
+            dh = dh_local
+            if t + 1 < T:  # an ended row's gate gradients are 0, so its share is 0 already
+                base = dpre_ptr + _step_offset(t + 1, B, gh)
+                d_r = _shared_tile(base, rows, ks, gh, full_ok).to(w_r.dtype)
+                dh += tl.dot(d_r, w_r, input_precision="ieee")
+                if not TIED:
+                    d_z = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_r.dtype)
+                    dh += tl.dot(d_z, w_z, input_precision="ieee")
+            # an ended row's output is 0: its gradient goes nowhere
+            d_out = tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+            dh_t = tl.where(live, dh + d_out, dh)
+            d_pre_n = tl.where(live, dh_t * (1.0 - z) * (1.0 - n * n), 0.0)  # h_t, then tanh
+            tl.store(dpre + N_GATES * H, d_pre_n.to(ty), mask=ok)
+            _phase_barrier(sync_ptr + pid_b, 2 * step, N_SPLIT)
+        if GATES:
+            d_n = _shared_tile(dpre_ptr + _step_offset(t, B, gh) + N_GATES * H, rows, ks, gh,
+                               full_ok).to(w_n.dtype)  # fmt: skip
+            d_rh = tl.dot(d_n, w_n, input_precision="ieee")  # dL/d(r h_{t-1})
+            h_prev = _own_state(h0_ptr, h_all_ptr, t, B, H, rows, units, ok)
+            d_r = d_rh * h_prev
+            if TIED:  # f is r and 1 - z: h_t = (1 - f) h_{t-1} + f n
+                d_pre_f = (d_r + dh_t * (n - h_prev)) * r * (1.0 - r)
+                tl.store(dpre, tl.where(live, d_pre_f, 0.0).to(ty), mask=ok)
+            else:
+                d_pre_r = d_r * r * (1.0 - r)
+                d_pre_z = dh_t * (h_prev - n) * z * (1.0 - z)
+                tl.store(dpre, tl.where(live, d_pre_r, 0.0).to(ty), mask=ok)
+                tl.store(dpre + H, tl.where(live, d_pre_z, 0.0).to(ty), mask=ok)
+            # z h_{t-1} and r h_{t-1}; an ended row passes its gradient by
+            dh_local = tl.where(live, dh_t * z + d_rh * r, dh_t)
+            _phase_barrier(sync_ptr + pid_b, 2 * step + 1, N_SPLIT)
+    if GATES:
+        tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_local, mask=ok)
+    else:
+        tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_t, mask=ok)
 
 
 # -- RNN (tanh or relu; both biases folded into xg by the caller) --------------------------
