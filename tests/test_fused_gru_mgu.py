@@ -21,11 +21,12 @@ import pytest
 import torch
 from helpers import TOLERANCE, assert_close_all, random_loss
 from torch.autograd import gradcheck
+from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
 import lstmkit
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.mgu import MGUFamily
-from lstmkit.layers.backends import Backend, choose_backend, fused, fused_triton
+from lstmkit.layers.backends import Backend, choose_backend, fused_triton
 from lstmkit.layers.mgu import MGU
 
 I, T = 4, 6
@@ -186,25 +187,10 @@ def test_the_other_fast_backends_still_refuse_them(cell, backend, needle):
 
 # -- the Triton kernels, under the interpreter ---------------------------------------------
 #
-# As tests/test_fused_triton.py sets them up: TRITON_INTERPRET is set before the kernels'
-# first use in the process (they are defined when first used, so they follow it even if
-# torch._dynamo imported triton earlier), and the fused backend's CPU tensors go to the
-# Triton kernels instead of the C++ ones. The interpreter is slow, so these run tiny sizes;
-# float32, the kernels' widest dtype.
+# Set up by tests/triton_on_cpu.py (the fixture and the shapes): tiny sizes, float32,
+# the kernels' widest dtype.
 
-# hidden size, layers, lengths or full, direction, units per program (None: one program,
-# one persistent launch with both phases of a step; 16: two programs, two launches a step)
-TRITON_SHAPES = {
-    "H5-L1-full-uni-one-program": (5, 1, False, False, None),
-    "H20-L2-lengths-bi-split": (20, 2, True, True, 16),
-}
 TRITON_GRID = list(itertools.product(CELLS, TRITON_SHAPES))
-
-
-@pytest.fixture
-def triton_on_the_cpu(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(fused, "kernels_for", lambda device_type: fused_triton)
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")

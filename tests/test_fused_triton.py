@@ -21,9 +21,10 @@ import textwrap
 import pytest
 import torch
 from helpers import LAYER_CASES, TOLERANCE, assert_close_all, random_loss
+from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
 import lstmkit
-from lstmkit.layers.backends import fused, fused_triton
+from lstmkit.layers.backends import fused_triton
 
 I, T, B = 4, 6, 3
 LENGTHS = [6, 2, 5]
@@ -31,11 +32,8 @@ LENGTHS = [6, 2, 5]
 SHAPES = {"H5-L1-one-program": (5, 1, None), "H20-L2-split": (20, 2, 16)}
 GRID = list(itertools.product(LAYER_CASES, SHAPES, ["full-uni", "lengths-bi"]))
 
-
-@pytest.fixture(autouse=True)
-def triton_on_the_cpu(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(fused, "kernels_for", lambda device_type: fused_triton)
+# every test here runs the Triton kernels on the CPU, interpreted
+pytestmark = pytest.mark.usefixtures("triton_on_the_cpu")
 
 
 def _pair(family: str, shape: str, bidirectional: bool, monkeypatch):

@@ -1,0 +1,28 @@
+"""What the Triton kernels' tests share: running the fused backend's CPU tensors through
+the Triton kernels under Triton's interpreter.
+
+TRITON_INTERPRET is set before the kernels' first use in the process: they are defined when
+first used, so they follow it even if torch._dynamo imported triton earlier
+(tests/test_fused_triton.py has the regression tests for that order). The interpreter is
+slow, so the kernels' tests run tiny sizes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lstmkit.layers.backends import fused, fused_triton
+
+# hidden size, layers, lengths or full, direction, units per program (None: one program, one
+# persistent launch; 16: the units split over two programs, launches per step)
+TRITON_SHAPES = {
+    "H5-L1-full-uni-one-program": (5, 1, False, False, None),
+    "H20-L2-lengths-bi-split": (20, 2, True, True, 16),
+}
+
+
+@pytest.fixture
+def triton_on_the_cpu(monkeypatch):
+    """The fused backend's CPU tensors go to the Triton kernels, interpreted."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(fused, "kernels_for", lambda device_type: fused_triton)
