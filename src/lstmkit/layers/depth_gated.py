@@ -20,14 +20,11 @@ from torch import Tensor, nn
 
 from lstmkit._checks import expect_like, expect_positive_int
 from lstmkit.cellmath.depth_gated import DepthGatedLSTMFamily, DepthInput
-from lstmkit.cellmath.params import check_forget_bias, forget_rows
-from lstmkit.layers._stack_state import layer_states
-from lstmkit.layers.base import _check_dropout
-from lstmkit.layers.sequence import prepare_input, restore_output
-from lstmkit.trace import Trace
+from lstmkit.layers._memory_stack import MemoryJoinedStack, layer_states
+from lstmkit.layers.sequence import prepare_input
 
 
-class DepthGatedLSTM(nn.Module):
+class DepthGatedLSTM(MemoryJoinedStack):
     """A multi-layer depth-gated LSTM with torch.nn.LSTM's interface.
 
     Positional arguments and defaults are torch.nn.LSTM's (without ``proj_size``):
@@ -77,16 +74,8 @@ class DepthGatedLSTM(nn.Module):
                 f"{owner}: bidirectional=True is not offered: the depth gate joins the memory "
                 "cells of one direction's layers, and the paper defines no reverse stack"
             )
-        self.family = DepthGatedLSTMFamily(expect_positive_int(hidden_size, "hidden_size", owner))
-        self.input_size = expect_positive_int(input_size, "input_size", owner)
-        self.hidden_size = hidden_size
-        self.num_layers = expect_positive_int(num_layers, "num_layers", owner)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.bidirectional = False
-        self.dropout = _check_dropout(dropout, num_layers, owner)
-        check_forget_bias(self.family, self.bias, forget_bias)
-        self.forget_bias = forget_bias
+        family = DepthGatedLSTMFamily(expect_positive_int(hidden_size, "hidden_size", owner))
+        self._set_stack(family, input_size, num_layers, bias, batch_first, dropout, forget_bias)
 
         self._layer_param_names: list[dict[str, str]] = []
         for layer in range(self.num_layers):
@@ -101,28 +90,6 @@ class DepthGatedLSTM(nn.Module):
                 names[base] = f"{base}_l{layer}"
             self._layer_param_names.append(names)
         self.reset_parameters()
-
-    @property
-    def num_directions(self) -> int:
-        return 1
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn.LSTM; then the
-        forget-gate bias when ``forget_bias`` is set (b_if = forget_bias, b_hf = 0)."""
-        bound = 1.0 / self.hidden_size**0.5
-        for param in self.parameters():
-            param.uniform_(-bound, bound)
-        if self.forget_bias is not None:
-            rows = forget_rows(self.family)
-            for layer in range(self.num_layers):
-                weights = self.layer_weights(layer)
-                weights["bias_ih"][rows] = self.forget_bias
-                weights["bias_hh"][rows] = 0.0
-
-    def layer_weights(self, layer: int) -> dict[str, Tensor]:
-        """One layer's parameters by base name ("weight_ih", ..., "weight_ld")."""
-        return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
 
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
         owner = type(self).__name__
@@ -143,18 +110,13 @@ class DepthGatedLSTM(nn.Module):
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
 
-        h_n = torch.stack([h for h, _ in finals])  # (L, B, H)
-        c_n = torch.stack([c for _, c in finals])
-        if not seq.batched:
-            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
-        result = (restore_output(x, seq), (h_n, c_n))
-        if not return_trace:
-            return result
-        tensors = {
-            name: torch.stack([t[name] for t in traces]).unsqueeze(1).transpose(2, 3)
-            for name in self.family.trace_names
-        }  # (L, T, B, H) -> (L, 1, B, T, H)
-        return (*result, Trace(self.family.name, tensors, seq.lengths))
+        tensors = None
+        if return_trace:
+            tensors = {
+                name: torch.stack([t[name] for t in traces]).unsqueeze(1).transpose(2, 3)
+                for name in self.family.trace_names
+            }  # (L, T, B, H) -> (L, 1, B, T, H)
+        return self._outputs(x, finals, seq, None, tensors)  # each layer zeroed its own ends
 
     def _run_layer(
         self,
@@ -200,15 +162,6 @@ class DepthGatedLSTM(nn.Module):
         if mask is not None:
             trace = {name: v.masked_fill(~mask, 0.0) for name, v in trace.items()}
         return output, torch.stack(cells), state, trace
-
-    def extra_repr(self) -> str:
-        parts = [f"{self.input_size}, {self.hidden_size}"]
-        if self.num_layers != 1:
-            parts.append(f"num_layers={self.num_layers}")
-        for name, default in [("bias", True), ("batch_first", False), ("dropout", 0.0)]:
-            if getattr(self, name) != default:
-                parts.append(f"{name}={getattr(self, name)}")
-        return ", ".join(parts)
 
 
 __all__ = ["DepthGatedLSTM"]

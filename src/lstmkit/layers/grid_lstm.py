@@ -19,14 +19,11 @@ from torch import Tensor, nn
 
 from lstmkit._checks import expect_like, expect_positive_int
 from lstmkit.cellmath.grid_lstm import GridLSTMFamily
-from lstmkit.cellmath.params import check_forget_bias, forget_rows
-from lstmkit.layers._stack_state import layer_states
-from lstmkit.layers.base import _check_dropout
-from lstmkit.layers.sequence import prepare_input, restore_output
-from lstmkit.trace import Trace
+from lstmkit.layers._memory_stack import MemoryJoinedStack, layer_states
+from lstmkit.layers.sequence import prepare_input
 
 
-class GridLSTM(nn.Module):
+class GridLSTM(MemoryJoinedStack):
     """A 2-D Grid LSTM (time x depth) with torch.nn.LSTM's interface.
 
     Positional arguments and defaults are torch.nn.LSTM's (without ``proj_size``):
@@ -92,17 +89,9 @@ class GridLSTM(nn.Module):
                 "input; two time directions make a different grid (blocks of three inputs)"
             )
         hidden_size = expect_positive_int(hidden_size, "hidden_size", owner)
-        self.family = GridLSTMFamily(hidden_size, bool(depth_lstm), output_form)
-        self.input_size = expect_positive_int(input_size, "input_size", owner)
-        self.hidden_size = hidden_size
-        self.num_layers = expect_positive_int(num_layers, "num_layers", owner)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.bidirectional = False
-        self.dropout = _check_dropout(dropout, num_layers, owner)
+        family = GridLSTMFamily(hidden_size, bool(depth_lstm), output_form)
+        self._set_stack(family, input_size, num_layers, bias, batch_first, dropout, forget_bias)
         self.tied = bool(tied)
-        check_forget_bias(self.family, self.bias, forget_bias)
-        self.forget_bias = forget_bias
 
         def add(name: str, shape: tuple[int, ...]) -> None:
             self.register_parameter(
@@ -136,31 +125,11 @@ class GridLSTM(nn.Module):
     def output_form(self) -> str:
         return self.family.output_form
 
-    @property
-    def num_directions(self) -> int:
-        return 1
+    _repr_options = (("depth_lstm", True), ("tied", False), ("output_form", "o*tanh(m)"))
 
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn.LSTM; then, when
-        ``forget_bias`` is set, each transform's forget-gate bias (b_if = forget_bias,
-        b_hf = 0)."""
-        bound = 1.0 / self.hidden_size**0.5
-        for param in self.parameters():
-            param.uniform_(-bound, bound)
-        if self.forget_bias is not None:
-            rows = forget_rows(self.family)
-            prefixes = ("", "depth_") if self.depth_lstm else ("",)
-            for layer in range(self.num_layers):
-                weights = self.layer_weights(layer)
-                for p in prefixes:
-                    weights[f"bias_{p}ih"][rows] = self.forget_bias
-                    weights[f"bias_{p}hh"][rows] = 0.0
-
-    def layer_weights(self, layer: int) -> dict[str, Tensor]:
-        """One layer's block parameters by base name ("weight_ih", "weight_depth_hh", ...);
-        the same tensors for every layer when tied."""
-        return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
+    def _forget_bias_prefixes(self) -> tuple[str, ...]:
+        """Both transforms' forget gates, the time one's and (with depth_lstm) the depth one's."""
+        return ("", "depth_") if self.depth_lstm else ("",)
 
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
         owner = type(self).__name__
@@ -196,17 +165,8 @@ class GridLSTM(nn.Module):
             if return_trace:
                 recorded.append(step_values)
 
-        output = torch.stack(outputs)  # (T, B, H)
-        if mask is not None:
-            output = output.masked_fill(~mask, 0.0)
-        h_n = torch.stack([h for h, _ in states])  # (L, B, H)
-        c_n = torch.stack([m for _, m in states])
-        if not seq.batched:
-            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
-        result = (restore_output(output, seq), (h_n, c_n))
-        if not return_trace:
-            return result
-        return (*result, Trace(self.family.name, self._trace(recorded, mask), seq.lengths))
+        trace = self._trace(recorded, mask) if return_trace else None
+        return self._outputs(torch.stack(outputs), states, seq, mask, trace)  # (T, B, H)
 
     def _trace(self, recorded: list[list[dict[str, Tensor]]], mask: Tensor | None):
         """recorded[t][layer][name] (B, H) -> name: (L, 1, B, T, H), zero past each end."""
@@ -222,22 +182,6 @@ class GridLSTM(nn.Module):
                 values = values.masked_fill(~mask, 0.0)
             tensors[name] = values.unsqueeze(1).transpose(2, 3)
         return tensors
-
-    def extra_repr(self) -> str:
-        parts = [f"{self.input_size}, {self.hidden_size}"]
-        if self.num_layers != 1:
-            parts.append(f"num_layers={self.num_layers}")
-        for name, default in [
-            ("bias", True),
-            ("batch_first", False),
-            ("dropout", 0.0),
-            ("depth_lstm", True),
-            ("tied", False),
-            ("output_form", "o*tanh(m)"),
-        ]:
-            if getattr(self, name) != default:
-                parts.append(f"{name}={getattr(self, name)!r}")
-        return ", ".join(parts)
 
 
 __all__ = ["GridLSTM"]

@@ -1,0 +1,137 @@
+"""What the modules that run their own stack of LSTM layers share (the depth-gated and the
+Grid LSTM, whose layers are joined through their memory, so the shared
+:class:`~lstmkit.layers.base.RecurrentLayer` loop cannot run them): torch.nn.LSTM's
+constructor arguments checked once, ``hx = (h_0, c_0)`` split per layer, the parameters by
+layer, the initialisation, the outputs put back into the input's layout, and the repr.
+Legend: T time, B batch, H hidden size, L layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit._checks import expect_like, expect_positive_int, expect_shape
+from lstmkit._state import state_arg_names, state_to_tuple
+from lstmkit.cellmath.params import check_forget_bias, forget_rows
+from lstmkit.layers.base import _check_dropout
+from lstmkit.layers.sequence import SequenceBatch, restore_output
+from lstmkit.trace import Trace
+
+
+class MemoryJoinedStack(nn.Module):
+    """The common part of a one-direction stack of LSTM layers with its own time loop.
+
+    A subclass calls :meth:`_set_stack` in its constructor, registers its parameters with
+    ``_layer_param_names`` (per layer, base name -> registered name) and returns from
+    ``forward`` through :meth:`_outputs`. ``_repr_options`` names its own keyword options
+    and their defaults for the repr; ``_forget_bias_prefixes`` the transforms whose forget
+    gate ``forget_bias`` sets (``"bias_{prefix}ih"``)."""
+
+    _repr_options: tuple[tuple[str, object], ...] = ()
+    _layer_param_names: list[dict[str, str]]
+
+    def _set_stack(
+        self,
+        family,
+        input_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        forget_bias: float | None,
+    ) -> None:
+        """Check and keep torch.nn.LSTM's arguments (the hidden size is the family's)."""
+        owner = type(self).__name__
+        self.family = family
+        self.input_size = expect_positive_int(input_size, "input_size", owner)
+        self.hidden_size = family.hidden_size
+        self.num_layers = expect_positive_int(num_layers, "num_layers", owner)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = False
+        self.dropout = _check_dropout(dropout, num_layers, owner)
+        check_forget_bias(family, self.bias, forget_bias)
+        self.forget_bias = forget_bias
+
+    @property
+    def num_directions(self) -> int:
+        return 1
+
+    def _forget_bias_prefixes(self) -> tuple[str, ...]:
+        return ("",)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, as torch.nn.LSTM; then, when
+        ``forget_bias`` is set, each LSTM transform's forget-gate bias (b_if = forget_bias,
+        b_hf = 0)."""
+        bound = 1.0 / self.hidden_size**0.5
+        for param in self.parameters():
+            param.uniform_(-bound, bound)
+        if self.forget_bias is not None:
+            rows = forget_rows(self.family)
+            for layer in range(self.num_layers):
+                weights = self.layer_weights(layer)
+                for prefix in self._forget_bias_prefixes():
+                    weights[f"bias_{prefix}ih"][rows] = self.forget_bias
+                    weights[f"bias_{prefix}hh"][rows] = 0.0
+
+    def layer_weights(self, layer: int) -> dict[str, Tensor]:
+        """One layer's parameters by base name ("weight_ih", ...)."""
+        return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
+
+    def _outputs(
+        self,
+        output: Tensor,
+        states: list[tuple[Tensor, Tensor]],
+        seq: SequenceBatch,
+        mask: Tensor | None,
+        trace: dict[str, Tensor] | None,
+    ):
+        """``output, (h_n, c_n)`` as torch.nn.LSTM returns them, and the trace when given.
+        output (T, B, H) in time-major order, zeroed here past each sequence's end; states
+        per layer (h, c), each (B, H); trace tensors (L, 1, B, T, H)."""
+        if mask is not None:
+            output = output.masked_fill(~mask, 0.0)
+        h_n = torch.stack([h for h, _ in states])  # (L, B, H)
+        c_n = torch.stack([c for _, c in states])
+        if not seq.batched:
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
+        result = (restore_output(output, seq), (h_n, c_n))
+        if trace is None:
+            return result
+        return (*result, Trace(self.family.name, trace, seq.lengths))
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        defaults = (("bias", True), ("batch_first", False), ("dropout", 0.0), *self._repr_options)
+        for name, default in defaults:
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)!r}")
+        return ", ".join(parts)
+
+
+def layer_states(
+    hx, seq: SequenceBatch, num_layers: int, hidden: int, param: Tensor, owner: str
+) -> list[tuple[Tensor, Tensor]]:
+    """Per layer the pair (h_0, c_0), each (B, H); zeros when hx is None. ``hx`` is
+    (h_0, c_0), each (num_layers, B, H), or (num_layers, H) for unbatched input."""
+    if hx is None:
+        zeros = seq.data.new_zeros(num_layers, seq.batch, hidden)
+        return [(zeros[k], zeros[k]) for k in range(num_layers)]
+    state = state_to_tuple(hx, ("h", "c"), owner)
+    names = state_arg_names(("h", "c"))
+    if seq.batched:
+        expected, meaning = (num_layers, seq.batch, hidden), "(num_layers, batch, hidden_size)"
+    else:
+        expected, meaning = (num_layers, hidden), "(num_layers, hidden_size) for unbatched input"
+    checked = []
+    for tensor, name in zip(state, names, strict=True):
+        expect_shape(tensor, expected, name, owner, meaning)
+        expect_like(tensor, param, name, owner)
+        checked.append(tensor if seq.batched else tensor.unsqueeze(1))
+    h_0, c_0 = checked
+    return [(h_0[k], c_0[k]) for k in range(num_layers)]
