@@ -160,6 +160,8 @@ class ClockworkFamily:
     gates = ("hidden",)  # one block: the pre-activation of h_t itself, as the plain RNN's
     state_names = ("h", "clock")
     trace_names = ("hidden", "active")
+    zoneout_only_h = "would zone out the clock state, which must count every step"
+    """Why zoneout may act on h alone (:func:`lstmkit.layers.regularize.check_zoneout`)."""
 
     def __post_init__(self, num_modules: int | None) -> None:
         object.__setattr__(self, "periods", resolve_periods(self.periods, num_modules))

@@ -15,6 +15,9 @@ A family is a frozen dataclass of structural options. The time loop needs from i
   added to ``weights`` once per call by the loop (the Clockwork RNN's masked W_H). A
   product formed inside ``step`` would be formed, and kept for the backward, once per step.
   ``step`` must also work without it: the one-step cells call it with the parameters.
+- optionally ``zoneout_only_h``: why zoneout may act on h alone, where keeping the other
+  state tensors' old values would break them (the Clockwork RNN's clock, the sLSTM's
+  scaled c, n and m); the regularisers' check refuses a rate for them with this reason.
 """
 
 from __future__ import annotations

@@ -112,6 +112,11 @@ class SLSTMFamily:
     name = "slstm"
     gates = ("input", "forget", "candidate", "output")
     state_names = ("h", "c", "n", "m")
+    zoneout_only_h = (
+        "would keep some of c, n and m at their old values and not the others, which together "
+        "are one cell value (c and n scaled by exp(-m))"
+    )
+    """Why zoneout may act on h alone (:func:`lstmkit.layers.regularize.check_zoneout`)."""
     trace_names = (
         "input",
         "forget",

@@ -10,7 +10,6 @@ from torch import Tensor
 from lstmkit.cellmath.clockwork import ClockworkFamily, check_clock
 from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import RecurrentLayer
-from lstmkit.layers.regularize import check_zoneout
 
 
 class ClockworkRNN(RecurrentLayer):
@@ -63,7 +62,6 @@ class ClockworkRNN(RecurrentLayer):
         weight_drop: float = 0.0,
     ) -> None:
         family = ClockworkFamily(hidden_size, periods=periods, num_modules=num_modules)
-        _check_clock_not_zoned(zoneout, family, type(self).__name__)
         super().__init__(
             family,
             input_size,
@@ -95,18 +93,6 @@ class ClockworkRNN(RecurrentLayer):
             for direction in range(self.num_directions):
                 self.family.zero_masked_(self.layer_weights(layer, direction)["weight_hh"])
 
-    # zoneout (inherited from RecurrentLayer, off by default) would keep a random part of the
-    # clock at its old count, and at evaluation average old and new counts: the clock must
-    # count every step, so only h may zone out
-    @property
-    def zoneout(self) -> float | tuple[float, ...]:
-        return RecurrentLayer.zoneout.fget(self)
-
-    @zoneout.setter
-    def zoneout(self, value) -> None:
-        _check_clock_not_zoned(value, self.family, type(self).__name__)
-        RecurrentLayer.zoneout.fset(self, value)
-
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
         if isinstance(hx, tuple | list) and len(hx) == 2 and isinstance(hx[1], Tensor):
             check_clock(hx[1], type(self).__name__)
@@ -114,12 +100,3 @@ class ClockworkRNN(RecurrentLayer):
 
     def extra_repr(self) -> str:
         return ", ".join([super().extra_repr(), *self.family.variant_options()])
-
-
-def _check_clock_not_zoned(value, family: ClockworkFamily, owner: str) -> None:
-    rates = check_zoneout(value, family, owner)
-    if rates[1] != 0:
-        raise ValueError(
-            f"{owner}: zoneout={value!r} would zone out the clock state, which must count "
-            "every step; give (h_rate, 0.0) to zone out h alone"
-        )

@@ -106,7 +106,8 @@ def check_recurrent_dropout(value, family: CellFamily, owner: str) -> float:
 
 
 def check_zoneout(value, family: CellFamily, owner: str) -> tuple[float, ...]:
-    """One rate per state tensor: a number for all of them, or a tuple with one each."""
+    """One rate per state tensor: a number for all of them, or a tuple with one each. A
+    family whose other state tensors must not zone out says why in ``zoneout_only_h``."""
     count = len(family.state_sizes)
     if isinstance(value, tuple | list):
         if len(value) != count:
@@ -115,10 +116,18 @@ def check_zoneout(value, family: CellFamily, owner: str) -> tuple[float, ...]:
                 f"{owner}: zoneout takes one number, or one rate per state tensor: {what} for "
                 f"the {family.name!r} cell, got {len(value)} values {tuple(value)!r}"
             )
-        return tuple(
+        rates = tuple(
             check_rate(v, f"zoneout[{k}]", owner, one_allowed=True) for k, v in enumerate(value)
         )
-    return (check_rate(value, "zoneout", owner, one_allowed=True),) * count
+    else:
+        rates = (check_rate(value, "zoneout", owner, one_allowed=True),) * count
+    only_h = getattr(family, "zoneout_only_h", None)
+    if only_h is not None and any(rates[1:]):
+        zeros = ", ".join(["0.0"] * (count - 1))
+        raise ValueError(
+            f"{owner}: zoneout={value!r} {only_h}; give (h_rate, {zeros}) to zone out h alone"
+        )
+    return rates
 
 
 # -- weight-drop ---------------------------------------------------------------------------

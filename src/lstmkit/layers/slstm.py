@@ -8,7 +8,6 @@ from __future__ import annotations
 from lstmkit.cellmath.slstm import SLSTMFamily
 from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import RecurrentLayer
-from lstmkit.layers.regularize import check_zoneout
 
 
 class SLSTM(RecurrentLayer):
@@ -85,21 +84,6 @@ class SLSTM(RecurrentLayer):
     @property
     def num_heads(self) -> int:
         return self.family.num_heads
-
-    @property
-    def zoneout(self) -> float | tuple[float, ...]:
-        return RecurrentLayer.zoneout.fget(self)
-
-    @zoneout.setter
-    def zoneout(self, value) -> None:
-        rates = check_zoneout(value, self.family, type(self).__name__)
-        if any(rates[1:]):
-            raise ValueError(
-                f"{type(self).__name__}: zoneout={value!r} would keep some of c, n and m at "
-                "their old values and not the others, which together are one cell value "
-                "(c and n scaled by exp(-m)); give (h_rate, 0.0, 0.0, 0.0) to zone out h alone"
-            )
-        RecurrentLayer.zoneout.fset(self, value)
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr(), *self.family.variant_options()]
