@@ -110,22 +110,21 @@ def _positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _check_names(what: str, given: tuple[str, ...], known: tuple[str, ...]) -> None:
+    """At least one name, each known, none twice."""
+    if not given:
+        raise ValueError(f"{what}s must name at least one {what}")
+    for name in given:
+        if name not in known:
+            raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(known)}")
+    if len(set(given)) != len(given):
+        raise ValueError(f"{what}s are named more than once: {', '.join(given)}")
+
+
 def check_config(c: CompareConfig) -> None:
     """Raise ValueError naming the first setting that is wrong and what was expected."""
-    if not c.cells:
-        raise ValueError("cells must name at least one cell")
-    for cell in c.cells:
-        if cell not in MODERN_CELLS:
-            raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(MODERN_CELLS)}")
-    if len(set(c.cells)) != len(c.cells):
-        raise ValueError(f"cells are named more than once: {', '.join(c.cells)}")
-    if not c.tasks:
-        raise ValueError("tasks must name at least one task")
-    for task in c.tasks:
-        if task not in TASK_CHOICES:
-            raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASK_CHOICES)}")
-    if len(set(c.tasks)) != len(c.tasks):
-        raise ValueError(f"tasks are named more than once: {', '.join(c.tasks)}")
+    _check_names("cell", c.cells, tuple(MODERN_CELLS))
+    _check_names("task", c.tasks, TASK_CHOICES)
     for name in ("trials", "seeds", "max_sequences", "batch_size", "lm_steps"):
         _positive_int(name, getattr(c, name))
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**32:
