@@ -1,4 +1,6 @@
-r"""The fused CPU backend: every cell's time loop and backward pass in C++ (``kernels.cpp``).
+r"""The fused CPU backend: every cell's time loop and backward pass in C++ (``kernels.cpp``
+for the LSTM family, the GRUs, the MGU and the RNN; a file per cell for the others, all
+sharing ``common.h``).
 
 The kernels are a torch C++ extension compiled on first use with the system's C++ compiler
 and cached by torch (``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``); later
@@ -23,6 +25,7 @@ First derivatives only, like the manual backend: use ``reference`` for double ba
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import sys
@@ -35,7 +38,11 @@ from torch.autograd.function import once_differentiable
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
 
-_SOURCE = Path(__file__).with_name("kernels.cpp")
+_HERE = Path(__file__).parent
+_COMMON_HEADER = _HERE / "common.h"
+KERNELS = "kernels"
+"""The kernel file of the LSTM family, the GRUs, the MGU and the RNN (``kernels.cpp``); each
+other cell's kernels are a file of their own, built the first time that cell runs."""
 # kernels.cpp's LSTMBits: which parts of the LSTM cell exist, one bit each
 _LSTM_BITS = {
     "input_gate": 1,  # NIG (Greff et al. 2015) clears it: i_t = 1
@@ -52,9 +59,13 @@ class FusedUnavailable(RuntimeError):
 
 
 @functools.cache
-def _load() -> str | None:
-    """Build (once per source version, cached by torch) and load the kernels. Returns None
-    when they are ready, else why not."""
+def _load(kernel_file: str = KERNELS) -> str | None:
+    """Build (once per source version, cached by torch) and load ``<kernel_file>.cpp``.
+    Returns None when its kernels are ready, else why not.
+
+    Each kernel file is an extension of its own, registering its operators into the one
+    ``torch.ops.lstmkit_fused`` namespace: a cell's kernels are compiled the first time that
+    cell runs, and a first LSTM does not wait for the sLSTM's."""
     if os.environ.get("LSTMKIT_NO_FUSED"):
         return "LSTMKIT_NO_FUSED is set"
     compiler = os.environ.get("CXX", "c++")
@@ -63,22 +74,29 @@ def _load() -> str | None:
     from torch.utils import cpp_extension
 
     capability, flags = _simd_flags()
-    name = f"lstmkit_fused_cpu_{capability.lower()}"
+    name = f"lstmkit_fused_{kernel_file}_{capability.lower()}"
     if not _is_built(cpp_extension, name):  # a minute of silence deserves a word first
-        print("lstmkit: building the fused CPU kernels (once; about a minute)", file=sys.stderr)
+        print(
+            f"lstmkit: building the fused CPU kernels {kernel_file}.cpp (once; about a minute)",
+            file=sys.stderr,
+        )
+    # torch rebuilds when a source or a flag changes, not when an included header does: the
+    # shared header's hash goes into the flags
+    header = hashlib.sha256(_COMMON_HEADER.read_bytes()).hexdigest()[:16]
     try:
         cpp_extension.load(
             name=name,
-            sources=[str(_SOURCE)],
+            sources=[str(_HERE / f"{kernel_file}.cpp")],
             # OpenMP: at::parallel_for over batch rows
-            extra_cflags=["-O3", "-fopenmp", *flags],
+            extra_cflags=["-O3", "-fopenmp", *flags, f"-DLSTMKIT_COMMON_H={header}"],
             extra_ldflags=["-fopenmp"],
+            extra_include_paths=[str(_HERE)],
             is_python_module=False,
             verbose=False,
         )
     except Exception as error:  # a compiler error is a reason to fall back, not to crash
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        return f"building the fused kernels failed: {first}"
+        return f"building the fused kernels ({kernel_file}.cpp) failed: {first}"
     return None
 
 
@@ -107,13 +125,14 @@ def _simd_flags() -> tuple[str, list[str]]:
     return "DEFAULT", ["-DCPU_CAPABILITY=DEFAULT"]
 
 
-def unavailable_reason() -> str | None:
-    """Why the fused CPU kernels cannot run here, or None if they can (builds them)."""
-    return _load()
+def unavailable_reason(kernel_file: str = KERNELS) -> str | None:
+    """Why the fused CPU kernels of ``kernel_file`` cannot run here, or None if they can
+    (builds them)."""
+    return _load(kernel_file)
 
 
-def _ops():
-    reason = _load()
+def load_ops(kernel_file: str = KERNELS):
+    reason = _load(kernel_file)
     if reason is not None:
         raise FusedUnavailable(f"the fused backend is unavailable: {reason}")
     return torch.ops.lstmkit_fused
@@ -137,7 +156,7 @@ def _lstm_variant(family: LSTMFamily) -> int:
 
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
-    ops = _ops()
+    ops = load_ops()
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
@@ -181,7 +200,7 @@ class _LSTMFunction(torch.autograd.Function):
 
 
 def run_gru(family, x, state, weights, mask):
-    ops = _ops()
+    ops = load_ops()
     x_gates = gate_inputs(x, weights, fold_hidden_bias=False)  # b_hn sits inside r's product
     (h0,) = state
     output, h_n, acts, h_all = _GRUFunction.apply(
@@ -229,7 +248,7 @@ def run_mgu(family, x, state, weights, mask):
 
 
 def _run_reset_first(tied, x, state, weights, mask):
-    ops = _ops()
+    ops = load_ops()
     # every b_hh block adds to a pre-activation here, b_hn too (outside r's reach)
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     (h0,) = state
@@ -267,7 +286,7 @@ class _ResetFirstFunction(torch.autograd.Function):
 
 
 def run_rnn(family, x, state, weights, mask):
-    ops = _ops()
+    ops = load_ops()
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     (h0,) = state
     relu = family.nonlinearity == "relu"
