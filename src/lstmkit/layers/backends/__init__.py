@@ -138,7 +138,7 @@ def choose_backend(
         if torch_can and (plain_lstm or device_type != "cpu"):
             return Backend.TORCH
         fused_can = unsupported_reason(Backend.FUSED, family) is None
-        if device_type == "cpu" and fused_can and _fused_cpu_ready():
+        if device_type == "cpu" and fused_can and _fused_cpu_ready(family):
             return Backend.FUSED
         if torch_can:
             return Backend.TORCH
@@ -165,12 +165,13 @@ def choose_backend(
 _warned_unavailable = False
 
 
-def _fused_cpu_ready() -> bool:
-    """The fused CPU kernels can run (built on first call); warns once when they cannot."""
+def _fused_cpu_ready(family: CellFamily) -> bool:
+    """The family's fused CPU kernels can run (built on first call); warns once when they
+    cannot."""
     global _warned_unavailable
-    from lstmkit.layers.backends import fused_cpu
+    from lstmkit.layers.backends import fused, fused_cpu
 
-    reason = fused_cpu.unavailable_reason()
+    reason = fused_cpu.unavailable_reason(fused.kernel_file(family))
     if reason is not None and not _warned_unavailable:
         _warned_unavailable = True
         warnings.warn(

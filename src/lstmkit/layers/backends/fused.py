@@ -8,6 +8,8 @@ the family's trace.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 import torch
@@ -17,6 +19,7 @@ from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
+from lstmkit.cellmath.rnn import RNNFamily
 
 
 def kernels_for(device_type: str) -> ModuleType:
@@ -24,6 +27,32 @@ def kernels_for(device_type: str) -> ModuleType:
     from lstmkit.layers.backends import fused_cpu, fused_triton
 
     return fused_cpu if device_type == "cpu" else fused_triton
+
+
+# Which function of a kernel set runs each family: "name" in the set's package, or
+# "file.name" in its module ``file`` (fused_cpu/file.py with its C++ in file.cpp; the Triton
+# set's fused_triton/file.py). A family listed here must also be in backends._IMPLEMENTED.
+_RUNNERS: dict[type, Callable[[CellFamily], str]] = {
+    LSTMFamily: lambda family: "run_lstm",
+    GRUFamily: lambda family: "run_gru" if family.reset_after else "run_cho_gru",
+    MGUFamily: lambda family: "run_mgu",
+    RNNFamily: lambda family: "run_rnn",
+}
+
+
+def runner(family: CellFamily, kernels: ModuleType) -> Callable:
+    """The function of ``kernels`` that runs this family's direction."""
+    module, _, name = _RUNNERS[type(family)](family).rpartition(".")
+    home = importlib.import_module(f"{kernels.__name__}.{module}") if module else kernels
+    return getattr(home, name)
+
+
+def kernel_file(family: CellFamily) -> str:
+    """The C++ file (without ``.cpp``) of the fused CPU kernels that run this family."""
+    from lstmkit.layers.backends.fused_cpu import KERNELS
+
+    module, _, _ = _RUNNERS[type(family)](family).rpartition(".")
+    return module or KERNELS
 
 
 def run_direction(
@@ -49,14 +78,7 @@ def run_direction(
     if reverse:  # the kernels run forward in time; a reversed direction is the flipped one
         x = x.flip(0)
         step_mask = None if step_mask is None else step_mask.flip(0)
-    if isinstance(family, LSTMFamily):
-        run = kernels.run_lstm
-    elif isinstance(family, GRUFamily):
-        run = kernels.run_gru if family.reset_after else kernels.run_cho_gru
-    elif isinstance(family, MGUFamily):
-        run = kernels.run_mgu
-    else:
-        run = kernels.run_rnn
+    run = runner(family, kernels)
     output, final, saved = run(family, x, state, weights, step_mask)
     trace = _trace(family, saved, step_mask) if record else None
     if reverse:
@@ -79,8 +101,10 @@ def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
     elif isinstance(family, MGUFamily):
         forget, candidate = saved["acts"].chunk(2, -1)
         values = dict(forget=forget, candidate=candidate, hidden=saved["hidden"])
-    else:
+    elif isinstance(family, RNNFamily):
         values = {"hidden": saved["hidden"]}
+    else:  # the later cells' runners keep their values under the family's trace names
+        values = saved
     trace = {name: values[name].detach() for name in family.trace_names}
     if mask is not None:  # past a sequence's end the reference reports zeros
         trace = {name: v.masked_fill(~mask[..., None], 0.0) for name, v in trace.items()}
