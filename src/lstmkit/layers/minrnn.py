@@ -2,15 +2,18 @@
 with a parallel scan over time. Equations and the scan: :mod:`lstmkit.cellmath.minrnn`.
 
 Everything but the time loop is :class:`~lstmkit.layers.base.RecurrentLayer`'s: stacking,
-bidirection, packing and ``lengths=``, dropout between layers, traces, autocast. In
-``mode="parallel"`` (the default) each layer-direction runs :func:`run_direction_parallel`
+bidirection, packing and ``lengths=``, dropout between layers, traces, autocast. On the
+reference backend, in ``mode="parallel"`` (the default) each layer-direction runs :func:`run_direction_parallel`
 in place of the step loop; ``mode="sequential"`` runs the step loop, the same model one step
 at a time (what the cells in :mod:`lstmkit.cells.minrnn` do for generation). Traced calls
 step in either mode: the trace is the step loop's per-step record.
 
-Speed: the scan is for accelerators, where its few passes over (T, B, H) tensors run in
-parallel. On a CPU the step loop may well be faster (the scan's logcumsumexp, in float64,
-dominates there); no benchmark in the repository times the two modes yet, on any device.
+Backends: ``"fused"`` runs the recurrence as one pass over time in C++ on the CPU (and in
+Triton on CUDA tensors), keeping nothing but h for its backward; ``"auto"`` takes it on the
+CPU. ``"reference"`` runs the parallel scan (``mode="parallel"``) or the step loop
+(``mode="sequential"``); ``mode`` is the reference backend's choice and the fused kernels
+ignore it. The scan is for accelerators, where its few passes over (T, B, H) tensors run in
+parallel; on the CPU the fused loop is faster (``lstmkit bench``, docs/cells.md).
 
 Legend: T time, B batch, I input size, G gate blocks, H hidden size.
 """
@@ -99,8 +102,9 @@ class MinRNNLayer(RecurrentLayer):
     Arguments as torch.nn.GRU's (``input_size, hidden_size, num_layers=1, bias=True,
     batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None``), plus
     keyword-only ``backend`` and ``recompute_every`` (see
-    :class:`~lstmkit.layers.base.RecurrentLayer`; no fast backend has these cells, so
-    ``'auto'`` and ``'reference'`` run them and the others are refused) and ``mode``:
+    :class:`~lstmkit.layers.base.RecurrentLayer`; ``'fused'`` runs them, and ``'auto'``
+    takes it on the CPU; torch's and the manual backend's kernels do not have them) and
+    ``mode``, the reference backend's time loop:
     ``"parallel"`` (default) computes all steps at once by the log-space parallel scan,
     ``"sequential"`` one step at a time; both compute the same model. ``forward(input,
     hx=None, *, lengths=None, return_trace=False)`` returns ``(output, h_n)``; ``hx`` may

@@ -40,6 +40,7 @@ from lstmkit.cellmath.family import CellFamily
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
+from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily
 from lstmkit.cellmath.rnn import RNNFamily
 
 
@@ -108,6 +109,8 @@ _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
         GRUFamily: frozenset({"reset_after"}),  # Cho et al.'s form as well as torch's
         MGUFamily: frozenset(),
         RNNFamily: frozenset({"nonlinearity"}),
+        MinGRUFamily: frozenset(),
+        MinLSTMFamily: frozenset(),
     },
 }
 

@@ -19,6 +19,7 @@ from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
+from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily, MinRNNFamily
 from lstmkit.cellmath.rnn import RNNFamily
 
 
@@ -37,6 +38,8 @@ _RUNNERS: dict[type, Callable[[CellFamily], str]] = {
     GRUFamily: lambda family: "run_gru" if family.reset_after else "run_cho_gru",
     MGUFamily: lambda family: "run_mgu",
     RNNFamily: lambda family: "run_rnn",
+    MinGRUFamily: lambda family: "minrnn.run_minrnn",
+    MinLSTMFamily: lambda family: "minrnn.run_minrnn",
 }
 
 
@@ -103,6 +106,10 @@ def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):
         values = dict(forget=forget, candidate=candidate, hidden=saved["hidden"])
     elif isinstance(family, RNNFamily):
         values = {"hidden": saved["hidden"]}
+    elif isinstance(family, MinRNNFamily):  # the gates from the pre-activations, all at once
+        hidden = saved["hidden"]
+        previous = torch.cat([saved["h0"].unsqueeze(0), hidden[:-1]])  # (T, B, H)
+        values = family.step(saved["x_gates"], (previous,), {}).values | {"hidden": hidden}
     else:  # the later cells' runners keep their values under the family's trace names
         values = saved
     trace = {name: values[name].detach() for name in family.trace_names}
