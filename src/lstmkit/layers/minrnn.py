@@ -3,10 +3,11 @@ with a parallel scan over time. Equations and the scan: :mod:`lstmkit.cellmath.m
 
 Everything but the time loop is :class:`~lstmkit.layers.base.RecurrentLayer`'s: stacking,
 bidirection, packing and ``lengths=``, dropout between layers, traces, autocast. On the
-reference backend, in ``mode="parallel"`` (the default) each layer-direction runs :func:`run_direction_parallel`
-in place of the step loop; ``mode="sequential"`` runs the step loop, the same model one step
-at a time (what the cells in :mod:`lstmkit.cells.minrnn` do for generation). Traced calls
-step in either mode: the trace is the step loop's per-step record.
+reference backend, in ``mode="parallel"`` (the default) each layer-direction runs
+:func:`run_direction_parallel` in place of the step loop; ``mode="sequential"`` runs the step
+loop, the same model one step at a time (what the cells in :mod:`lstmkit.cells.minrnn` do
+for generation). Traced calls step in either mode: the trace is the step loop's per-step
+record.
 
 Backends: ``"fused"`` runs the recurrence as one pass over time in C++ on the CPU (and in
 Triton on CUDA tensors), keeping nothing but h for its backward; ``"auto"`` takes it on the
