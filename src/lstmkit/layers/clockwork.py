@@ -24,8 +24,12 @@ class ClockworkRNN(RecurrentLayer):
       ..., 2**(g-1); or
     - ``periods``: the modules' periods (T_1, ..., T_g), any strictly increasing positive
       integers. Exactly one of the two; g must divide hidden_size.
-    - ``backend``: only the reference loop runs the Clockwork RNN: ``"auto"`` takes it,
-      ``"torch"``, ``"manual"`` and ``"fused"`` are refused.
+    - ``backend``: ``"fused"`` runs lstmkit's kernels, C++ for CPU tensors and Triton for
+      CUDA ones, which compute at each step only the running modules' rows of W_H h_{t-1},
+      over the columns of modules at least as slow (the paper's saving, Sec. 3);
+      ``"auto"`` takes the C++ kernels on the CPU and the reference loop elsewhere and for
+      traced calls; ``"reference"`` is the Python loop; ``"torch"`` and ``"manual"`` are
+      refused.
     - ``recompute_every``, ``weight_drop`` (on the stored W_H; its masked entries stay
       inactive) and ``zoneout`` of h alone, ``(h_rate, 0.0)``: see
       :class:`~lstmkit.layers.base.RecurrentLayer`. The clock must count every step.

@@ -36,6 +36,7 @@ import dataclasses
 import warnings
 from enum import Enum
 
+from lstmkit.cellmath.clockwork import ClockworkFamily
 from lstmkit.cellmath.family import CellFamily
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
@@ -108,6 +109,7 @@ _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
         LSTMFamily: _LSTM_VARIANTS | _GREFF_ABLATIONS,
         GRUFamily: frozenset({"reset_after"}),  # Cho et al.'s form as well as torch's
         MGUFamily: frozenset(),
+        ClockworkFamily: frozenset({"periods"}),  # any increasing periods (Sec. 3)
         RNNFamily: frozenset({"nonlinearity"}),
         MinGRUFamily: frozenset(),
         MinLSTMFamily: frozenset(),

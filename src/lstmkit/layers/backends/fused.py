@@ -15,6 +15,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from lstmkit.cellmath.clockwork import ClockworkFamily
 from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
@@ -38,6 +39,7 @@ _RUNNERS: dict[type, Callable[[CellFamily], str]] = {
     GRUFamily: lambda family: "run_gru" if family.reset_after else "run_cho_gru",
     MGUFamily: lambda family: "run_mgu",
     RNNFamily: lambda family: "run_rnn",
+    ClockworkFamily: lambda family: "clockwork.run_clockwork",
     MinGRUFamily: lambda family: "minrnn.run_minrnn",
     MinLSTMFamily: lambda family: "minrnn.run_minrnn",
 }
