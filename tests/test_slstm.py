@@ -388,7 +388,7 @@ def test_variable_lengths_equal_each_sequence_alone(packed):
 # -- backends --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["fused", "torch", "manual"])
+@pytest.mark.parametrize("backend", ["torch", "manual"])
 @pytest.mark.parametrize("options", [{}, dict(stabilized=False, forget_activation="exp")])
 def test_fast_backends_refuse_the_slstm(backend, options):
     with pytest.raises(
@@ -400,14 +400,16 @@ def test_fast_backends_refuse_the_slstm(backend, options):
         layer.backend = backend
 
 
-def test_auto_runs_the_reference_loop():
+def test_auto_matches_the_reference_loop():
+    """auto takes the fused kernels on the CPU (tests/test_fused_slstm.py checks them);
+    they agree with the reference loop to float32's rounding."""
     torch.manual_seed(11)
     auto = SLSTM(I, H, 2, num_heads=HEADS)
     reference = SLSTM(I, H, 2, num_heads=HEADS, backend="reference")
     reference.load_state_dict(auto.state_dict())
     x = torch.randn(T, B, I)
     for got, want in zip(auto(x)[1], reference(x)[1], strict=True):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(got, want, **TOLERANCE[torch.float32])
 
 
 def test_recompute_gives_the_same_gradients():

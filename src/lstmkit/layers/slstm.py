@@ -25,8 +25,11 @@ class SLSTM(RecurrentLayer):
     - ``stabilized``: True (default) for the stabilised form; False for the plain
       equations, which overflow once an input-gate pre-activation passes log(max float).
     - ``forget_bias``: initial total forget-gate bias; None keeps the uniform initialisation.
-    - ``backend``: only the reference loop runs the sLSTM: ``"auto"`` takes it,
-      ``"torch"``, ``"manual"`` and ``"fused"`` are refused.
+    - ``backend``: ``"fused"`` runs every option on lstmkit's own kernels, C++ for CPU
+      tensors and Triton for CUDA tensors, with hand-written backward passes (first
+      derivatives only); ``"auto"`` takes the C++ kernels on the CPU and the reference loop
+      elsewhere and for traced calls; ``"reference"`` is the loop over the family's step
+      under autograd; ``"torch"`` and ``"manual"`` are refused (torch has no sLSTM).
     - ``recompute_every``, ``weight_drop`` (on the stored blocks of the recurrent
       matrices): see :class:`~lstmkit.layers.base.RecurrentLayer`. Zoneout is offered for h
       alone, as the attribute ``zoneout = (h_rate, 0, 0, 0)``: c, n and m together represent

@@ -43,6 +43,7 @@ from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
 from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily
 from lstmkit.cellmath.rnn import RNNFamily
+from lstmkit.cellmath.slstm import SLSTMFamily
 
 
 class Backend(str, Enum):
@@ -111,6 +112,7 @@ _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
         MGUFamily: frozenset(),
         ClockworkFamily: frozenset({"periods"}),  # any increasing periods (Sec. 3)
         RNNFamily: frozenset({"nonlinearity"}),
+        SLSTMFamily: frozenset({"num_heads", "forget_activation", "stabilized"}),
         MinGRUFamily: frozenset(),
         MinLSTMFamily: frozenset(),
     },

@@ -22,6 +22,7 @@ from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.mgu import MGUFamily
 from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily, MinRNNFamily
 from lstmkit.cellmath.rnn import RNNFamily
+from lstmkit.cellmath.slstm import SLSTMFamily
 
 
 def kernels_for(device_type: str) -> ModuleType:
@@ -39,6 +40,7 @@ _RUNNERS: dict[type, Callable[[CellFamily], str]] = {
     GRUFamily: lambda family: "run_gru" if family.reset_after else "run_cho_gru",
     MGUFamily: lambda family: "run_mgu",
     RNNFamily: lambda family: "run_rnn",
+    SLSTMFamily: lambda family: "slstm.run_slstm",
     ClockworkFamily: lambda family: "clockwork.run_clockwork",
     MinGRUFamily: lambda family: "minrnn.run_minrnn",
     MinLSTMFamily: lambda family: "minrnn.run_minrnn",

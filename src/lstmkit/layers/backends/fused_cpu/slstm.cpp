@@ -1,0 +1,370 @@
+// lstmkit's fused CPU kernels for the sLSTM of Beck et al. (2024), "xLSTM", Sec. 2.2: the
+// time loop and its hand-written backward pass, in C++ over ATen. The equations, options and
+// shapes are lstmkit/cellmath/slstm.py's; this file follows them step for step.
+//
+// Legend: T time, B batch, H hidden, K heads, D = H / K units per head, G = 4 gate blocks in
+// the order (i, f, z, o). Rows of the (T, B, G*H) tensors are gate-major (g*H + k*D + u), as
+// the family lays them out; the per-step product buffers are head-major (K, B, G*D), the
+// layout of one head's product.
+//
+// The recurrent matrices are block-diagonal (one dense D x D block per gate and head), so a
+// step's product is K products of (B, D) with (D, G*D): a small batch runs them here on raw
+// pointers (common.h's vec_mat, each head's operand written contiguous once per call), a
+// larger batch as one at::bmm over the heads. The caller does the input projection of all
+// steps and folds bias_hh into it: both enter every pre-activation at every step the same
+// way. Every loop runs forward in time; the caller flips a reverse direction.
+//
+// Masks: mask[t, b] false means sequence b has ended; all four states pass through, the
+// output is 0, and in the backward every state's gradient passes through and the
+// pre-activation gradients are 0, as the reference loop's torch.where gives.
+//
+// Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers, the
+// backward's carried gradients of c, n and m too; what is stored is in the tensors' dtype.
+
+#include "common.h"
+
+namespace {
+
+// In place over n contiguous values: x = exp(x), and x = log(sigmoid(x)) computed as torch's
+// log_sigmoid does, min(x, 0) - log1p(exp(-|x|)), which neither overflows nor rounds to
+// log(0) for very negative x (cellmath/slstm.py explains why the sLSTM needs it).
+template <typename T>
+void exp_(T* x, int64_t n) {
+  using Vec = at::vec::Vectorized<T>;
+  at::vec::map([](Vec v) { return v.exp(); }, x, x, n);
+}
+
+template <typename T>
+void log_sigmoid_(T* x, int64_t n) {
+  using Vec = at::vec::Vectorized<T>;
+  at::vec::map(
+      [](Vec v) {
+        return at::vec::minimum(v, Vec(T(0))) - (Vec(T(0)) - v.abs()).exp().log1p();
+      },
+      x, x, n);
+}
+
+// The sizes of one call, and the recurrent blocks in the two layouts the products take.
+struct Shape {
+  int64_t T, B, H, K, D;
+  Shape(const Tensor& x_gates, const Tensor& w_hh)
+      : T(x_gates.size(0)),
+        B(x_gates.size(1)),
+        H(x_gates.size(2) / 4),
+        K(w_hh.size(1)),
+        D(w_hh.size(2)) {
+    TORCH_CHECK(w_hh.dim() == 4 && w_hh.size(0) == 4 && w_hh.size(3) == D,
+                "slstm: weight_hh must be (4, K, D, D), got ", w_hh.sizes());
+    TORCH_CHECK(x_gates.size(2) == 4 * K * D, "slstm: x_gates has ", x_gates.size(2),
+                " columns, expected 4 * K * D = ", 4 * K * D);
+  }
+};
+
+// (K, G*D, D): row g*D + u of head k is unit u's row of R_g's block k, as the backward's
+// product dL/dh_{t-1} = dL/dpre R takes it.
+Tensor backward_operand(const Tensor& w_hh) {
+  const int64_t K = w_hh.size(1), D = w_hh.size(2);
+  return w_hh.permute({1, 0, 2, 3}).reshape({K, 4 * D, D}).contiguous();
+}
+
+// (K, D, G*D): its transpose, the forward's h_{t-1} R^T, contiguous per head.
+Tensor forward_operand(const Tensor& w_hh) {
+  return backward_operand(w_hh).transpose(1, 2).contiguous();
+}
+
+// Kept per step for the backward besides the gates and states, stabilised form only:
+// aux[.., 0:H] the share of dL/dm_t that goes to log f_t + m_{t-1} through the max (1 where
+// it is the larger, 0 where i~_t is, 1/2 on a tie: torch.maximum's rule, which the reference
+// differentiates), aux[.., H:2H] d log f_t / d f~_t (sigma(-f~_t) for the sigmoid forget
+// gate, 1 for the exponential one).
+template <typename scalar_t>
+void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0,
+                        const Tensor& n0, const Tensor& m0, const Tensor& w_hh,
+                        const c10::optional<Tensor>& mask, bool stabilized, bool exp_forget,
+                        Tensor& acts, Tensor& aux, Tensor& c_all, Tensor& n_all, Tensor& m_all,
+                        Tensor& h_all) {
+  using acc = at::opmath_type<scalar_t>;
+  const Shape s(x_gates, w_hh);
+  const int64_t T = s.T, B = s.B, H = s.H, K = s.K, D = s.D, GH = 4 * H, GD = 4 * D;
+  const Tensor w_fwd = forward_operand(w_hh);  // (K, D, G*D)
+  const bool small = kHasVecMat<scalar_t> && B <= kSmallBatch;
+  Tensor rec = at::empty({K, B, GD}, x_gates.options());  // h_{t-1} R^T, head-major
+  const scalar_t* wf = w_fwd.data_ptr<scalar_t>();
+  const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
+  scalar_t* rec_p = rec.data_ptr<scalar_t>();
+  scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  scalar_t* aux_p = stabilized ? aux.data_ptr<scalar_t>() : nullptr;
+  scalar_t* c_p = c_all.data_ptr<scalar_t>();
+  scalar_t* n_p = n_all.data_ptr<scalar_t>();
+  scalar_t* m_p = m_all.data_ptr<scalar_t>();
+  scalar_t* h_p = h_all.data_ptr<scalar_t>();
+  // pre-activations (then gates); log f~ (then f'); sigma(-f~)
+  StepRows<acc> rows(B, 24 * H, {GH, H, H});
+
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t prev = (t - 1) * B * H;
+    const scalar_t* hp = t > 0 ? h_p + prev : h0.data_ptr<scalar_t>();
+    const scalar_t* cp = t > 0 ? c_p + prev : c0.data_ptr<scalar_t>();
+    const scalar_t* np_ = t > 0 ? n_p + prev : n0.data_ptr<scalar_t>();
+    const scalar_t* mp = t > 0 ? m_p + prev : m0.data_ptr<scalar_t>();
+    if constexpr (kHasVecMat<scalar_t>) {
+      if (small)  // one vec_mat per row and head: heads read only their own D units
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t k = 0; k < K; ++k)
+            vec_mat<scalar_t>(hp + b * H + k * D, wf + k * D * GD, nullptr, 0, rec_p + (k * B + b) * GD,
+                    1, D, GD);
+    }
+    if (!small) {
+      const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
+      at::bmm_out(rec, h_prev.view({B, K, D}).transpose(0, 1), w_fwd);  // (K, B, G*D)
+    }
+    const bool* keep = mask_row(mask, t);
+    const int64_t here = t * B * H;
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc* pre = buf[0].get();
+      acc *log_f = buf[1].get(), *slope = buf[2].get();
+      const scalar_t* xr = xg_p + (t * B + b) * GH;
+      for (int64_t g = 0; g < 4; ++g)
+        for (int64_t k = 0; k < K; ++k) {
+          const scalar_t* rr = rec_p + (k * B + b) * GD + g * D;
+          const int64_t col = g * H + k * D;
+          for (int64_t u = 0; u < D; ++u) pre[col + u] = acc(xr[col + u]) + acc(rr[u]);
+        }
+      acc *ig = pre, *fg = pre + H, *zg = pre + 2 * H, *og = pre + 3 * H;
+      tanh_(zg, H);     // z_t
+      sigmoid_(og, H);  // o_t
+      const scalar_t* m_prev = mp + b * H;
+      const bool live = keep == nullptr || keep[b];
+      scalar_t* m_out = m_p + here + b * H;
+      if (stabilized) {
+        scalar_t* ar = aux_p + (t * B + b) * 2 * H;
+        for (int64_t j = 0; j < H; ++j) log_f[j] = fg[j];
+        if (!exp_forget) {
+          for (int64_t j = 0; j < H; ++j) slope[j] = -fg[j];
+          sigmoid_(slope, H);        // d log sigma(f~) / d f~ = sigma(-f~)
+          log_sigmoid_(log_f, H);  // log f_t
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          // m_t = max(log f_t + m_{t-1}, i~_t), then i' = exp(i~ - m), f' = exp(a - m)
+          const acc a = log_f[j] + acc(m_prev[j]), i_pre = ig[j];
+          const acc m = a > i_pre ? a : i_pre;
+          ar[j] = scalar_t(a > i_pre ? acc(1) : (a < i_pre ? acc(0) : acc(0.5)));
+          ar[H + j] = scalar_t(exp_forget ? acc(1) : slope[j]);
+          ig[j] = i_pre - m;
+          fg[j] = a - m;
+          m_out[j] = live ? scalar_t(m) : m_prev[j];
+        }
+        exp_(ig, H);
+        exp_(fg, H);
+      } else {  // the plain form on the fixed scale m_{t-1}: i = exp(i~ - m_{t-1})
+        for (int64_t j = 0; j < H; ++j) {
+          ig[j] -= acc(m_prev[j]);
+          m_out[j] = m_prev[j];
+        }
+        exp_(ig, H);
+        if (exp_forget) {
+          exp_(fg, H);
+        } else {
+          sigmoid_(fg, H);
+        }
+      }
+      // the gates are kept even for an ended row: its gradients are masked to 0 anyway
+      scalar_t* act = acts_p + (t * B + b) * GH;
+      for (int64_t k = 0; k < GH; ++k) act[k] = scalar_t(pre[k]);
+      const int64_t row = b * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const acc c = fg[j] * acc(cp[row + j]) + ig[j] * zg[j];
+        const acc n = fg[j] * acc(np_[row + j]) + ig[j];
+        const acc h = og[j] * (c / n);
+        c_p[here + row + j] = live ? scalar_t(c) : cp[row + j];
+        n_p[here + row + j] = live ? scalar_t(n) : np_[row + j];
+        h_p[here + row + j] = live ? scalar_t(h) : hp[row + j];
+      }
+    });
+  }
+}
+
+// x_gates (T, B, G*H) = x W_ih^T + b_ih + b_hh; h0, c0, n0, m0 (B, H); w_hh (G, K, D, D).
+// Returns output (T, B, H), the final h, c, n, m, and for the backward and the trace:
+// acts (T, B, G*H) the gates as applied (i', f', z, o), aux (T, B, 2H) (stabilised form
+// only, else empty), and the states after each step c_all, n_all, m_all, h_all (T, B, H).
+std::vector<Tensor> slstm_forward(const Tensor& x_gates_in, const Tensor& h0_in,
+                                  const Tensor& c0_in, const Tensor& n0_in, const Tensor& m0_in,
+                                  const Tensor& w_hh_in, const c10::optional<Tensor>& mask,
+                                  bool stabilized, bool exp_forget) {
+  const Tensor x_gates = x_gates_in.contiguous(), w_hh = w_hh_in.contiguous();
+  const Tensor h0 = h0_in.contiguous(), c0 = c0_in.contiguous();
+  const Tensor n0 = n0_in.contiguous(), m0 = m0_in.contiguous();
+  const Shape s(x_gates, w_hh);
+  const auto opts = x_gates.options();
+  auto acts = at::empty({s.T, s.B, 4 * s.H}, opts);
+  auto aux = stabilized ? at::empty({s.T, s.B, 2 * s.H}, opts) : at::empty({0}, opts);
+  auto c_all = at::empty({s.T, s.B, s.H}, opts), n_all = at::empty({s.T, s.B, s.H}, opts);
+  auto m_all = at::empty({s.T, s.B, s.H}, opts), h_all = at::empty({s.T, s.B, s.H}, opts);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "slstm_forward", [&] {
+    slstm_forward_loop<scalar_t>(x_gates, h0, c0, n0, m0, w_hh, mask, stabilized, exp_forget,
+                                 acts, aux, c_all, n_all, m_all, h_all);
+  });
+  Tensor output = mask.has_value() ? h_all * mask->unsqueeze(2) : h_all.clone();
+  const int64_t last = s.T - 1;
+  return {output, h_all[last].clone(), c_all[last].clone(), n_all[last].clone(),
+          m_all[last].clone(), acts, aux, c_all, n_all, m_all, h_all};
+}
+
+// Backward, per step and unit, from the upstream gradients G_h (dL/dh_t, the output's and
+// the next step's), G_c, G_n, G_m (the next step's, or the final states'), with q = c/n:
+//   h = o q:            d o~ = G_h q o (1 - o),  dc = G_c + G_h o / n,  dn = G_n - G_h o q / n
+//   c = f c' + i z, n = f n' + i:
+//                       di = dc z + dn,  df = dc c' + dn n',  d z~ = dc i (1 - z^2),
+//                       dL/dc_{t-1} = dc f,  dL/dn_{t-1} = dn f
+// Stabilised, with a = log f + m_{t-1}, i = exp(i~ - m), f = exp(a - m), m = max(a, i~):
+//   g_a = df f,  g_i = di i,  g_m = G_m - g_a - g_i   (m is a state and scales both gates)
+//   g_a += share g_m,  g_i += (1 - share) g_m          (the max; share from the forward)
+//   d i~ = g_i,  dL/dm_{t-1} = g_a,  d f~ = g_a dlogf/df~
+// Plain (m_t = m_{t-1}, i = exp(i~ - m_{t-1})):
+//   d i~ = di i,  dL/dm_{t-1} = G_m - di i,  d f~ = df f (1 - f) (sigmoid) or df f (exp)
+template <typename scalar_t>
+void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tensor& aux,
+                         const Tensor& c_all, const Tensor& n_all, const Tensor& c0,
+                         const Tensor& n0, const Tensor& w_hh, const c10::optional<Tensor>& mask,
+                         bool stabilized, bool exp_forget, Tensor& dh, Tensor& dc, Tensor& dn,
+                         Tensor& dm, Tensor& dz_all) {
+  using acc = at::opmath_type<scalar_t>;
+  const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 4;
+  const int64_t K = w_hh.size(1), D = w_hh.size(2), GH = 4 * H, GD = 4 * D;
+  const Tensor w_bwd = backward_operand(w_hh);  // (K, G*D, D)
+  const bool small = kHasVecMat<scalar_t> && B <= kSmallBatch;
+  const scalar_t* wb = w_bwd.data_ptr<scalar_t>();
+  Tensor drec = at::empty({K, B, GD}, acts.options());  // this step's dL/dpre, head-major
+  Tensor back = small ? Tensor() : at::empty({K, B, D}, acts.options());
+  Tensor dh_prev = at::empty_like(dh);
+  const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
+  const scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  const scalar_t* aux_p = stabilized ? aux.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* c_p = c_all.data_ptr<scalar_t>();
+  const scalar_t* n_p = n_all.data_ptr<scalar_t>();
+  scalar_t* dz_p = dz_all.data_ptr<scalar_t>();
+  scalar_t* drec_p = drec.data_ptr<scalar_t>();
+  acc *gc = dc.data_ptr<acc>(), *gn = dn.data_ptr<acc>(), *gm = dm.data_ptr<acc>();
+  StepRows<acc> rows(B, 30 * H, {GH});
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const scalar_t* dhp = dh.data_ptr<scalar_t>();
+    const scalar_t* cp = t > 0 ? c_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
+    const scalar_t* np_ = t > 0 ? n_p + (t - 1) * B * H : n0.data_ptr<scalar_t>();
+    const bool* keep = mask_row(mask, t);
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc* d = buf[0].get();  // dL/dpre of this row, gate-major
+      scalar_t* dzr = dz_p + (t * B + b) * GH;
+      const bool live = keep == nullptr || keep[b];
+      if (live) {
+        const int64_t row = b * H, cell = t * B * H + row;
+        const scalar_t* ar = acts_p + (t * B + b) * GH;
+        const scalar_t* xr = stabilized ? aux_p + (t * B + b) * 2 * H : nullptr;
+        const scalar_t* dout = dout_p + cell;
+        for (int64_t j = 0; j < H; ++j) {
+          const acc i = acc(ar[j]), f = acc(ar[H + j]), z = acc(ar[2 * H + j]);
+          const acc o = acc(ar[3 * H + j]);
+          const acc c = acc(c_p[cell + j]), n = acc(n_p[cell + j]), q = c / n;
+          const acc g_h = acc(dout[j]) + acc(dhp[row + j]);
+          const acc dct = gc[row + j] + g_h * o / n;  // through h = o c / n
+          const acc dnt = gn[row + j] - g_h * o * q / n;
+          const acc di = dct * z + dnt;
+          const acc df = dct * acc(cp[row + j]) + dnt * acc(np_[row + j]);
+          d[3 * H + j] = g_h * q * o * (acc(1) - o);
+          d[2 * H + j] = dct * i * (acc(1) - z * z);
+          gc[row + j] = dct * f;
+          gn[row + j] = dnt * f;
+          if (stabilized) {
+            const acc share = acc(xr[j]);
+            acc g_a = df * f, g_i = di * i;
+            const acc g_m = gm[row + j] - g_a - g_i;
+            g_a += share * g_m;
+            g_i += (acc(1) - share) * g_m;
+            d[j] = g_i;
+            d[H + j] = g_a * acc(xr[H + j]);
+            gm[row + j] = g_a;
+          } else {
+            d[j] = di * i;
+            d[H + j] = exp_forget ? df * f : df * f * (acc(1) - f);
+            gm[row + j] -= di * i;
+          }
+        }
+      } else {  // ended: nothing happened at this step; the carried gradients pass by
+        for (int64_t k = 0; k < GH; ++k) d[k] = acc(0);
+      }
+      for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(d[k]);
+      for (int64_t g = 0; g < 4; ++g)
+        for (int64_t k = 0; k < K; ++k) {
+          scalar_t* dr = drec_p + (k * B + b) * GD + g * D;
+          const int64_t col = g * H + k * D;
+          for (int64_t u = 0; u < D; ++u) dr[u] = scalar_t(d[col + u]);
+        }
+    });
+
+    // dL/dh_{t-1} = dL/dpre R, head by head; an ended row passes dL/dh_t by
+    scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
+    if constexpr (kHasVecMat<scalar_t>) {
+      if (small)
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t k = 0; k < K; ++k)
+            vec_mat<scalar_t>(drec_p + (k * B + b) * GD, wb + k * GD * D, nullptr, 0, dhn + b * H + k * D,
+                    1, GD, D);
+    }
+    if (!small) {
+      at::bmm_out(back, drec, w_bwd);
+      dh_prev.view({B, K, D}).copy_(back.transpose(0, 1));
+    }
+    if (keep != nullptr)
+      for (int64_t b = 0; b < B; ++b)
+        if (!keep[b])
+          for (int64_t j = 0; j < H; ++j) dhn[b * H + j] = dhp[b * H + j];
+    std::swap(dh, dh_prev);
+  }
+}
+
+// Returns d_x_gates (T, B, G*H) (the gradient of every pre-activation), dh0, dc0, dn0, dm0
+// and d_w_hh (G, K, D, D).
+std::vector<Tensor> slstm_backward(
+    const Tensor& d_output_in, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& d_n_n,
+    const Tensor& d_m_n, const Tensor& acts, const Tensor& aux, const Tensor& c_all,
+    const Tensor& n_all, const Tensor& h_all, const Tensor& h0_in, const Tensor& c0_in,
+    const Tensor& n0_in, const Tensor& w_hh_in, const c10::optional<Tensor>& mask,
+    bool stabilized, bool exp_forget) {
+  const Tensor d_output = d_output_in.contiguous(), w_hh = w_hh_in.contiguous();
+  const Tensor h0 = h0_in.contiguous(), c0 = c0_in.contiguous(), n0 = n0_in.contiguous();
+  const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 4;
+  const int64_t K = w_hh.size(1), D = w_hh.size(2);
+  const auto acc_dtype = at::toOpMathType(acts.scalar_type());
+  auto dz_all = at::empty_like(acts);
+  Tensor dh = d_h_n.contiguous().clone();
+  Tensor dc = d_c_n.to(acc_dtype).contiguous().clone();
+  Tensor dn = d_n_n.to(acc_dtype).contiguous().clone();
+  Tensor dm = d_m_n.to(acc_dtype).contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "slstm_backward", [&] {
+    slstm_backward_loop<scalar_t>(d_output, acts, aux, c_all, n_all, c0, n0, w_hh, mask,
+                                  stabilized, exp_forget, dh, dc, dn, dm, dz_all);
+  });
+  // dL/dR_g block k = sum over steps and rows of dL/dpre_{g,k} (x) h_{t-1, k}: one bmm
+  const Tensor h_prev = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
+  const Tensor d_pre = dz_all.view({T * B, 4, K, D}).permute({2, 1, 3, 0}).reshape({K, 4 * D, T * B});
+  const Tensor d_w = at::bmm(d_pre, h_prev.view({T * B, K, D}).transpose(0, 1));  // (K, G*D, D)
+  const Tensor d_w_hh = d_w.view({K, 4, D, D}).permute({1, 0, 2, 3}).contiguous();
+  const auto dtype = acts.scalar_type();
+  return {dz_all, dh, dc.to(dtype), dn.to(dtype), dm.to(dtype), d_w_hh};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
+  m.def(
+      "slstm_forward(Tensor x_gates, Tensor h0, Tensor c0, Tensor n0, Tensor m0, Tensor w_hh, "
+      "Tensor? mask, bool stabilized, bool exp_forget) -> Tensor[]",
+      &slstm_forward);
+  m.def(
+      "slstm_backward(Tensor d_output, Tensor d_h_n, Tensor d_c_n, Tensor d_n_n, Tensor d_m_n, "
+      "Tensor acts, Tensor aux, Tensor c_all, Tensor n_all, Tensor h_all, Tensor h0, "
+      "Tensor c0, Tensor n0, Tensor w_hh, Tensor? mask, bool stabilized, bool exp_forget) "
+      "-> Tensor[]",
+      &slstm_backward);
+}

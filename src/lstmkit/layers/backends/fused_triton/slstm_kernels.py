@@ -1,0 +1,232 @@
+"""Triton kernels of the sLSTM (Beck et al. 2024, "xLSTM", Sec. 2.2): the forward time loop
+and its backward, for fused_triton/slstm.py, which imports this module on first use (triton
+reads TRITON_INTERPRET when a kernel is defined; see fused_triton's docstring). The layout,
+what is kept and the backward's equations are described there and in fused_cpu/slstm.cpp.
+
+Legend: T time, B batch, H hidden, D units per head, G = 4 gate blocks (i, f, z, o).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from lstmkit.layers.backends.fused_triton.kernels import (
+    _full_h,
+    _live,
+    _own_state,
+    _rows_tile,
+    _sigmoid,
+    _step_offset,
+    _sync,
+    _tanh,
+)
+
+
+@triton.jit
+def _tile(t, B, width, rows, units):
+    """Offsets of these rows' and units' elements of step t in a (T, B, width) tensor."""
+    return _step_offset(t, B, width) + rows[:, None].to(tl.int64) * width + units[None, :]
+
+
+@triton.jit
+def _block_weight(w_ptr, gate, ks, units, H, D, FORWARD: tl.constexpr):
+    """(BLOCK_K, BLOCK_H) of the gate's block-diagonal R (stored as (G, K, D, D)), zero
+    where a row and a column belong to different heads. FORWARD: R^T's rows ks and
+    columns units (h_{t-1} R^T); else R's rows ks, columns units (dpre R)."""
+    same_head = (ks // D)[:, None] == (units // D)[None, :]
+    ok = same_head & (ks < H)[:, None] & (units < H)[None, :]
+    if FORWARD:  # element (k, u) = R[u, k] = w[g, u // D, u % D, k % D]
+        offset = units[None, :] * D + (ks % D)[:, None]
+    else:  # element (k, u) = R[k, u] = w[g, k // D, k % D, u % D]
+        offset = ks[:, None] * D + (units % D)[None, :]
+    return tl.load(w_ptr + gate * H * D + offset, mask=ok, other=0.0)
+
+
+@triton.jit
+def slstm_forward(
+    xg_ptr, w_ptr, h0_ptr, c0_ptr, n0_ptr, m0_ptr, mask_ptr,
+    acts_ptr, aux_ptr, c_all_ptr, n_all_ptr, m_all_ptr, h_all_ptr, out_ptr, sync_ptr,
+    t_begin, n_steps, B, H, D,
+    STABILIZED: tl.constexpr, EXP_FORGET: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin .. t_begin + n_steps - 1 of cellmath/slstm.py's equations."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    ok = row_ok[:, None] & (units < H)[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    gh = 4 * H
+    w_i = _block_weight(w_ptr, 0, ks, units, H, D, True)
+    w_f = _block_weight(w_ptr, 1, ks, units, H, D, True)
+    w_z = _block_weight(w_ptr, 2, ks, units, H, D, True)
+    w_o = _block_weight(w_ptr, 3, ks, units, H, D, True)
+
+    c = _own_state(c0_ptr, c_all_ptr, t_begin, B, H, rows, units, ok)
+    n = _own_state(n0_ptr, n_all_ptr, t_begin, B, H, rows, units, ok)
+    m = _own_state(m0_ptr, m_all_ptr, t_begin, B, H, rows, units, ok)
+    h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
+    for step in range(n_steps):
+        t = t_begin + step
+        xg = xg_ptr + _step_offset(t, B, gh)
+        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
+        pre_i = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
+        pre_i += tl.dot(h_prev, w_i, input_precision="ieee")
+        pre_f = _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+        pre_f += tl.dot(h_prev, w_f, input_precision="ieee")
+        pre_z = _rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32)
+        pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
+        pre_o = _rows_tile(xg + 3 * H, rows, units, gh, ok).to(tl.float32)
+        pre_o += tl.dot(h_prev, w_o, input_precision="ieee")
+        z = _tanh(pre_z)
+        o = _sigmoid(pre_o)
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        if STABILIZED:
+            if EXP_FORGET:
+                log_f = pre_f
+                slope = tl.full(pre_f.shape, 1.0, tl.float32)
+            else:  # log sigma(f~) without overflow or log(0): min(f~, 0) - log1p(e^-|f~|)
+                log_f = tl.minimum(pre_f, 0.0) - tl.log(1.0 + tl.exp(-tl.abs(pre_f)))
+                slope = _sigmoid(-pre_f)  # d log sigma(f~) / d f~
+            a = log_f + m
+            m_new = tl.maximum(a, pre_i)
+            share = tl.where(a > pre_i, 1.0, tl.where(a < pre_i, 0.0, 0.5))
+            i = tl.exp(pre_i - m_new)
+            f = tl.exp(a - m_new)
+            aux = aux_ptr + _tile(t, B, 2 * H, rows, units)
+            tl.store(aux, share.to(aux_ptr.dtype.element_ty), mask=ok)
+            tl.store(aux + H, slope.to(aux_ptr.dtype.element_ty), mask=ok)
+        else:  # the plain form on the fixed scale m_{t-1}
+            m_new = m
+            i = tl.exp(pre_i - m)
+            if EXP_FORGET:
+                f = tl.exp(pre_f)
+            else:
+                f = _sigmoid(pre_f)
+        c_new = f * c + i * z
+        n_new = f * n + i
+        h_new = o * (c_new / n_new)
+
+        acts = acts_ptr + _tile(t, B, gh, rows, units)
+        ty = acts_ptr.dtype.element_ty
+        tl.store(acts, i.to(ty), mask=ok)
+        tl.store(acts + H, f.to(ty), mask=ok)
+        tl.store(acts + 2 * H, z.to(ty), mask=ok)
+        tl.store(acts + 3 * H, o.to(ty), mask=ok)
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        c = tl.where(live, c_new, c)
+        n = tl.where(live, n_new, n)
+        m = tl.where(live, m_new, m)
+        h = tl.where(live, h_new, h)
+        tl.store(c_all_ptr + slot, c.to(ty), mask=ok)
+        tl.store(n_all_ptr + slot, n.to(ty), mask=ok)
+        tl.store(m_all_ptr + slot, m.to(ty), mask=ok)
+        tl.store(h_all_ptr + slot, h.to(ty), mask=ok)
+        tl.store(out_ptr + slot, tl.where(live, h_new, 0.0).to(ty), mask=ok)
+        if N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+
+
+@triton.jit
+def slstm_backward(
+    dout_ptr, acts_ptr, aux_ptr, c_all_ptr, n_all_ptr, c0_ptr, n0_ptr, w_ptr, mask_ptr,
+    dpre_ptr, dh_buf_ptr, dc_buf_ptr, dn_buf_ptr, dm_buf_ptr, sync_ptr,
+    t_begin, n_steps, T, B, H, D,
+    STABILIZED: tl.constexpr, EXP_FORGET: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin, t_begin - 1, ... (n_steps of them). Writes dpre (T, B, G*H); the
+    fp32 buffers carry dL/dh's pass-by part and dL/dc, dL/dn, dL/dm between launches."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    ok = row_ok[:, None] & (units < H)[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    gh = 4 * H
+    w_i = _block_weight(w_ptr, 0, ks, units, H, D, False)
+    w_f = _block_weight(w_ptr, 1, ks, units, H, D, False)
+    w_z = _block_weight(w_ptr, 2, ks, units, H, D, False)
+    w_o = _block_weight(w_ptr, 3, ks, units, H, D, False)
+
+    own = rows[:, None] * H + units[None, :]
+    dh_local = tl.load(dh_buf_ptr + own, mask=ok, other=0.0)
+    dc = tl.load(dc_buf_ptr + own, mask=ok, other=0.0)
+    dn = tl.load(dn_buf_ptr + own, mask=ok, other=0.0)
+    dm = tl.load(dm_buf_ptr + own, mask=ok, other=0.0)
+    for step in range(n_steps):
+        t = t_begin - step
+        dh = dh_local
+        if t + 1 < T:  # what step t+1's pre-activations send back through R
+            base = dpre_ptr + _step_offset(t + 1, B, gh)
+            back_i = _rows_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
+            dh += tl.dot(back_i, w_i, input_precision="ieee")
+            back_f = _rows_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
+            dh += tl.dot(back_f, w_f, input_precision="ieee")
+            back_z = _rows_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_i.dtype)
+            dh += tl.dot(back_z, w_z, input_precision="ieee")
+            back_o = _rows_tile(base + 3 * H, rows, ks, gh, full_ok).to(w_i.dtype)
+            dh += tl.dot(back_o, w_o, input_precision="ieee")
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        g_h = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+        acts = acts_ptr + _tile(t, B, gh, rows, units)
+        i = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+        f = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
+        z = tl.load(acts + 2 * H, mask=ok, other=0.0).to(tl.float32)
+        o = tl.load(acts + 3 * H, mask=ok, other=0.0).to(tl.float32)
+        c = tl.load(c_all_ptr + slot, mask=ok, other=1.0).to(tl.float32)
+        n = tl.load(n_all_ptr + slot, mask=ok, other=1.0).to(tl.float32)
+        c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
+        n_prev = _own_state(n0_ptr, n_all_ptr, t, B, H, rows, units, ok)
+        q = c / n
+        d_pre_o = g_h * q * o * (1.0 - o)  # h = o c / n
+        dct = dc + g_h * o / n
+        dnt = dn - g_h * o * q / n
+        d_i = dct * z + dnt  # c = f c' + i z, n = f n' + i
+        d_f = dct * c_prev + dnt * n_prev
+        d_pre_z = dct * i * (1.0 - z * z)
+        if STABILIZED:
+            aux = aux_ptr + _tile(t, B, 2 * H, rows, units)
+            share = tl.load(aux, mask=ok, other=0.0).to(tl.float32)
+            slope = tl.load(aux + H, mask=ok, other=0.0).to(tl.float32)
+            g_a = d_f * f
+            g_i = d_i * i
+            g_m = dm - g_a - g_i  # m scales both gates and is a state itself
+            g_a += share * g_m  # the max: torch.maximum's split
+            g_i += (1.0 - share) * g_m
+            d_pre_i = g_i
+            d_pre_f = g_a * slope
+            dm_prev = g_a
+        else:
+            d_pre_i = d_i * i
+            if EXP_FORGET:
+                d_pre_f = d_f * f
+            else:
+                d_pre_f = d_f * f * (1.0 - f)
+            dm_prev = dm - d_i * i
+
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        out = dpre_ptr + _tile(t, B, gh, rows, units)
+        ty = dpre_ptr.dtype.element_ty
+        tl.store(out, tl.where(live, d_pre_i, 0.0).to(ty), mask=ok)
+        tl.store(out + H, tl.where(live, d_pre_f, 0.0).to(ty), mask=ok)
+        tl.store(out + 2 * H, tl.where(live, d_pre_z, 0.0).to(ty), mask=ok)
+        tl.store(out + 3 * H, tl.where(live, d_pre_o, 0.0).to(ty), mask=ok)
+        dc = tl.where(live, dct * f, dc)
+        dn = tl.where(live, dnt * f, dn)
+        dm = tl.where(live, dm_prev, dm)
+        dh_local = tl.where(live, 0.0, dh)  # an ended row passes its gradient by
+        if N_SPLIT > 1:
+            _sync(sync_ptr + pid_b, step, N_SPLIT)
+    tl.store(dh_buf_ptr + own, dh_local, mask=ok)
+    tl.store(dc_buf_ptr + own, dc, mask=ok)
+    tl.store(dn_buf_ptr + own, dn, mask=ok)
+    tl.store(dm_buf_ptr + own, dm, mask=ok)
