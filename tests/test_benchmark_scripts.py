@@ -37,3 +37,18 @@ def test_compare_precision_trains_both_runs_and_draws_both_curves(tmp_path):
     )
     assert (out / "loss-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "whole validation text: float32" in result.stdout
+
+
+def test_gpu_check_runs_its_checks_on_the_interpreter(tmp_path):
+    """The GPU machine's prepared command, here on CPU tensors through Triton's interpreter:
+    the fused kernels of two cells against the reference loop, both dtypes, within bounds."""
+    result = _script(
+        "gpu_check.py", "--interpret", "--quick", "--cells", "rnn,mingru", "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checks = json.loads((tmp_path / "check.json").read_text())
+    assert {(c["cell"], c["dtype"]) for c in checks} == {
+        (cell, dtype) for cell in ("rnn", "mingru") for dtype in ("float32", "bfloat16")
+    }
+    assert all(c["error"] is not None and c["error"] <= c["bound"] for c in checks)
+    assert "mingru" in (tmp_path / "check.txt").read_text()
