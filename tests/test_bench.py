@@ -132,26 +132,39 @@ def test_cells_all_times_every_registry_cell_without_error(all_cells_json):
 
 
 @pytest.mark.parametrize("cell", STACKS)
-def test_a_cell_without_backends_gets_one_reference_row(all_cells_json, cell):
-    """The depth-gated and the Grid LSTM are plain nn.Modules with their own loop: one row
-    per size, 'reference' (what runs), of the two layers the registry builds them with."""
+def test_a_stack_is_timed_on_its_own_backends(all_cells_json, cell):
+    """The depth-gated and the Grid LSTM are not RecurrentLayers: they choose among
+    reference, fused and auto themselves; auto takes their fused kernels on the CPU. Each
+    row times the two layers the registry builds them with."""
     layer = meta_layer(cell)
     assert not isinstance(layer, RecurrentLayer) and layer.num_layers == 2
     rows = [row for row in all_cells_json["rows"] if row["cell"] == cell]
-    assert len(rows) == len(preset_sizes(["quick"]))
+    assert {(row["backend"], row["resolved"]) for row in rows} == {
+        ("reference", "reference"), ("fused", "fused"), ("auto", "fused"),
+    }  # fmt: skip
+    assert len(rows) == 3 * len(preset_sizes(["quick"]))
     for row in rows:
-        assert (row["backend"], row["resolved"], row["num_layers"]) == ("reference",) * 2 + (2,)
-        assert row["fwd_ms"] > 0 and row["error"] is None
+        assert row["num_layers"] == 2 and row["fwd_ms"] > 0 and row["error"] is None
 
 
 @pytest.mark.parametrize(
-    ("backends", "rows"), [(("auto",), 1), (("reference", "torch"), 1), (("torch", "fused"), 0)]
+    ("backends", "expected"),
+    [(("auto",), ["auto"]), (("reference", "torch"), ["reference"]), (("torch", "manual"), [])],
 )
-def test_a_cell_without_backends_is_timed_when_reference_or_auto_is_asked(backends, rows):
+def test_a_stack_gets_the_backends_asked_for_that_it_has(backends, expected):
     for cell in STACKS:
         entries = candidate_entries(BenchConfig(cells=(cell,), backends=backends), TINY)
-        assert [e.backend for e in entries] == [*PEERS, *["reference"] * rows]
-        assert all(not e.chooses_backend for e in entries[len(PEERS) :])
+        assert [e.backend for e in entries] == [*PEERS, *expected]
+
+
+def test_on_cuda_a_stack_is_timed_on_its_reference_loop(monkeypatch):
+    """No Triton kernels for the stacks: 'fused' is left out there and auto takes the loop."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the config checks it
+    for cell in STACKS:
+        entries = candidate_entries(BenchConfig(device="cuda", cells=(cell,)), TINY)
+        assert [(e.backend, e.resolved) for e in entries[len(PEERS) :]] == [
+            ("reference", "reference"), ("auto", "reference"),
+        ]  # fmt: skip
 
 
 def test_the_table_names_the_stacks_and_their_layers(capsys):
@@ -159,7 +172,9 @@ def test_the_table_names_the_stacks_and_their_layers(capsys):
     out = capsys.readouterr().out
     assert "grid-lstm: 2 layers (the fewest the registry builds)" in out
     grid = [line for line in out.splitlines() if line.startswith("  grid-lstm ")]
-    assert [line.split()[1] for line in grid] == ["reference"] * 2
+    backends = {line.split()[1] for line in grid}
+    assert len(grid) == 2 * len(backends) and backends  # two quick sizes
+    assert backends <= {"reference", "fused", "auto"}
 
 
 def test_json_has_the_promised_keys_and_positive_ratios(capsys):
@@ -261,7 +276,7 @@ def test_every_supported_backend_and_auto_are_timed(cell):
 def test_backends_the_device_refuses_are_left_out(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the config checks it
     for entry in candidate_entries(BenchConfig(device="cuda", cells=CELL_NAMES), TINY):
-        if entry.backend not in PEERS and entry.chooses_backend:  # accepted on CUDA
+        if entry.backend not in PEERS and entry.cell not in STACKS:  # accepted on CUDA
             family = meta_layer(entry.cell).family
             choose_backend(Backend(entry.backend), family, False, device_type="cuda")
 

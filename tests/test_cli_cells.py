@@ -29,7 +29,10 @@ def test_every_registered_cell_is_listed_with_torchs_counts_where_torch_has_it(c
     assert rows["peephole"]["parameters"] == rows["lstm"]["parameters"] + 3 * 8
     assert rows["lstm"]["backends"] == ["reference", "manual", "torch", "fused"]
     assert rows["mgu"]["backends"] == rows["gru-cho"]["backends"] == ["reference", "fused"]
-    assert rows["slstm"]["backends"] == ["reference"]
+    assert rows["slstm"]["backends"] == rows["mingru"]["backends"] == ["reference", "fused"]
+    assert (
+        rows["depth-gated"]["backends"] == rows["grid-lstm"]["backends"] == ["reference", "fused"]
+    )
 
 
 def test_the_stacks_joined_through_memory_are_counted_at_two_layers(capsys):

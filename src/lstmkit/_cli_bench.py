@@ -85,8 +85,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> Parser:
             "lstm-noforget 3, GRU 3, RNN 1); forward+backward counts 3x the forward. The "
             "cells are the registry's (lstmkit cells) and rnn-relu, each built as the "
             "registry builds it: the stacks joined through their memory (depth-gated, "
-            "grid-lstm) with two layers, timed whole, and, having no backend choice (their "
-            "loop is plain PyTorch), in one row, 'reference'."
+            "grid-lstm) with two layers, timed whole."
         ),
         allow_abbrev=False,
     )

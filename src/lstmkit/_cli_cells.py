@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
 from lstmkit._cli_args import Parser, positive_int
+from lstmkit.layers._memory_stack import STACK_BACKENDS, MemoryJoinedStack
 from lstmkit.layers.backends import Backend, unsupported_reason
 from lstmkit.layers.named import MODERN_CELLS, ModernCell
 
@@ -43,7 +46,11 @@ def cell_rows(input_size: int, hidden: int) -> list[dict]:
 
 
 def _backends(cell: ModernCell) -> list[str]:
-    family = cell.family_of()
+    with torch.device("meta"):
+        layer = cell.layer(4, 4, None)
+    if isinstance(layer, MemoryJoinedStack):  # it chooses among its own backends
+        return [b.value for b in STACK_BACKENDS if b is not Backend.AUTO]
+    family = layer.family
     return [
         b.value for b in Backend if b is not Backend.AUTO and unsupported_reason(b, family) is None
     ]

@@ -26,7 +26,6 @@ from __future__ import annotations
 from torch import nn
 
 from lstmkit.cells import RNNCell
-from lstmkit.layers.base import RecurrentLayer
 from lstmkit.layers.named import MODERN_CELLS, ModernCell
 from lstmkit.layers.rnn import RNN
 
@@ -72,12 +71,6 @@ def build_layer(cell: str, input_size: int, hidden_size: int, **layer_options) -
     )
 
 
-def chooses_backend(layer: nn.Module) -> bool:
-    """Whether the layer takes ``backend=``: the :class:`RecurrentLayer` ones do; the stacks
-    with their own loop in plain PyTorch (autograd) have none to choose."""
-    return isinstance(layer, RecurrentLayer)
-
-
 def matrix_entries(module: nn.Module) -> int:
     """E of the module docstring: the entries of the parameters of two or more dimensions.
 
@@ -99,7 +92,6 @@ __all__ = [
     "CELL_NAMES",
     "DEFAULT_CELLS",
     "build_layer",
-    "chooses_backend",
     "flops_per_step",
     "matrix_entries",
 ]

@@ -12,10 +12,10 @@ is timed with no change here. The backends come from the
 :class:`~lstmkit.layers.backends.Backend` enum itself: every member but ``auto`` that
 :func:`~lstmkit.layers.backends.unsupported_reason` allows for the cell (and
 ``choose_backend`` accepts on the device), then ``auto`` labelled with what it resolves to.
-A backend added to the enum is timed with no change here. A cell whose layer is not a
-:class:`~lstmkit.layers.base.RecurrentLayer` (the depth-gated and the Grid LSTM, with their
-own loop in plain PyTorch) has no backend to choose: it gets one row, ``reference``, what
-runs, when ``reference`` or ``auto`` is asked for.
+A backend added to the enum is timed with no change here. The depth-gated and the Grid
+LSTM, stacks joined through their memory that are not
+:class:`~lstmkit.layers.base.RecurrentLayer` s, choose among their own backends
+(``reference``, ``fused``, ``auto``): their layer says what runs on the device.
 
 Every candidate is built and timed in every dtype asked for, and all of them, every dtype
 of a size together, take turns in the same rounds, so a slow moment of the machine hits each
@@ -52,7 +52,6 @@ from lstmkit.bench.cells import (
     CELL_NAMES,
     DEFAULT_CELLS,
     build_layer,
-    chooses_backend,
     flops_per_step,
     matrix_entries,
 )
@@ -60,6 +59,7 @@ from lstmkit.bench.configs import BenchSize, preset_sizes
 from lstmkit.bench.memory import saved_activation_bytes
 from lstmkit.bench.timing import Timing, describe_error, interleaved_medians
 from lstmkit.cellmath.family import CellFamily
+from lstmkit.layers._memory_stack import STACK_BACKENDS, MemoryJoinedStack
 from lstmkit.layers.backends import Backend, choose_backend, unsupported_reason
 from lstmkit.progress import Progress
 
@@ -170,8 +170,6 @@ class Entry:
     matrix_entries: int
     """E of :mod:`.cells`: the entries of the layer's weight matrices, all layers."""
     num_layers: int = 1
-    chooses_backend: bool = True
-    """Whether the layer is built with ``backend=`` (a RecurrentLayer) or has its own loop."""
 
 
 @dataclass(frozen=True)
@@ -247,14 +245,30 @@ def candidate_entries(config: BenchConfig, size: BenchSize) -> list[Entry]:
     return entries
 
 
+def _stack_entries(
+    cell: str, layer: MemoryJoinedStack, config: BenchConfig, counted: dict
+) -> list[Entry]:
+    """The depth-gated and Grid LSTM stacks run outside ``choose_backend``'s dispatch: their
+    layer says which of its backends runs on the device (an explicit one it cannot run
+    there is left out, as for the other cells)."""
+    entries = []
+    for backend in STACK_BACKENDS:
+        if backend.value not in config.backends:
+            continue
+        layer.backend = backend
+        try:
+            resolved = layer.resolve_backend(False, config.device, torch.float32)
+        except ValueError:
+            continue
+        entries.append(Entry(cell, backend.value, resolved.value, **counted))
+    return entries
+
+
 def _cell_entries(cell: str, config: BenchConfig, size: BenchSize) -> list[Entry]:
     layer = build_layer(cell, size.I, size.H, device="meta")
     counted = {"matrix_entries": matrix_entries(layer), "num_layers": layer.num_layers}
-    if not chooses_backend(layer):  # its own plain-PyTorch loop, which auto would pick too
-        reference = Backend.REFERENCE.value
-        if not {reference, Backend.AUTO.value} & set(config.backends):
-            return []
-        return [Entry(cell, reference, reference, **counted, chooses_backend=False)]
+    if isinstance(layer, MemoryJoinedStack):  # it chooses its backend itself
+        return _stack_entries(cell, layer, config, counted)
     entries = []
     for backend in (*supported_backends(layer.family), Backend.AUTO):
         if backend.value not in config.backends:
@@ -282,8 +296,7 @@ def _build(entry: Entry, size: BenchSize, device: torch.device, dtype: torch.dty
     if entry.backend == CELL_LOOP:
         cell = nn.LSTMCell(size.I, size.H, **factory)
         return _Candidate(cell, partial(_cell_loop, cell))
-    if entry.chooses_backend:
-        factory["backend"] = entry.backend
+    factory["backend"] = entry.backend
     layer = build_layer(entry.cell, size.I, size.H, **factory)
     return _Candidate(layer, lambda x: layer(x)[0])
 

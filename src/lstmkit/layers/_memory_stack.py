@@ -1,12 +1,29 @@
 """What the modules that run their own stack of LSTM layers share (the depth-gated and the
 Grid LSTM, whose layers are joined through their memory, so the shared
 :class:`~lstmkit.layers.base.RecurrentLayer` loop cannot run them): torch.nn.LSTM's
-constructor arguments checked once, ``hx = (h_0, c_0)`` split per layer, the parameters by
-layer, the initialisation, the outputs put back into the input's layout, and the repr.
-Legend: T time, B batch, H hidden size, L layers.
+constructor arguments checked once, the backend choice, ``hx = (h_0, c_0)`` split per
+layer, the parameters by layer, the initialisation, the outputs put back into the input's
+layout, and the repr. Legend: T time, B batch, H hidden size, L layers.
+
+Backends (``backend=``, :class:`~lstmkit.layers.backends.Backend`):
+
+- ``"reference"``: the layer's own Python loop over the family's step, differentiated by
+  autograd (any device and dtype, differentiable traces, higher derivatives).
+- ``"fused"``: the C++ kernels of :mod:`lstmkit.layers.backends.fused_cpu.stacks`, one call
+  per layer, built on first use; CPU tensors of float32, float64 or bfloat16 only (there are
+  no Triton kernels for these stacks), first derivatives only; traces are recorded,
+  detached from the autograd graph, as the other fused cells record them.
+- ``"auto"`` (default): ``"fused"`` for an untraced call on CPU tensors of those dtypes when
+  the kernels build, else ``"reference"`` (a traced call takes the reference, whose traces
+  are differentiable; when the kernels cannot be built it warns once).
+
+``"torch"`` and ``"manual"`` are refused: torch has no such cells, and the manual backend's
+loops run the LSTM family only.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +31,7 @@ from torch import Tensor, nn
 from lstmkit._checks import expect_like, expect_positive_int, expect_shape
 from lstmkit._state import state_arg_names, state_to_tuple
 from lstmkit.cellmath.params import check_forget_bias, forget_rows
+from lstmkit.layers.backends import Backend
 from lstmkit.layers.base import _check_dropout
 from lstmkit.layers.sequence import SequenceBatch, restore_output
 from lstmkit.trace import Trace
@@ -40,8 +58,10 @@ class MemoryJoinedStack(nn.Module):
         batch_first: bool,
         dropout: float,
         forget_bias: float | None,
+        backend: Backend | str = Backend.AUTO,
     ) -> None:
-        """Check and keep torch.nn.LSTM's arguments (the hidden size is the family's)."""
+        """Check and keep torch.nn.LSTM's arguments (the hidden size is the family's) and the
+        backend."""
         owner = type(self).__name__
         self.family = family
         self.input_size = expect_positive_int(input_size, "input_size", owner)
@@ -53,6 +73,50 @@ class MemoryJoinedStack(nn.Module):
         self.dropout = _check_dropout(dropout, num_layers, owner)
         check_forget_bias(family, self.bias, forget_bias)
         self.forget_bias = forget_bias
+        self.backend = backend  # validated by the setter below
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Backend | str) -> None:
+        backend = Backend.parse(value)
+        if backend not in STACK_BACKENDS:
+            offered = ", ".join(repr(b.value) for b in STACK_BACKENDS)
+            raise ValueError(
+                f"{type(self).__name__}: backend={backend.value!r} cannot run this layer: "
+                f"{_REFUSED[backend]}; it takes {offered}"
+            )
+        self._backend = backend
+
+    def resolve_backend(self, tracing: bool, device: str, dtype: torch.dtype) -> Backend:
+        """The backend that runs a call on tensors of this device type and dtype: REFERENCE
+        or FUSED (see the module docstring); an explicit ``"fused"`` that cannot run it is
+        an error."""
+        if self.backend is Backend.REFERENCE:
+            return Backend.REFERENCE
+        if self.backend is Backend.FUSED:
+            owner = type(self).__name__
+            if device != "cpu":
+                raise ValueError(
+                    f"{owner}: backend='fused' has C++ kernels for CPU tensors only (no Triton "
+                    f"kernels for this stack yet), got {device!r} tensors; use backend='auto' "
+                    "or 'reference'"
+                )
+            if dtype not in _FUSED_DTYPES:
+                raise ValueError(
+                    f"{owner}: backend='fused' runs float32, float64 and bfloat16, got {dtype}; "
+                    "use backend='auto' or 'reference'"
+                )
+            from lstmkit.layers.backends.fused_cpu import load_ops
+            from lstmkit.layers.backends.fused_cpu.stacks import KERNEL_FILE
+
+            load_ops(KERNEL_FILE)  # a clear FusedUnavailable where they cannot be built
+            return Backend.FUSED
+        if tracing or device != "cpu" or dtype not in _FUSED_DTYPES or not _fused_ready():
+            return Backend.REFERENCE
+        return Backend.FUSED
 
     @property
     def num_directions(self) -> int:
@@ -80,6 +144,10 @@ class MemoryJoinedStack(nn.Module):
     def layer_weights(self, layer: int) -> dict[str, Tensor]:
         """One layer's parameters by base name ("weight_ih", ...)."""
         return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
+
+    def _step_mask(self, mask: Tensor | None) -> Tensor | None:
+        """The kernels' (T, B) mask from the loop's (T, B, 1) one."""
+        return None if mask is None else mask[..., 0].contiguous()
 
     def _outputs(
         self,
@@ -111,7 +179,37 @@ class MemoryJoinedStack(nn.Module):
         for name, default in defaults:
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
+        if self.backend is not Backend.AUTO:
+            parts.append(f"backend={self.backend.value!r}")
         return ", ".join(parts)
+
+
+STACK_BACKENDS = (Backend.REFERENCE, Backend.FUSED, Backend.AUTO)
+"""The backends a memory-joined stack takes (the others are refused, as ``_REFUSED`` says)."""
+_REFUSED = {
+    Backend.TORCH: "torch's fused kernels have no memory-joined stacks",
+    Backend.MANUAL: "the manual backend's loops run the LSTM family only",
+}
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+_warned_unavailable = False
+
+
+def _fused_ready() -> bool:
+    """stacks.cpp's kernels can run (built on the first call); warns once when they cannot."""
+    global _warned_unavailable
+    from lstmkit.layers.backends import fused_cpu
+    from lstmkit.layers.backends.fused_cpu.stacks import KERNEL_FILE
+
+    reason = fused_cpu.unavailable_reason(KERNEL_FILE)
+    if reason is not None and not _warned_unavailable:
+        _warned_unavailable = True
+        warnings.warn(
+            f"lstmkit: {reason}; backend='auto' runs the depth-gated and Grid LSTM stacks on "
+            "their slower Python loop",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return reason is None
 
 
 def layer_states(

@@ -6,9 +6,11 @@ Equations, gate order, parameter shapes and initialisation: :mod:`lstmkit.cellma
 Layer L+1 needs the memory cell c_t^L of layer L at every step, which the shared
 :class:`~lstmkit.layers.base.RecurrentLayer` loop does not hand from one layer to the next.
 Layer-by-layer order still works: layer L runs over the whole sequence and keeps its cell
-states (T, B, H); layer L+1 then runs with them as an extra input per step. The time loop
-here is plain PyTorch (the reference loop's way: autograd differentiates it); there is no
-backend choice and no fused kernel. Legend: T time, B batch, I input size, H hidden size,
+states (T, B, H); layer L+1 then runs with them as an extra input per step.
+``backend="reference"`` runs the time loop here, plain PyTorch (autograd differentiates it);
+``backend="fused"`` runs each layer as one call of the C++ kernels of
+:mod:`lstmkit.layers.backends.fused_cpu.stacks`; ``"auto"`` picks (see
+:mod:`lstmkit.layers._memory_stack`). Legend: T time, B batch, I input size, H hidden size,
 L layers.
 """
 
@@ -21,6 +23,7 @@ from torch import Tensor, nn
 from lstmkit._checks import expect_like, expect_positive_int
 from lstmkit.cellmath.depth_gated import DepthGatedLSTMFamily, DepthInput
 from lstmkit.layers._memory_stack import MemoryJoinedStack, layer_states
+from lstmkit.layers.backends import Backend
 from lstmkit.layers.sequence import prepare_input
 
 
@@ -35,7 +38,8 @@ class DepthGatedLSTM(MemoryJoinedStack):
     ``dropout`` acts on each layer's output h before it is the next layer's input, as
     torch.nn.LSTM's; the cell state c^L reaches the layer above through the depth gate
     undropped. Keyword-only ``forget_bias`` sets every layer's total forget-gate bias (None
-    keeps the uniform initialisation).
+    keeps the uniform initialisation); keyword-only ``backend``: ``"auto"`` (default),
+    ``"reference"`` or ``"fused"`` (:mod:`lstmkit.layers._memory_stack`).
 
     Parameters, per layer k: torch.nn.LSTM's ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}``
     (4H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), with I_0 = input_size and I_k = H;
@@ -50,7 +54,8 @@ class DepthGatedLSTM(MemoryJoinedStack):
     ``hx`` is ``(h_0, c_0)`` of those shapes, zeros when None. With ``return_trace=True`` a
     :class:`~lstmkit.trace.Trace` follows, each tensor (num_layers, 1, B, T, H), names
     ``input, forget, candidate, output, depth, cell, hidden`` (``depth`` is 0 in layer 0,
-    which has no memory below it). It runs in the parameters' dtype (no autocast).
+    which has no memory below it); on the fused backend the trace is detached from the
+    autograd graph. It runs in the parameters' dtype (no autocast).
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class DepthGatedLSTM(MemoryJoinedStack):
         dtype=None,
         *,
         forget_bias: float | None = None,
+        backend: Backend | str = Backend.AUTO,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -75,7 +81,9 @@ class DepthGatedLSTM(MemoryJoinedStack):
                 "cells of one direction's layers, and the paper defines no reverse stack"
             )
         family = DepthGatedLSTMFamily(expect_positive_int(hidden_size, "hidden_size", owner))
-        self._set_stack(family, input_size, num_layers, bias, batch_first, dropout, forget_bias)
+        self._set_stack(
+            family, input_size, num_layers, bias, batch_first, dropout, forget_bias, backend
+        )
 
         self._layer_param_names: list[dict[str, str]] = []
         for layer in range(self.num_layers):
@@ -97,11 +105,14 @@ class DepthGatedLSTM(MemoryJoinedStack):
         expect_like(seq.data, self.weight_ih_l0, "input", owner)
         states = layer_states(hx, seq, self.num_layers, self.hidden_size, self.weight_ih_l0, owner)
         mask = seq.step_mask()  # (T, B, 1) or None
+        backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
+        fused = backend is Backend.FUSED
+        run_layer = self._run_layer_fused if fused else self._run_layer
 
         x, lower_cells = seq.data, None
         finals, traces = [], []
         for layer in range(self.num_layers):
-            output, cells, final, trace = self._run_layer(
+            output, cells, final, trace = run_layer(
                 layer, x, states[layer], lower_cells, mask, return_trace
             )
             finals.append(final)
@@ -162,6 +173,30 @@ class DepthGatedLSTM(MemoryJoinedStack):
         if mask is not None:
             trace = {name: v.masked_fill(~mask, 0.0) for name, v in trace.items()}
         return output, torch.stack(cells), state, trace
+
+    def _run_layer_fused(
+        self,
+        layer: int,
+        x: Tensor,
+        state: tuple[Tensor, Tensor],
+        lower_cells: Tensor | None,
+        mask: Tensor | None,
+        record: bool,
+    ):
+        """:meth:`_run_layer`'s contract, on the fused kernels: the layer is one call."""
+        from lstmkit.layers.backends.fused_cpu.stacks import run_depth_gated_layer
+
+        hidden, cells, final, saved = run_depth_gated_layer(
+            x, state, self.layer_weights(layer), lower_cells, self._step_mask(mask)
+        )
+        output = hidden if mask is None else hidden.masked_fill(~mask, 0.0)
+        if not record:
+            return output, cells, final, None
+        zeros = torch.zeros_like(output)  # layer 0 has no depth gate: d = 0
+        trace = {name: saved.get(name, zeros).detach() for name in self.family.trace_names}
+        if mask is not None:
+            trace = {name: v.masked_fill(~mask, 0.0) for name, v in trace.items()}
+        return output, cells, final, trace
 
 
 __all__ = ["DepthGatedLSTM"]

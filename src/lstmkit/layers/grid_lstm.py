@@ -6,9 +6,12 @@ Equations, block layout, parameter shapes and initialisation: :mod:`lstmkit.cell
 Each block hands a hidden vector and a memory up to the block above at the same step, so a
 layer cannot run over the whole sequence before the next starts, as the shared
 :class:`~lstmkit.layers.base.RecurrentLayer` loop does: this loop goes step by step, and
-within a step from the bottom block to the top. It is plain PyTorch (autograd
-differentiates it); there is no backend choice and no fused kernel. Legend: T time, B batch,
-I input size, H hidden size, L layers.
+within a step from the bottom block to the top: that is ``backend="reference"``, plain
+PyTorch (autograd differentiates it). A block at step t reads only step t's values from
+below, so ``backend="fused"`` runs the grid layer by layer instead, each layer one call of
+the C++ kernels of :mod:`lstmkit.layers.backends.fused_cpu.stacks` that hands the depth pair
+of all steps up to the next; ``"auto"`` picks (see :mod:`lstmkit.layers._memory_stack`).
+Legend: T time, B batch, I input size, H hidden size, L layers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import Tensor, nn
 from lstmkit._checks import expect_like, expect_positive_int
 from lstmkit.cellmath.grid_lstm import GridLSTMFamily
 from lstmkit.layers._memory_stack import MemoryJoinedStack, layer_states
+from lstmkit.layers.backends import Backend
 from lstmkit.layers.sequence import prepare_input
 
 
@@ -43,6 +47,10 @@ class GridLSTM(MemoryJoinedStack):
     - ``output_form``: ``"o*tanh(m)"`` (default) or the paper's printed ``"tanh(o*m)"``.
     - ``forget_bias``: the total forget-gate bias of every transform (None keeps the
       uniform initialisation).
+    - ``backend``: ``"auto"`` (default), ``"reference"`` or ``"fused"``
+      (:mod:`lstmkit.layers._memory_stack`). With dropout the fused backend draws each
+      layer's mask for all steps at once, the reference one step at a time: the same
+      distribution, other random numbers.
 
     Parameters, untied, per layer k (I_0 = input_size, I_k = H): the time transform's
     ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``,
@@ -60,8 +68,9 @@ class GridLSTM(MemoryJoinedStack):
     shapes, zeros when None; the depth pair starts at the input each step and needs none.
     With ``return_trace=True`` a :class:`~lstmkit.trace.Trace` follows, each tensor
     (num_layers, 1, B, T, H): the time transform's ``input, forget, candidate, output,
-    cell, hidden`` and, with ``depth_lstm``, the depth transform's under ``depth_*``. It
-    runs in the parameters' dtype (no autocast).
+    cell, hidden`` and, with ``depth_lstm``, the depth transform's under ``depth_*`` (on the
+    fused backend detached from the autograd graph). It runs in the parameters' dtype (no
+    autocast).
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class GridLSTM(MemoryJoinedStack):
         tied: bool = False,
         output_form: str = "o*tanh(m)",
         forget_bias: float | None = None,
+        backend: Backend | str = Backend.AUTO,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -90,7 +100,9 @@ class GridLSTM(MemoryJoinedStack):
             )
         hidden_size = expect_positive_int(hidden_size, "hidden_size", owner)
         family = GridLSTMFamily(hidden_size, bool(depth_lstm), output_form)
-        self._set_stack(family, input_size, num_layers, bias, batch_first, dropout, forget_bias)
+        self._set_stack(
+            family, input_size, num_layers, bias, batch_first, dropout, forget_bias, backend
+        )
         self.tied = bool(tied)
 
         def add(name: str, shape: tuple[int, ...]) -> None:
@@ -143,6 +155,12 @@ class GridLSTM(MemoryJoinedStack):
         if self.tied:
             bottom = F.linear(bottom, self.weight_in)  # (T, B, H)
         dropout = self.dropout if self.training else 0.0
+        backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
+        if backend is Backend.FUSED:
+            output, trace = self._forward_fused(
+                bottom, states, weights, mask, dropout, return_trace
+            )
+            return self._outputs(output, states, seq, mask, trace)
 
         outputs, recorded = [], []
         for t in range(seq.steps):
@@ -167,6 +185,39 @@ class GridLSTM(MemoryJoinedStack):
 
         trace = self._trace(recorded, mask) if return_trace else None
         return self._outputs(torch.stack(outputs), states, seq, mask, trace)  # (T, B, H)
+
+    def _forward_fused(
+        self,
+        bottom: Tensor,
+        states: list[tuple[Tensor, Tensor]],
+        weights: list[dict[str, Tensor]],
+        mask: Tensor | None,
+        dropout: float,
+        record: bool,
+    ):
+        """The grid layer by layer on the fused kernels: layer k's depth pair of all steps is
+        layer k+1's input. Updates ``states`` to the final time pairs; returns the top depth
+        hidden vectors (T, B, H) and, when ``record``, the trace (L, 1, B, T, H) per name."""
+        from lstmkit.layers.backends.fused_cpu.stacks import run_grid_layer
+
+        step_mask = self._step_mask(mask)
+        up, up_memory, saved = bottom, None, []
+        for layer in range(self.num_layers):
+            up, up_memory, states[layer], values = run_grid_layer(
+                self.family, up, states[layer], weights[layer], up_memory, step_mask
+            )
+            if dropout > 0 and layer < self.num_layers - 1:  # eta going up; mu undropped
+                up = F.dropout(up, dropout, training=True)
+            saved.append(values)
+        if not record:
+            return up, None
+        trace = {}
+        for name in self.family.trace_names:
+            values = torch.stack([s[name] for s in saved]).detach()  # (L, T, B, H)
+            if mask is not None:
+                values = values.masked_fill(~mask, 0.0)
+            trace[name] = values.unsqueeze(1).transpose(2, 3)
+        return up, trace
 
     def _trace(self, recorded: list[list[dict[str, Tensor]]], mask: Tensor | None):
         """recorded[t][layer][name] (B, H) -> name: (L, 1, B, T, H), zero past each end."""

@@ -1,0 +1,546 @@
+// lstmkit's fused CPU kernels for the two stacks whose layers are joined through their
+// memory at the same time step: one layer of the depth-gated LSTM (Yao et al. 2015, Sec. 3;
+// lstmkit/cellmath/depth_gated.py) and one layer of the 2-D Grid LSTM (Kalchbrenner et al.
+// 2015, Sec. 3.1; lstmkit/cellmath/grid_lstm.py), each with its backward pass.
+//
+// Legend: T time, B batch, H hidden, G gate blocks of H rows in a step's pre-activations
+// (depth-gated: 4 for layer 0, 5 = i, f, g, o, d above it; grid: 4 for the time transform,
+// 8 with the depth transform's blocks after them).
+//
+// Layer L+1 reads layer L's values at the same step only, so a layer still runs as one time
+// loop once the layer below has run over the whole sequence: what it takes from below (the
+// depth-gated layer's lower cell c_t^L, the grid block's depth memory mu_t^{L}) is one more
+// (T, B, H) input. The caller does every input-side product for all steps in one GEMM
+// (x W_ih^T + biases, with the depth gate's x W_xd^T + b_d or the depth transform's rows
+// stacked after the LSTM's), so each step here is one recurrent product and one pass over
+// the gate arithmetic. Every loop runs forward in time.
+//
+// Masks: mask[t, b] false means sequence b has ended: the recurrent state (h, c / h, m)
+// passes through unchanged and its gradient passes back unchanged. What goes up at such a
+// step (the cell c, held, for the depth-gated layer; the grid's depth pair, computed as the
+// reference loop computes it) stays an honest function of the inputs; the layers zero the
+// final output there.
+//
+// Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers; exp and
+// tanh through at::vec as in kernels.cpp; the products through common.h's vec_mat for small
+// float batches and ATen's GEMM otherwise.
+
+#include "common.h"
+
+namespace {
+
+// out (B, N) = in (B, K, rows `in_stride` apart) @ m (K, N). m_kn is
+// small_batch_operand(m_view, B): defined, vec_mat runs on raw pointers (small float batch);
+// else ATen's GEMM on views of the same memory.
+template <typename scalar_t>
+void step_product(const scalar_t* in, int64_t in_stride, int64_t K, const Tensor& m_view,
+                  const Tensor& m_kn, scalar_t* out, int64_t B, int64_t N,
+                  const at::TensorOptions& options) {
+  if constexpr (kHasVecMat<scalar_t>) {
+    if (m_kn.defined()) {
+      const scalar_t* m = m_kn.data_ptr<scalar_t>();
+      if (in_stride == K) {
+        vec_mat<scalar_t>(in, m, nullptr, 0, out, B, K, N);
+      } else {
+        for (int64_t b = 0; b < B; ++b)
+          vec_mat<scalar_t>(in + b * in_stride, m, nullptr, 0, out + b * N, 1, K, N);
+      }
+      return;
+    }
+  }
+  Tensor o = at::from_blob(out, {B, N}, options);
+  at::mm_out(o, at::from_blob(const_cast<scalar_t*>(in), {B, K}, {in_stride, 1}, options), m_view);
+}
+
+template <typename scalar_t>
+const scalar_t* optional_ptr(const Tensor& t) {
+  return t.defined() && t.numel() > 0 ? t.data_ptr<scalar_t>() : nullptr;
+}
+
+// ------------------------------------------------------------------------------------
+// Depth-gated LSTM (Yao et al. 2015, Sec. 3)
+// ------------------------------------------------------------------------------------
+//
+// z = x_gates[t] + h_{t-1} W_hh^T (4H); i, f, o = σ, g = tanh;
+// d = σ(x_gates[t][4H:5H] + w_cd ⊙ c_{t-1} + w_ld ⊙ c^L_t);
+// c_t = f c_{t-1} + i g + d c^L_t;  h_t = o tanh(c_t). Layer 0 (no `lower`): no d term.
+
+template <typename scalar_t>
+void depth_gated_forward_loop(const Tensor& x_gates, const Tensor& lower, const Tensor& h0,
+                              const Tensor& c0, const Tensor& w_hh, const Tensor& w_cd,
+                              const Tensor& w_ld, const c10::optional<Tensor>& mask,
+                              Tensor& acts, Tensor& c_all, Tensor& h_all) {
+  using acc = at::opmath_type<scalar_t>;
+  const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
+  const int64_t H = h0.size(1), H4 = 4 * H;
+  const bool depth = lower.defined();
+  const Tensor w_view = w_hh.t();  // (H, 4H)
+  const Tensor w_kn = small_batch_operand(w_view, B);
+  auto rec = at::empty({B, H4}, x_gates.options());
+  const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
+  const scalar_t* low_p = depth ? lower.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pcd = optional_ptr<scalar_t>(w_cd);
+  const scalar_t* pld = optional_ptr<scalar_t>(w_ld);
+  scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
+  scalar_t* h_all_p = h_all.data_ptr<scalar_t>();
+  scalar_t* rec_p = rec.data_ptr<scalar_t>();
+  StepRows<acc> rows(B, 14 * H, {GH, H, H});  // pre-activations, c_t, tanh(c_t)
+
+  for (int64_t t = 0; t < T; ++t) {
+    const scalar_t* hp = t > 0 ? h_all_p + (t - 1) * B * H : h0.data_ptr<scalar_t>();
+    const scalar_t* cp = t > 0 ? c_all_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
+    step_product<scalar_t>(hp, H, H, w_view, w_kn, rec_p, B, H4, x_gates.options());
+    const bool* keep = mask_row(mask, t);
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc *za = buf[0].get(), *ca = buf[1].get(), *ta = buf[2].get();
+      const scalar_t* xr = xg_p + (t * B + b) * GH;
+      const scalar_t* rr = rec_p + b * H4;
+      const scalar_t* c_prev = cp + b * H;
+      const scalar_t* cl = depth ? low_p + (t * B + b) * H : nullptr;
+      for (int64_t k = 0; k < H4; ++k) za[k] = acc(xr[k]) + acc(rr[k]);
+      if (depth)  // the depth gate reads c_{t-1} and c^L_t through its diagonal weights
+        for (int64_t j = 0; j < H; ++j)
+          za[H4 + j] = acc(xr[H4 + j]) + acc(pcd[j]) * acc(c_prev[j]) + acc(pld[j]) * acc(cl[j]);
+      sigmoid_(za, 2 * H);              // i, f
+      tanh_(za + 2 * H, H);             // g
+      sigmoid_(za + 3 * H, GH - 3 * H);  // o and (above layer 0) d
+      for (int64_t j = 0; j < H; ++j) {
+        acc c = za[H + j] * acc(c_prev[j]) + za[j] * za[2 * H + j];
+        if (depth) c += za[H4 + j] * acc(cl[j]);  // Sec. 3: the gated path from below
+        ca[j] = c;
+        ta[j] = c;
+      }
+      tanh_(ta, H);
+      scalar_t* ar = acts_p + (t * B + b) * GH;
+      for (int64_t k = 0; k < GH; ++k) ar[k] = scalar_t(za[k]);
+      const bool live = keep == nullptr || keep[b];
+      scalar_t* c_out = c_all_p + (t * B + b) * H;
+      scalar_t* h_out = h_all_p + (t * B + b) * H;
+      for (int64_t j = 0; j < H; ++j) {
+        c_out[j] = live ? scalar_t(ca[j]) : c_prev[j];
+        h_out[j] = live ? scalar_t(za[3 * H + j] * ta[j]) : hp[b * H + j];
+      }
+    });
+  }
+}
+
+// x_gates (T, B, G*H), G = 4 (layer 0, lower undefined) or 5 (the depth gate's input part
+// last); lower (T, B, H) c^L. Returns h_n, c_n (B, H) and acts (T, B, G*H) the gates, c_all
+// and h_all (T, B, H) the carried states after each step (the layer's outputs).
+std::vector<Tensor> depth_gated_forward(const Tensor& x_gates_in, const c10::optional<Tensor>& lower_in,
+                                        const Tensor& h0_in, const Tensor& c0_in, const Tensor& w_hh_in,
+                                        const c10::optional<Tensor>& w_cd_in,
+                                        const c10::optional<Tensor>& w_ld_in,
+                                        const c10::optional<Tensor>& mask) {
+  const Tensor x_gates = x_gates_in.contiguous(), h0 = h0_in.contiguous(), c0 = c0_in.contiguous();
+  const Tensor w_hh = w_hh_in.contiguous();
+  const Tensor lower = lower_in.has_value() ? lower_in->contiguous() : Tensor();
+  const Tensor w_cd = w_cd_in.has_value() ? w_cd_in->contiguous() : Tensor();
+  const Tensor w_ld = w_ld_in.has_value() ? w_ld_in->contiguous() : Tensor();
+  const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2), H = h0.size(1);
+  TORCH_CHECK(GH == (lower.defined() ? 5 : 4) * H, "depth_gated_forward: ", GH / H,
+              " gate blocks given; expected 4 without a lower cell, 5 with one");
+  TORCH_CHECK(!lower.defined() || (w_cd.defined() && w_ld.defined()),
+              "depth_gated_forward: the depth gate needs weight_cd and weight_ld");
+  auto acts = at::empty({T, B, GH}, x_gates.options());
+  auto c_all = at::empty({T, B, H}, x_gates.options());
+  auto h_all = at::empty({T, B, H}, x_gates.options());
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "depth_gated_forward", [&] {
+    depth_gated_forward_loop<scalar_t>(x_gates, lower, h0, c0, w_hh, w_cd, w_ld, mask, acts, c_all,
+                                       h_all);
+  });
+  return {h_all[T - 1].clone(), c_all[T - 1].clone(), acts, c_all, h_all};
+}
+
+template <typename scalar_t>
+void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Tensor& dh,
+                               Tensor& dc, const Tensor& acts, const Tensor& c_all,
+                               const Tensor& lower, const Tensor& c0, const Tensor& w_hh,
+                               const Tensor& w_cd, const Tensor& w_ld,
+                               const c10::optional<Tensor>& mask, Tensor& dz_all,
+                               Tensor& d_lower) {
+  using acc = at::opmath_type<scalar_t>;
+  const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
+  const int64_t H = c0.size(1), H4 = 4 * H;
+  const bool depth = lower.defined();
+  const Tensor w_kn = small_batch_operand(w_hh, B);  // (4H, H)
+  const scalar_t* dhs_p = d_h_seq.data_ptr<scalar_t>();
+  const scalar_t* dcs_p = d_c_seq.data_ptr<scalar_t>();
+  const scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  const scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
+  const scalar_t* low_p = depth ? lower.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pcd = optional_ptr<scalar_t>(w_cd);
+  const scalar_t* pld = optional_ptr<scalar_t>(w_ld);
+  scalar_t* dz_p = dz_all.data_ptr<scalar_t>();
+  scalar_t* dlow_p = depth ? d_lower.data_ptr<scalar_t>() : nullptr;
+  auto dh_t = at::empty({B, H}, acts.options());  // dL/dh_t, this step's and the later ones'
+  auto dh_prev = at::empty({B, H}, acts.options());
+  auto dc_prev = at::empty({B, H}, acts.options());
+  StepRows<acc> rows(B, 20 * H, {H});  // tanh(c_t)
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const scalar_t* cp = t > 0 ? c_all_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
+    const scalar_t* dhp = dh.data_ptr<scalar_t>();
+    const scalar_t* dcp = dc.data_ptr<scalar_t>();
+    scalar_t* dht_p = dh_t.data_ptr<scalar_t>();
+    scalar_t* dcn = dc_prev.data_ptr<scalar_t>();
+    const bool* keep = mask_row(mask, t);
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc* tc = buf[0].get();
+      const int64_t r = t * B + b;  // this row's index in the (T, B, ...) tensors
+      const scalar_t* ar = acts_p + r * GH;
+      scalar_t* dzr = dz_p + r * GH;
+      scalar_t* dlr = depth ? dlow_p + r * H : nullptr;
+      // the carried h_t and c_t were also handed on (output, cell for the layer above)
+      for (int64_t j = 0; j < H; ++j)
+        dht_p[b * H + j] = scalar_t(acc(dhp[b * H + j]) + acc(dhs_p[r * H + j]));
+      if (keep != nullptr && !keep[b]) {  // ended: the state passed through this step
+        for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(0);
+        for (int64_t j = 0; j < H; ++j) {
+          dcn[b * H + j] = scalar_t(acc(dcp[b * H + j]) + acc(dcs_p[r * H + j]));
+          if (depth) dlr[j] = scalar_t(0);
+        }
+        return;
+      }
+      const scalar_t* ct = c_all_p + r * H;
+      for (int64_t j = 0; j < H; ++j) tc[j] = acc(ct[j]);
+      tanh_(tc, H);  // recomputed: cheaper than keeping a (T, B, H) buffer
+      for (int64_t j = 0; j < H; ++j) {
+        const acc i = acc(ar[j]), f = acc(ar[H + j]), g = acc(ar[2 * H + j]), o = acc(ar[3 * H + j]);
+        const acc cprev = acc(cp[b * H + j]), dht = acc(dht_p[b * H + j]);
+        // h = o tanh(c)
+        dzr[3 * H + j] = scalar_t(dht * tc[j] * o * (acc(1) - o));
+        const acc dct = acc(dcp[b * H + j]) + acc(dcs_p[r * H + j]) + dht * o * (acc(1) - tc[j] * tc[j]);
+        // c = f c_{t-1} + i g (+ d c^L)
+        dzr[j] = scalar_t(dct * g * i * (acc(1) - i));
+        dzr[H + j] = scalar_t(dct * cprev * f * (acc(1) - f));
+        dzr[2 * H + j] = scalar_t(dct * i * (acc(1) - g * g));
+        acc dcprev = dct * f;
+        if (depth) {  // d = σ(... + w_cd c_{t-1} + w_ld c^L_t) adds d c^L_t
+          const acc d = acc(ar[H4 + j]), cl = acc(low_p[r * H + j]);
+          const acc dzd = dct * cl * d * (acc(1) - d);
+          dzr[H4 + j] = scalar_t(dzd);
+          dcprev += dzd * acc(pcd[j]);
+          dlr[j] = scalar_t(dct * d + dzd * acc(pld[j]));
+        }
+        dcn[b * H + j] = scalar_t(dcprev);
+      }
+    });
+    // dL/dh_{t-1} through the recurrent product of the first 4H pre-activations
+    scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
+    step_product<scalar_t>(dz_p + t * B * GH, GH, H4, w_hh, w_kn, dhn, B, H, acts.options());
+    if (keep != nullptr)  // ended rows: the gradient of the held h passes by
+      for (int64_t b = 0; b < B; ++b)
+        if (!keep[b])
+          for (int64_t j = 0; j < H; ++j) dhn[b * H + j] = dht_p[b * H + j];
+    std::swap(dh, dh_prev);
+    std::swap(dc, dc_prev);
+  }
+}
+
+// Returns dz (T, B, G*H) (the gradient of every pre-activation, the depth gate's included),
+// d_lower (T, B, H) (empty for layer 0), dh0, dc0, d_w_hh (4H, H), d_w_cd, d_w_ld (empty for
+// layer 0).
+std::vector<Tensor> depth_gated_backward(
+    const Tensor& d_h_seq_in, const Tensor& d_c_seq_in, const Tensor& d_h_n, const Tensor& d_c_n,
+    const Tensor& acts, const Tensor& c_all, const Tensor& h_all,
+    const c10::optional<Tensor>& lower_in, const Tensor& h0_in, const Tensor& c0_in,
+    const Tensor& w_hh_in, const c10::optional<Tensor>& w_cd_in,
+    const c10::optional<Tensor>& w_ld_in, const c10::optional<Tensor>& mask) {
+  const Tensor d_h_seq = d_h_seq_in.contiguous(), d_c_seq = d_c_seq_in.contiguous();
+  const Tensor h0 = h0_in.contiguous(), c0 = c0_in.contiguous(), w_hh = w_hh_in.contiguous();
+  const Tensor lower = lower_in.has_value() ? lower_in->contiguous() : Tensor();
+  const Tensor w_cd = w_cd_in.has_value() ? w_cd_in->contiguous() : Tensor();
+  const Tensor w_ld = w_ld_in.has_value() ? w_ld_in->contiguous() : Tensor();
+  const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2), H = h0.size(1);
+  auto dz_all = at::empty({T, B, GH}, acts.options());
+  auto d_lower = lower.defined() ? at::empty({T, B, H}, acts.options()) : at::empty({0}, acts.options());
+  Tensor dh = d_h_n.contiguous().clone(), dc = d_c_n.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "depth_gated_backward", [&] {
+    depth_gated_backward_loop<scalar_t>(d_h_seq, d_c_seq, dh, dc, acts, c_all, lower, c0, w_hh,
+                                        w_cd, w_ld, mask, dz_all, d_lower);
+  });
+  // the weight gradients over all steps at once
+  const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
+  const Tensor flat_dz = dz_all.view({T * B, GH});
+  Tensor d_w_hh = at::mm(flat_dz.narrow(1, 0, 4 * H).t(), h_prev_all.reshape({T * B, H}));
+  Tensor d_w_cd = at::empty({0}, acts.options()), d_w_ld = at::empty({0}, acts.options());
+  if (lower.defined()) {  // sums over steps and rows, in the accumulation type
+    const auto wide = at::toOpMathType(acts.scalar_type());
+    const Tensor dzd = dz_all.narrow(2, 4 * H, H).to(wide);
+    const Tensor c_prev_all = at::cat({c0.unsqueeze(0), c_all.narrow(0, 0, T - 1)}, 0).to(wide);
+    d_w_cd = (dzd * c_prev_all).sum({0, 1}).to(acts.scalar_type());
+    d_w_ld = (dzd * lower.to(wide)).sum({0, 1}).to(acts.scalar_type());
+  }
+  return {dz_all, d_lower, dh, dc, d_w_hh, d_w_cd, d_w_ld};
+}
+
+// ------------------------------------------------------------------------------------
+// 2-D Grid LSTM block (Kalchbrenner et al. 2015, Sec. 3.1)
+// ------------------------------------------------------------------------------------
+//
+// Both transforms read H = [u_t ; h_{t-1}] (u_t the depth input from below): their
+// pre-activations are x_gates[t] (the input side, for all steps) + h_{t-1} [W_hh; W_dhh]^T,
+// one (B, 8H) product. The time transform updates (h, m), the recurrent state; the depth
+// transform turns the memory from below mu^{k-1}_t (0 at the bottom) into (eta, mu), which
+// go up. Sec. 2.1's LSTM: m' = f m + i g, h' = o tanh(m') (torch's form) or tanh(o m')
+// (the paper's as printed, `printed`).
+
+template <typename acc>
+inline void transform_output(const acc* o, const acc* m, acc* out, int64_t H, bool printed) {
+  if (printed) {
+    for (int64_t j = 0; j < H; ++j) out[j] = o[j] * m[j];
+    tanh_(out, H);
+  } else {
+    for (int64_t j = 0; j < H; ++j) out[j] = m[j];
+    tanh_(out, H);
+    for (int64_t j = 0; j < H; ++j) out[j] *= o[j];
+  }
+}
+
+// The backward of one transform on one row: z (4H) its gate activations, m its new memory,
+// m_prev its old one (null: 0), dh and dm the gradients of its outputs. Writes dz (4H) and
+// returns dm_prev in dm_prev (may be null). buffer: H values.
+template <typename scalar_t, typename acc>
+inline void transform_backward(const scalar_t* z, const scalar_t* m, const scalar_t* m_prev,
+                               const acc* dh, const acc* dm, scalar_t* dz, acc* dm_prev,
+                               acc* buffer, int64_t H, bool printed) {
+  for (int64_t j = 0; j < H; ++j) buffer[j] = printed ? acc(z[3 * H + j]) * acc(m[j]) : acc(m[j]);
+  tanh_(buffer, H);  // s = tanh(o m) or tanh(m)
+  for (int64_t j = 0; j < H; ++j) {
+    const acc i = acc(z[j]), f = acc(z[H + j]), g = acc(z[2 * H + j]), o = acc(z[3 * H + j]);
+    const acc s = buffer[j], mj = acc(m[j]), ds = acc(1) - s * s;
+    acc dmt, dzo;
+    if (printed) {  // h = tanh(o m)
+      dmt = dm[j] + dh[j] * ds * o;
+      dzo = dh[j] * ds * mj * o * (acc(1) - o);
+    } else {  // h = o tanh(m)
+      dmt = dm[j] + dh[j] * o * ds;
+      dzo = dh[j] * s * o * (acc(1) - o);
+    }
+    const acc mp = m_prev == nullptr ? acc(0) : acc(m_prev[j]);
+    dz[j] = scalar_t(dmt * g * i * (acc(1) - i));
+    dz[H + j] = scalar_t(dmt * mp * f * (acc(1) - f));
+    dz[2 * H + j] = scalar_t(dmt * i * (acc(1) - g * g));
+    dz[3 * H + j] = scalar_t(dzo);
+    if (dm_prev != nullptr) dm_prev[j] = dmt * f;
+  }
+}
+
+template <typename scalar_t>
+void grid_forward_loop(const Tensor& x_gates, const Tensor& lower_mu, const Tensor& h0,
+                       const Tensor& m0, const Tensor& w_hh, const c10::optional<Tensor>& mask,
+                       bool printed, Tensor& acts, Tensor& m_all, Tensor& h_all, Tensor& eta_all,
+                       Tensor& mu_all) {
+  using acc = at::opmath_type<scalar_t>;
+  const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
+  const int64_t H = h0.size(1), H4 = 4 * H;
+  const bool depth = GH == 8 * H;
+  const Tensor w_view = w_hh.t();  // (H, G*H)
+  const Tensor w_kn = small_batch_operand(w_view, B);
+  auto rec = at::empty({B, GH}, x_gates.options());
+  const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
+  const scalar_t* low_p = lower_mu.defined() ? lower_mu.data_ptr<scalar_t>() : nullptr;
+  scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  scalar_t* m_all_p = m_all.data_ptr<scalar_t>();
+  scalar_t* h_all_p = h_all.data_ptr<scalar_t>();
+  scalar_t* eta_p = depth ? eta_all.data_ptr<scalar_t>() : nullptr;
+  scalar_t* mu_p = depth ? mu_all.data_ptr<scalar_t>() : nullptr;
+  scalar_t* rec_p = rec.data_ptr<scalar_t>();
+  StepRows<acc> rows(B, 12 * GH / 4, {GH, H, H});  // pre-activations, a memory, an output
+
+  for (int64_t t = 0; t < T; ++t) {
+    const scalar_t* hp = t > 0 ? h_all_p + (t - 1) * B * H : h0.data_ptr<scalar_t>();
+    const scalar_t* mp = t > 0 ? m_all_p + (t - 1) * B * H : m0.data_ptr<scalar_t>();
+    step_product<scalar_t>(hp, H, H, w_view, w_kn, rec_p, B, GH, x_gates.options());
+    const bool* keep = mask_row(mask, t);
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc *za = buf[0].get(), *ma = buf[1].get(), *ha = buf[2].get();
+      const int64_t r = t * B + b;
+      const scalar_t* xr = xg_p + r * GH;
+      const scalar_t* rr = rec_p + b * GH;
+      for (int64_t k = 0; k < GH; ++k) za[k] = acc(xr[k]) + acc(rr[k]);
+      for (int64_t off = 0; off < GH; off += H4) {  // each transform's u, f, c, o blocks
+        sigmoid_(za + off, 2 * H);
+        tanh_(za + off + 2 * H, H);
+        sigmoid_(za + off + 3 * H, H);
+      }
+      scalar_t* ar = acts_p + r * GH;
+      for (int64_t k = 0; k < GH; ++k) ar[k] = scalar_t(za[k]);
+      // the time transform: (h^k_t, m^k_t) = LSTM(H, m^k_{t-1})
+      const scalar_t* m_prev = mp + b * H;
+      for (int64_t j = 0; j < H; ++j)
+        ma[j] = za[H + j] * acc(m_prev[j]) + za[j] * za[2 * H + j];
+      transform_output(za + 3 * H, ma, ha, H, printed);
+      const bool live = keep == nullptr || keep[b];
+      scalar_t* m_out = m_all_p + r * H;
+      scalar_t* h_out = h_all_p + r * H;
+      for (int64_t j = 0; j < H; ++j) {
+        m_out[j] = live ? scalar_t(ma[j]) : m_prev[j];
+        h_out[j] = live ? scalar_t(ha[j]) : hp[b * H + j];
+      }
+      if (!depth) return;
+      // the depth transform: (eta^k_t, mu^k_t) = LSTM(H, mu^{k-1}_t), mu^{-1} = 0
+      const acc* zd = za + H4;
+      const scalar_t* mu_low = low_p == nullptr ? nullptr : low_p + r * H;
+      for (int64_t j = 0; j < H; ++j)
+        ma[j] = (mu_low == nullptr ? acc(0) : zd[H + j] * acc(mu_low[j])) + zd[j] * zd[2 * H + j];
+      transform_output(zd + 3 * H, ma, ha, H, printed);
+      for (int64_t j = 0; j < H; ++j) {
+        mu_p[r * H + j] = scalar_t(ma[j]);
+        eta_p[r * H + j] = scalar_t(ha[j]);
+      }
+    });
+  }
+}
+
+// x_gates (T, B, G*H): the time transform's input side (G = 4), then the depth transform's
+// (G = 8, `depth`); lower_mu (T, B, H) mu^{k-1} or none (0). Returns h_n, m_n (B, H), acts
+// (T, B, G*H), m_all, h_all (T, B, H) the carried time pair, eta_all, mu_all (T, B, H) the
+// depth pair (empty without the depth transform).
+std::vector<Tensor> grid_forward(const Tensor& x_gates_in, const c10::optional<Tensor>& lower_in,
+                                 const Tensor& h0_in, const Tensor& m0_in, const Tensor& w_hh_in,
+                                 const c10::optional<Tensor>& mask, bool printed) {
+  const Tensor x_gates = x_gates_in.contiguous(), h0 = h0_in.contiguous(), m0 = m0_in.contiguous();
+  const Tensor w_hh = w_hh_in.contiguous();
+  const Tensor lower = lower_in.has_value() ? lower_in->contiguous() : Tensor();
+  const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2), H = h0.size(1);
+  TORCH_CHECK(GH == 4 * H || GH == 8 * H, "grid_forward: ", GH / H,
+              " gate blocks given; expected 4 (time transform) or 8 (time and depth)");
+  TORCH_CHECK(w_hh.size(0) == GH, "grid_forward: w_hh has ", w_hh.size(0), " rows, expected ", GH);
+  const bool depth = GH == 8 * H;
+  auto acts = at::empty({T, B, GH}, x_gates.options());
+  auto m_all = at::empty({T, B, H}, x_gates.options());
+  auto h_all = at::empty({T, B, H}, x_gates.options());
+  auto eta_all = depth ? at::empty({T, B, H}, x_gates.options()) : at::empty({0}, x_gates.options());
+  auto mu_all = depth ? at::empty({T, B, H}, x_gates.options()) : at::empty({0}, x_gates.options());
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "grid_forward", [&] {
+    grid_forward_loop<scalar_t>(x_gates, lower, h0, m0, w_hh, mask, printed, acts, m_all, h_all,
+                                eta_all, mu_all);
+  });
+  return {h_all[T - 1].clone(), m_all[T - 1].clone(), acts, m_all, h_all, eta_all, mu_all};
+}
+
+template <typename scalar_t>
+void grid_backward_loop(const Tensor& d_h_seq, const Tensor& d_eta, const Tensor& d_mu,
+                        Tensor& dh, Tensor& dm, const Tensor& acts, const Tensor& m_all,
+                        const Tensor& mu_all, const Tensor& lower_mu, const Tensor& m0,
+                        const Tensor& w_hh, const c10::optional<Tensor>& mask, bool printed,
+                        Tensor& dz_all, Tensor& d_lower) {
+  using acc = at::opmath_type<scalar_t>;
+  const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
+  const int64_t H = m0.size(1), H4 = 4 * H;
+  const bool depth = GH == 8 * H;
+  const Tensor w_kn = small_batch_operand(w_hh, B);  // (G*H, H)
+  const scalar_t* dhs_p = d_h_seq.data_ptr<scalar_t>();
+  const scalar_t* deta_p = depth ? d_eta.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* dmu_p = depth ? d_mu.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* acts_p = acts.data_ptr<scalar_t>();
+  const scalar_t* m_all_p = m_all.data_ptr<scalar_t>();
+  const scalar_t* mu_p = depth ? mu_all.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* low_p = lower_mu.defined() ? lower_mu.data_ptr<scalar_t>() : nullptr;
+  scalar_t* dz_p = dz_all.data_ptr<scalar_t>();
+  scalar_t* dlow_p = low_p != nullptr ? d_lower.data_ptr<scalar_t>() : nullptr;
+  auto dh_t = at::empty({B, H}, acts.options());
+  auto dh_prev = at::empty({B, H}, acts.options());
+  auto dm_prev = at::empty({B, H}, acts.options());
+  // dL/dh_t, dL/dm_t of one transform, dL/dm_{t-1}, the recomputed tanh
+  StepRows<acc> rows(B, 10 * GH / 4, {H, H, H, H});
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const scalar_t* mp = t > 0 ? m_all_p + (t - 1) * B * H : m0.data_ptr<scalar_t>();
+    const scalar_t* dhp = dh.data_ptr<scalar_t>();
+    const scalar_t* dmp = dm.data_ptr<scalar_t>();
+    scalar_t* dht_p = dh_t.data_ptr<scalar_t>();
+    scalar_t* dmn = dm_prev.data_ptr<scalar_t>();
+    const bool* keep = mask_row(mask, t);
+    rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
+      acc *gh = buf[0].get(), *gm = buf[1].get(), *gprev = buf[2].get(), *tmp = buf[3].get();
+      const int64_t r = t * B + b;
+      const scalar_t* ar = acts_p + r * GH;
+      scalar_t* dzr = dz_p + r * GH;
+      for (int64_t j = 0; j < H; ++j) {
+        gh[j] = acc(dhp[b * H + j]) + acc(dhs_p[r * H + j]);
+        gm[j] = acc(dmp[b * H + j]);
+        dht_p[b * H + j] = scalar_t(gh[j]);
+      }
+      if (keep != nullptr && !keep[b]) {  // ended: the time pair passed through this step
+        for (int64_t k = 0; k < H4; ++k) dzr[k] = scalar_t(0);
+        for (int64_t j = 0; j < H; ++j) dmn[b * H + j] = scalar_t(gm[j]);
+      } else {
+        transform_backward<scalar_t, acc>(ar, m_all_p + r * H, mp + b * H, gh, gm, dzr, gprev,
+                                          tmp, H, printed);
+        for (int64_t j = 0; j < H; ++j) dmn[b * H + j] = scalar_t(gprev[j]);
+      }
+      if (!depth) return;
+      // the depth transform runs at every step (its outputs go up even past the end)
+      for (int64_t j = 0; j < H; ++j) {
+        gh[j] = acc(deta_p[r * H + j]);
+        gm[j] = acc(dmu_p[r * H + j]);
+      }
+      const scalar_t* mu_low = low_p == nullptr ? nullptr : low_p + r * H;
+      transform_backward<scalar_t, acc>(ar + H4, mu_p + r * H, mu_low, gh, gm, dzr + H4,
+                                        mu_low == nullptr ? nullptr : gprev, tmp, H, printed);
+      if (mu_low != nullptr)
+        for (int64_t j = 0; j < H; ++j) dlow_p[r * H + j] = scalar_t(gprev[j]);
+    });
+    // both transforms read h_{t-1}: dL/dh_{t-1} = dz [W_hh; W_dhh]
+    scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
+    step_product<scalar_t>(dz_p + t * B * GH, GH, GH, w_hh, w_kn, dhn, B, H, acts.options());
+    if (keep != nullptr)  // ended rows: the held h's gradient passes by as well
+      for (int64_t b = 0; b < B; ++b)
+        if (!keep[b])
+          for (int64_t j = 0; j < H; ++j)
+            dhn[b * H + j] = scalar_t(acc(dhn[b * H + j]) + acc(dht_p[b * H + j]));
+    std::swap(dh, dh_prev);
+    std::swap(dm, dm_prev);
+  }
+}
+
+// Returns dz (T, B, G*H), d_lower_mu (T, B, H) (empty without one), dh0, dm0, d_w_hh (G*H, H).
+std::vector<Tensor> grid_backward(const Tensor& d_h_seq_in, const Tensor& d_eta_in,
+                                  const Tensor& d_mu_in, const Tensor& d_h_n, const Tensor& d_m_n,
+                                  const Tensor& acts, const Tensor& m_all, const Tensor& h_all,
+                                  const Tensor& mu_all, const c10::optional<Tensor>& lower_in,
+                                  const Tensor& h0_in, const Tensor& m0_in, const Tensor& w_hh_in,
+                                  const c10::optional<Tensor>& mask, bool printed) {
+  const Tensor d_h_seq = d_h_seq_in.contiguous(), d_eta = d_eta_in.contiguous();
+  const Tensor d_mu = d_mu_in.contiguous();
+  const Tensor h0 = h0_in.contiguous(), m0 = m0_in.contiguous(), w_hh = w_hh_in.contiguous();
+  const Tensor lower = lower_in.has_value() ? lower_in->contiguous() : Tensor();
+  const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2), H = h0.size(1);
+  auto dz_all = at::empty({T, B, GH}, acts.options());
+  auto d_lower = lower.defined() ? at::empty({T, B, H}, acts.options()) : at::empty({0}, acts.options());
+  Tensor dh = d_h_n.contiguous().clone(), dm = d_m_n.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "grid_backward", [&] {
+    grid_backward_loop<scalar_t>(d_h_seq, d_eta, d_mu, dh, dm, acts, m_all, mu_all, lower, m0,
+                                 w_hh, mask, printed, dz_all, d_lower);
+  });
+  const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
+  Tensor d_w_hh = at::mm(dz_all.view({T * B, GH}).t(), h_prev_all.reshape({T * B, H}));
+  return {dz_all, d_lower, dh, dm, d_w_hh};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
+  m.def(
+      "depth_gated_forward(Tensor x_gates, Tensor? lower, Tensor h0, Tensor c0, Tensor w_hh, "
+      "Tensor? w_cd, Tensor? w_ld, Tensor? mask) -> Tensor[]",
+      &depth_gated_forward);
+  m.def(
+      "depth_gated_backward(Tensor d_h_seq, Tensor d_c_seq, Tensor d_h_n, Tensor d_c_n, "
+      "Tensor acts, Tensor c_all, Tensor h_all, Tensor? lower, Tensor h0, Tensor c0, "
+      "Tensor w_hh, Tensor? w_cd, Tensor? w_ld, Tensor? mask) -> Tensor[]",
+      &depth_gated_backward);
+  m.def(
+      "grid_forward(Tensor x_gates, Tensor? lower_mu, Tensor h0, Tensor m0, Tensor w_hh, "
+      "Tensor? mask, bool printed) -> Tensor[]",
+      &grid_forward);
+  m.def(
+      "grid_backward(Tensor d_h_seq, Tensor d_eta, Tensor d_mu, Tensor d_h_n, Tensor d_m_n, "
+      "Tensor acts, Tensor m_all, Tensor h_all, Tensor mu_all, Tensor? lower_mu, Tensor h0, "
+      "Tensor m0, Tensor w_hh, Tensor? mask, bool printed) -> Tensor[]",
+      &grid_backward);
+}
