@@ -432,12 +432,7 @@ NEW_OPTIONS = {
 
 # the fused kernels run NIG, NOG, NIAF and NOAF (tests/test_fused_ablations.py); FGR runs on
 # the reference loop only
-REFUSED = [
-    (option, backend)
-    for option in NEW_OPTIONS
-    for backend in ("fused", "torch", "manual")
-    if backend != "fused" or option == "gate_recurrence"
-]
+REFUSED = [(option, backend) for option in NEW_OPTIONS for backend in ("torch", "manual")]
 
 
 @pytest.mark.parametrize(("option", "backend"), REFUSED, ids=[f"{o}-{b}" for o, b in REFUSED])
@@ -448,17 +443,20 @@ def test_fast_backends_refuse_the_option_by_name(option, backend):
 
 
 @pytest.mark.parametrize("option", ["gate_recurrence"])
-def test_auto_runs_the_option_on_the_reference_loop(option):
+def test_auto_runs_the_option_on_the_fused_kernels_on_the_cpu(option):
+    """tests/test_fused_lstm_options.py checks those kernels against the reference loop;
+    off the CPU auto takes the reference loop (the Triton kernels lack the option)."""
     auto = randomised(lstmkit.LSTM(I, H, **{option: NEW_OPTIONS[option]}))
-    assert choose_backend(Backend.AUTO, auto.family, tracing=False) is Backend.REFERENCE
+    assert choose_backend(Backend.AUTO, auto.family, tracing=False) is Backend.FUSED
+    assert choose_backend(Backend.AUTO, auto.family, False, "cuda") is Backend.REFERENCE
     reference = lstmkit.LSTM(I, H, backend="reference", **{option: NEW_OPTIONS[option]}).double()
     reference.load_state_dict(auto.state_dict())
     x = inputs()
     out_auto, state_auto = auto(x)
     out_reference, state_reference = reference(x)
-    torch.testing.assert_close(out_auto, out_reference, rtol=0, atol=0)
+    torch.testing.assert_close(out_auto, out_reference, rtol=1e-10, atol=1e-10)
     for a, b in zip(state_auto, state_reference, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,13 @@ A typed choice, validated once when the layer is built, dispatched in one place
 - ``"torch"``: torch's fused kernels (oneDNN on CPU, cuDNN on GPU) through ``torch._VF``,
   the functions torch.nn.LSTM/GRU/RNN call. Only the configurations torch has: the plain
   LSTM (with or without projection), GRU and RNN.
-- ``"fused"``: lstmkit's own kernels for the LSTM (projection, peepholes, CIFG, no forget
-  gate, and Greff et al.'s NIG, NOG, NIAF and NOAF, in any combination the cell accepts),
-  the GRU in torch's form and in Cho et al.'s (``reset_after=False``), the MGU and the RNN:
-  C++ built on first use for CPU tensors (:mod:`.fused_cpu`), Triton for CUDA tensors
-  (:mod:`.fused_triton`).
+- ``"fused"``: lstmkit's own kernels, for every cell that runs through this dispatch: the
+  LSTM with any of its options (projection, peepholes, CIFG, no forget gate, Greff et al.'s
+  NIG, NOG, NIAF, NOAF and FGR, the layer norms), both GRU forms, the MGU, the RNN, the
+  sLSTM, the Clockwork RNN, minGRU and minLSTM: C++ built on first use for CPU tensors
+  (:mod:`.fused_cpu`), Triton for CUDA tensors (:mod:`.fused_triton`; it lacks FGR and the
+  layer norms, and says so). The depth-gated and Grid LSTM stacks have fused kernels of
+  their own, chosen by their layers (:mod:`lstmkit.layers._memory_stack`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
   (and for the plain GRU and RNN off the CPU), ``"fused"`` for everything else on the CPU,
   else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
@@ -97,7 +99,8 @@ _BACKEND_WORDS = {
 # implements away from their defaults
 _LSTM_VARIANTS = frozenset({"proj_size", "peephole", "coupled", "forget_gate"})
 # Greff et al. (2015)'s ablations NIG, NOG, NIAF and NOAF, which the fused kernels (C++ and
-# Triton) also run; FGR (gate_recurrence) and layer_norm stay on the reference loop
+# Triton) also run; FGR (gate_recurrence) and layer_norm only the C++ ones (fused_triton's
+# run_lstm refuses them by name: this table is per backend, not per device)
 _GREFF_ABLATIONS = frozenset({"input_gate", "output_gate", "input_activation", "output_activation"})
 _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
     Backend.TORCH: {
@@ -107,7 +110,7 @@ _IMPLEMENTED: dict[Backend, dict[type, frozenset[str]]] = {
     },
     Backend.MANUAL: {LSTMFamily: _LSTM_VARIANTS},
     Backend.FUSED: {
-        LSTMFamily: _LSTM_VARIANTS | _GREFF_ABLATIONS,
+        LSTMFamily: _LSTM_VARIANTS | _GREFF_ABLATIONS | {"gate_recurrence", "layer_norm"},
         GRUFamily: frozenset({"reset_after"}),  # Cho et al.'s form as well as torch's
         MGUFamily: frozenset(),
         ClockworkFamily: frozenset({"periods"}),  # any increasing periods (Sec. 3)

@@ -32,10 +32,12 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.lstm_options import LAYER_NORM_EPS
 from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
 
 _HERE = Path(__file__).parent
@@ -51,6 +53,11 @@ _LSTM_BITS = {
     "output_gate": 8,  # NOG clears it: o_t = 1
     "input_activation": 16,  # NIAF clears it: C~ is its pre-activation
     "output_activation": 32,  # NOAF clears it: h_t = o_t C_t
+    "norm_product": 64,  # layer_norm="ba2016": LN of the recurrent product (all G*H units)
+    "norm_gates": 128,  # layer_norm="per-gate": LN of each gate block of the summed product
+    "norm_shown_cell": 256,  # "ba2016", "cell": h_t = o_t tanh(LN(C_t)), C_t carried as is
+    "norm_carried_cell": 512,  # "per-gate": the carried C_t is LN(f C_{t-1} + i C~)
+    "gate_recurrence": 1024,  # FGR (Greff et al. 2015): the gates read gates_{t-1}
 }
 
 
@@ -151,49 +158,96 @@ def _lstm_variant(family: LSTMFamily) -> int:
         "output_gate": family.output_gate,
         "input_activation": family.input_activation,
         "output_activation": family.output_activation,
+        "norm_product": family.layer_norm == "ba2016",
+        "norm_gates": family.layer_norm == "per-gate",
+        "norm_shown_cell": family.layer_norm in ("ba2016", "cell"),
+        "norm_carried_cell": family.layer_norm == "per-gate",
+        "gate_recurrence": family.gate_recurrence,
     }
     return sum(_LSTM_BITS[name] for name, here in present.items() if here)
 
 
+def lstm_gate_inputs(family: LSTMFamily, x: Tensor, weights) -> tuple[Tensor, ...]:
+    """What the LSTM kernels take from the input side, for all steps at once (autograd
+    carries it): x_gates (T, B, G*H), and the gain and shift of the norm the kernels apply to
+    the products (None without one).
+
+    Where the norms sit is :mod:`lstmkit.cellmath.lstm_options`'s. Ba et al.'s norm of the
+    input product (``"ba2016"``) does not depend on the recurrence, so it is done here, and
+    b = b_ih + b_hh after it; the kernels normalise the recurrent product. TensorFlow's
+    per-gate norm acts on the sum of both products, so x_gates is x W_ih^T alone and b joins
+    the norm's shift (both come after the norm)."""
+    if family.layer_norm not in ("ba2016", "per-gate"):
+        return gate_inputs(x, weights, fold_hidden_bias=True), None, None
+    product = F.linear(x, weights["weight_ih"])  # (T, B, G*H)
+    bias = weights.get("bias_ih")
+    bias = None if bias is None else bias + weights["bias_hh"]
+    if family.layer_norm == "ba2016":
+        x_gates = F.layer_norm(
+            product, product.shape[-1:], weights["ln_weight_ih"], weights["ln_bias_ih"],
+            LAYER_NORM_EPS,
+        )  # fmt: skip
+        x_gates = x_gates if bias is None else x_gates + bias
+        return x_gates, weights["ln_weight_hh"], weights["ln_bias_hh"]
+    shift = weights["ln_bias_gates"]
+    return product, weights["ln_weight_gates"], shift if bias is None else shift + bias
+
+
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
     ops = load_ops()
-    x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
-    h0, c0 = state
-    output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
-        ops, _lstm_variant(family), mask, x_gates, h0, c0, weights["weight_hh"],
-        weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"),
-        weights.get("weight_hr"),
+    x_gates, norm_gain, norm_shift = lstm_gate_inputs(family, x, weights)
+    gates0 = state[2] if family.gate_recurrence else None  # FGR: the state is (h, C, gates)
+    output, h_n, c_n, gates_n, acts, c_all, h_all = _LSTMFunction.apply(
+        ops, _lstm_variant(family), mask, x_gates, state[0], state[1], gates0,
+        weights["weight_hh"], weights.get("weight_ci"), weights.get("weight_cf"),
+        weights.get("weight_co"), weights.get("weight_hr"), norm_gain, norm_shift,
+        weights.get("ln_weight_c"), weights.get("ln_bias_c"), weights.get("weight_gg"),
     )  # fmt: skip
-    return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
+    final = (h_n, c_n, gates_n) if family.gate_recurrence else (h_n, c_n)
+    return output, final, dict(acts=acts, cell=c_all, hidden=h_all)
 
 
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, ops, variant, mask, x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr):
+    def forward(
+        ctx, ops, variant, mask, x_gates, h0, c0, gates0, w_hh, p_i, p_f, p_o, w_hr,
+        norm_gain, norm_shift, cell_gain, cell_shift, w_gg,
+    ):  # fmt: skip
         ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
-        output, h_n, c_n, acts, c_all, h_all, m_all = ops.lstm_forward(
-            x_gates.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(),
-            p_i, p_f, p_o, None if w_hr is None else w_hr.contiguous(), mask, variant,
+        parameters = (w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg)
+        w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg = (
+            None if p is None else p.contiguous() for p in parameters
+        )
+        norm_shift = None if norm_shift is None else norm_shift.contiguous()
+        gates0 = None if gates0 is None else gates0.contiguous()
+        (output, h_n, c_n, gates_n, acts, c_all, h_all, m_all, norm_xhat, norm_rstd, cell_xhat,
+         cell_rstd, gates_all) = ops.lstm_forward(
+            x_gates.contiguous(), h0.contiguous(), c0.contiguous(), gates0, w_hh, p_i, p_f, p_o,
+            w_hr, norm_gain, norm_shift, cell_gain, cell_shift, w_gg, mask, variant,
+            LAYER_NORM_EPS,
         )  # fmt: skip
         ctx.ops, ctx.variant, ctx.mask = ops, variant, mask
-        ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr)
+        ctx.save_for_backward(
+            acts, c_all, h_all, m_all, norm_xhat, norm_rstd, cell_xhat, cell_rstd, gates_all,
+            h0, c0, gates0, w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg,
+        )  # fmt: skip
         ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
-        return output, h_n, c_n, acts, c_all, h_all
+        return output, h_n, c_n, gates_n, acts, c_all, h_all
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_output, d_h_n, d_c_n, *_):
-        acts, c_all, h_all, m_all, h0, c0, w_hh, p_i, p_f, p_o, w_hr = ctx.saved_tensors
-        d_output = zeros_if_none(d_output, h_all)
-        d_h_n = zeros_if_none(d_h_n, h0)
-        d_c_n = zeros_if_none(d_c_n, c0)
-        dz, dh0, dc0, d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr = ctx.ops.lstm_backward(
-            d_output.contiguous(), d_h_n.contiguous(), d_c_n.contiguous(), acts, c_all, h_all,
-            m_all, h0.contiguous(), c0.contiguous(), w_hh.contiguous(), p_i, p_f, p_o,
-            None if w_hr is None else w_hr.contiguous(), ctx.mask, ctx.variant,
+    def backward(ctx, d_output, d_h_n, d_c_n, d_gates_n, *_):
+        saved = ctx.saved_tensors
+        h_all, h0, c0, gates0 = saved[2], *saved[9:12]
+        grads = ctx.ops.lstm_backward(
+            zeros_if_none(d_output, h_all).contiguous(), zeros_if_none(d_h_n, h0).contiguous(),
+            zeros_if_none(d_c_n, c0).contiguous(),
+            None if d_gates_n is None or gates0 is None else d_gates_n.contiguous(),
+            *saved[:9], h0.contiguous(), c0.contiguous(), gates0, *saved[12:], ctx.mask,
+            ctx.variant,
         )  # fmt: skip
-        return (None, None, None, dz, dh0, dc0, d_w_hh, _defined(d_p_i),
-                _defined(d_p_f), _defined(d_p_o), _defined(d_w_hr))  # fmt: skip
+        # the kernels' gradients come in the order of forward's inputs from x_gates on
+        return (None, None, None, *(_defined(g) for g in grads))
 
 
 # -- GRU -----------------------------------------------------------------------------------

@@ -24,6 +24,8 @@
 
 #include "common.h"
 
+#include <cmath>
+
 namespace {
 
 // ------------------------------------------------------------------------------------
@@ -34,21 +36,37 @@ namespace {
 // __init__.py's _lstm_variant from LSTMFamily). A part that is absent has no weight block,
 // and the blocks present keep the order (i, f, g, o): the plain cell is (i, f, g, o), CIFG
 // and NFG (i, g, o), Greff et al.'s NIG (f, g, o), NOG (i, f, g), both (f, g).
+//
+// The layer norms (cellmath/lstm_options.py has where each sits) take their gains and shifts
+// as the arguments norm_gain/norm_shift (the product's norm) and cell_gain/cell_shift (the
+// cell's). Ba et al.'s norm of the input product does not depend on the recurrence: the
+// caller applies it to all steps at once and hands it in, with b = b_ih + b_hh added, as
+// x_gates; the kernels normalise the recurrent product only. TensorFlow's per-gate norm acts
+// on the sum x W_ih^T + h W_hh^T: there the caller hands in x W_ih^T alone and folds b into
+// norm_shift (both are added after the norm).
 enum LSTMBits : int64_t {
-  kInputGate = 1,         // i_t has a block; without it (NIG) i_t = 1
-  kForgetBlock = 2,       // f_t has a block of its own
-  kCoupled = 4,           // f_t = 1 - i_t (CIFG); with neither, C_t = C_{t-1} + i g (1997, NFG)
-  kOutputGate = 8,        // o_t has a block; without it (NOG) o_t = 1
-  kInputActivation = 16,  // C~ = tanh(z_g); without it (NIAF) C~ = z_g
-  kOutputActivation = 32, // h = o tanh(C_t); without it (NOAF) h = o C_t
+  kInputGate = 1,           // i_t has a block; without it (NIG) i_t = 1
+  kForgetBlock = 2,         // f_t has a block of its own
+  kCoupled = 4,             // f_t = 1 - i_t (CIFG); with neither, C_t = C_{t-1} + i g (1997, NFG)
+  kOutputGate = 8,          // o_t has a block; without it (NOG) o_t = 1
+  kInputActivation = 16,    // C~ = tanh(z_g); without it (NIAF) C~ = z_g
+  kOutputActivation = 32,   // h = o tanh(C_t); without it (NOAF) h = o C_t
+  kNormProduct = 64,        // "ba2016": z = x_gates + LN(h_{t-1} W_hh^T), over all G*H units
+  kNormGates = 128,         // "per-gate": z = LN(x W_ih^T + h_{t-1} W_hh^T), block by block
+  kNormShownCell = 256,     // "ba2016", "cell": h = o tanh(LN(C_t)), C_t carried as it is
+  kNormCarriedCell = 512,   // "per-gate": C_t = LN(f C_{t-1} + i C~) is the carried state
+  kGateRecurrence = 1024,   // FGR (Greff et al. 2015): z_gates += gates_{t-1} W_gg^T
 };
 
 // The variant's switches and where each block starts in a row of G*H pre-activations.
 // The sigmoid gates i and f, whichever exist, come first: [0, gg) is every sigmoid before
-// C~, so the forward squashes them in one call.
+// C~, so the forward squashes them in one call. FGR's state gates_{t-1} (B, K*H) holds the
+// sigmoid gates with blocks in the same order: i and f at their offsets in a row of z, o at gg.
 struct LSTMVariant {
   bool has_i, has_f, coupled, has_o, squash_in, squash_out;
+  bool norm_product, norm_gates, norm_shown, norm_carried, fgr;
   int64_t gf, gg, go, blocks;  // offsets of f, g (C~) and o; the number of blocks, G
+  int64_t K;                   // sigmoid gates with blocks (FGR's state is K*H wide)
   LSTMVariant(int64_t bits, int64_t H)
       : has_i(bits & kInputGate),
         has_f(bits & kForgetBlock),
@@ -56,63 +74,166 @@ struct LSTMVariant {
         has_o(bits & kOutputGate),
         squash_in(bits & kInputActivation),
         squash_out(bits & kOutputActivation),
+        norm_product(bits & kNormProduct),
+        norm_gates(bits & kNormGates),
+        norm_shown(bits & kNormShownCell),
+        norm_carried(bits & kNormCarriedCell),
+        fgr(bits & kGateRecurrence),
         gf(has_i ? H : 0),
         gg((int64_t(has_i) + int64_t(has_f)) * H),
         go(gg + H),
-        blocks(int64_t(has_i) + int64_t(has_f) + 1 + int64_t(has_o)) {
+        blocks(int64_t(has_i) + int64_t(has_f) + 1 + int64_t(has_o)),
+        K(int64_t(has_i) + int64_t(has_f) + int64_t(has_o)) {
     TORCH_CHECK(!(has_f && coupled), "LSTM variant: a forget block and CIFG exclude each other");
     TORCH_CHECK(!coupled || has_i, "LSTM variant: CIFG needs an input gate to couple to");
+    TORCH_CHECK(!(norm_product && norm_gates), "LSTM variant: one norm of the products at most");
+    TORCH_CHECK(!(norm_shown && norm_carried), "LSTM variant: one norm of the cell at most");
+    TORCH_CHECK(!fgr || K > 0, "LSTM variant: gate recurrence needs a sigmoid gate");
   }
+  bool norms_product() const { return norm_product || norm_gates; }
+  bool norms_cell() const { return norm_shown || norm_carried; }
+  // the product norm's statistics per row: one over the row (Ba), one per block (per-gate)
+  int64_t norm_groups() const { return norm_product ? 1 : norm_gates ? blocks : 0; }
 };
 
+// The parameters of the recurrence: W_hh and whichever optional ones the variant has.
+struct LSTMWeights {
+  Tensor w_hh;
+  c10::optional<Tensor> p_i, p_f, p_o, w_hr, norm_gain, norm_shift, cell_gain, cell_shift, w_gg;
+};
+
+// Layer normalisation of n values in place (Ba et al. 2016, Sec. 3.1): a becomes
+// (a - mean) / sqrt(var + eps), the biased variance as torch.nn.LayerNorm takes it. Returns
+// 1 / sqrt(var + eps), which the backward needs.
+template <typename acc>
+acc normalise_(acc* a, int64_t n, double eps) {
+  acc mean = 0;
+  for (int64_t k = 0; k < n; ++k) mean += a[k];
+  mean /= acc(n);
+  acc var = 0;
+  for (int64_t k = 0; k < n; ++k) var += (a[k] - mean) * (a[k] - mean);
+  const acc rstd = acc(1) / std::sqrt(var / acc(n) + acc(eps));
+  for (int64_t k = 0; k < n; ++k) a[k] = (a[k] - mean) * rstd;
+  return rstd;
+}
+
+// The norm's backward: from dy (the gradient at gain * xhat + shift) the gradient at its
+// input, dx = rstd (gy - mean(gy) - xhat mean(gy xhat)) with gy = gain dy. `dx` may be `dy`.
+template <typename acc, typename scalar_t>
+void normalise_backward(const acc* dy, const scalar_t* gain, const scalar_t* xhat, acc rstd,
+                        int64_t n, acc* dx) {
+  acc mean_gy = 0, mean_gyx = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const acc gy = acc(gain[k]) * dy[k];
+    mean_gy += gy;
+    mean_gyx += gy * acc(xhat[k]);
+  }
+  mean_gy /= acc(n);
+  mean_gyx /= acc(n);
+  for (int64_t k = 0; k < n; ++k)
+    dx[k] = rstd * (acc(gain[k]) * dy[k] - mean_gy - acc(xhat[k]) * mean_gyx);
+}
+
+// What the forward keeps for the backward (and hands out for traces): see lstm_forward.
+struct LSTMSaved {
+  Tensor acts, c_all, h_all, m_all, norm_xhat, norm_rstd, cell_xhat, cell_rstd, gates_all;
+};
 
 template <typename scalar_t>
 void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0,
-                       const Tensor& w_hh, const c10::optional<Tensor>& p_i,
-                       const c10::optional<Tensor>& p_f, const c10::optional<Tensor>& p_o,
-                       const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask,
-                       const LSTMVariant& v, Tensor& acts, Tensor& c_all, Tensor& h_all,
-                       Tensor& m_all) {
+                       const Tensor& gates0, const LSTMWeights& w,
+                       const c10::optional<Tensor>& mask, const LSTMVariant& v, double eps,
+                       LSTMSaved& s) {
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
-  const int64_t H = c0.size(1), R = h0.size(1);
-  const bool project = w_hr.has_value();
-  const Tensor w_hh_t = w_hh.t();
+  const int64_t H = c0.size(1), R = h0.size(1), KH = v.K * H;
+  const bool project = w.w_hr.has_value();
+  const Tensor w_hh_t = w.w_hh.t();
   const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
-  const Tensor w_hr_t = project ? w_hr->t() : Tensor();
+  const Tensor w_hr_t = project ? w.w_hr->t() : Tensor();
   const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
-  scalar_t* acts_p = acts.data_ptr<scalar_t>();
-  scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
-  scalar_t* h_all_p = h_all.data_ptr<scalar_t>();
-  scalar_t* m_all_p = project ? m_all.data_ptr<scalar_t>() : nullptr;
-  const scalar_t* pi = optional_data<scalar_t>(p_i);
-  const scalar_t* pf = optional_data<scalar_t>(p_f);
-  const scalar_t* po = optional_data<scalar_t>(p_o);
+  scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
+  scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
+  scalar_t* h_all_p = s.h_all.data_ptr<scalar_t>();
+  scalar_t* m_all_p = project ? s.m_all.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pi = optional_data<scalar_t>(w.p_i);
+  const scalar_t* pf = optional_data<scalar_t>(w.p_f);
+  const scalar_t* po = optional_data<scalar_t>(w.p_o);
+  const scalar_t* ng = optional_data<scalar_t>(w.norm_gain);
+  const scalar_t* ns = optional_data<scalar_t>(w.norm_shift);
+  const scalar_t* cg = optional_data<scalar_t>(w.cell_gain);
+  const scalar_t* cs = optional_data<scalar_t>(w.cell_shift);
+  scalar_t* nx_p = v.norms_product() ? s.norm_xhat.data_ptr<scalar_t>() : nullptr;
+  acc* nr_p = v.norms_product() ? s.norm_rstd.data_ptr<acc>() : nullptr;
+  scalar_t* cx_p = v.norms_cell() ? s.cell_xhat.data_ptr<scalar_t>() : nullptr;
+  acc* cr_p = v.norms_cell() ? s.cell_rstd.data_ptr<acc>() : nullptr;
+  const int64_t groups = v.norm_groups();
+  // FGR: each step's gates_{t-1} W_gg^T, one product for all rows
+  const Tensor w_gg_t = v.fgr ? w.w_gg->t() : Tensor();
+  const Tensor w_gg_kn = v.fgr ? small_batch_operand(w_gg_t, B) : Tensor();
+  Tensor gate_rec = v.fgr ? at::empty({B, KH}, x_gates.options()) : Tensor();
+  scalar_t* gates_p = v.fgr ? s.gates_all.data_ptr<scalar_t>() : nullptr;
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
   StepRows<acc> rows(B, 12 * H, {GH, H, H});  // pre-activations, C_t, squashed C_t
 
   const scalar_t* h_prev = h0.data_ptr<scalar_t>();
   const scalar_t* c_prev_all = c0.data_ptr<scalar_t>();
+  const scalar_t* g_prev_all = v.fgr ? gates0.data_ptr<scalar_t>() : nullptr;
   for (int64_t t = 0; t < T; ++t) {
-    scalar_t* z = acts_p + t * B * GH;  // pre-activations, overwritten by the gates below
+    // pre-activations, overwritten by the gates below; Ba's norm takes the recurrent
+    // product on its own, so the x_gates join after it
+    scalar_t* z = acts_p + t * B * GH;
+    const scalar_t* base = v.norm_product ? nullptr : xg_p + t * B * GH;
     if constexpr (kHasVecMat<scalar_t>) {
-      if (w_kn != nullptr) vec_mat(h_prev, w_kn, xg_p + t * B * GH, GH, z, B, R, GH);
+      if (w_kn != nullptr) vec_mat(h_prev, w_kn, base, GH, z, B, R, GH);
     }
     if (w_kn == nullptr) {
-      Tensor zt = acts[t];
-      at::addmm_out(zt, x_gates[t], t > 0 ? h_all[t - 1] : h0, w_hh_t);
+      Tensor zt = s.acts[t];
+      const Tensor hp = t > 0 ? s.h_all[t - 1] : h0;
+      if (v.norm_product) {
+        at::mm_out(zt, hp, w_hh_t);
+      } else {
+        at::addmm_out(zt, x_gates[t], hp, w_hh_t);
+      }
     }
+    if (v.fgr) {
+      const Tensor gp = t > 0 ? s.gates_all[t - 1] : gates0;
+      add_product(gate_rec, Tensor(), gp, w_gg_t, w_gg_kn);
+    }
+    const scalar_t* rg = v.fgr ? gate_rec.data_ptr<scalar_t>() : nullptr;
     scalar_t* c_new = c_all_p + t * B * H;
     scalar_t* m = project ? m_all_p + t * B * H : h_all_p + t * B * R;
     const bool* keep = mask_row(mask, t);
     const scalar_t* cp = c_prev_all;
     const scalar_t* hp = h_prev;
+    const scalar_t* gprev = g_prev_all;
     rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
       acc *za = buf[0].get(), *ca = buf[1].get(), *ta = buf[2].get();
       scalar_t* zr = z + b * GH;
+      const int64_t row = t * B + b;
       const scalar_t* c_prev = cp + b * H;
       for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr[k]);
+      if (v.norm_product) {  // Ba et al.: LN(h W_hh^T) + (LN(x W_ih^T) + b, the caller's)
+        nr_p[row] = normalise_(za, GH, eps);
+        const scalar_t* xr = xg_p + row * GH;
+        for (int64_t k = 0; k < GH; ++k) {
+          nx_p[row * GH + k] = scalar_t(za[k]);
+          za[k] = acc(xr[k]) + acc(ng[k]) * za[k] + acc(ns[k]);
+        }
+      } else if (v.norm_gates) {  // TensorFlow: each gate block of the sum on its own
+        for (int64_t q = 0; q < groups; ++q) nr_p[row * groups + q] = normalise_(za + q * H, H, eps);
+        for (int64_t k = 0; k < GH; ++k) {
+          nx_p[row * GH + k] = scalar_t(za[k]);
+          za[k] = acc(ng[k]) * za[k] + acc(ns[k]);  // ns holds the shift and b
+        }
+      }
+      if (v.fgr) {  // every sigmoid gate reads every gate's previous activation
+        const scalar_t* rr = rg + b * KH;
+        for (int64_t k = 0; k < gg; ++k) za[k] += acc(rr[k]);
+        if (v.has_o)
+          for (int64_t j = 0; j < H; ++j) za[go + j] += acc(rr[gg + j]);
+      }
       // i and f look at C_{t-1}, each where it has a block and a peephole
       if (pi != nullptr)
         for (int64_t j = 0; j < H; ++j) za[j] += acc(pi[j]) * acc(c_prev[j]);
@@ -131,10 +252,24 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
           ca[j] = cprev + i * g;  // the 1997 carrousel
         }
       }
-      if (po != nullptr)  // o looks at C_t
+      if (v.norm_carried) {  // TensorFlow's per-gate cell carries its norm
+        cr_p[row] = normalise_(ca, H, eps);
+        for (int64_t j = 0; j < H; ++j) {
+          cx_p[row * H + j] = scalar_t(ca[j]);
+          ca[j] = acc(cg[j]) * ca[j] + acc(cs[j]);
+        }
+      }
+      if (po != nullptr)  // o looks at C_t, the carried state
         for (int64_t j = 0; j < H; ++j) za[go + j] += acc(po[j]) * ca[j];
       if (v.has_o) sigmoid_(za + go, H);
       for (int64_t j = 0; j < H; ++j) ta[j] = ca[j];
+      if (v.norm_shown) {  // Ba et al.: h = o tanh(LN(C_t))
+        cr_p[row] = normalise_(ta, H, eps);
+        for (int64_t j = 0; j < H; ++j) {
+          cx_p[row * H + j] = scalar_t(ta[j]);
+          ta[j] = acc(cg[j]) * ta[j] + acc(cs[j]);
+        }
+      }
       if (v.squash_out) tanh_(ta, H);  // NOAF exposes C_t unsquashed
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
       for (int64_t k = 0; k < GH; ++k) zr[k] = scalar_t(za[k]);
@@ -146,205 +281,360 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
         const acc mj = v.has_o ? za[go + j] * ta[j] : ta[j];  // o tanh(C); NOG: o_t = 1
         m_out[j] = (project || live) ? scalar_t(mj) : hp[b * R + j];
       }
+      if (v.fgr) {  // the state gates_t: i and f where z has them, o after them
+        scalar_t* g_out = gates_p + row * KH;
+        const scalar_t* g_in = gprev + b * KH;
+        for (int64_t k = 0; k < gg; ++k) g_out[k] = live ? scalar_t(za[k]) : g_in[k];
+        if (v.has_o)
+          for (int64_t j = 0; j < H; ++j) g_out[gg + j] = live ? scalar_t(za[go + j]) : g_in[gg + j];
+      }
     });
     if (project) {
-      Tensor h_new = h_all[t];
-      at::mm_out(h_new, m_all[t], w_hr_t);
+      Tensor h_new = s.h_all[t];
+      at::mm_out(h_new, s.m_all[t], w_hr_t);
       if (mask.has_value()) {
-        h_new.copy_(at::where(mask->select(0, t).unsqueeze(1), h_new, t > 0 ? h_all[t - 1] : h0));
+        h_new.copy_(
+            at::where(mask->select(0, t).unsqueeze(1), h_new, t > 0 ? s.h_all[t - 1] : h0));
       }
     }
     h_prev = h_all_p + t * B * R;
     c_prev_all = c_new;
+    if (v.fgr) g_prev_all = gates_p + t * B * KH;
   }
 }
 
-// Returns output (T, B, R), h_n (B, R), c_n (B, H), and what the backward reads:
-// acts (T, B, G*H) gate activations (C~ as the cell writes it: tanh(z_g), or z_g under
-// NIAF), c_all (T, B, H) and h_all (T, B, R) the carried states after each step, m_all
-// (T, B, H) = o * tanh(C) before the projection (empty without one).
+// Returns output (T, B, R), h_n (B, R), c_n (B, H), gates_n (B, K*H; empty without FGR),
+// and what the backward reads: acts (T, B, G*H) gate activations (C~ as the cell writes it:
+// tanh(z_g), or z_g under NIAF), c_all (T, B, H) and h_all (T, B, R) the carried states after
+// each step, m_all (T, B, H) = o * tanh(C) before the projection; the product norm's
+// normalised values (T, B, G*H) and 1/sigma (T, B, 1 or G, in the accumulation type); the
+// cell norm's (T, B, H) and (T, B); FGR's state after each step gates_all (T, B, K*H). Each
+// is empty where the variant lacks it.
 std::vector<Tensor> lstm_forward(
-    const Tensor& x_gates_in, const Tensor& h0_in, const Tensor& c0_in, const Tensor& w_hh,
+    const Tensor& x_gates_in, const Tensor& h0_in, const Tensor& c0_in,
+    const c10::optional<Tensor>& gates0_in, const Tensor& w_hh,
     const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
     const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
-    const c10::optional<Tensor>& mask, int64_t variant) {
+    const c10::optional<Tensor>& norm_gain, const c10::optional<Tensor>& norm_shift,
+    const c10::optional<Tensor>& cell_gain, const c10::optional<Tensor>& cell_shift,
+    const c10::optional<Tensor>& w_gg, const c10::optional<Tensor>& mask, int64_t variant,
+    double eps) {
   const Tensor x_gates = x_gates_in.contiguous(), h0 = h0_in.contiguous(), c0 = c0_in.contiguous();
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
   const LSTMVariant v(variant, H);
   TORCH_CHECK(GH == v.blocks * H, "lstm_forward: ", GH / H, " gate blocks given, the variant has ",
               v.blocks);
-  auto acts = at::empty({T, B, GH}, x_gates.options());
-  auto c_all = at::empty({T, B, H}, x_gates.options());
-  auto h_all = at::empty({T, B, R}, x_gates.options());
-  auto m_all = w_hr.has_value() ? at::empty({T, B, H}, x_gates.options()) : Tensor();
+  TORCH_CHECK(!v.norms_product() || (norm_gain.has_value() && norm_shift.has_value()),
+              "lstm_forward: the product's norm needs norm_gain and norm_shift");
+  TORCH_CHECK(!v.norms_cell() || (cell_gain.has_value() && cell_shift.has_value()),
+              "lstm_forward: the cell's norm needs cell_gain and cell_shift");
+  TORCH_CHECK(!v.fgr || (gates0_in.has_value() && w_gg.has_value()),
+              "lstm_forward: gate recurrence needs gates0 and w_gg");
+  const auto opts = x_gates.options();
+  const auto acc_opts = opts.dtype(at::toOpMathType(x_gates.scalar_type()));
+  const Tensor gates0 = v.fgr ? gates0_in->contiguous() : Tensor();
+  LSTMSaved s;
+  s.acts = at::empty({T, B, GH}, opts);
+  s.c_all = at::empty({T, B, H}, opts);
+  s.h_all = at::empty({T, B, R}, opts);
+  s.m_all = w_hr.has_value() ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+  s.norm_xhat = at::empty({v.norms_product() ? T : 0, B, GH}, opts);
+  s.norm_rstd = at::empty({v.norms_product() ? T : 0, B, v.norm_groups()}, acc_opts);
+  s.cell_xhat = at::empty({v.norms_cell() ? T : 0, B, H}, opts);
+  s.cell_rstd = at::empty({v.norms_cell() ? T : 0, B}, acc_opts);
+  s.gates_all = at::empty({v.fgr ? T : 0, B, v.K * H}, opts);
+  auto contiguous = [](const c10::optional<Tensor>& p) -> c10::optional<Tensor> {
+    return p.has_value() ? c10::optional<Tensor>(p->contiguous()) : c10::nullopt;
+  };
+  const LSTMWeights w{w_hh.contiguous(), contiguous(p_i), contiguous(p_f), contiguous(p_o),
+                      contiguous(w_hr), contiguous(norm_gain), contiguous(norm_shift),
+                      contiguous(cell_gain), contiguous(cell_shift), contiguous(w_gg)};
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_loop<scalar_t>(x_gates, h0, c0, w_hh, p_i, p_f, p_o, w_hr, mask, v, acts,
-                                c_all, h_all, m_all);
+    lstm_forward_loop<scalar_t>(x_gates, h0, c0, gates0, w, mask, v, eps, s);
   });
   // the output is the carried h, 0 past each sequence's end: one pass after the loop
-  Tensor output = mask.has_value() ? h_all * mask->unsqueeze(2) : h_all.clone();
-  return {output, h_all[T - 1].clone(), c_all[T - 1].clone(), acts, c_all, h_all, m_all};
+  Tensor output = mask.has_value() ? s.h_all * mask->unsqueeze(2) : s.h_all.clone();
+  Tensor gates_n = v.fgr ? s.gates_all[T - 1].clone() : at::empty({0}, opts);
+  return {output, s.h_all[T - 1].clone(), s.c_all[T - 1].clone(), gates_n, s.acts, s.c_all,
+          s.h_all, s.m_all, s.norm_xhat, s.norm_rstd, s.cell_xhat, s.cell_rstd, s.gates_all};
 }
 
+// What the backward loop writes: dz_all the gradient of every gate pre-activation (after
+// the norms), drec_all that of the recurrent product (before a product norm; dz_all itself
+// without one), dcn_all that of the cell norm's output (for its gain and shift), dh_all
+// what reached W_hr at each step; dh, dc and dg carry dL/dh, dL/dC and dL/dgates (FGR) back.
+struct LSTMGrads {
+  Tensor dz_all, drec_all, dcn_all, dh_all, dh, dc, dg;
+};
+
 template <typename scalar_t>
-void lstm_backward_loop(const Tensor& d_output, Tensor& dh, Tensor& dc, const Tensor& acts,
-                        const Tensor& c_all, const Tensor& c0, const Tensor& w_hh,
-                        const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
-                        const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
-                        const c10::optional<Tensor>& mask, const LSTMVariant& v,
-                        Tensor& dz_all, Tensor& dh_all) {
+void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor& c0,
+                        const LSTMWeights& w, const c10::optional<Tensor>& mask,
+                        const LSTMVariant& v, LSTMGrads& d) {
   using acc = at::opmath_type<scalar_t>;
-  const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
-  const int64_t H = c0.size(1), R = dh.size(1);
-  const bool project = w_hr.has_value();
-  const Tensor w_hh_kn = small_batch_operand(w_hh, B);
+  const int64_t T = s.acts.size(0), B = s.acts.size(1), GH = s.acts.size(2);
+  const int64_t H = c0.size(1), R = d.dh.size(1), KH = v.K * H;
+  const bool project = w.w_hr.has_value();
+  const Tensor w_hh_kn = small_batch_operand(w.w_hh, B);
   const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
   const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
-  const scalar_t* acts_p = acts.data_ptr<scalar_t>();
-  const scalar_t* c_all_p = c_all.data_ptr<scalar_t>();
-  scalar_t* dz_p = dz_all.data_ptr<scalar_t>();
-  const scalar_t* pi = optional_data<scalar_t>(p_i);
-  const scalar_t* pf = optional_data<scalar_t>(p_f);
-  const scalar_t* po = optional_data<scalar_t>(p_o);
+  const scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
+  const scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
+  scalar_t* dz_p = d.dz_all.data_ptr<scalar_t>();
+  scalar_t* drec_p = d.drec_all.data_ptr<scalar_t>();
+  const bool rec_apart = v.norms_product();  // drec_all is a tensor of its own
+  const scalar_t* pi = optional_data<scalar_t>(w.p_i);
+  const scalar_t* pf = optional_data<scalar_t>(w.p_f);
+  const scalar_t* po = optional_data<scalar_t>(w.p_o);
+  const scalar_t* ng = optional_data<scalar_t>(w.norm_gain);
+  const scalar_t* cg = optional_data<scalar_t>(w.cell_gain);
+  const scalar_t* cs = optional_data<scalar_t>(w.cell_shift);
+  const scalar_t* nx_p = v.norms_product() ? s.norm_xhat.data_ptr<scalar_t>() : nullptr;
+  const acc* nr_p = v.norms_product() ? s.norm_rstd.data_ptr<acc>() : nullptr;
+  const scalar_t* cx_p = v.norms_cell() ? s.cell_xhat.data_ptr<scalar_t>() : nullptr;
+  const acc* cr_p = v.norms_cell() ? s.cell_rstd.data_ptr<acc>() : nullptr;
+  scalar_t* dcn_p = v.norms_cell() ? d.dcn_all.data_ptr<scalar_t>() : nullptr;
+  const int64_t groups = v.norm_groups();
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
-  auto dh_t = at::empty({B, R}, acts.options());
-  auto dm = project ? at::empty({B, H}, acts.options()) : Tensor();
-  auto dc_prev = at::empty({B, H}, acts.options());
-  auto dh_prev = at::empty({B, R}, acts.options());
-  StepRows<acc> rows(B, 16 * H, {H});  // squashed C_t
+  auto dh_t = at::empty({B, R}, s.acts.options());
+  auto dm = project ? at::empty({B, H}, s.acts.options()) : Tensor();
+  auto dc_prev = at::empty({B, H}, s.acts.options());
+  auto dh_prev = at::empty({B, R}, s.acts.options());
+  // FGR: dL/dgates_{t-1} = dL/dz_gates(t) W_gg, one product per step
+  const Tensor w_gg_kn = v.fgr ? small_batch_operand(*w.w_gg, B) : Tensor();
+  Tensor dz_gates = v.fgr ? at::empty({B, KH}, s.acts.options()) : Tensor();
+  Tensor dg_prev = v.fgr ? at::empty({B, KH}, s.acts.options()) : Tensor();
+  // squashed C_t, dL/d(the cell the output squashes), dL/dC_t, the pre-activations' gradients
+  StepRows<acc> rows(B, 16 * H, {H, H, H, GH});
 
   for (int64_t t = T - 1; t >= 0; --t) {
     scalar_t* dht = dh_t.data_ptr<scalar_t>();
-    const scalar_t* dhp = dh.data_ptr<scalar_t>();
+    const scalar_t* dhp = d.dh.data_ptr<scalar_t>();
     const scalar_t* dout = dout_p + t * B * R;
     for (int64_t k = 0; k < B * R; ++k) dht[k] = scalar_t(acc(dout[k]) + acc(dhp[k]));
-    if (project) at::mm_out(dm, dh_t, *w_hr);
+    if (project) at::mm_out(dm, dh_t, *w.w_hr);
     const scalar_t* dmp = (project ? dm : dh_t).data_ptr<scalar_t>();
     const scalar_t* cp = t > 0 ? c_all_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
     const scalar_t* ct = c_all_p + t * B * H;
     const scalar_t* ap = acts_p + t * B * GH;
     scalar_t* dz = dz_p + t * B * GH;
-    const scalar_t* dcp = dc.data_ptr<scalar_t>();
+    scalar_t* drec = drec_p + t * B * GH;
+    const scalar_t* dcp = d.dc.data_ptr<scalar_t>();
     scalar_t* dcn = dc_prev.data_ptr<scalar_t>();
+    const scalar_t* dgp = v.fgr ? d.dg.data_ptr<scalar_t>() : nullptr;
+    scalar_t* dzg = v.fgr ? dz_gates.data_ptr<scalar_t>() : nullptr;
     const bool* keep = mask_row(mask, t);
     auto row = [&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
-      acc* tc = buf[0].get();
+      acc *tc = buf[0].get(), *dsh = buf[1].get(), *dct = buf[2].get(), *dza = buf[3].get();
+      const int64_t r = t * B + b;
       const scalar_t* ar = ap + b * GH;
       scalar_t* dzr = dz + b * GH;
       if (keep != nullptr && !keep[b]) {  // ended: nothing happened at this step
         for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(0);
+        if (rec_apart)
+          for (int64_t k = 0; k < GH; ++k) drec[b * GH + k] = scalar_t(0);
         for (int64_t j = 0; j < H; ++j) dcn[b * H + j] = dcp[b * H + j];
+        if (dcn_p != nullptr)
+          for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(0);
+        if (v.fgr)
+          for (int64_t k = 0; k < KH; ++k) dzg[b * KH + k] = scalar_t(0);
         return;
       }
-      for (int64_t j = 0; j < H; ++j) tc[j] = acc(ct[b * H + j]);
-      if (v.squash_out) tanh_(tc, H);  // recomputed: cheaper than storing a (T, B, H) buffer
+      const scalar_t* cx = v.norms_cell() ? cx_p + r * H : nullptr;
+      // the cell as the output squashes it, recomputed: cheaper than storing a (T, B, H)
+      // buffer; Ba's LN(C_t) from its normalised values
+      for (int64_t j = 0; j < H; ++j)
+        tc[j] = v.norm_shown ? acc(cg[j]) * acc(cx[j]) + acc(cs[j]) : acc(ct[b * H + j]);
+      if (v.squash_out) tanh_(tc, H);
+      const scalar_t* dgr = v.fgr ? dgp + b * KH : nullptr;  // dL/dgates_t from step t+1
       for (int64_t j = 0; j < H; ++j) {
-        const acc g = acc(ar[gg + j]), cprev = acc(cp[b * H + j]);
-        const acc i = v.has_i ? acc(ar[j]) : acc(1);   // NIG: i_t = 1
         const acc o = v.has_o ? acc(ar[go + j]) : acc(1);  // NOG: o_t = 1
         const acc dmj = acc(dmp[b * H + j]);
-        // through h = o s(C_t), s = tanh (or the identity under NOAF)
-        const acc ds = v.squash_out ? acc(1) - tc[j] * tc[j] : acc(1);
-        acc dct = acc(dcp[b * H + j]) + dmj * o * ds;
+        // through h = o s(C), s = tanh (or the identity under NOAF)
+        dsh[j] = dmj * o * (v.squash_out ? acc(1) - tc[j] * tc[j] : acc(1));
         if (v.has_o) {
-          const acc dzo = dmj * tc[j] * o * (acc(1) - o);  // ... and o's σ
-          if (po != nullptr) dct += acc(po[j]) * dzo;       // o's peephole saw C_t
-          dzr[go + j] = scalar_t(dzo);
+          const acc d_o = dmj * tc[j] + (v.fgr ? acc(dgr[gg + j]) : acc(0));
+          dza[go + j] = d_o * o * (acc(1) - o);  // ... and o's σ
         }
+      }
+      if (v.norm_shown) {  // back through LN(C_t)
+        for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dsh[j]);
+        normalise_backward(dsh, cg, cx, cr_p[r], H, dct);
+      } else {
+        for (int64_t j = 0; j < H; ++j) dct[j] = dsh[j];
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        dct[j] += acc(dcp[b * H + j]);
+        if (po != nullptr) dct[j] += acc(po[j]) * dza[go + j];  // o's peephole saw C_t
+      }
+      if (v.norm_carried) {  // the carried C_t is LN(f C_{t-1} + i C~)
+        for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dct[j]);
+        normalise_backward(dct, cg, cx, cr_p[r], H, dct);
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        const acc g = acc(ar[gg + j]), cprev = acc(cp[b * H + j]);
+        const acc i = v.has_i ? acc(ar[j]) : acc(1);  // NIG: i_t = 1
         acc di, dcprev;  // dL/di_t (before i's σ) and dL/dC_{t-1}
         if (v.has_f) {
           const acc f = acc(ar[gf + j]);
-          di = dct * g;
-          const acc dzf = dct * cprev * f * (acc(1) - f);
-          dzr[gf + j] = scalar_t(dzf);
-          dcprev = dct * f;
-          if (pf != nullptr) dcprev += acc(pf[j]) * dzf;
+          di = dct[j] * g;
+          const acc df = dct[j] * cprev + (v.fgr ? acc(dgr[gf + j]) : acc(0));
+          dza[gf + j] = df * f * (acc(1) - f);
+          dcprev = dct[j] * f;
+          if (pf != nullptr) dcprev += acc(pf[j]) * dza[gf + j];
         } else if (v.coupled) {
-          di = dct * (g - cprev);
-          dcprev = dct * (acc(1) - i);
+          di = dct[j] * (g - cprev);
+          dcprev = dct[j] * (acc(1) - i);
         } else {  // the carrousel passes dC on unchanged
-          di = dct * g;
-          dcprev = dct;
+          di = dct[j] * g;
+          dcprev = dct[j];
         }
         if (v.has_i) {
-          const acc dzi = di * i * (acc(1) - i);
-          if (pi != nullptr) dcprev += acc(pi[j]) * dzi;
-          dzr[j] = scalar_t(dzi);
+          if (v.fgr) di += acc(dgr[j]);  // i_t is also FGR's state
+          dza[j] = di * i * (acc(1) - i);
+          if (pi != nullptr) dcprev += acc(pi[j]) * dza[j];
         }
         // C~ = tanh(z_g), or z_g itself under NIAF
-        dzr[gg + j] = scalar_t(dct * i * (v.squash_in ? acc(1) - g * g : acc(1)));
+        dza[gg + j] = dct[j] * i * (v.squash_in ? acc(1) - g * g : acc(1));
         dcn[b * H + j] = scalar_t(dcprev);
+      }
+      for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(dza[k]);
+      if (v.fgr) {  // the sigmoid gates' gradients, in the state's order
+        scalar_t* out = dzg + b * KH;
+        for (int64_t k = 0; k < gg; ++k) out[k] = scalar_t(dza[k]);
+        if (v.has_o)
+          for (int64_t j = 0; j < H; ++j) out[gg + j] = scalar_t(dza[go + j]);
+      }
+      if (rec_apart) {  // back through the product's norm(s), into the product itself
+        const int64_t n = GH / groups;
+        for (int64_t q = 0; q < groups; ++q)
+          normalise_backward(dza + q * n, ng + q * n, nx_p + r * GH + q * n,
+                             nr_p[r * groups + q], n, dza + q * n);
+        for (int64_t k = 0; k < GH; ++k) drec[b * GH + k] = scalar_t(dza[k]);
       }
     };
     rows.run(row);
 
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
     if constexpr (kHasVecMat<scalar_t>) {
-      if (w_kn != nullptr) vec_mat<scalar_t>(dz, w_kn, nullptr, 0, dhn, B, GH, R);
+      if (w_kn != nullptr) vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dhn, B, GH, R);
     }
-    if (w_kn == nullptr) at::mm_out(dh_prev, dz_all[t], w_hh);
+    if (w_kn == nullptr) at::mm_out(dh_prev, d.drec_all[t], w.w_hh);
     if (keep != nullptr) {  // ended rows: the gradient passes by
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])
           for (int64_t k = 0; k < R; ++k) dhn[b * R + k] = dhp[b * R + k];
     }
+    if (v.fgr) {
+      add_product(dg_prev, Tensor(), dz_gates, *w.w_gg, w_gg_kn);
+      if (keep != nullptr) {  // ended rows: the gates passed by, and so does their gradient
+        scalar_t* dgn = dg_prev.data_ptr<scalar_t>();
+        for (int64_t b = 0; b < B; ++b)
+          if (!keep[b])
+            for (int64_t k = 0; k < KH; ++k) dgn[b * KH + k] = dgp[b * KH + k];
+      }
+      std::swap(d.dg, dg_prev);
+    }
     if (project) {  // what reached W_hr at this step, for its gradient
-      scalar_t* slot = dh_all.data_ptr<scalar_t>() + t * B * R;
+      scalar_t* slot = d.dh_all.data_ptr<scalar_t>() + t * B * R;
       for (int64_t b = 0; b < B; ++b) {
         const bool live = keep == nullptr || keep[b];
         for (int64_t k = 0; k < R; ++k) slot[b * R + k] = live ? dht[b * R + k] : scalar_t(0);
       }
     }
-    std::swap(dh, dh_prev);
-    std::swap(dc, dc_prev);
+    std::swap(d.dh, dh_prev);
+    std::swap(d.dc, dc_prev);
   }
 }
 
-// Returns d_x_gates (T, B, G*H) (= dL/dz, the gradient of every gate pre-activation), dh0,
-// dc0, d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr (undefined where the layer has none).
+// Returns d_x_gates (T, B, G*H) (the gradient of the x_gates handed in: every gate
+// pre-activation's, or under the per-gate norm the summed product's), dh0, dc0, dgates0,
+// d_w_hh, d_p_i, d_p_f, d_p_o, d_w_hr, d_norm_gain, d_norm_shift, d_cell_gain,
+// d_cell_shift, d_w_gg (undefined where the layer has none).
 std::vector<Tensor> lstm_backward(
-    const Tensor& d_output_in, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& acts,
-    const Tensor& c_all, const Tensor& h_all, const Tensor& m_all, const Tensor& h0,
-    const Tensor& c0_in, const Tensor& w_hh, const c10::optional<Tensor>& p_i,
-    const c10::optional<Tensor>& p_f, const c10::optional<Tensor>& p_o,
-    const c10::optional<Tensor>& w_hr, const c10::optional<Tensor>& mask, int64_t variant) {
+    const Tensor& d_output_in, const Tensor& d_h_n, const Tensor& d_c_n,
+    const c10::optional<Tensor>& d_gates_n, const Tensor& acts, const Tensor& c_all,
+    const Tensor& h_all, const Tensor& m_all, const Tensor& norm_xhat, const Tensor& norm_rstd,
+    const Tensor& cell_xhat, const Tensor& cell_rstd, const Tensor& gates_all, const Tensor& h0,
+    const Tensor& c0_in, const c10::optional<Tensor>& gates0, const Tensor& w_hh,
+    const c10::optional<Tensor>& p_i, const c10::optional<Tensor>& p_f,
+    const c10::optional<Tensor>& p_o, const c10::optional<Tensor>& w_hr,
+    const c10::optional<Tensor>& norm_gain, const c10::optional<Tensor>& cell_gain,
+    const c10::optional<Tensor>& cell_shift, const c10::optional<Tensor>& w_gg,
+    const c10::optional<Tensor>& mask, int64_t variant) {
   const Tensor d_output = d_output_in.contiguous(), c0 = c0_in.contiguous();
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
   const LSTMVariant v(variant, H);
+  const int64_t KH = v.K * H;
   TORCH_CHECK(GH == v.blocks * H, "lstm_backward: ", GH / H,
               " gate blocks given, the variant has ", v.blocks);
   const bool project = w_hr.has_value();
   const auto acc_dtype = at::toOpMathType(acts.scalar_type());
-  auto dz_all = at::empty({T, B, GH}, acts.options());
-  auto dh_all = project ? at::empty({T, B, R}, acts.options()) : Tensor();
-  Tensor dh = d_h_n.contiguous().clone();
-  Tensor dc = d_c_n.contiguous().clone();
+  auto contiguous = [](const c10::optional<Tensor>& p) -> c10::optional<Tensor> {
+    return p.has_value() ? c10::optional<Tensor>(p->contiguous()) : c10::nullopt;
+  };
+  const LSTMWeights w{w_hh.contiguous(), contiguous(p_i), contiguous(p_f), contiguous(p_o),
+                      contiguous(w_hr), contiguous(norm_gain), c10::nullopt,
+                      contiguous(cell_gain), contiguous(cell_shift), contiguous(w_gg)};
+  LSTMSaved s{acts.contiguous(), c_all.contiguous(), h_all, m_all, norm_xhat.contiguous(),
+              norm_rstd.contiguous(), cell_xhat.contiguous(), cell_rstd.contiguous(), gates_all};
+  LSTMGrads d;
+  d.dz_all = at::empty({T, B, GH}, acts.options());
+  d.drec_all = v.norms_product() ? at::empty({T, B, GH}, acts.options()) : d.dz_all;
+  d.dcn_all = v.norms_cell() ? at::empty({T, B, H}, acts.options()) : Tensor();
+  d.dh_all = project ? at::empty({T, B, R}, acts.options()) : Tensor();
+  d.dh = d_h_n.contiguous().clone();
+  d.dc = d_c_n.contiguous().clone();
+  if (v.fgr) {
+    d.dg = d_gates_n.has_value() ? d_gates_n->contiguous().clone()
+                                 : at::zeros({B, KH}, acts.options());
+  }
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_loop<scalar_t>(d_output, dh, dc, acts, c_all, c0, w_hh, p_i, p_f, p_o, w_hr,
-                                 mask, v, dz_all, dh_all);
+    lstm_backward_loop<scalar_t>(d_output, s, c0, w, mask, v, d);
   });
 
   // weight gradients over all steps at once: one product each
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
-  const Tensor flat_dz = dz_all.view({T * B, GH});
-  Tensor d_w_hh = at::mm(flat_dz.t(), h_prev_all.reshape({T * B, R}));
-  Tensor d_w_hr = project ? at::mm(dh_all.view({T * B, R}).t(), m_all.view({T * B, H}))
+  Tensor d_w_hh = at::mm(d.drec_all.view({T * B, GH}).t(), h_prev_all.reshape({T * B, R}));
+  Tensor d_w_hr = project ? at::mm(d.dh_all.view({T * B, R}).t(), m_all.view({T * B, H}))
                           : Tensor();
-  // the peephole weights' gradients, sums over steps and rows: here rather than in the
-  // loop, where rows on different threads would add into the same (H,) sums
+  // the peephole weights' and the norms' gradients, sums over steps and rows: here rather
+  // than in the loop, where rows on different threads would add into the same sums
+  auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };
+  auto total = [&](const Tensor& x) { return x.sum({0, 1}).to(acts.scalar_type()); };
   Tensor d_pi, d_pf, d_po;
   if (p_i.has_value() || p_f.has_value() || p_o.has_value()) {
-    auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };
     const Tensor c_prev_all = wide(at::cat({c0.unsqueeze(0), c_all.narrow(0, 0, T - 1)}, 0));
-    auto block = [&](int64_t offset) { return wide(dz_all.narrow(2, offset, H)); };
-    auto total = [&](const Tensor& x) { return x.sum({0, 1}).to(acts.scalar_type()); };
+    auto block = [&](int64_t offset) { return wide(d.dz_all.narrow(2, offset, H)); };
     if (p_i.has_value()) d_pi = total(block(0) * c_prev_all);
     if (p_f.has_value()) d_pf = total(block(v.gf) * c_prev_all);
     if (p_o.has_value()) d_po = total(block(v.go) * wide(c_all));
   }
-  return {dz_all, dh, dc, d_w_hh, d_pi, d_pf, d_po, d_w_hr};
+  Tensor d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg;
+  if (v.norms_product()) {  // gain * xhat + shift, at every step
+    d_norm_gain = total(wide(d.dz_all) * wide(norm_xhat));
+    d_norm_shift = total(wide(d.dz_all));
+  }
+  if (v.norms_cell()) {
+    d_cell_gain = total(wide(d.dcn_all) * wide(cell_xhat));
+    d_cell_shift = total(wide(d.dcn_all));
+  }
+  Tensor d_gates0;
+  if (v.fgr) {  // the sigmoid gates' blocks of dz against the previous step's gates
+    std::vector<Tensor> blocks;
+    if (v.gg > 0) blocks.push_back(d.dz_all.narrow(2, 0, v.gg));
+    if (v.has_o) blocks.push_back(d.dz_all.narrow(2, v.go, H));
+    const Tensor dz_gates = at::cat(blocks, 2).reshape({T * B, KH});
+    const Tensor g_prev_all = at::cat({gates0->unsqueeze(0), gates_all.narrow(0, 0, T - 1)}, 0);
+    d_w_gg = at::mm(dz_gates.t(), g_prev_all.reshape({T * B, KH}));
+    d_gates0 = d.dg;
+  }
+  // the per-gate norm acts on x_gates + the product, so x_gates' gradient is the product's
+  Tensor d_x_gates = v.norm_gates ? d.drec_all : d.dz_all;
+  return {d_x_gates, d.dh, d.dc, d_gates0, d_w_hh, d_pi, d_pf, d_po, d_w_hr,
+          d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg};
 }
 
 // ------------------------------------------------------------------------------------
@@ -750,13 +1040,18 @@ std::vector<Tensor> rnn_backward(
 
 TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
   m.def(
-      "lstm_forward(Tensor x_gates, Tensor h0, Tensor c0, Tensor w_hh, Tensor? p_i, "
-      "Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? mask, int variant) -> Tensor[]",
+      "lstm_forward(Tensor x_gates, Tensor h0, Tensor c0, Tensor? gates0, Tensor w_hh, "
+      "Tensor? p_i, Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? norm_gain, "
+      "Tensor? norm_shift, Tensor? cell_gain, Tensor? cell_shift, Tensor? w_gg, Tensor? mask, "
+      "int variant, float eps) -> Tensor[]",
       &lstm_forward);
   m.def(
-      "lstm_backward(Tensor d_output, Tensor d_h_n, Tensor d_c_n, Tensor acts, Tensor c_all, "
-      "Tensor h_all, Tensor m_all, Tensor h0, Tensor c0, Tensor w_hh, Tensor? p_i, "
-      "Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? mask, int variant) -> Tensor[]",
+      "lstm_backward(Tensor d_output, Tensor d_h_n, Tensor d_c_n, Tensor? d_gates_n, "
+      "Tensor acts, Tensor c_all, Tensor h_all, Tensor m_all, Tensor norm_xhat, "
+      "Tensor norm_rstd, Tensor cell_xhat, Tensor cell_rstd, Tensor gates_all, Tensor h0, "
+      "Tensor c0, Tensor? gates0, Tensor w_hh, Tensor? p_i, Tensor? p_f, Tensor? p_o, "
+      "Tensor? w_hr, Tensor? norm_gain, Tensor? cell_gain, Tensor? cell_shift, Tensor? w_gg, "
+      "Tensor? mask, int variant) -> Tensor[]",
       &lstm_backward);
   m.def(
       "gru_forward(Tensor x_gates, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask) "

@@ -196,6 +196,7 @@ def _shifted(first: Tensor, all_steps: Tensor) -> Tensor:
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
     _check(x)
+    _check_lstm_options(family)
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
@@ -203,6 +204,20 @@ def run_lstm(family: LSTMFamily, x, state, weights, mask):
         weights.get("weight_cf"), weights.get("weight_co"), weights.get("weight_hr"),
     )  # fmt: skip
     return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
+
+
+def _check_lstm_options(family: LSTMFamily) -> None:
+    """Refuse the LSTM options only the C++ kernels run. The backends' table of what
+    ``backend="fused"`` implements is per backend, not per device, so it lists them for the
+    C++ kernels, and this is where the Triton kernels say they lack them (``auto`` never
+    takes the Triton kernels, so only an explicit ``backend="fused"`` on a GPU gets here)."""
+    lacking = [option for option in family.variant_options()
+               if option.startswith(("layer_norm=", "gate_recurrence="))]  # fmt: skip
+    if lacking:
+        raise TritonUnavailable(
+            f"the fused backend's Triton kernels have no {', '.join(lacking)} yet (its C++ "
+            "CPU kernels do); use backend='reference' for these tensors"
+        )
 
 
 def _lstm_flags(family: LSTMFamily, mask, project: bool) -> dict:

@@ -1,0 +1,279 @@
+"""The layer-normalised LSTM (``layer_norm`` "ba2016", "per-gate", "cell") and Greff et al.'s
+full gate recurrence (``gate_recurrence``, FGR) on the fused backend's C++ CPU kernels,
+against the reference loop, alone and combined with the options the fused LSTM already runs
+(peepholes, CIFG, NFG, NIG, NOG, NIAF, NOAF, the projection, no biases), on outputs, final
+states (FGR's previous gates included) and every gradient (input, every initial state
+tensor, every parameter: the norms' gains and shifts and W_gg too) under random upstream
+gradients, at batch 3 (kernels.cpp's own products, kSmallBatch = 4) and 6 (ATen's GEMM);
+finite differences; bfloat16 against float32; traces; recomputation; which backend runs
+what (``auto`` takes the C++ kernels on the CPU); and that the Triton kernels, which lack
+both options yet, refuse them by name.
+
+The reference loop is lstmkit.cellmath.lstm's step under autograd, which
+tests/test_layer_norm_lstm.py checks against loops written from Ba et al.'s and TensorFlow's
+equations, Ba et al.'s invariance and finite differences, and tests/test_lstm_ablations.py
+against a loop of Greff et al.'s FGR equations; these tests check that the kernels'
+hand-written forward and backward passes agree with it. The norms' gains start at 1 and
+their shifts at 0, where a mistake in their gradients or in where they apply could hide, so
+every parameter is drawn at random here.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from helpers import TOLERANCE, assert_close_all, random_loss
+from torch.autograd import gradcheck
+from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
+
+import lstmkit
+from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.layers.backends import Backend, choose_backend, fused_triton
+
+I, T = 4, 6
+LENGTHS = [6, 2, 5, 3, 1, 4]
+
+# id: the options (each combination one LSTMFamily accepts; FGR goes with no norm or "cell")
+OPTIONS = {
+    "LN-ba2016": dict(layer_norm="ba2016"),
+    "LN-per-gate": dict(layer_norm="per-gate"),
+    "LN-cell": dict(layer_norm="cell"),
+    "FGR": dict(gate_recurrence=True),
+    "FGR-LN-cell": dict(gate_recurrence=True, layer_norm="cell"),
+    "LN-ba2016-peephole-proj": dict(layer_norm="ba2016", peephole=True, proj_size=3),
+    "LN-ba2016-nobias-NIG": dict(layer_norm="ba2016", bias=False, input_gate=False),
+    "LN-per-gate-CIFG-peephole": dict(layer_norm="per-gate", coupled=True, peephole=True),
+    "LN-per-gate-nobias-NFG-NOG-NIAF": dict(
+        layer_norm="per-gate",
+        bias=False,
+        forget_gate=False,
+        output_gate=False,
+        input_activation=False,
+    ),
+    "LN-per-gate-peephole-proj": dict(layer_norm="per-gate", peephole=True, proj_size=2),
+    "LN-cell-NOAF-NIG-peephole": dict(
+        layer_norm="cell", output_activation=False, input_gate=False, peephole=True
+    ),
+    "FGR-peephole-proj": dict(gate_recurrence=True, peephole=True, proj_size=3),
+    "FGR-NIG-NOG": dict(gate_recurrence=True, input_gate=False, output_gate=False),  # f only
+    "FGR-CIFG-NIAF-nobias": dict(
+        gate_recurrence=True, coupled=True, input_activation=False, bias=False
+    ),
+    "FGR-LN-cell-NFG-NOAF-peephole": dict(
+        gate_recurrence=True,
+        layer_norm="cell",
+        forget_gate=False,
+        output_activation=False,
+        peephole=True,
+    ),
+}
+
+# hidden size, layers, lengths or full, uni- or bidirectional
+SHAPES = {
+    "H5-L1-full-uni": (5, 1, False, False),
+    "H6-L2-lengths-bi": (6, 2, True, True),
+}
+# batch 3 takes kernels.cpp's own products (kSmallBatch = 4), batch 6 ATen's GEMM
+BATCHES = {"B3": 3, "B6": 6}
+CPU_GRID = list(itertools.product(OPTIONS, SHAPES, BATCHES))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """torch's CPU layer_norm spreads even a (3, 24) tensor over its threads; on a loaded
+    machine waking them costs milliseconds a call (as in tests/test_layer_norm_lstm.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _randomise(layer):
+    """Every parameter away from its initial value: gains about 1, the rest about 0."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            noise = torch.rand(p.shape, generator=gen, dtype=torch.float64) - 0.5
+            centre = 1.0 if name.startswith("ln_weight") else 0.0
+            p.copy_(centre + 1.2 * noise)
+    return layer
+
+
+def _pair(options: dict, hidden: int, layers: int, bidirectional: bool, dtype=torch.float32):
+    """A reference layer and a fused one with the same random weights."""
+    make = lambda backend: lstmkit.LSTM(  # noqa: E731
+        I, hidden, layers, bidirectional=bidirectional, backend=backend, **options
+    ).to(dtype)
+    reference, ours = _randomise(make("reference")), make("fused")
+    ours.load_state_dict(reference.state_dict())
+    return reference, ours
+
+
+def _inputs(layer, batch: int, dtype, seed: int = 1):
+    """x and a random initial state (h0, c0, and with FGR gates0), all requiring gradients.
+    FGR's gates0 is drawn in (0, 1), where sigmoid gates live."""
+    gen = torch.Generator().manual_seed(seed)
+    stacked = layer.num_layers * (2 if layer.bidirectional else 1)
+    x = torch.randn(T, batch, I, generator=gen, dtype=dtype)
+    state = [torch.randn(stacked, batch, n, generator=gen, dtype=dtype)
+             for n in layer.family.state_sizes]  # fmt: skip
+    if layer.family.gate_recurrence:
+        state[2] = torch.sigmoid(state[2])
+    return [t.requires_grad_(True) for t in (x, *state)]
+
+
+def _run(layer, x, *state, lengths=None):
+    """Outputs, final states, then the gradients of x, the initial state and every
+    parameter."""
+    output, final = layer(x, tuple(state), lengths=lengths)
+    values = [output, *final]
+    grads = torch.autograd.grad(random_loss(values, seed=3), [x, *state, *layer.parameters()])
+    return [*values, *grads]
+
+
+def _assert_close(mine, theirs, name: str, dtype, what: str) -> None:
+    """helpers.TOLERANCE, but 1e-4 for the norms in float32: a norm divides by sigma, which
+    scales up the rounding of both loops (each of them differs from a float64 run by as much
+    as from the other, tests/ has no float32 oracle closer than that)."""
+    if dtype != torch.float32 or "layer_norm" not in OPTIONS[name]:
+        assert_close_all(mine, theirs, dtype, what)
+        return
+    assert len(mine) == len(theirs), what
+    for k, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        torch.testing.assert_close(
+            a, b, rtol=1e-4, atol=1e-4, msg=lambda m, k=k: f"{what}[{k}]: {m}"
+        )
+
+
+def _compare(name: str, shape: str, dtype, batch: int) -> None:
+    hidden, layers, use_lengths, bidirectional = SHAPES[shape]
+    reference, ours = _pair(OPTIONS[name], hidden, layers, bidirectional, dtype)
+    inputs = _inputs(reference, batch, dtype)
+    lengths = torch.tensor(LENGTHS[:batch]) if use_lengths else None
+    mine, theirs = _run(ours, *inputs, lengths=lengths), _run(reference, *inputs, lengths=lengths)
+    _assert_close(mine, theirs, name, dtype, f"fused vs reference, {name} {shape} B{batch}")
+
+
+# -- the C++ CPU kernels -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "shape", "batch"), CPU_GRID, ids=["-".join(c) for c in CPU_GRID])
+def test_cpu_kernels_match_reference(name, shape, batch):
+    _compare(name, shape, torch.float64, BATCHES[batch])
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_cpu_kernels_match_reference_in_float32(name):
+    """The same in float32, the kernels' accumulation type for bfloat16 too."""
+    _compare(name, "H6-L2-lengths-bi", torch.float32, 3)
+
+
+GRADCHECK = ["LN-ba2016", "LN-per-gate", "LN-cell", "FGR", "FGR-LN-cell-NFG-NOAF-peephole",
+             "LN-per-gate-CIFG-peephole"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", GRADCHECK)
+def test_cpu_kernels_gradcheck(name):
+    """Finite differences in float64 against the kernels' hand-written backward, through
+    the initial state (FGR's gates0 too) and every parameter."""
+    layer = _randomise(lstmkit.LSTM(2, 3, bidirectional=True, backend="fused", **OPTIONS[name]))
+    layer = layer.double()
+    names = [n for n, _ in layer.named_parameters()]
+    x, *state = _inputs(layer, 2, torch.float64)
+    x = x[:4, :, :2].detach().requires_grad_(True)
+
+    def run(x, *tensors):
+        initial, params = tensors[: len(state)], tensors[len(state) :]
+        output, final = torch.func.functional_call(
+            layer, dict(zip(names, params, strict=True)), (x, tuple(initial)),
+            {"lengths": [4, 3]},
+        )  # fmt: skip
+        return output, *final
+
+    assert gradcheck(run, (x, *state, *layer.parameters()), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["LN-ba2016-peephole-proj", "LN-per-gate", "FGR-LN-cell"])
+def test_cpu_kernels_bfloat16_follow_float32(name):
+    """The kernels compute in float32 (the norms' statistics too) and round on store."""
+    reference, ours = _pair(OPTIONS[name], 6, 2, True)
+    ours = ours.to(torch.bfloat16)
+    reference.load_state_dict({k: v.float() for k, v in ours.state_dict().items()})
+    x = torch.randn(T, 3, I, generator=torch.Generator().manual_seed(2)).bfloat16()
+    mine = ours(x.requires_grad_(True))[0]
+    theirs = reference(x.detach().float())[0]
+    torch.testing.assert_close(mine.float(), theirs, rtol=3e-2, atol=3e-2)
+    mine.float().pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 for p in ours.parameters())
+
+
+@pytest.mark.parametrize("name", ["LN-ba2016", "LN-per-gate", "FGR-LN-cell", "FGR-NIG-NOG"])
+def test_cpu_traces_match_the_reference(name):
+    """The same named quantities with the same values: the per-gate cell reports its
+    normalised (carried) C_t, the others C_t itself."""
+    reference, ours = _pair(OPTIONS[name], 5, 1, True, torch.float64)
+    x = torch.randn(T, 3, I, dtype=torch.float64)
+    lengths = torch.tensor(LENGTHS[:3])
+    mine = ours(x, lengths=lengths, return_trace=True)[2]
+    theirs = reference(x, lengths=lengths, return_trace=True)[2]
+    assert mine.names == theirs.names
+    for trace_name in theirs.names:
+        torch.testing.assert_close(mine[trace_name], theirs[trace_name], **TOLERANCE[torch.float64])
+
+
+@pytest.mark.parametrize("name", ["FGR", "LN-per-gate"])
+def test_cpu_recomputation_matches_the_plain_run(name):
+    """recompute_every reruns the kernels on chunks from their saved start state (FGR's
+    previous gates included): outputs and every gradient equal the plain fused run's."""
+    plain = _pair(OPTIONS[name], 5, 1, True, torch.float64)[1]
+    chunked = lstmkit.LSTM(
+        I, 5, bidirectional=True, backend="fused", recompute_every=2, **OPTIONS[name]
+    ).double()
+    chunked.load_state_dict(plain.state_dict())
+    inputs = _inputs(plain, 3, torch.float64)
+    lengths = torch.tensor(LENGTHS[:3])
+    mine, theirs = _run(chunked, *inputs, lengths=lengths), _run(plain, *inputs, lengths=lengths)
+    assert_close_all(mine, theirs, torch.float64, f"recomputed vs plain, {name}")
+
+
+# -- which backend runs what ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_auto_runs_the_options_on_the_fused_kernels_on_the_cpu(name):
+    options = {k: v for k, v in OPTIONS[name].items() if k != "bias"}
+    family = LSTMFamily(4, **options)
+    assert choose_backend(Backend.AUTO, family, tracing=False) is Backend.FUSED
+    # off the CPU auto does not take the Triton kernels (unmeasured on a GPU), and the manual
+    # backend and torch's kernels have neither option: the reference loop runs them
+    assert choose_backend(Backend.AUTO, family, False, "cuda") is Backend.REFERENCE
+    with pytest.raises(ValueError, match="the manual backend's loops have no"):
+        lstmkit.LSTM(I, 4, backend="manual", **options)
+    with pytest.raises(ValueError, match="torch's fused kernels have no"):
+        lstmkit.LSTM(I, 4, backend="torch", **options)
+
+
+# -- the Triton kernels, under the interpreter ---------------------------------------------
+#
+# They do not run these options yet. The backends' table of what backend="fused" runs is per
+# backend, not per device, so it lists them for the C++ kernels; the Triton kernels' run_lstm
+# refuses them by name (auto never takes the Triton kernels, so only an explicit
+# backend="fused" off the CPU meets the refusal).
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("LN-ba2016", "layer_norm='ba2016'"),
+        ("LN-per-gate-CIFG-peephole", "layer_norm='per-gate'"),
+        ("FGR", "gate_recurrence=True"),
+        ("FGR-LN-cell", "gate_recurrence=True, layer_norm='cell'"),
+    ],
+)
+def test_triton_kernels_refuse_the_options_by_name(name, refused):
+    layer = lstmkit.LSTM(I, 5, backend="fused", **OPTIONS[name])
+    with pytest.raises(fused_triton.TritonUnavailable, match=rf"Triton kernels have no {refused} "):
+        layer(torch.randn(T, 3, I))
