@@ -4,7 +4,9 @@ one layer per call, against each layer's reference loop on outputs, final states
 gradient (input, hx, every parameter) under random upstream gradients, at batch 1 (the
 kernels' own products) and batch 6 (ATen's GEMM), with lengths=, 2 and 3 layers and each
 option; finite differences on the kernels; traces; bfloat16 against float32; dropout; and
-the ``backend`` keyword (what it refuses, what ``auto`` takes).
+the ``backend`` keyword (what it refuses, what ``auto`` takes). The Triton kernels
+(fused_triton/stacks.py) are checked the same way on CPU tensors under Triton's
+interpreter, and which kernels each device gets.
 
 The reference loops are checked in tests/test_depth_gated.py and tests/test_grid_lstm.py
 against the papers' equations written out in those tests, torch.nn.LSTM (a shut depth
@@ -23,8 +25,9 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 from lstmkit.layers import _memory_stack
-from lstmkit.layers.backends import fused_cpu
+from lstmkit.layers.backends import Backend, fused_cpu, fused_triton
 from lstmkit.layers.backends.fused_cpu import stacks
+from lstmkit.layers.backends.fused_triton import stacks as triton_stacks
 from lstmkit.layers.depth_gated import DepthGatedLSTM
 from lstmkit.layers.grid_lstm import GridLSTM
 
@@ -276,3 +279,124 @@ def test_auto_falls_back_and_warns_once_without_the_kernels(layer, monkeypatch):
         made(x)
     made(x)  # no second warning (pytest would not fail on one; the flag says it)
     assert _memory_stack._warned_unavailable and not calls
+
+
+# -- the Triton kernels, under the interpreter -----------------------------------------------
+#
+# fused_triton/stacks.py's kernels run CPU tensors under TRITON_INTERPRET=1 when the layers'
+# choice of kernels by device (_memory_stack.stack_kernels) is swapped: tiny sizes, float32,
+# the kernels' widest dtype. The interpreter runs one program (all units) unless
+# FORCE_BLOCK_H splits the units, which then run a launch per step.
+
+TRITON_T = 4
+TRITON_LENGTHS = [3, 4, 2]
+TRITON_CASES = ["depth-gated", "grid", "grid-tied-printed-form", "grid-stacked",
+                "grid-stacked-printed-form"]  # fmt: skip
+# hidden size, lengths or full, units per program (None: one program; 16: two programs)
+TRITON_SHAPES = {"H5-L2-full-one-program": (5, False, None), "H20-L2-lengths-split": (20, True, 16)}
+TRITON_GRID = list(itertools.product(TRITON_CASES, TRITON_SHAPES))
+
+
+@pytest.fixture
+def stacks_on_triton(monkeypatch):
+    """The fused backend's CPU tensors go to the Triton kernels, interpreted, in the Triton
+    kernels' dtypes; returns the device types the layers asked kernels for (one entry per
+    fused layer call)."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(_memory_stack, "_FUSED_DTYPES", fused_triton.DTYPES)
+    asked = []
+
+    def triton_kernels(device_type):
+        asked.append(device_type)
+        return triton_stacks
+
+    monkeypatch.setattr(_memory_stack, "stack_kernels", triton_kernels)
+    return asked
+
+
+def _triton_inputs(layers: int, hidden: int, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(TRITON_T, 3, I, generator=gen, dtype=dtype)
+    h0 = torch.randn(layers, 3, hidden, generator=gen, dtype=dtype)
+    c0 = torch.randn(layers, 3, hidden, generator=gen, dtype=dtype)
+    return [t.requires_grad_(True) for t in (x, h0, c0)]
+
+
+@pytest.mark.parametrize(("case", "shape"), TRITON_GRID, ids=["-".join(c) for c in TRITON_GRID])
+def test_triton_kernels_match_reference(case, shape, stacks_on_triton, monkeypatch):
+    hidden, use_lengths, block_h = TRITON_SHAPES[shape]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    reference, ours = _pair(case, hidden, 2, torch.float32)
+    x, h0, c0 = _triton_inputs(2, hidden)
+    lengths = torch.tensor(TRITON_LENGTHS) if use_lengths else None
+    mine, theirs = _run(ours, x, h0, c0, lengths), _run(reference, x, h0, c0, lengths)
+    assert stacks_on_triton and set(stacks_on_triton) == {"cpu"}  # the Triton kernels ran
+    assert_close_all(mine, theirs, torch.float32, f"triton vs reference, {case} {shape}")
+
+
+LOW_PRECISION = [("depth-gated", torch.bfloat16), ("grid", torch.bfloat16),
+                 ("grid-stacked", torch.bfloat16), ("depth-gated", torch.float16),
+                 ("grid", torch.float16)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "dtype"), LOW_PRECISION, ids=[f"{c}-{str(d)[6:]}" for c, d in LOW_PRECISION]
+)
+def test_triton_kernels_low_precision_follows_float32(case, dtype, stacks_on_triton, monkeypatch):
+    """Split units; the kernels compute in float32 and round on store: on the same (rounded)
+    weights and inputs they follow the float32 reference within the dtype's precision."""
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
+    reference, ours = _pair(case, 20, 2, torch.float32)
+    ours = ours.to(dtype)
+    reference.load_state_dict({k: v.float() for k, v in ours.state_dict().items()})
+    x = torch.randn(TRITON_T, 3, I, generator=torch.Generator().manual_seed(2)).to(dtype)
+    mine = ours(x.requires_grad_(True), lengths=TRITON_LENGTHS)[0]
+    theirs = reference(x.detach().float(), lengths=TRITON_LENGTHS)[0]
+    assert stacks_on_triton
+    tolerance = 3e-2 if dtype == torch.bfloat16 else 3e-3
+    torch.testing.assert_close(mine.float(), theirs, rtol=tolerance, atol=tolerance)
+    mine.float().pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == dtype for p in ours.parameters())
+    assert x.grad is not None and x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("case", ["depth-gated", "grid-printed-form", "grid-stacked"])
+def test_triton_traces_match_the_reference(case, stacks_on_triton):
+    reference, ours = _pair(case, 5, 2, torch.float32)
+    x = torch.randn(TRITON_T, 3, I)
+    *_, mine = ours(x, lengths=TRITON_LENGTHS, return_trace=True)
+    *_, theirs = reference(x, lengths=TRITON_LENGTHS, return_trace=True)
+    assert stacks_on_triton
+    assert mine.names == theirs.names == ours.family.trace_names
+    for name in theirs.names:
+        assert not mine[name].requires_grad, name
+        torch.testing.assert_close(mine[name], theirs[name], **TOLERANCE[torch.float32])
+
+
+def test_the_kernels_are_chosen_by_device():
+    assert _memory_stack.stack_kernels("cpu") is stacks
+    assert _memory_stack.stack_kernels("cuda") is triton_stacks
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_fused_takes_cuda_tensors_and_auto_leaves_them_to_the_reference(layer, monkeypatch):
+    """What each backend does with CUDA tensors (asked directly: no GPU here). An explicit
+    "fused" runs the Triton kernels in their dtypes; "auto" keeps the reference loop, as
+    for every cell whose Triton kernels are unmeasured on a GPU."""
+    pytest.importorskip("triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    fused = LAYERS[layer](I, 4, 2, backend="fused")
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        assert fused.resolve_backend(False, "cuda", dtype) is Backend.FUSED
+        assert fused.resolve_backend(True, "cuda", dtype) is Backend.FUSED  # traced too
+    auto = LAYERS[layer](I, 4, 2)
+    assert auto.resolve_backend(False, "cuda", torch.float32) is Backend.REFERENCE
+    with pytest.raises(ValueError, match=r"backend='fused' runs float16, bfloat16, float32 on "
+                       r"'cuda' tensors .* got torch.float64; use backend='auto'"):  # fmt: skip
+        fused.resolve_backend(False, "cuda", torch.float64)
+    with pytest.raises(ValueError, match=r"cannot run 'mps' tensors here: the Triton kernels "
+                       r"run CUDA tensors, not 'mps' ones"):  # fmt: skip
+        fused.resolve_backend(False, "mps", torch.float32)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(ValueError, match=r"cannot run 'cuda' tensors here: TRITON_INTERPRET"):
+        fused.resolve_backend(False, "cuda", torch.float32)

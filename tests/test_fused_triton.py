@@ -187,6 +187,35 @@ def test_the_interpreter_works_when_triton_was_imported_before_it_was_asked_for(
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
+def test_every_cells_triton_kernels_run_when_triton_was_imported_first():
+    """The same order for every cell's Triton kernels, each module of them (a kernel that
+    calls one of triton.language's own jit helpers, tl.max or tl.zeros say, fails only
+    then): forward and backward through each, on the interpreter. A cell whose option the
+    Triton kernels lack says so by name and is skipped."""
+    result = _fresh_process(
+        """
+        import os, torch, triton.language
+        os.environ["TRITON_INTERPRET"] = "1"
+        from lstmkit.layers import _memory_stack
+        from lstmkit.layers.backends import fused, fused_triton
+        from lstmkit.layers.backends.fused_triton import stacks
+        from lstmkit.layers.named import MODERN_CELLS
+        fused.kernels_for = lambda device_type: fused_triton
+        _memory_stack.stack_kernels = lambda device_type: stacks
+        x = torch.randn(4, 2, 3)
+        for name, cell in MODERN_CELLS.items():
+            layer = cell.layer(3, 8, None, batch_first=False, backend="fused")
+            try:
+                layer(x)[0].sum().backward()
+            except fused_triton.TritonUnavailable as refusal:
+                assert "have no" in str(refusal), (name, refusal)
+        print("ok")
+        """,
+        interpret=None,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
 def test_changing_the_interpreter_setting_after_the_first_call_is_refused_clearly():
     """Triton decides at definition whether a kernel is interpreted; a later change of
     TRITON_INTERPRET cannot take effect, so the call says so instead of failing inside."""

@@ -9,13 +9,18 @@ Backends (``backend=``, :class:`~lstmkit.layers.backends.Backend`):
 
 - ``"reference"``: the layer's own Python loop over the family's step, differentiated by
   autograd (any device and dtype, differentiable traces, higher derivatives).
-- ``"fused"``: the C++ kernels of :mod:`lstmkit.layers.backends.fused_cpu.stacks`, one call
-  per layer, built on first use; CPU tensors of float32, float64 or bfloat16 only (there are
-  no Triton kernels for these stacks), first derivatives only; traces are recorded,
-  detached from the autograd graph, as the other fused cells record them.
-- ``"auto"`` (default): ``"fused"`` for an untraced call on CPU tensors of those dtypes when
-  the kernels build, else ``"reference"`` (a traced call takes the reference, whose traces
-  are differentiable; when the kernels cannot be built it warns once).
+- ``"fused"``: one call per layer of hand-written kernels, chosen by the tensors' device
+  (:func:`stack_kernels`): on CPU tensors the C++ kernels of
+  :mod:`lstmkit.layers.backends.fused_cpu.stacks` (built on first use; float32, float64 or
+  bfloat16), on CUDA tensors the Triton kernels of
+  :mod:`lstmkit.layers.backends.fused_triton.stacks` (float16, bfloat16 or float32).
+  First derivatives only; traces are recorded, detached from the autograd graph, as the
+  other fused cells record them.
+- ``"auto"`` (default): ``"fused"`` for an untraced call on CPU tensors of the C++ kernels'
+  dtypes when the kernels build, else ``"reference"`` (a traced call takes the reference,
+  whose traces are differentiable; when the kernels cannot be built it warns once). On
+  CUDA tensors it takes the reference: the Triton kernels are not yet measured on a GPU,
+  so, as for every other cell, ``auto`` never chooses them.
 
 ``"torch"`` and ``"manual"`` are refused: torch has no such cells, and the manual backend's
 loops run the LSTM family only.
@@ -24,6 +29,7 @@ loops run the LSTM family only.
 from __future__ import annotations
 
 import warnings
+from types import ModuleType
 
 import torch
 from torch import Tensor, nn
@@ -97,26 +103,50 @@ class MemoryJoinedStack(nn.Module):
         if self.backend is Backend.REFERENCE:
             return Backend.REFERENCE
         if self.backend is Backend.FUSED:
-            owner = type(self).__name__
-            if device != "cpu":
-                raise ValueError(
-                    f"{owner}: backend='fused' has C++ kernels for CPU tensors only (no Triton "
-                    f"kernels for this stack yet), got {device!r} tensors; use backend='auto' "
-                    "or 'reference'"
-                )
-            if dtype not in _FUSED_DTYPES:
-                raise ValueError(
-                    f"{owner}: backend='fused' runs float32, float64 and bfloat16, got {dtype}; "
-                    "use backend='auto' or 'reference'"
-                )
-            from lstmkit.layers.backends.fused_cpu import load_ops
-            from lstmkit.layers.backends.fused_cpu.stacks import KERNEL_FILE
-
-            load_ops(KERNEL_FILE)  # a clear FusedUnavailable where they cannot be built
+            if device == "cpu":
+                self._check_cpu_kernels(dtype)
+            else:
+                self._check_triton_kernels(device, dtype)
             return Backend.FUSED
         if tracing or device != "cpu" or dtype not in _FUSED_DTYPES or not _fused_ready():
             return Backend.REFERENCE
         return Backend.FUSED
+
+    def _check_cpu_kernels(self, dtype: torch.dtype) -> None:
+        """An explicit ``"fused"`` on CPU tensors: the C++ kernels' dtypes, and kernels that
+        build."""
+        if dtype not in _FUSED_DTYPES:
+            raise ValueError(
+                f"{type(self).__name__}: backend='fused' runs float32, float64 and bfloat16, "
+                f"got {dtype}; use backend='auto' or 'reference'"
+            )
+        from lstmkit.layers.backends.fused_cpu import load_ops
+        from lstmkit.layers.backends.fused_cpu.stacks import KERNEL_FILE
+
+        load_ops(KERNEL_FILE)  # a clear FusedUnavailable where they cannot be built
+
+    def _check_triton_kernels(self, device: str, dtype: torch.dtype) -> None:
+        """An explicit ``"fused"`` on other tensors: the Triton kernels, where they run."""
+        from lstmkit.layers.backends import fused_triton
+
+        owner = type(self).__name__
+        reason = fused_triton.unavailable_reason(device)
+        if reason is not None:
+            raise ValueError(
+                f"{owner}: backend='fused' cannot run {device!r} tensors here: {reason}; use "
+                "backend='auto' or 'reference'"
+            )
+        if dtype not in fused_triton.DTYPES:
+            names = ", ".join(str(d).removeprefix("torch.") for d in fused_triton.DTYPES)
+            raise ValueError(
+                f"{owner}: backend='fused' runs {names} on {device!r} tensors (its Triton "
+                f"kernels compute in float32), got {dtype}; use backend='auto' or 'reference'"
+            )
+
+    def _fused_kernels(self, device_type: str) -> ModuleType:
+        """The runners of the fused backend for tensors of this device type (looked up at
+        each call, so that tests can swap :func:`stack_kernels`)."""
+        return stack_kernels(device_type)
 
     @property
     def num_directions(self) -> int:
@@ -191,7 +221,19 @@ _REFUSED = {
     Backend.MANUAL: "the manual backend's loops run the LSTM family only",
 }
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+"""The C++ kernels' dtypes (the Triton kernels' are ``fused_triton.DTYPES``)."""
 _warned_unavailable = False
+
+
+def stack_kernels(device_type: str) -> ModuleType:
+    """The module whose ``run_depth_gated_layer`` and ``run_grid_layer`` run tensors of this
+    device type: the C++ kernels' for CPU tensors, the Triton kernels' otherwise (the tests
+    replace this function to run the Triton kernels on CPU tensors, interpreted)."""
+    if device_type == "cpu":
+        from lstmkit.layers.backends.fused_cpu import stacks
+    else:
+        from lstmkit.layers.backends.fused_triton import stacks
+    return stacks
 
 
 def _fused_ready() -> bool:

@@ -9,7 +9,8 @@ Layer-by-layer order still works: layer L runs over the whole sequence and keeps
 states (T, B, H); layer L+1 then runs with them as an extra input per step.
 ``backend="reference"`` runs the time loop here, plain PyTorch (autograd differentiates it);
 ``backend="fused"`` runs each layer as one call of the C++ kernels of
-:mod:`lstmkit.layers.backends.fused_cpu.stacks`; ``"auto"`` picks (see
+:mod:`lstmkit.layers.backends.fused_cpu.stacks` (CPU tensors) or the Triton kernels of
+:mod:`lstmkit.layers.backends.fused_triton.stacks` (CUDA tensors); ``"auto"`` picks (see
 :mod:`lstmkit.layers._memory_stack`). Legend: T time, B batch, I input size, H hidden size,
 L layers.
 """
@@ -184,9 +185,8 @@ class DepthGatedLSTM(MemoryJoinedStack):
         record: bool,
     ):
         """:meth:`_run_layer`'s contract, on the fused kernels: the layer is one call."""
-        from lstmkit.layers.backends.fused_cpu.stacks import run_depth_gated_layer
-
-        hidden, cells, final, saved = run_depth_gated_layer(
+        kernels = self._fused_kernels(x.device.type)
+        hidden, cells, final, saved = kernels.run_depth_gated_layer(
             x, state, self.layer_weights(layer), lower_cells, self._step_mask(mask)
         )
         output = hidden if mask is None else hidden.masked_fill(~mask, 0.0)

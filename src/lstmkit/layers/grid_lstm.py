@@ -9,8 +9,10 @@ layer cannot run over the whole sequence before the next starts, as the shared
 within a step from the bottom block to the top: that is ``backend="reference"``, plain
 PyTorch (autograd differentiates it). A block at step t reads only step t's values from
 below, so ``backend="fused"`` runs the grid layer by layer instead, each layer one call of
-the C++ kernels of :mod:`lstmkit.layers.backends.fused_cpu.stacks` that hands the depth pair
-of all steps up to the next; ``"auto"`` picks (see :mod:`lstmkit.layers._memory_stack`).
+the C++ kernels of :mod:`lstmkit.layers.backends.fused_cpu.stacks` (CPU tensors) or the
+Triton kernels of :mod:`lstmkit.layers.backends.fused_triton.stacks` (CUDA tensors) that
+hands the depth pair of all steps up to the next; ``"auto"`` picks (see
+:mod:`lstmkit.layers._memory_stack`).
 Legend: T time, B batch, I input size, H hidden size, L layers.
 """
 
@@ -198,12 +200,11 @@ class GridLSTM(MemoryJoinedStack):
         """The grid layer by layer on the fused kernels: layer k's depth pair of all steps is
         layer k+1's input. Updates ``states`` to the final time pairs; returns the top depth
         hidden vectors (T, B, H) and, when ``record``, the trace (L, 1, B, T, H) per name."""
-        from lstmkit.layers.backends.fused_cpu.stacks import run_grid_layer
-
+        kernels = self._fused_kernels(bottom.device.type)
         step_mask = self._step_mask(mask)
         up, up_memory, saved = bottom, None, []
         for layer in range(self.num_layers):
-            up, up_memory, states[layer], values = run_grid_layer(
+            up, up_memory, states[layer], values = kernels.run_grid_layer(
                 self.family, up, states[layer], weights[layer], up_memory, step_mask
             )
             if dropout > 0 and layer < self.num_layers - 1:  # eta going up; mu undropped
