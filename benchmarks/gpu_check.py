@@ -144,14 +144,20 @@ def check_cell(name: str, shape: Shape, device: str) -> list[Result]:
 
 
 def fused_cells() -> list[str]:
-    """The registry's cells whose layers take a backend and that the fused backend runs."""
+    """The registry's cells the fused backend runs: those its dispatch lists, and the two
+    stacks, which choose their own fused kernels."""
+    import torch
+
+    from lstmkit.layers._memory_stack import MemoryJoinedStack
     from lstmkit.layers.backends import Backend, unsupported_reason
     from lstmkit.layers.named import MODERN_CELLS
 
     names = []
     for name, cell in MODERN_CELLS.items():
-        family = cell.family_of(8)
-        if unsupported_reason(Backend.FUSED, family) is None:
+        with torch.device("meta"):
+            layer = cell.layer(8, 8, None)
+        stack = isinstance(layer, MemoryJoinedStack)
+        if stack or unsupported_reason(Backend.FUSED, layer.family) is None:
             names.append(name)
     return names
 
@@ -198,11 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TRITON_INTERPRET"] = "1"
     import torch
 
+    from lstmkit.layers import _memory_stack
     from lstmkit.layers.backends import fused, fused_triton
 
-    if args.interpret:
+    if args.interpret:  # CPU tensors to the Triton kernels
+        from lstmkit.layers.backends.fused_triton import stacks
+
         device = "cpu"
-        fused.kernels_for = lambda device_type: fused_triton  # CPU tensors to the Triton set
+        fused.kernels_for = lambda device_type: fused_triton
+        _memory_stack.stack_kernels = lambda device_type: stacks
     elif torch.cuda.is_available():
         device = "cuda"
     else:

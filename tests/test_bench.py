@@ -157,13 +157,14 @@ def test_a_stack_gets_the_backends_asked_for_that_it_has(backends, expected):
         assert [e.backend for e in entries] == [*PEERS, *expected]
 
 
-def test_on_cuda_a_stack_is_timed_on_its_reference_loop(monkeypatch):
-    """No Triton kernels for the stacks: 'fused' is left out there and auto takes the loop."""
+def test_on_cuda_a_stack_is_timed_on_triton_and_auto_takes_the_loop(monkeypatch):
+    """As for every cell: 'fused' runs the Triton kernels there, and auto does not take them
+    until they have been run on a GPU."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the config checks it
     for cell in STACKS:
         entries = candidate_entries(BenchConfig(device="cuda", cells=(cell,)), TINY)
         assert [(e.backend, e.resolved) for e in entries[len(PEERS) :]] == [
-            ("reference", "reference"), ("auto", "reference"),
+            ("reference", "reference"), ("fused", "fused"), ("auto", "reference"),
         ]  # fmt: skip
 
 
