@@ -183,3 +183,12 @@ def test_two_processes_train_the_model_one_process_trains(text_file, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
     saved = json.loads((tmp_path / "two/checkpoint/trainer.json").read_text())
     assert saved["world_size"] == 2 and saved["step"] == 6
+
+
+def test_a_stack_records_the_layers_it_builds(text_file, tmp_path):
+    """The depth-gated LSTM has no memory below its first layer without a second, so the
+    registry builds two even when one is asked for; the run's config says what was built."""
+    run = tmp_path / "run"
+    train(_config(text_file, cell="depth-gated", num_layers=1, steps=2, eval_every=2), run)
+    model, config = load_model(run)
+    assert model.rnn.num_layers == 2 == config.model.num_layers

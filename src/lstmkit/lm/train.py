@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from lstmkit._dataclass_json import dataclass_from_json
 from lstmkit.checkpoints import optimizer_tensors, restore_optimizer
+from lstmkit.layers.named import MODERN_CELLS
 from lstmkit.lm import distributed
 from lstmkit.lm.batches import StreamBatches
 from lstmkit.lm.checkpoint import (
@@ -207,11 +208,14 @@ def check_train_config(c: TrainConfig) -> None:
 
 
 def model_config(c: TrainConfig, vocab_size: int) -> LMConfig:
+    cell = MODERN_CELLS.get(c.cell)  # an unknown name is LMConfig's to refuse
+    # the stacks joined through their memory build at least two layers: record what is built
+    layers = c.num_layers if cell is None else max(c.num_layers, cell.min_layers)
     return LMConfig(
         vocab_size=vocab_size,
         cell=c.cell,
         hidden_size=c.hidden_size,
-        num_layers=c.num_layers,
+        num_layers=layers,
         embedding_size=c.embedding_size,
         dropout=c.dropout,
         tie_weights=c.tie_weights,
