@@ -6,8 +6,10 @@ states (FGR's previous gates included) and every gradient (input, every initial 
 tensor, every parameter: the norms' gains and shifts and W_gg too) under random upstream
 gradients, at batch 3 (kernels.cpp's own products, kSmallBatch = 4) and 6 (ATen's GEMM);
 finite differences; bfloat16 against float32; traces; recomputation; which backend runs
-what (``auto`` takes the C++ kernels on the CPU); and that the Triton kernels, which lack
-both options yet, refuse them by name.
+what (``auto`` takes the C++ kernels on the CPU). The Triton kernels (under Triton's CPU
+interpreter) likewise, with the hidden units held by one program and split over two (the
+norms' statistics then cross programs between the phases of a step), and that they refuse
+the options with the projection, which only the C++ kernels run.
 
 The reference loop is lstmkit.cellmath.lstm's step under autograd, which
 tests/test_layer_norm_lstm.py checks against loops written from Ba et al.'s and TensorFlow's
@@ -257,23 +259,119 @@ def test_auto_runs_the_options_on_the_fused_kernels_on_the_cpu(name):
 
 # -- the Triton kernels, under the interpreter ---------------------------------------------
 #
-# They do not run these options yet. The backends' table of what backend="fused" runs is per
-# backend, not per device, so it lists them for the C++ kernels; the Triton kernels' run_lstm
-# refuses them by name (auto never takes the Triton kernels, so only an explicit
-# backend="fused" off the CPU meets the refusal).
+# Set up by tests/triton_on_cpu.py's fixture. The hidden units are held by one program (H5,
+# one persistent launch: a step's phases meet at the threads' barrier) or split over two
+# (H20 in blocks of 16, a launch per phase: the norms' statistics cross programs), as
+# triton_on_cpu.TRITON_SHAPES does, here with one layer (the interpreter is slow, and
+# stacking and bidirection are the layer's, tested on these kernels in test_fused_triton).
+# Float32, the kernels' widest dtype; each norm and FGR run both shapes, the combinations
+# with the other options the one program.
+
+# hidden size, layers, lengths or full, direction, units per program (None: one program)
+TRITON_SHAPES = {
+    "H5-full-bi-one-program": (5, 1, False, True, None),
+    "H20-lengths-uni-split": (20, 1, True, False, 16),
+}
+_ALONE = ["LN-ba2016", "LN-per-gate", "LN-cell", "FGR", "FGR-LN-cell"]
+_COMBINED = ["LN-per-gate-CIFG-peephole", "LN-ba2016-nobias-NIG", "LN-cell-NOAF-NIG-peephole",
+             "FGR-CIFG-NIAF-nobias", "FGR-NIG-NOG", "FGR-LN-cell-NFG-NOAF-peephole"]  # fmt: skip
+_ONE, _SPLIT = TRITON_SHAPES  # the names of the two shapes
+TRITON_GRID = [
+    *itertools.product(_ALONE, TRITON_SHAPES),
+    *itertools.product(_COMBINED, [_ONE]),
+    ("LN-per-gate-CIFG-peephole", _SPLIT),
+]
+
+
+def _triton_pair(name: str, shape: str, monkeypatch, dtype=torch.float32):
+    """A reference layer and a fused one for a TRITON_SHAPES shape, and its lengths."""
+    hidden, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[shape]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    reference, ours = _pair(OPTIONS[name], hidden, layers, bidirectional, dtype)
+    return reference, ours, torch.tensor(LENGTHS[:3]) if use_lengths else None
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+@pytest.mark.parametrize(("name", "shape"), TRITON_GRID, ids=["-".join(c) for c in TRITON_GRID])
+def test_triton_kernels_match_reference(name, shape, monkeypatch):
+    reference, ours, lengths = _triton_pair(name, shape, monkeypatch)
+    inputs = _inputs(reference, 3, torch.float32)
+    mine, theirs = _run(ours, *inputs, lengths=lengths), _run(reference, *inputs, lengths=lengths)
+    _assert_close(mine, theirs, name, torch.float32, f"triton vs reference, {name} {shape}")
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+@pytest.mark.parametrize("name", ["LN-ba2016", "FGR-LN-cell"])
+def test_triton_kernels_bfloat16_follow_float32(name, monkeypatch):
+    """The kernels compute in float32 (the norms' statistics in fp32 scratch) and round on
+    store; the units split, so the statistics cross programs. 5e-2, not the C++ kernels'
+    3e-2: the interpreter truncates float32 to bfloat16 on store (twice the mean error of
+    torch's round-to-nearest, measured here; a GPU's conversion rounds to nearest), and the
+    norms' division by sigma scales that up."""
+    reference, ours, _ = _triton_pair(name, _SPLIT, monkeypatch)
+    ours = ours.to(torch.bfloat16)
+    reference.load_state_dict({k: v.float() for k, v in ours.state_dict().items()})
+    x = torch.randn(T, 3, I, generator=torch.Generator().manual_seed(2)).bfloat16()
+    mine = ours(x.requires_grad_(True))[0]
+    theirs = reference(x.detach().float())[0]
+    torch.testing.assert_close(mine.float(), theirs, rtol=5e-2, atol=5e-2)
+    mine.float().pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 for p in ours.parameters())
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+@pytest.mark.parametrize("name", ["LN-per-gate", "FGR-LN-cell"])
+def test_triton_traces_match_the_reference(name, monkeypatch):
+    """The per-gate cell reports its normalised (carried) C_t, the others C_t itself (one
+    program, with lengths: the split's values are checked above)."""
+    reference, ours, _ = _triton_pair(name, _ONE, monkeypatch)
+    x = torch.randn(T, 3, I, generator=torch.Generator().manual_seed(4))
+    lengths = torch.tensor(LENGTHS[:3])
+    mine = ours(x, lengths=lengths, return_trace=True)[2]
+    theirs = reference(x, lengths=lengths, return_trace=True)[2]
+    assert mine.names == theirs.names
+    for trace_name in theirs.names:
+        torch.testing.assert_close(mine[trace_name], theirs[trace_name], rtol=1e-4, atol=1e-4)
+
+
+def test_the_split_runs_a_launch_per_phase_and_one_program_one_launch(monkeypatch):
+    """A norm needs every unit of a row: with the units split, each phase of a step is a
+    launch of its own (forwards PRODUCT, GATES, CELL; backwards OUT, CELL, NORM), the ones
+    an option does not need left out; one program runs a step's phases in one launch."""
+    from lstmkit.layers.backends.fused_triton import _step_phases
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
+    split = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
+    assert (split.grid, split.persistent) == ((1, 2), False)
+    phases = dict(PRODUCT=False, GATES=True, CELL=True)  # "cell": no product norm
+    assert _step_phases(split, phases) == [
+        dict(PRODUCT=False, GATES=True, CELL=False),
+        dict(PRODUCT=False, GATES=False, CELL=True),
+    ]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", None)
+    whole = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
+    assert (whole.grid, whole.persistent) == ((1, 1), True)
+    assert _step_phases(whole, phases) == [dict(PRODUCT=False, GATES=True, CELL=True)]
+
+
+# Only the C++ kernels run the options with the projection: the backends' table of what
+# backend="fused" runs is per backend, not per device, so it lists them for the C++ kernels,
+# and the Triton kernels' run_lstm refuses them by name (auto never takes the Triton
+# kernels, so only an explicit backend="fused" off the CPU meets the refusal).
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")
 @pytest.mark.parametrize(
     ("name", "refused"),
     [
-        ("LN-ba2016", "layer_norm='ba2016'"),
-        ("LN-per-gate-CIFG-peephole", "layer_norm='per-gate'"),
-        ("FGR", "gate_recurrence=True"),
-        ("FGR-LN-cell", "gate_recurrence=True, layer_norm='cell'"),
+        ("LN-ba2016-peephole-proj", "layer_norm='ba2016' with proj_size=3"),
+        ("LN-per-gate-peephole-proj", "layer_norm='per-gate' with proj_size=2"),
+        ("FGR-peephole-proj", "gate_recurrence=True with proj_size=3"),
     ],
 )
-def test_triton_kernels_refuse_the_options_by_name(name, refused):
+def test_triton_kernels_refuse_the_options_with_the_projection(name, refused):
     layer = lstmkit.LSTM(I, 5, backend="fused", **OPTIONS[name])
     with pytest.raises(fused_triton.TritonUnavailable, match=rf"Triton kernels have no {refused} "):
         layer(torch.randn(T, 3, I))

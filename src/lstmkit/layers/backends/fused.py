@@ -13,12 +13,14 @@ from collections.abc import Callable
 from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.cellmath.clockwork import ClockworkFamily
 from lstmkit.cellmath.family import CellFamily, Weights
 from lstmkit.cellmath.gru import GRUFamily
 from lstmkit.cellmath.lstm import LSTMFamily
+from lstmkit.cellmath.lstm_options import LAYER_NORM_EPS
 from lstmkit.cellmath.mgu import MGUFamily
 from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily, MinRNNFamily
 from lstmkit.cellmath.rnn import RNNFamily
@@ -130,6 +132,32 @@ def gate_inputs(x: Tensor, weights: Weights, fold_hidden_bias: bool) -> Tensor:
     if fold_hidden_bias and bias is not None:
         bias = bias + weights["bias_hh"]
     return torch.nn.functional.linear(x, weights["weight_ih"], bias)
+
+
+def lstm_gate_inputs(family: LSTMFamily, x: Tensor, weights: Weights) -> tuple[Tensor, ...]:
+    """What the LSTM kernels take from the input side, for all steps at once (autograd
+    carries it): x_gates (T, B, G*H), and the gain and shift of the norm the kernels apply to
+    the products (None without one).
+
+    Where the norms sit is :mod:`lstmkit.cellmath.lstm_options`'s. Ba et al.'s norm of the
+    input product (``"ba2016"``) does not depend on the recurrence, so it is done here, and
+    b = b_ih + b_hh after it; the kernels normalise the recurrent product. TensorFlow's
+    per-gate norm acts on the sum of both products, so x_gates is x W_ih^T alone and b joins
+    the norm's shift (both come after the norm)."""
+    if family.layer_norm not in ("ba2016", "per-gate"):
+        return gate_inputs(x, weights, fold_hidden_bias=True), None, None
+    product = F.linear(x, weights["weight_ih"])  # (T, B, G*H)
+    bias = weights.get("bias_ih")
+    bias = None if bias is None else bias + weights["bias_hh"]
+    if family.layer_norm == "ba2016":
+        x_gates = F.layer_norm(
+            product, product.shape[-1:], weights["ln_weight_ih"], weights["ln_bias_ih"],
+            LAYER_NORM_EPS,
+        )  # fmt: skip
+        x_gates = x_gates if bias is None else x_gates + bias
+        return x_gates, weights["ln_weight_hh"], weights["ln_bias_hh"]
+    shift = weights["ln_bias_gates"]
+    return product, weights["ln_weight_gates"], shift if bias is None else shift + bias
 
 
 def zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:

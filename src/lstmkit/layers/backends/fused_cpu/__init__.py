@@ -32,13 +32,12 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.cellmath.lstm_options import LAYER_NORM_EPS
-from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
+from lstmkit.layers.backends.fused import gate_inputs, lstm_gate_inputs, zeros_if_none
 
 _HERE = Path(__file__).parent
 _COMMON_HEADER = _HERE / "common.h"
@@ -165,32 +164,6 @@ def _lstm_variant(family: LSTMFamily) -> int:
         "gate_recurrence": family.gate_recurrence,
     }
     return sum(_LSTM_BITS[name] for name, here in present.items() if here)
-
-
-def lstm_gate_inputs(family: LSTMFamily, x: Tensor, weights) -> tuple[Tensor, ...]:
-    """What the LSTM kernels take from the input side, for all steps at once (autograd
-    carries it): x_gates (T, B, G*H), and the gain and shift of the norm the kernels apply to
-    the products (None without one).
-
-    Where the norms sit is :mod:`lstmkit.cellmath.lstm_options`'s. Ba et al.'s norm of the
-    input product (``"ba2016"``) does not depend on the recurrence, so it is done here, and
-    b = b_ih + b_hh after it; the kernels normalise the recurrent product. TensorFlow's
-    per-gate norm acts on the sum of both products, so x_gates is x W_ih^T alone and b joins
-    the norm's shift (both come after the norm)."""
-    if family.layer_norm not in ("ba2016", "per-gate"):
-        return gate_inputs(x, weights, fold_hidden_bias=True), None, None
-    product = F.linear(x, weights["weight_ih"])  # (T, B, G*H)
-    bias = weights.get("bias_ih")
-    bias = None if bias is None else bias + weights["bias_hh"]
-    if family.layer_norm == "ba2016":
-        x_gates = F.layer_norm(
-            product, product.shape[-1:], weights["ln_weight_ih"], weights["ln_bias_ih"],
-            LAYER_NORM_EPS,
-        )  # fmt: skip
-        x_gates = x_gates if bias is None else x_gates + bias
-        return x_gates, weights["ln_weight_hh"], weights["ln_bias_hh"]
-    shift = weights["ln_bias_gates"]
-    return product, weights["ln_weight_gates"], shift if bias is None else shift + bias
 
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):

@@ -32,7 +32,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.lstm import LSTMFamily
-from lstmkit.layers.backends.fused import gate_inputs, zeros_if_none
+from lstmkit.cellmath.lstm_options import LAYER_NORM_EPS
+from lstmkit.layers.backends.fused import gate_inputs, lstm_gate_inputs, zeros_if_none
 
 # the kernels compute in float32: float64 would need every cast and product widened
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -197,6 +198,8 @@ def _shifted(first: Tensor, all_steps: Tensor) -> Tensor:
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
     _check(x)
     _check_lstm_options(family)
+    if family.layer_norm is not None or family.gate_recurrence:
+        return _run_lstm_options(family, x, state, weights, mask)
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
     h0, c0 = state
     output, h_n, c_n, acts, c_all, h_all = _LSTMFunction.apply(
@@ -207,16 +210,19 @@ def run_lstm(family: LSTMFamily, x, state, weights, mask):
 
 
 def _check_lstm_options(family: LSTMFamily) -> None:
-    """Refuse the LSTM options only the C++ kernels run. The backends' table of what
-    ``backend="fused"`` implements is per backend, not per device, so it lists them for the
-    C++ kernels, and this is where the Triton kernels say they lack them (``auto`` never
-    takes the Triton kernels, so only an explicit ``backend="fused"`` on a GPU gets here)."""
-    lacking = [option for option in family.variant_options()
+    """Refuse what only the C++ kernels run: the norms and FGR with the projection. The
+    backends' table of what ``backend="fused"`` implements is per backend, not per device,
+    so it lists them for the C++ kernels, and this is where the Triton kernels say they lack
+    them (``auto`` never takes the Triton kernels, so only an explicit ``backend="fused"``
+    on a GPU gets here). The projected LSTM's steps run torch's products between launches
+    (``_LSTMFunction``), and the kernels of the norms and FGR do their products on chip."""
+    options = [option for option in family.variant_options()
                if option.startswith(("layer_norm=", "gate_recurrence="))]  # fmt: skip
-    if lacking:
+    if options and family.proj_size:
         raise TritonUnavailable(
-            f"the fused backend's Triton kernels have no {', '.join(lacking)} yet (its C++ "
-            "CPU kernels do); use backend='reference' for these tensors"
+            f"the fused backend's Triton kernels have no {', '.join(options)} with "
+            f"proj_size={family.proj_size} yet (its C++ CPU kernels do); use "
+            "backend='reference' for these tensors"
         )
 
 
@@ -334,17 +340,207 @@ class _LSTMFunction(torch.autograd.Function):
 
         flat = dz.reshape(steps * batch, gh)
         d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, -1)
-        d_peep = [None, None, None]  # each gate with a block has one (family.extra_parameters)
-        if family.peephole:
-            blocks = dz.chunk(len(family.gates), -1)
-            by_gate = dict(zip(family.gates, blocks, strict=True))
-            c_prev = _shifted(c0, c_all)
-            seen = {"input": c_prev, "forget": c_prev, "output": c_all}  # C_{t-1}; o sees C_t
-            for k, gate in enumerate(("input", "forget", "output")):
-                if gate in family.sigmoid_gates:
-                    d_peep[k] = (by_gate[gate] * seen[gate]).sum((0, 1))
+        d_peep = _peephole_grads(family, dz, c0, c_all)
         dc0 = dc_buf.to(c0.dtype)
         return (None, None, dz, dh0.to(h0.dtype), dc0, d_w_hh, *d_peep, d_w_hr)
+
+
+# -- LSTM options: layer norms and full gate recurrence -------------------------------------
+
+
+def _run_lstm_options(family: LSTMFamily, x, state, weights, mask):
+    """The LSTM with ``layer_norm`` and/or ``gate_recurrence`` (kernels.py's
+    lstm_options_forward/backward): the input side as the C++ kernels take it
+    (:func:`fused.lstm_gate_inputs`), the state (h, C) or with FGR (h, C, gates)."""
+    x_gates, norm_gain, norm_shift = lstm_gate_inputs(family, x, weights)
+    gates0 = state[2] if family.gate_recurrence else None
+    output, h_n, c_n, gates_n, acts, c_all, h_all = _LSTMOptionsFunction.apply(
+        family, mask, x_gates, state[0], state[1], gates0, weights["weight_hh"],
+        weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"), norm_gain,
+        norm_shift, weights.get("ln_weight_c"), weights.get("ln_bias_c"), weights.get("weight_gg"),
+    )  # fmt: skip
+    final = (h_n, c_n, gates_n) if family.gate_recurrence else (h_n, c_n)
+    return output, final, dict(acts=acts, cell=c_all, hidden=h_all)
+
+
+@dataclass(frozen=True)
+class _OptionsLayout:
+    """The options kernels' switches and sizes beyond :class:`Plan`'s."""
+
+    plan: Plan
+    flags: dict  # the cell's constexpr switches
+    block_kg: int  # FGR's reduction over the K*H previous gates, padded
+    block_gh: int  # Ba's norm over the G*H units of a row, padded
+    groups: int  # the product norm's statistics per row: 1 (Ba), G (per-gate)
+
+    def kwargs(self, sync_programs: int, phase: dict) -> dict:
+        p = self.plan
+        return dict(**self.flags, **phase, BLOCK_B=p.block_b, BLOCK_H=p.block_h,
+                    BLOCK_K=p.block_k, BLOCK_KG=self.block_kg, BLOCK_GH=self.block_gh,
+                    N_SPLIT=sync_programs, num_warps=p.num_warps)  # fmt: skip
+
+
+def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _OptionsLayout:
+    hidden, blocks = family.hidden_size, len(family.gates)
+    gate_rows = len(family.sigmoid_gates) * hidden
+    block_k = max(16, _next_power_of_two(hidden))
+    block_kg = max(16, _next_power_of_two(gate_rows))
+    # W_gg's rows for a program's units of each gate sit on chip beside W_hh's: in plan()'s
+    # count of (block_k x block_h) weight tiles, K of block_kg / block_k each
+    tiles = blocks + (len(family.sigmoid_gates) * block_kg // block_k if family.gate_recurrence
+                      else 0)  # fmt: skip
+    layout = plan(batch, hidden, tiles, dtype, device)
+    flags = _lstm_flags(family, mask, project=False)
+    del flags["DOT"]
+    flags.update(
+        NORM_PRODUCT=family.layer_norm == "ba2016", NORM_GATES=family.layer_norm == "per-gate",
+        NORM_SHOWN=family.layer_norm in ("ba2016", "cell"),
+        NORM_CARRIED=family.layer_norm == "per-gate", FGR=family.gate_recurrence,
+    )  # fmt: skip
+    groups = blocks if family.layer_norm == "per-gate" else 1
+    return _OptionsLayout(layout, flags, block_kg, max(16, _next_power_of_two(blocks * hidden)),
+                          groups)  # fmt: skip
+
+
+def _step_phases(layout: Plan, phases: dict[str, bool]) -> list[dict]:
+    """The phase switches, one dict per launch of a step: every phase present (``phases``:
+    name -> present) in one persistent launch, else one launch each, in order."""
+    present = [name for name, here in phases.items() if here]
+    if layout.persistent:
+        return [{name: name in present for name in phases}]
+    return [{name: name == one for name in phases} for one in present]
+
+
+class _LSTMOptionsFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx, family, mask, x_gates, h0, c0, gates0, w_hh, p_i, p_f, p_o, norm_gain, norm_shift,
+        cell_gain, cell_shift, w_gg,
+    ):  # fmt: skip
+        ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
+        kernels = _kernels()
+        xg = x_gates.contiguous()
+        steps, batch, gh = xg.shape
+        hidden = c0.shape[1]
+        gate_rows = len(family.sigmoid_gates) * hidden
+        norm_in = family.layer_norm in ("ba2016", "per-gate")
+        norm_cell = family.layer_norm is not None
+        fgr = family.gate_recurrence
+        layout = _options_layout(family, mask, batch, w_hh.dtype, xg.device)
+        scratch = dict(dtype=torch.float32, device=xg.device)
+        absent = _absent(xg)
+        acts = torch.empty_like(xg)
+        c_all = xg.new_empty(steps, batch, hidden)
+        h_all = xg.new_empty(steps, batch, hidden)
+        output = xg.new_empty(steps, batch, hidden)
+        g_all = xg.new_empty(steps, batch, gate_rows) if fgr else absent
+        nx = torch.empty_like(xg) if norm_in else absent
+        nr = torch.empty(steps, batch, layout.groups, **scratch) if norm_in else absent
+        cx = xg.new_empty(steps, batch, hidden) if norm_cell else absent
+        cr = torch.empty(steps, batch, **scratch) if norm_cell else absent
+        rec = torch.empty(batch, gh, **scratch) if norm_in else absent
+        cell = torch.empty(batch, 2 * hidden, **scratch) if norm_cell else absent
+        w_chip = _on_chip(w_hh)
+        w_gg_chip = _on_chip(w_gg) if fgr else absent
+        given = lambda p: absent if p is None else p.contiguous()  # noqa: E731
+        h0, c0, g0 = h0.contiguous(), c0.contiguous(), given(gates0)
+        phases = _step_phases(layout.plan, dict(PRODUCT=norm_in, GATES=True, CELL=norm_cell))
+
+        def launch(t_begin, n_steps, sync_programs, sync):
+            for phase in phases:
+                kernels.lstm_options_forward[layout.plan.grid](
+                    xg, w_chip, w_gg_chip, h0, c0, g0, given(p_i), given(p_f), given(p_o),
+                    given(norm_gain), given(norm_shift), given(cell_gain), given(cell_shift),
+                    _mask_bytes(mask, xg), acts, c_all, h_all, output, g_all, nx, nr, cx, cr,
+                    rec, cell, sync, t_begin, n_steps, batch, hidden, LAYER_NORM_EPS,
+                    **layout.kwargs(sync_programs, phase),
+                )  # fmt: skip
+
+        _time_loop(launch, steps, layout.plan, backward=False, device=xg.device)
+        ctx.family, ctx.mask, ctx.layout = family, mask, layout
+        ctx.save_for_backward(acts, c_all, h_all, g_all, nx, nr, cx, cr, h0, c0, g0, w_hh, p_i,
+                              p_f, p_o, norm_gain, cell_gain, cell_shift, w_gg)  # fmt: skip
+        ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
+        gates_n = g_all[-1].clone() if fgr else None
+        return output, h_all[-1].clone(), c_all[-1].clone(), gates_n, acts, c_all, h_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_n, d_c_n, d_gates_n, *_):
+        (acts, c_all, h_all, g_all, nx, nr, cx, cr, h0, c0, g0, w_hh, p_i, p_f, p_o, norm_gain,
+         cell_gain, cell_shift, w_gg) = ctx.saved_tensors  # fmt: skip
+        kernels, family, mask, layout = _kernels(), ctx.family, ctx.mask, ctx.layout
+        steps, batch, gh = acts.shape
+        hidden = c0.shape[1]
+        gate_rows = len(family.sigmoid_gates) * hidden
+        norm_in = family.layer_norm in ("ba2016", "per-gate")
+        norm_cell = family.layer_norm is not None
+        fgr = family.gate_recurrence
+        absent = _absent(acts)
+        given = lambda p: absent if p is None else p.contiguous()  # noqa: E731
+        d_output = zeros_if_none(d_output, h_all).contiguous()
+        dz = torch.empty_like(acts)
+        drec = torch.empty_like(acts) if norm_in else dz
+        dzg = acts.new_empty(steps, batch, gate_rows) if fgr else absent
+        dcn = acts.new_empty(steps, batch, hidden) if norm_cell else absent
+        cell = absent
+        if norm_cell:
+            cell = torch.empty(batch, 2 * hidden, dtype=torch.float32, device=acts.device)
+        dh_buf = zeros_if_none(d_h_n, h0).float().contiguous()
+        dc_buf = zeros_if_none(d_c_n, c0).float().contiguous()
+        dg_buf = absent
+        if fgr:
+            dg_buf = zeros_if_none(d_gates_n, g0).float().contiguous()
+        w_chip = _on_chip(w_hh)
+        w_gg_chip = _on_chip(w_gg) if fgr else absent
+        phases = _step_phases(layout.plan, dict(OUT=True, CELL=norm_cell, NORM=norm_in))
+
+        def launch(t_begin, n_steps, sync_programs, sync):
+            for phase in phases:
+                kernels.lstm_options_backward[layout.plan.grid](
+                    d_output, acts, c_all, c0, w_chip, w_gg_chip, given(p_i), given(p_f),
+                    given(p_o), given(norm_gain), given(cell_gain), given(cell_shift), nx, nr, cx,
+                    cr, _mask_bytes(mask, acts), dz, drec, dzg, dcn, cell, dh_buf, dc_buf,
+                    dg_buf, sync, t_begin, n_steps, steps, batch, hidden,
+                    **layout.kwargs(sync_programs, phase),
+                )  # fmt: skip
+
+        _time_loop(launch, steps, layout.plan, backward=True, device=acts.device)
+        # what step 0's gates send back to the initial state (an ended row's dz is 0)
+        dh0 = dh_buf + (drec[0] @ w_hh).float()
+        flat = drec.reshape(steps * batch, gh)
+        d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, hidden)
+        d_peep = _peephole_grads(family, dz, c0, c_all)
+        # the norms' gains and shifts and W_gg: sums and products over all steps
+        wide = lambda t: t.float()  # noqa: E731
+        total = lambda t: t.sum((0, 1)).to(acts.dtype)  # noqa: E731
+        d_norm_gain = d_norm_shift = d_cell_gain = d_cell_shift = d_w_gg = d_gates0 = None
+        if norm_in:
+            d_norm_gain, d_norm_shift = total(wide(dz) * wide(nx)), total(wide(dz))
+        if norm_cell:
+            d_cell_gain, d_cell_shift = total(wide(dcn) * wide(cx)), total(wide(dcn))
+        if fgr:
+            d_w_gg = dzg.reshape(-1, gate_rows).t() @ _shifted(g0, g_all).reshape(-1, gate_rows)
+            d_gates0 = (dg_buf + (dzg[0] @ w_gg).float()).to(g0.dtype)
+        # the per-gate norm acts on x_gates + the product: x_gates' gradient is the product's
+        d_x_gates = drec if family.layer_norm == "per-gate" else dz
+        return (None, None, d_x_gates, dh0.to(h0.dtype), dc_buf.to(c0.dtype), d_gates0, d_w_hh,
+                *d_peep, d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg)  # fmt: skip
+
+
+def _peephole_grads(family: LSTMFamily, dz: Tensor, c0: Tensor, c_all: Tensor) -> list:
+    """The peephole weights' gradients (p_i, p_f, p_o), each gate's dz times the state it
+    looked at, summed over steps and rows (None where the cell has no peephole of that gate:
+    each gate with a block has one, family.extra_parameters)."""
+    grads = [None, None, None]
+    if family.peephole:
+        by_gate = dict(zip(family.gates, dz.chunk(len(family.gates), -1), strict=True))
+        c_prev = _shifted(c0, c_all)
+        seen = {"input": c_prev, "forget": c_prev, "output": c_all}  # C_{t-1}; o sees C_t
+        for k, gate in enumerate(("input", "forget", "output")):
+            if gate in family.sigmoid_gates:
+                grads[k] = (by_gate[gate] * seen[gate]).sum((0, 1))
+    return grads
 
 
 # -- GRU -----------------------------------------------------------------------------------

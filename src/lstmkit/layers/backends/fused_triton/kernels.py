@@ -1,5 +1,6 @@
-"""Triton kernels for the recurrence of the LSTM family, the GRU (torch's form and Cho et
-al.'s), the MGU and the RNN.
+"""Triton kernels for the recurrence of the LSTM family (with its layer norms and full gate
+recurrence: the section "LSTM options"), the GRU (torch's form and Cho et al.'s), the MGU
+and the RNN.
 
 Legend: T time, B batch, H hidden, G gate blocks (LSTM 1 to 4, one per gate with weights;
 GRU 3; MGU 2; RNN 1), K the padded reduction length (H rounded up to a power of two).
@@ -403,6 +404,634 @@ def lstm_backward(
             _sync(sync_ptr + pid_b, step, N_SPLIT)
     tl.store(dh_buf_ptr + rows[:, None] * H + units[None, :], dh_local, mask=ok)
     tl.store(dc_buf_ptr + rows[:, None] * H + units[None, :], dc, mask=ok)
+
+
+# -- LSTM options: layer norms (Ba et al. 2016) and full gate recurrence (Greff et al. 2015) --
+#
+# The equations are lstmkit.cellmath.lstm_options'; the split of work is the C++ kernels'
+# (fused_cpu/kernels.cpp, LSTMBits): the caller applies Ba's norm of the input product to
+# all steps at once and hands it in, with b added, as xg; under the per-gate norm xg is
+# x W_ih^T alone and b is folded into the norm's shift (``ns``). The kernels normalise the
+# recurrent product (NORM_PRODUCT: over all G*H units of a row; NORM_GATES: the sum
+# xg + h W_hh^T one gate block of H units at a time) and the cell (NORM_SHOWN: h = o
+# tanh(LN(C_t)) with C_t carried as is; NORM_CARRIED: the carried C_t is LN(f C_{t-1} + i C~)).
+# FGR adds gates_{t-1} W_gg^T to the sigmoid gates' pre-activations, gates_{t-1} (B, K*H)
+# being the previous step's i, f, o (those with blocks, in that order: i and f at their
+# offsets in a row of G*H, o at OFF_G), read for every unit through global memory like
+# h_{t-1}; each program keeps its units' rows of W_gg on chip beside W_hh's.
+#
+# A norm needs every unit of a row, and a program holds BLOCK_H of them. So a step runs in
+# phases with a barrier between them (as the reset-first kernels below do), each phase
+# storing what the next reads to global memory: forwards PRODUCT (the recurrent product of
+# the program's units into the fp32 scratch ``rec``; only with a product norm, otherwise
+# GATES does the product itself), GATES (the row's statistics, read whole from ``rec`` by
+# every program, the gates and the new cell before its norm, into the scratch ``cell``) and
+# CELL (only with a cell norm: its statistics from ``cell``, o and h_t). Backwards OUT
+# (dL/dh_t, o's gradient and the cell norm's output gradient u into ``cell``), CELL (the
+# norm's backward, then the gates') and NORM (the product norm's backward, from the gates'
+# gradients of the whole row, into ``drec``, which the next step's product reads). Every
+# program computes a row's statistics itself from the whole row (two passes, as
+# torch.nn.LayerNorm): G*H values per row against the G*H*H of the product, and no
+# partial sums to combine across programs. A persistent launch runs all of a step's phases
+# with a barrier after each; launches per step run each phase as a launch of its own.
+# Statistics and scratch are fp32 whatever the storage dtype.
+
+
+@triton.jit
+def _scratch_tile(ptr, rows, cols, stride, ok):
+    """(BLOCK_B, n) fp32 values another thread or program stored, read past the L1 cache."""
+    offsets = rows[:, None].to(tl.int64) * stride + cols[None, :]
+    return tl.load(ptr + offsets, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+
+
+@triton.jit
+def _row_sum(a):
+    """(BLOCK_B,) the sum of each row: tl.sum's own code, called through the builtin
+    tl.reduce. tl.sum itself is a jit function of triton.language, compiled-only when triton
+    was imported before TRITON_INTERPRET was set (see _sigmoid); its combine function is only
+    passed here, and the interpreter, which recognises it, sums with NumPy without calling it
+    (a combine function of our own would run element by element in Python)."""
+    return tl.reduce(a, 1, tl.standard._sum_combine)
+
+
+@triton.jit
+def _norm_stats(ptr, rows, cols, n, stride, row_ok, eps):
+    """(BLOCK_B, 1) mean and 1 / sqrt(var + eps) of each row's n values ``ptr[row, :n]``
+    (the biased variance, as torch.nn.LayerNorm takes it)."""
+    ok = row_ok[:, None] & (cols < n)[None, :]
+    a = _scratch_tile(ptr, rows, cols, stride, ok)
+    mean = _row_sum(a) / n
+    dev = tl.where(ok, a - mean[:, None], 0.0)
+    var = _row_sum(dev * dev) / n
+    return mean[:, None], (1.0 / tl.sqrt(var + eps))[:, None]
+
+
+@triton.jit
+def _norm_grad_means(dy_ptr, dy_stride, xhat_ptr, xhat_stride, gain_ptr, rows, cols, n, row_ok):
+    """(BLOCK_B, 1) means over each row's n values of gy = gain dy and of gy xhat: the norm's
+    backward is dx = rstd (gy - mean(gy) - xhat mean(gy xhat))."""
+    ok = row_ok[:, None] & (cols < n)[None, :]
+    gain = tl.load(gain_ptr + cols, mask=cols < n, other=0.0).to(tl.float32)[None, :]
+    gy = gain * _scratch_tile(dy_ptr, rows, cols, dy_stride, ok)
+    xhat = _scratch_tile(xhat_ptr, rows, cols, xhat_stride, ok)
+    return (_row_sum(gy) / n)[:, None], (_row_sum(gy * xhat) / n)[:, None]
+
+
+@triton.jit
+def _vector(ptr, cols, ok):
+    """(1, BLOCK_H) a parameter vector's entries, in fp32."""
+    return tl.load(ptr + cols, mask=ok, other=0.0).to(tl.float32)[None, :]
+
+
+@triton.jit
+def _normed_block(rec_ptr, xg, nx, nr_ptr, ng_ptr, ns_ptr, q, H, gh, rows, units, ks, cols_gh,
+                  row_ok, unit_ok, ok, eps, PER_BLOCK: tl.constexpr, N_GROUPS: tl.constexpr,
+                  ADD_X: tl.constexpr):  # fmt: skip
+    """Gate block q's pre-activations for these units: gain * LN(product) + shift (+ xg,
+    Ba's normalised input product with b). ``rec_ptr`` is the (B, G*H) scratch of the step's
+    products; the normalised values go to ``nx``, 1/sigma to ``nr_ptr`` (B, N_GROUPS)."""
+    if PER_BLOCK:  # TensorFlow's per-gate norm: block q alone
+        mean, rstd = _norm_stats(rec_ptr + q * H, rows, ks, H, gh, row_ok, eps)
+        group = q
+    else:  # Ba et al.: the whole row of G*H units
+        mean, rstd = _norm_stats(rec_ptr, rows, cols_gh, gh, gh, row_ok, eps)
+        group = 0
+    # every program computes the same statistics from the same values: a duplicate store
+    tl.store(nr_ptr + rows[:, None] * N_GROUPS + group, rstd, mask=row_ok[:, None])
+    xhat = (_scratch_tile(rec_ptr + q * H, rows, units, gh, ok) - mean) * rstd
+    tile = rows[:, None].to(tl.int64) * gh + q * H + units[None, :]
+    tl.store(nx + tile, xhat.to(nx.dtype.element_ty), mask=ok)
+    cols = q * H + units
+    z = _vector(ng_ptr, cols, unit_ok) * xhat + _vector(ns_ptr, cols, unit_ok)
+    if ADD_X:
+        z += _rows_tile(xg + q * H, rows, units, gh, ok).to(tl.float32)
+    return z
+
+
+@triton.jit
+def _block_product(h_prev, w, xg, q, H, gh, rows, units, ok, ADD_X: tl.constexpr):
+    """Gate block q's recurrent product for these units (+ its xg)."""
+    z = tl.dot(h_prev, w, input_precision="ieee")
+    if ADD_X:
+        z += _rows_tile(xg + q * H, rows, units, gh, ok).to(tl.float32)
+    return z
+
+
+@triton.jit
+def _gate_weight(wgg_ptr, first, units, kks, KH, unit_ok, kk_ok, BACKWARD: tl.constexpr):
+    """(KG, BLOCK_H) of W_gg (K*H, K*H) for these units of the gate block whose rows (or
+    columns) start at ``first``. Forwards: those rows, transposed (what gates_{t-1} of every
+    unit sends to these units). Backwards: those columns (what every unit's gate gradient
+    at t+1 sends back to these units' gates at t)."""
+    ok = kk_ok[:, None] & unit_ok[None, :]
+    if BACKWARD:
+        offsets = kks[:, None].to(tl.int64) * KH + (first + units)[None, :]
+    else:
+        offsets = (first + units)[None, :].to(tl.int64) * KH + kks[:, None]
+    return tl.load(wgg_ptr + offsets, mask=ok, other=0.0)
+
+
+@triton.jit
+def _block_unnorm(
+    dz_row, nx_row, nr_row, drec_row, ng_ptr, q, H, gh, rows, units, ks, cols_gh, row_ok,
+    unit_ok, ok, PER_BLOCK: tl.constexpr, N_GROUPS: tl.constexpr,
+):  # fmt: skip
+    """Gate block q's gradient at the recurrent product (before its norm) for these units,
+    from dz, the gradient at gain * LN(product) + shift, of the whole row."""
+    if PER_BLOCK:
+        mean_gy, mean_gyx = _norm_grad_means(dz_row + q * H, gh, nx_row + q * H, gh,
+                                             ng_ptr + q * H, rows, ks, H, row_ok)  # fmt: skip
+        group = q
+    else:
+        mean_gy, mean_gyx = _norm_grad_means(dz_row, gh, nx_row, gh, ng_ptr, rows, cols_gh, gh,
+                                             row_ok)  # fmt: skip
+        group = 0
+    rstd = tl.load(nr_row + rows * N_GROUPS + group, mask=row_ok, other=0.0)[:, None]
+    tile = rows[:, None].to(tl.int64) * gh + q * H + units[None, :]
+    dz = _scratch_tile(dz_row + q * H, rows, units, gh, ok)
+    xhat = _scratch_tile(nx_row + q * H, rows, units, gh, ok)
+    d_rec = rstd * (_vector(ng_ptr, q * H + units, unit_ok) * dz - mean_gy - xhat * mean_gyx)
+    tl.store(drec_row + tile, d_rec.to(drec_row.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def lstm_options_forward(
+    xg_ptr, w_ptr, wgg_ptr, h0_ptr, c0_ptr, g0_ptr, pi_ptr, pf_ptr, po_ptr,
+    ng_ptr, ns_ptr, cg_ptr, cs_ptr, mask_ptr,
+    acts_ptr, c_all_ptr, h_all_ptr, out_ptr, g_all_ptr, nx_ptr, nr_ptr, cx_ptr, cr_ptr,
+    rec_ptr, cell_ptr, sync_ptr,
+    t_begin, n_steps, B, H, eps,
+    HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
+    SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
+    HAS_MASK: tl.constexpr, NORM_PRODUCT: tl.constexpr, NORM_GATES: tl.constexpr,
+    NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr,
+    PRODUCT: tl.constexpr, GATES: tl.constexpr, CELL: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin .. t_begin + n_steps - 1 of the LSTM with its norms and FGR, the phases
+    PRODUCT, GATES and CELL as they say (see above). Stores what lstm_forward does, and:
+    g_all (T, B, K*H) the state gates_t (FGR), nx (T, B, G*H) and nr (T, B, 1 or G) the
+    product norm's normalised values and 1/sigma, cx (T, B, H) and cr (T, B) the cell
+    norm's. ``rec`` (B, G*H) and ``cell`` (B, 2H: C_t before its norm, then o's
+    pre-activation) are fp32 scratch reused by every step."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    kks = tl.arange(0, BLOCK_KG)
+    cols_gh = tl.arange(0, BLOCK_GH)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    # the blocks' positions in units of H (the order i, f, g, o, absent ones left out)
+    OFF_F: tl.constexpr = 1 if HAS_I else 0
+    OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
+    OFF_O: tl.constexpr = OFF_G + 1
+    N_BLOCKS: tl.constexpr = OFF_O + 1 if HAS_O else OFF_O
+    N_SIGMOID: tl.constexpr = N_BLOCKS - 1  # K; in gates_t o sits at OFF_G
+    NORM_IN: tl.constexpr = True if NORM_PRODUCT else NORM_GATES
+    NORM_CELL: tl.constexpr = True if NORM_SHOWN else NORM_CARRIED
+    N_GROUPS: tl.constexpr = N_BLOCKS if NORM_GATES else 1
+    # a step's barriers: after PRODUCT (product norm), after GATES (cell norm), at its end
+    BAR_GATES: tl.constexpr = 1 if NORM_IN else 0
+    BAR_END: tl.constexpr = BAR_GATES + 1 if NORM_CELL else BAR_GATES
+    N_BARRIERS: tl.constexpr = BAR_END + 1
+    MULTIPLY: tl.constexpr = PRODUCT if NORM_IN else GATES  # the phase that does h W_hh^T
+    FINISH: tl.constexpr = CELL if NORM_CELL else GATES  # the phase that does o and h_t
+    gh = N_BLOCKS * H
+    kh = N_SIGMOID * H
+    kg_ok = row_ok[:, None] & (kks < kh)[None, :]
+
+    if MULTIPLY:
+        w_g = _forward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
+        if HAS_I:
+            w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        if HAS_F:
+            w_f = _forward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
+        if HAS_O:
+            w_o = _forward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+    if FGR and GATES:  # the rows of W_gg into these units of each gate
+        if HAS_I:
+            r_i = _gate_weight(wgg_ptr, 0, units, kks, kh, unit_ok, kks < kh, False)
+        if HAS_F:
+            r_f = _gate_weight(wgg_ptr, OFF_F * H, units, kks, kh, unit_ok, kks < kh, False)
+        if HAS_O:
+            r_o = _gate_weight(wgg_ptr, OFF_G * H, units, kks, kh, unit_ok, kks < kh, False)
+    if PEEPHOLE:  # each gate with a block has one (the caller passes a stand-in otherwise)
+        if HAS_I:
+            p_i = _peephole(pi_ptr, units, unit_ok)
+        if HAS_F:
+            p_f = _peephole(pf_ptr, units, unit_ok)
+        if HAS_O:
+            p_o = _peephole(po_ptr, units, unit_ok)
+    if NORM_CELL and FINISH:
+        c_gain = _vector(cg_ptr, units, unit_ok)
+        c_shift = _vector(cs_ptr, units, unit_ok)
+
+    tile = rows[:, None].to(tl.int64) * gh + units[None, :]  # these units in a (B, G*H) row
+    own = rows[:, None].to(tl.int64) * (2 * H) + units[None, :]  # ... in the (B, 2H) scratch
+    for step in range(n_steps):
+        t = t_begin + step
+        xg = xg_ptr + _step_offset(t, B, gh)
+        acts = acts_ptr + _step_offset(t, B, gh) + tile
+        slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
+        g_slot = _step_offset(t, B, kh) + rows[:, None].to(tl.int64) * kh + units[None, :]
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        ty = acts_ptr.dtype.element_ty
+        barrier = sync_ptr + pid_b
+        first = step * N_BARRIERS
+        if MULTIPLY:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_g.dtype)
+        if PRODUCT:  # the products for the norm; the per-gate norm's is x W_ih^T + h W_hh^T
+            rec = rec_ptr + tile
+            z = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, NORM_GATES)
+            tl.store(rec + OFF_G * H, z, mask=ok)
+            if HAS_I:
+                z = _block_product(h_prev, w_i, xg, 0, H, gh, rows, units, ok, NORM_GATES)
+                tl.store(rec, z, mask=ok)
+            if HAS_F:
+                z = _block_product(h_prev, w_f, xg, OFF_F, H, gh, rows, units, ok, NORM_GATES)
+                tl.store(rec + OFF_F * H, z, mask=ok)
+            if HAS_O:
+                z = _block_product(h_prev, w_o, xg, OFF_O, H, gh, rows, units, ok, NORM_GATES)
+                tl.store(rec + OFF_O * H, z, mask=ok)
+            _phase_barrier(barrier, first, N_SPLIT)
+        if GATES:
+            if NORM_IN:  # Ba's xg is LN(x W_ih^T) + b, added after the norm
+                nx = nx_ptr + _step_offset(t, B, gh)
+                nr = nr_ptr + _step_offset(t, B, N_GROUPS)
+                z_g = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_G, H, gh, rows, units,
+                                    ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES, N_GROUPS,
+                                    NORM_PRODUCT)  # fmt: skip
+                if HAS_I:
+                    z_i = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, 0, H, gh, rows, units,
+                                        ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
+                                        N_GROUPS, NORM_PRODUCT)  # fmt: skip
+                if HAS_F:
+                    z_f = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_F, H, gh, rows,
+                                        units, ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
+                                        N_GROUPS, NORM_PRODUCT)  # fmt: skip
+                if HAS_O:
+                    z_o = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_O, H, gh, rows,
+                                        units, ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
+                                        N_GROUPS, NORM_PRODUCT)  # fmt: skip
+            else:
+                z_g = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, True)
+                if HAS_I:
+                    z_i = _block_product(h_prev, w_i, xg, 0, H, gh, rows, units, ok, True)
+                if HAS_F:
+                    z_f = _block_product(h_prev, w_f, xg, OFF_F, H, gh, rows, units, ok, True)
+                if HAS_O:
+                    z_o = _block_product(h_prev, w_o, xg, OFF_O, H, gh, rows, units, ok, True)
+            if FGR:  # Greff's FGR: every sigmoid gate reads gates_{t-1} of every unit
+                g_prev = _full_h(g0_ptr, g_all_ptr, t, B, kh, rows, kks, kg_ok)
+                g_prev = g_prev.to(wgg_ptr.dtype.element_ty)
+                if HAS_I:
+                    z_i += tl.dot(g_prev, r_i, input_precision="ieee")
+                if HAS_F:
+                    z_f += tl.dot(g_prev, r_f, input_precision="ieee")
+                if HAS_O:
+                    z_o += tl.dot(g_prev, r_o, input_precision="ieee")
+            c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
+            if SQUASH_IN:
+                g = _tanh(z_g)
+            else:  # NIAF: the candidate is its pre-activation
+                g = z_g
+            if HAS_I:
+                if PEEPHOLE:  # i looks at C_{t-1}
+                    z_i += p_i * c_prev
+                i = _sigmoid(z_i)
+                written = i * g
+                tl.store(acts, i.to(ty), mask=ok)
+            else:  # NIG: i = 1
+                written = g
+            if HAS_F:
+                if PEEPHOLE:  # so does f
+                    z_f += p_f * c_prev
+                f = _sigmoid(z_f)
+                c_new = f * c_prev + written
+                tl.store(acts + OFF_F * H, f.to(ty), mask=ok)
+            elif COUPLED:
+                c_new = c_prev + i * (g - c_prev)
+            else:
+                c_new = c_prev + written
+            tl.store(acts + OFF_G * H, g.to(ty), mask=ok)
+            if FGR:  # the state gates_t: an ended row keeps gates_{t-1}
+                g_ty = g_all_ptr.dtype.element_ty
+                if HAS_I:
+                    kept = _own_state(g0_ptr, g_all_ptr, t, B, kh, rows, units, ok)
+                    tl.store(g_all_ptr + g_slot, tl.where(live, i, kept).to(g_ty), mask=ok)
+                if HAS_F:
+                    kept = _own_state(g0_ptr, g_all_ptr, t, B, kh, rows, OFF_F * H + units, ok)
+                    tl.store(g_all_ptr + g_slot + OFF_F * H, tl.where(live, f, kept).to(g_ty),
+                             mask=ok)  # fmt: skip
+            if NORM_CELL:  # the cell's norm needs every unit's C_t: to the scratch, then CELL
+                tl.store(cell_ptr + own, c_new, mask=ok)
+                if HAS_O:
+                    tl.store(cell_ptr + own + H, z_o, mask=ok)
+                _phase_barrier(barrier, first + BAR_GATES, N_SPLIT)
+        if FINISH:
+            if NORM_CELL:
+                mean, rstd = _norm_stats(cell_ptr, rows, ks, H, 2 * H, row_ok, eps)
+                tl.store(cr_ptr + t * B + rows[:, None], rstd, mask=row_ok[:, None])
+                raw = _scratch_tile(cell_ptr, rows, units, 2 * H, ok)
+                xhat = (raw - mean) * rstd
+                tl.store(cx_ptr + slot, xhat.to(cx_ptr.dtype.element_ty), mask=ok)
+                shown = c_gain * xhat + c_shift  # Ba: o tanh(LN(C_t)); per-gate: the carried
+                if NORM_CARRIED:  # TensorFlow's per-gate cell carries its norm
+                    c_new = shown
+                else:
+                    c_new = raw
+                if HAS_O:
+                    z_o = _scratch_tile(cell_ptr + H, rows, units, 2 * H, ok)
+                c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
+            else:
+                shown = c_new
+            if SQUASH_OUT:
+                shown = _tanh(shown)
+            if HAS_O:
+                if PEEPHOLE:  # o looks at C_t, the carried state
+                    z_o += p_o * c_new
+                o = _sigmoid(z_o)
+                tl.store(acts + OFF_O * H, o.to(ty), mask=ok)
+                m = o * shown
+                if FGR:
+                    kept = _own_state(g0_ptr, g_all_ptr, t, B, kh, rows, OFF_G * H + units, ok)
+                    o_kept = tl.where(live, o, kept).to(g_all_ptr.dtype.element_ty)
+                    tl.store(g_all_ptr + g_slot + OFF_G * H, o_kept, mask=ok)
+            else:  # NOG: o = 1
+                m = shown
+            tl.store(c_all_ptr + slot, tl.where(live, c_new, c_prev).to(c_all_ptr.dtype.element_ty),
+                     mask=ok)  # fmt: skip
+            h_kept = _own_state(h0_ptr, h_all_ptr, t, B, H, rows, units, ok)
+            tl.store(h_all_ptr + slot, tl.where(live, m, h_kept).to(h_all_ptr.dtype.element_ty),
+                     mask=ok)  # fmt: skip
+            tl.store(out_ptr + slot, tl.where(live, m, 0.0).to(out_ptr.dtype.element_ty), mask=ok)
+            _phase_barrier(barrier, first + BAR_END, N_SPLIT)
+
+
+@triton.jit
+def lstm_options_backward(
+    dout_ptr, acts_ptr, c_all_ptr, c0_ptr, w_ptr, wgg_ptr, pi_ptr, pf_ptr, po_ptr,
+    ng_ptr, cg_ptr, cs_ptr, nx_ptr, nr_ptr, cx_ptr, cr_ptr, mask_ptr,
+    dz_ptr, drec_ptr, dzg_ptr, dcn_ptr, cell_ptr, dh_buf_ptr, dc_buf_ptr, dg_buf_ptr, sync_ptr,
+    t_begin, n_steps, T, B, H,
+    HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
+    SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
+    HAS_MASK: tl.constexpr, NORM_PRODUCT: tl.constexpr, NORM_GATES: tl.constexpr,
+    NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr,
+    OUT: tl.constexpr, CELL: tl.constexpr, NORM: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
+):  # fmt: skip
+    """Steps t_begin, t_begin - 1, ... in the phases OUT, CELL and NORM as they say (see
+    above). Writes dz (T, B, G*H) the gradient of every gate pre-activation (after the
+    norms), drec (T, B, G*H) that of the recurrent product (the caller passes dz itself
+    without a product norm), dzg (T, B, K*H) the sigmoid gates' dz in the order of gates_t
+    (FGR), dcn (T, B, H) the gradient at the cell norm's output (for its gain and shift).
+    The fp32 buffers carry what does not go through W_hh or W_gg: dh_buf of dL/dh, dc_buf
+    dL/dC, dg_buf of dL/dgates (within a step it holds the whole dL/dgates_t, from OUT to
+    CELL). ``cell`` (B, 2H) is fp32 scratch: the norm's output gradient, then o's dz."""
+    pid_b = tl.program_id(0)
+    pid_h = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    kks = tl.arange(0, BLOCK_KG)
+    cols_gh = tl.arange(0, BLOCK_GH)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    OFF_F: tl.constexpr = 1 if HAS_I else 0
+    OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
+    OFF_O: tl.constexpr = OFF_G + 1
+    N_BLOCKS: tl.constexpr = OFF_O + 1 if HAS_O else OFF_O
+    N_SIGMOID: tl.constexpr = N_BLOCKS - 1
+    NORM_IN: tl.constexpr = True if NORM_PRODUCT else NORM_GATES
+    NORM_CELL: tl.constexpr = True if NORM_SHOWN else NORM_CARRIED
+    N_GROUPS: tl.constexpr = N_BLOCKS if NORM_GATES else 1
+    # a step's barriers: after OUT (cell norm), after the gates (product norm), at its end
+    BAR_GATES: tl.constexpr = 1 if NORM_CELL else 0
+    BAR_END: tl.constexpr = BAR_GATES + 1 if NORM_IN else BAR_GATES
+    N_BARRIERS: tl.constexpr = BAR_END + 1
+    GATES: tl.constexpr = CELL if NORM_CELL else OUT  # the phase that does the gates' dz
+    gh = N_BLOCKS * H
+    kh = N_SIGMOID * H
+    kg_ok = row_ok[:, None] & (kks < kh)[None, :]
+
+    if OUT:  # what step t+1's gates send back to h_t and gates_t
+        w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
+        if HAS_I:
+            w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        if HAS_F:
+            w_f = _backward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
+        if HAS_O:
+            w_o = _backward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+        if FGR:
+            if HAS_I:
+                r_i = _gate_weight(wgg_ptr, 0, units, kks, kh, unit_ok, kks < kh, True)
+            if HAS_F:
+                r_f = _gate_weight(wgg_ptr, OFF_F * H, units, kks, kh, unit_ok, kks < kh, True)
+            if HAS_O:
+                r_o = _gate_weight(wgg_ptr, OFF_G * H, units, kks, kh, unit_ok, kks < kh, True)
+    if PEEPHOLE:
+        if HAS_I:
+            p_i = _peephole(pi_ptr, units, unit_ok)
+        if HAS_F:
+            p_f = _peephole(pf_ptr, units, unit_ok)
+        if HAS_O:
+            p_o = _peephole(po_ptr, units, unit_ok)
+    if NORM_CELL:
+        c_gain = _vector(cg_ptr, units, unit_ok)
+        c_shift = _vector(cs_ptr, units, unit_ok)
+
+    tile = rows[:, None].to(tl.int64) * gh + units[None, :]
+    own = rows[:, None].to(tl.int64) * H + units[None, :]  # in a (B, H) buffer
+    own2 = rows[:, None].to(tl.int64) * (2 * H) + units[None, :]  # in the (B, 2H) scratch
+    g_own = rows[:, None].to(tl.int64) * kh + units[None, :]  # in a (B, K*H) buffer
+    for step in range(n_steps):
+        t = t_begin - step
+        acts = acts_ptr + _step_offset(t, B, gh) + tile
+        dz = dz_ptr + _step_offset(t, B, gh) + tile
+        slot = _step_offset(t, B, H) + own
+        live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
+        ty = dz_ptr.dtype.element_ty
+        barrier = sync_ptr + pid_b
+        first = step * N_BARRIERS
+        if OUT:
+            dh = _rows_tile(dh_buf_ptr, rows, units, H, ok)
+            if t + 1 < T:  # an ended row's gradients at t+1 are 0, so its share is 0 already
+                base = drec_ptr + _step_offset(t + 1, B, gh)
+                d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                dh += tl.dot(d_g, w_g, input_precision="ieee")
+                if HAS_I:
+                    d_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
+                    dh += tl.dot(d_i, w_i, input_precision="ieee")
+                if HAS_F:
+                    d_f = _shared_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                    dh += tl.dot(d_f, w_f, input_precision="ieee")
+                if HAS_O:
+                    d_o = _shared_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                    dh += tl.dot(d_o, w_o, input_precision="ieee")
+            dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+            tl.store(dh_buf_ptr + own, tl.where(live, 0.0, dh), mask=ok)  # an ended row's
+            if FGR:  # dL/dgates_t: the carried part and what step t+1's gates send back
+                if HAS_I:
+                    dg_i = _rows_tile(dg_buf_ptr, rows, units, kh, ok)
+                if HAS_F:
+                    dg_f = _rows_tile(dg_buf_ptr + OFF_F * H, rows, units, kh, ok)
+                if HAS_O:
+                    dg_o = _rows_tile(dg_buf_ptr + OFF_G * H, rows, units, kh, ok)
+                if t + 1 < T:
+                    d_next = _shared_tile(dzg_ptr + _step_offset(t + 1, B, kh), rows, kks, kh,
+                                          kg_ok).to(wgg_ptr.dtype.element_ty)  # fmt: skip
+                    if HAS_I:
+                        dg_i += tl.dot(d_next, r_i, input_precision="ieee")
+                    if HAS_F:
+                        dg_f += tl.dot(d_next, r_f, input_precision="ieee")
+                    if HAS_O:
+                        dg_o += tl.dot(d_next, r_o, input_precision="ieee")
+                if HAS_I:  # whole, for the gates (CELL may be a launch of its own)
+                    tl.store(dg_buf_ptr + g_own, dg_i, mask=ok)
+                if HAS_F:
+                    tl.store(dg_buf_ptr + g_own + OFF_F * H, dg_f, mask=ok)
+                if HAS_O:
+                    tl.store(dg_buf_ptr + g_own + OFF_G * H, dg_o, mask=ok)
+            # through h = o s(shown), s = tanh or (NOAF) the identity, shown = C_t or LN(C_t)
+            if NORM_SHOWN:
+                cx = tl.load(cx_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+                shown = c_gain * cx + c_shift
+            else:
+                shown = tl.load(c_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+            if SQUASH_OUT:
+                shown = _tanh(shown)
+                d_shown = dh_t * (1.0 - shown * shown)
+            else:
+                d_shown = dh_t
+            if HAS_O:
+                o = tl.load(acts + OFF_O * H, mask=ok, other=0.0).to(tl.float32)
+                d_o = dh_t * shown
+                if FGR:  # o_t is also FGR's state
+                    d_o += dg_o
+                dz_o = tl.where(live, d_o * o * (1.0 - o), 0.0)
+                tl.store(dz + OFF_O * H, dz_o.to(ty), mask=ok)
+                d_shown = d_shown * o
+            dc = _rows_tile(dc_buf_ptr, rows, units, H, ok)
+            if NORM_SHOWN:  # u: the gradient at LN(C_t)'s output
+                u = d_shown
+            else:
+                dct = d_shown + dc
+                if PEEPHOLE and HAS_O:  # o's peephole saw C_t
+                    dct += p_o * dz_o
+                u = dct  # per-gate: the gradient at the carried LN(...)
+            if NORM_CELL:  # the norm's backward needs u of every unit: to the scratch
+                u = tl.where(live, u, 0.0)
+                tl.store(dcn_ptr + slot, u.to(dcn_ptr.dtype.element_ty), mask=ok)
+                tl.store(cell_ptr + own2, u, mask=ok)
+                if HAS_O:
+                    tl.store(cell_ptr + own2 + H, dz_o, mask=ok)
+                _phase_barrier(barrier, first, N_SPLIT)
+        if GATES:
+            if NORM_CELL:
+                cx_row = cx_ptr + _step_offset(t, B, H)
+                mean_gy, mean_gyx = _norm_grad_means(cell_ptr, 2 * H, cx_row, H, cg_ptr, rows, ks,
+                                                     H, row_ok)  # fmt: skip
+                rstd = tl.load(cr_ptr + t * B + rows, mask=row_ok, other=0.0)[:, None]
+                u = _scratch_tile(cell_ptr, rows, units, 2 * H, ok)
+                cx = tl.load(cx_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+                du = rstd * (c_gain * u - mean_gy - cx * mean_gyx)
+                dc = _rows_tile(dc_buf_ptr, rows, units, H, ok)
+                if HAS_O:
+                    dz_o = _scratch_tile(cell_ptr + H, rows, units, 2 * H, ok)
+                if NORM_SHOWN:  # then the carried C_t's own paths
+                    dct = du + dc
+                    if PEEPHOLE and HAS_O:
+                        dct += p_o * dz_o
+                else:  # per-gate: du is dL/d(f C_{t-1} + i C~)
+                    dct = du
+            if FGR:  # dL/dgates_t whole, from OUT
+                if HAS_I:
+                    dg_i = _rows_tile(dg_buf_ptr, rows, units, kh, ok)
+                if HAS_F:
+                    dg_f = _rows_tile(dg_buf_ptr + OFF_F * H, rows, units, kh, ok)
+                if HAS_O:
+                    dg_o = _rows_tile(dg_buf_ptr + OFF_G * H, rows, units, kh, ok)
+            g = tl.load(acts + OFF_G * H, mask=ok, other=0.0).to(tl.float32)
+            c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
+            if HAS_I:
+                i = tl.load(acts, mask=ok, other=0.0).to(tl.float32)
+            # d_i: dL/di before i's sigmoid (unused under NIG); dc_prev: dL/dC_{t-1}
+            if HAS_F:
+                f = tl.load(acts + OFF_F * H, mask=ok, other=0.0).to(tl.float32)
+                d_i = dct * g
+                d_f = dct * c_prev
+                if FGR:
+                    d_f += dg_f
+                dz_f = d_f * f * (1.0 - f)
+                dc_prev = dct * f
+                if PEEPHOLE:
+                    dc_prev += p_f * dz_f
+            elif COUPLED:
+                d_i = dct * (g - c_prev)
+                dc_prev = dct * (1.0 - i)
+            else:  # the 1997 carrousel passes dC on unchanged
+                d_i = dct * g
+                dc_prev = dct
+            if HAS_I:
+                if FGR:  # i_t is also FGR's state
+                    d_i += dg_i
+                dz_i = d_i * i * (1.0 - i)
+                if PEEPHOLE:
+                    dc_prev += p_i * dz_i
+                d_g = dct * i
+            else:  # NIG: C~ enters C_t whole
+                d_g = dct
+            if SQUASH_IN:
+                dz_g = d_g * (1.0 - g * g)
+            else:  # NIAF: C~ is the pre-activation
+                dz_g = d_g
+            dz_g = tl.where(live, dz_g, 0.0)
+            tl.store(dz + OFF_G * H, dz_g.to(ty), mask=ok)
+            if HAS_I:
+                dz_i = tl.where(live, dz_i, 0.0)
+                tl.store(dz, dz_i.to(ty), mask=ok)
+            if HAS_F:
+                dz_f = tl.where(live, dz_f, 0.0)
+                tl.store(dz + OFF_F * H, dz_f.to(ty), mask=ok)
+            tl.store(dc_buf_ptr + own, tl.where(live, dc_prev, dc), mask=ok)
+            if FGR:  # the gates' dz for step t-1's product with W_gg; an ended row's passes by
+                g_slot = dzg_ptr + _step_offset(t, B, kh) + g_own
+                gty = dzg_ptr.dtype.element_ty
+                if HAS_I:
+                    tl.store(g_slot, dz_i.to(gty), mask=ok)
+                    tl.store(dg_buf_ptr + g_own, tl.where(live, 0.0, dg_i), mask=ok)
+                if HAS_F:
+                    tl.store(g_slot + OFF_F * H, dz_f.to(gty), mask=ok)
+                    tl.store(dg_buf_ptr + g_own + OFF_F * H, tl.where(live, 0.0, dg_f), mask=ok)
+                if HAS_O:
+                    tl.store(g_slot + OFF_G * H, dz_o.to(gty), mask=ok)
+                    tl.store(dg_buf_ptr + g_own + OFF_G * H, tl.where(live, 0.0, dg_o), mask=ok)
+            _phase_barrier(barrier, first + BAR_GATES, N_SPLIT)
+        if NORM:  # back through the product's norm, for step t-1's product with W_hh
+            step_gh = _step_offset(t, B, gh)
+            dz_row, nx_row = dz_ptr + step_gh, nx_ptr + step_gh
+            drec_row, nr_row = drec_ptr + step_gh, nr_ptr + _step_offset(t, B, N_GROUPS)
+            _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, OFF_G, H, gh, rows, units, ks,
+                          cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+            if HAS_I:
+                _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, 0, H, gh, rows, units,
+                              ks, cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+            if HAS_F:
+                _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, OFF_F, H, gh, rows, units,
+                              ks, cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+            if HAS_O:
+                _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, OFF_O, H, gh, rows, units,
+                              ks, cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+            _phase_barrier(barrier, first + BAR_END, N_SPLIT)
 
 
 # -- GRU (torch's form: r multiplies W_hn h + b_hn) ----------------------------------------
