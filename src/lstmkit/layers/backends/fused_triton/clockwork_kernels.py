@@ -14,6 +14,7 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _full_h,
     _live,
     _own_state,
+    _program_tile,
     _rows_tile,
     _step_offset,
     _sync,
@@ -50,15 +51,9 @@ def clockwork_forward(
     HAS_MASK: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)  # masked W_H^T
     period = tl.load(period_ptr + units, mask=unit_ok, other=1)
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
@@ -85,15 +80,9 @@ def clockwork_backward(
     HAS_MASK: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)  # masked W_H's columns
     period = tl.load(period_ptr + units, mask=unit_ok, other=1)
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)

@@ -94,6 +94,28 @@ def _step_offset(t, B, width):
 
 
 @triton.jit
+def _program_tile(B, H, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """What a program of the (batch blocks, hidden blocks) grid works on: its batch block's
+    index (for the barrier), its rows and units, the reduction's columns ks, and the masks of
+    the rows, the units, its (rows, units) tile and its (rows, ks) tile."""
+    pid_b = tl.program_id(0)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < B
+    unit_ok = units < H
+    ok = row_ok[:, None] & unit_ok[None, :]
+    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    return pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok
+
+
+@triton.jit
+def _tile(t, B, width, rows, units):
+    """Offsets of these rows' and units' elements of step t in a (T, B, width) tensor."""
+    return _step_offset(t, B, width) + rows[:, None].to(tl.int64) * width + units[None, :]
+
+
+@triton.jit
 def _live(mask_ptr, t, B, rows, row_ok, HAS_MASK: tl.constexpr):
     """(BLOCK_B, 1) true where the sequence has not ended at step t."""
     if HAS_MASK:
@@ -160,15 +182,9 @@ def lstm_forward(
     ``DOT`` false (the projected LSTM): ``xg`` already holds the full pre-activations of
     the one step (the caller did the product with the projected h), and the kernel stores
     m = o tanh(C) unmasked to ``h_all``'s slot, for the caller to project."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     # the blocks' positions in units of H (the order i, f, g, o, absent ones left out)
     OFF_F: tl.constexpr = 1 if HAS_I else 0
     OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
@@ -284,15 +300,9 @@ def lstm_backward(
 
     ``DOT`` false (the projected LSTM): ``dout``'s slot at t holds dL/dm_t for the step,
     and the caller handles h's gradient (through W_hr and W_hh) itself."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     # the blocks' positions in units of H (the order i, f, g, o, absent ones left out)
     OFF_F: tl.constexpr = 1 if HAS_I else 0
     OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
@@ -1047,15 +1057,9 @@ def gru_forward(
 ):  # fmt: skip
     """xg (T, B, 3H) holds x W_ih^T + b_ih, with b_hr and b_hz added. Stores acts (r, z, n)
     and hn = W_hn h_{t-1} + b_hn for the backward."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     gh = 3 * H
     w_r = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
     w_z = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
@@ -1107,15 +1111,9 @@ def gru_backward(
     """Writes dx (T, B, 3H), the gradients of the input pre-activations (r, z, n), and
     drec (T, B, 3H), those of W_hh h + b_hh (r, z, and r times n's), which also feed
     dL/dh_{t-1} through W_hh. dh_buf carries the part that does not (z h_{t-1})."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     gh = 3 * H
     w_r = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
     w_z = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
@@ -1208,15 +1206,9 @@ def reset_first_forward(
 ):  # fmt: skip
     """xg (T, B, G*H) holds x W_ih^T + b_ih + b_hh. Stores acts (the gates, then n),
     rh_all = r h_{t-1} (T, B, H) and h_all; the phases run as GATES and CANDIDATE say."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     N_GATES: tl.constexpr = 1 if TIED else 2  # the candidate's block follows the gates'
     gh = (N_GATES + 1) * H
     if GATES:
@@ -1283,15 +1275,9 @@ def reset_first_backward(
     pre-activation (the gates', then n's). The fp32 buffer dh_buf carries between launches
     what a phase leaves: after CANDIDATE dL/dh_t, after GATES the part of dL/dh_{t-1} that
     does not go through W_h(r,z) (z h_{t-1}, r h_{t-1}, a finished sequence's pass-by)."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     N_GATES: tl.constexpr = 1 if TIED else 2
     gh = (N_GATES + 1) * H
     if CANDIDATE:  # what step t+1's gates send back to h_t
@@ -1365,15 +1351,9 @@ def rnn_forward(
     RELU: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
     for step in range(n_steps):
@@ -1401,15 +1381,9 @@ def rnn_backward(
     RELU: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     for step in range(n_steps):

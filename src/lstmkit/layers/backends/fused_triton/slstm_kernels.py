@@ -15,18 +15,14 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _full_h,
     _live,
     _own_state,
+    _program_tile,
     _rows_tile,
     _sigmoid,
     _step_offset,
     _sync,
     _tanh,
+    _tile,
 )
-
-
-@triton.jit
-def _tile(t, B, width, rows, units):
-    """Offsets of these rows' and units' elements of step t in a (T, B, width) tensor."""
-    return _step_offset(t, B, width) + rows[:, None].to(tl.int64) * width + units[None, :]
 
 
 @triton.jit
@@ -53,14 +49,7 @@ def slstm_forward(
     N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1 of cellmath/slstm.py's equations."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    ok = row_ok[:, None] & (units < H)[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, _, ok, full_ok = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
     gh = 4 * H
     w_i = _block_weight(w_ptr, 0, ks, units, H, D, True)
     w_f = _block_weight(w_ptr, 1, ks, units, H, D, True)
@@ -143,14 +132,7 @@ def slstm_backward(
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... (n_steps of them). Writes dpre (T, B, G*H); the
     fp32 buffers carry dL/dh's pass-by part and dL/dc, dL/dn, dL/dm between launches."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    ok = row_ok[:, None] & (units < H)[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, _, ok, full_ok = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
     gh = 4 * H
     w_i = _block_weight(w_ptr, 0, ks, units, H, D, False)
     w_f = _block_weight(w_ptr, 1, ks, units, H, D, False)

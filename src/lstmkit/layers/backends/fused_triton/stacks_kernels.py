@@ -31,19 +31,15 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _full_h,
     _live,
     _own_state,
+    _program_tile,
     _rows_tile,
     _shared_tile,
     _sigmoid,
     _step_offset,
     _sync,
     _tanh,
+    _tile,
 )
-
-
-@triton.jit
-def _tile(t, B, width, rows, units):
-    """Offsets of these rows' and units' elements of step t in a (T, B, width) tensor."""
-    return _step_offset(t, B, width) + rows[:, None].to(tl.int64) * width + units[None, :]
 
 
 @triton.jit
@@ -87,15 +83,9 @@ def depth_gated_forward(
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1. Stores the gates as applied (acts, G*H), and
     the carried c_t and h_t (held past a sequence's end; the layer zeroes its output)."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     N_BLOCKS: tl.constexpr = 5 if DEPTH else 4
     gh = N_BLOCKS * H
 
@@ -159,15 +149,9 @@ def depth_gated_backward(
     gradients of the carried h_t and c_t as handed on (output, the cell for the layer
     above). Writes dz (T, B, G*H) and, with DEPTH, dL/dc^L_t (T, B, H); the fp32 buffers
     carry between launches the part of dL/dh_t that does not go through W_hh, and dL/dc_t."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     N_BLOCKS: tl.constexpr = 5 if DEPTH else 4
     gh = N_BLOCKS * H
 
@@ -279,15 +263,9 @@ def grid_forward(
     """Steps t_begin .. t_begin + n_steps - 1. Stores the gates of both transforms (acts,
     G*H), the carried time pair (m_all, h_all; held past a sequence's end) and, with DEPTH,
     the depth pair (eta, mu) of every step."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     N_BLOCKS: tl.constexpr = 8 if DEPTH else 4
     gh = N_BLOCKS * H
 
@@ -372,15 +350,9 @@ def grid_backward(
     the carried h_t as handed on; ``deta``, ``dmu``: of the depth pair. Writes dz (T, B,
     G*H) and, with HAS_LOWER, dL/dmu^{k-1}_t (T, B, H); the fp32 buffers carry between
     launches the part of dL/dh_t that does not go through W_hh, and dL/dm_t."""
-    pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
-    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_K)
-    row_ok = rows < B
-    unit_ok = units < H
-    ok = row_ok[:, None] & unit_ok[None, :]
-    full_ok = row_ok[:, None] & (ks < H)[None, :]
+    pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
+        B, H, BLOCK_B, BLOCK_H, BLOCK_K
+    )
     N_BLOCKS: tl.constexpr = 8 if DEPTH else 4
     gh = N_BLOCKS * H
 
