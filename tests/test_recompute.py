@@ -74,3 +74,35 @@ def test_traced_and_gradient_free_calls_run_without_it():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lstmkit.LSTM(3, 4, **kwargs)
+
+
+STACKS = {
+    "depth-gated": (lstmkit.DepthGatedLSTM, {}),
+    "grid": (lstmkit.GridLSTM, {}),
+    "grid-tied": (lstmkit.GridLSTM, dict(tied=True)),
+}
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_the_stacks_recompute_to_the_same_gradients(stack, backend):
+    """The depth-gated and Grid LSTM run their own loop: recomputation there checkpoints
+    chunks of steps of the whole stack, the states carried between chunks."""
+    cls, options = STACKS[stack]
+    make = lambda every: cls(  # noqa: E731
+        3, 5, 2, backend=backend, recompute_every=every, **options
+    ).double()
+    kept, recomputed = make(None), make(3)  # 3 does not divide T: a short last chunk
+    recomputed.load_state_dict(kept.state_dict())
+    assert "recompute_every=3" in repr(recomputed)
+    x = torch.randn(8, 4, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([8, 2, 5, 7])
+    ours, theirs = _run(recomputed, x, lengths), _run(kept, x, lengths)
+    assert_close_all(ours, theirs, torch.float64, f"recompute_every=3, {stack} on {backend}")
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_the_stacks_refuse_a_bad_recompute_every(stack):
+    cls, options = STACKS[stack]
+    with pytest.raises(ValueError, match="recompute_every must be an integer >= 1, got 0"):
+        cls(3, 5, 2, recompute_every=0, **options)

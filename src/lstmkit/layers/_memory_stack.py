@@ -33,6 +33,7 @@ from types import ModuleType
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from lstmkit._checks import expect_like, expect_positive_int, expect_shape
 from lstmkit._state import state_arg_names, state_to_tuple
@@ -65,9 +66,10 @@ class MemoryJoinedStack(nn.Module):
         dropout: float,
         forget_bias: float | None,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
-        """Check and keep torch.nn.LSTM's arguments (the hidden size is the family's) and the
-        backend."""
+        """Check and keep torch.nn.LSTM's arguments (the hidden size is the family's), the
+        backend and ``recompute_every`` (None, or the steps between the states kept)."""
         owner = type(self).__name__
         self.family = family
         self.input_size = expect_positive_int(input_size, "input_size", owner)
@@ -80,6 +82,11 @@ class MemoryJoinedStack(nn.Module):
         check_forget_bias(family, self.bias, forget_bias)
         self.forget_bias = forget_bias
         self.backend = backend  # validated by the setter below
+        self.recompute_every = (
+            None if recompute_every is None else expect_positive_int(
+                recompute_every, "recompute_every", owner
+            )
+        )  # fmt: skip
 
     @property
     def backend(self) -> Backend:
@@ -175,6 +182,46 @@ class MemoryJoinedStack(nn.Module):
         """One layer's parameters by base name ("weight_ih", ...)."""
         return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
 
+    def _run_stack(
+        self,
+        x: Tensor,
+        states: list[tuple[Tensor, Tensor]],
+        mask: Tensor | None,
+        backend: Backend,
+        record: bool,
+    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]], dict[str, Tensor] | None]:
+        """Every layer over the steps of x (T, B, I) from ``states`` (per layer (h, c)):
+        the top output (T, B, H), zero past each end, the final states per layer and, when
+        ``record``, the trace tensors (L, 1, B, T, H). Each stack writes its own."""
+        raise NotImplementedError
+
+    def _run(self, x, states, mask, backend, record):
+        """:meth:`_run_stack`, or with ``recompute_every`` set (and gradients wanted, no
+        trace) the same in checkpointed chunks of that many steps, every layer within a
+        chunk, the states carried from one chunk to the next: the backward keeps only the
+        chunks' starting states and reruns each chunk's forward (dropout's draws included:
+        the checkpoint restores the random state). As ``layers/backends/recompute.py`` does
+        for the other layers, one direction at a time."""
+        every = self.recompute_every
+        if every is None or record or not torch.is_grad_enabled():
+            return self._run_stack(x, states, mask, backend, record)
+        outputs = []
+        for start in range(0, x.shape[0], every):
+            piece = slice(start, start + every)
+            flat = [tensor for pair in states for tensor in pair]
+            output, *flat = checkpoint(
+                self._chunk, x[piece], None if mask is None else mask[piece], backend, *flat,
+                use_reentrant=False,
+            )  # fmt: skip
+            outputs.append(output)
+            states = list(zip(flat[0::2], flat[1::2], strict=True))
+        return torch.cat(outputs), states, None
+
+    def _chunk(self, x, mask, backend, *flat):
+        states = list(zip(flat[0::2], flat[1::2], strict=True))
+        output, states, _ = self._run_stack(x, states, mask, backend, False)
+        return output, *(tensor for pair in states for tensor in pair)
+
     def _step_mask(self, mask: Tensor | None) -> Tensor | None:
         """The kernels' (T, B) mask from the loop's (T, B, 1) one."""
         return None if mask is None else mask[..., 0].contiguous()
@@ -211,6 +258,8 @@ class MemoryJoinedStack(nn.Module):
                 parts.append(f"{name}={getattr(self, name)!r}")
         if self.backend is not Backend.AUTO:
             parts.append(f"backend={self.backend.value!r}")
+        if self.recompute_every is not None:
+            parts.append(f"recompute_every={self.recompute_every}")
         return ", ".join(parts)
 
 

@@ -40,7 +40,9 @@ class DepthGatedLSTM(MemoryJoinedStack):
     torch.nn.LSTM's; the cell state c^L reaches the layer above through the depth gate
     undropped. Keyword-only ``forget_bias`` sets every layer's total forget-gate bias (None
     keeps the uniform initialisation); keyword-only ``backend``: ``"auto"`` (default),
-    ``"reference"`` or ``"fused"`` (:mod:`lstmkit.layers._memory_stack`).
+    ``"reference"`` or ``"fused"`` (:mod:`lstmkit.layers._memory_stack`), and
+    ``recompute_every=N``: keep for the backward only the states every N steps and rerun
+    the steps between them (on either backend).
 
     Parameters, per layer k: torch.nn.LSTM's ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}``
     (4H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), with I_0 = input_size and I_k = H;
@@ -73,6 +75,7 @@ class DepthGatedLSTM(MemoryJoinedStack):
         *,
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -83,8 +86,9 @@ class DepthGatedLSTM(MemoryJoinedStack):
             )
         family = DepthGatedLSTMFamily(expect_positive_int(hidden_size, "hidden_size", owner))
         self._set_stack(
-            family, input_size, num_layers, bias, batch_first, dropout, forget_bias, backend
-        )
+            family, input_size, num_layers, bias, batch_first, dropout, forget_bias, backend,
+            recompute_every,
+        )  # fmt: skip
 
         self._layer_param_names: list[dict[str, str]] = []
         for layer in range(self.num_layers):
@@ -107,14 +111,18 @@ class DepthGatedLSTM(MemoryJoinedStack):
         states = layer_states(hx, seq, self.num_layers, self.hidden_size, self.weight_ih_l0, owner)
         mask = seq.step_mask()  # (T, B, 1) or None
         backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
-        fused = backend is Backend.FUSED
-        run_layer = self._run_layer_fused if fused else self._run_layer
+        output, finals, trace = self._run(seq.data, states, mask, backend, return_trace)
+        return self._outputs(output, finals, seq, None, trace)  # each layer zeroed its own ends
 
-        x, lower_cells = seq.data, None
+    def _run_stack(self, x, states, mask, backend, record):
+        """Layer by layer: each over all of x's steps, handing its outputs and cell states
+        up to the next (see :meth:`MemoryJoinedStack._run_stack` for the contract)."""
+        run_layer = self._run_layer_fused if backend is Backend.FUSED else self._run_layer
+        lower_cells = None
         finals, traces = [], []
         for layer in range(self.num_layers):
             output, cells, final, trace = run_layer(
-                layer, x, states[layer], lower_cells, mask, return_trace
+                layer, x, states[layer], lower_cells, mask, record
             )
             finals.append(final)
             traces.append(trace)
@@ -123,12 +131,12 @@ class DepthGatedLSTM(MemoryJoinedStack):
                 x = F.dropout(x, self.dropout, training=True)
 
         tensors = None
-        if return_trace:
+        if record:
             tensors = {
                 name: torch.stack([t[name] for t in traces]).unsqueeze(1).transpose(2, 3)
                 for name in self.family.trace_names
             }  # (L, T, B, H) -> (L, 1, B, T, H)
-        return self._outputs(x, finals, seq, None, tensors)  # each layer zeroed its own ends
+        return x, finals, tensors
 
     def _run_layer(
         self,

@@ -53,6 +53,8 @@ class GridLSTM(MemoryJoinedStack):
       (:mod:`lstmkit.layers._memory_stack`). With dropout the fused backend draws each
       layer's mask for all steps at once, the reference one step at a time: the same
       distribution, other random numbers.
+    - ``recompute_every=N``: keep for the backward only the states every N steps and rerun
+      the steps between them (either backend).
 
     Parameters, untied, per layer k (I_0 = input_size, I_k = H): the time transform's
     ``weight_ih_l{k}`` (4H, I_k), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``,
@@ -92,6 +94,7 @@ class GridLSTM(MemoryJoinedStack):
         output_form: str = "o*tanh(m)",
         forget_bias: float | None = None,
         backend: Backend | str = Backend.AUTO,
+        recompute_every: int | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -103,8 +106,9 @@ class GridLSTM(MemoryJoinedStack):
         hidden_size = expect_positive_int(hidden_size, "hidden_size", owner)
         family = GridLSTMFamily(hidden_size, bool(depth_lstm), output_form)
         self._set_stack(
-            family, input_size, num_layers, bias, batch_first, dropout, forget_bias, backend
-        )
+            family, input_size, num_layers, bias, batch_first, dropout, forget_bias, backend,
+            recompute_every,
+        )  # fmt: skip
         self.tied = bool(tied)
 
         def add(name: str, shape: tuple[int, ...]) -> None:
@@ -152,20 +156,26 @@ class GridLSTM(MemoryJoinedStack):
         expect_like(seq.data, reference, "input", owner)
         states = layer_states(hx, seq, self.num_layers, self.hidden_size, reference, owner)
         mask = seq.step_mask()  # (T, B, 1) or None
+        backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
+        output, finals, trace = self._run(seq.data, states, mask, backend, return_trace)
+        return self._outputs(output, finals, seq, mask, trace)  # (T, B, H)
+
+    def _run_stack(self, x, states, mask, backend, record):
+        """The grid over x's steps (see :meth:`MemoryJoinedStack._run_stack` for the
+        contract): block by block, step-major, on the reference backend; layer by layer on
+        the fused kernels."""
+        states = list(states)  # each layer's entry is replaced as it steps
         weights = [self.layer_weights(layer) for layer in range(self.num_layers)]
-        bottom = seq.data  # (T, B, I): the depth input of layer 0
+        bottom = x  # (T, B, I): the depth input of layer 0
         if self.tied:
             bottom = F.linear(bottom, self.weight_in)  # (T, B, H)
         dropout = self.dropout if self.training else 0.0
-        backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
         if backend is Backend.FUSED:
-            output, trace = self._forward_fused(
-                bottom, states, weights, mask, dropout, return_trace
-            )
-            return self._outputs(output, states, seq, mask, trace)
+            output, trace = self._forward_fused(bottom, states, weights, mask, dropout, record)
+            return output, states, trace
 
         outputs, recorded = [], []
-        for t in range(seq.steps):
+        for t in range(x.shape[0]):
             up, up_memory = bottom[t], None  # the depth memory enters the grid at zero
             step_values = []
             for layer in range(self.num_layers):
@@ -182,11 +192,11 @@ class GridLSTM(MemoryJoinedStack):
                     up = F.dropout(up, dropout, training=True)
                 step_values.append(result.values)
             outputs.append(up)
-            if return_trace:
+            if record:
                 recorded.append(step_values)
 
-        trace = self._trace(recorded, mask) if return_trace else None
-        return self._outputs(torch.stack(outputs), states, seq, mask, trace)  # (T, B, H)
+        trace = self._trace(recorded, mask) if record else None
+        return torch.stack(outputs), states, trace
 
     def _forward_fused(
         self,
