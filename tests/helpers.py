@@ -50,6 +50,20 @@ def random_loss(tensors: list[Tensor], seed: int) -> Tensor:
     return total
 
 
+def outputs_and_grads(layer, x: Tensor, state: tuple[Tensor, ...], lengths=None) -> list[Tensor]:
+    """A layer's output and final state, then the gradients of x, of each initial state
+    tensor that requires one and of every parameter, under :func:`random_loss`: what the
+    fused kernels' tests compare with the reference loop's. ``state`` is the tuple of
+    initial state tensors (one for the GRU-like cells, two for the LSTM-like, four for the
+    sLSTM); a final state tensor without a gradient (the Clockwork RNN's clock) is compared
+    but not differentiated."""
+    output, final = layer(x, state[0] if len(state) == 1 else tuple(state), lengths=lengths)
+    values = [output, *(final if isinstance(final, tuple) else (final,))]
+    leaves = [x, *(s for s in state if s.requires_grad), *layer.parameters()]
+    loss = random_loss([v for v in values if v.requires_grad], seed=3)
+    return [*values, *torch.autograd.grad(loss, leaves)]
+
+
 def assert_close_all(ours: list[Tensor], theirs: list[Tensor], dtype, what: str) -> None:
     assert len(ours) == len(theirs), what
     for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):

@@ -17,7 +17,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, random_loss
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -87,11 +87,7 @@ def _inputs(layer, batch: int, dtype, seed: int = 1):
 
 
 def _run(layer, x, h0, c0, lengths):
-    """Outputs, final states, then the gradients of x, h0, c0 and every parameter."""
-    output, (h, c) = layer(x, (h0, c0), lengths=lengths)
-    values = [output, h, c]
-    grads = torch.autograd.grad(random_loss(values, seed=3), [x, h0, c0, *layer.parameters()])
-    return [*values, *grads]
+    return outputs_and_grads(layer, x, (h0, c0), lengths)
 
 
 def _compare(name: str, shape: str, dtype, batch: int = B) -> None:

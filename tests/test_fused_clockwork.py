@@ -21,7 +21,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, random_loss
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads, random_loss
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -79,11 +79,7 @@ def _inputs(layer, batch: int, dtype, clocks: str = "clock-per-row", seed: int =
 
 
 def _run(layer, x, h0, clock0, lengths):
-    """Output and final state, then the gradients of x, h0 and every parameter."""
-    output, (h_n, clock_n) = layer(x, (h0, clock0), lengths=lengths)
-    values = [output, h_n, clock_n]
-    grads = torch.autograd.grad(random_loss([output, h_n], seed=3), [x, h0, *layer.parameters()])
-    return [*values, *grads]
+    return outputs_and_grads(layer, x, (h0, clock0), lengths)
 
 
 def _lengths(use_lengths: bool, batch: int):

@@ -26,7 +26,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, random_loss
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads
 from torch.autograd import gradcheck
 from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -127,12 +127,7 @@ def _inputs(layer, batch: int, dtype, seed: int = 1):
 
 
 def _run(layer, x, *state, lengths=None):
-    """Outputs, final states, then the gradients of x, the initial state and every
-    parameter."""
-    output, final = layer(x, tuple(state), lengths=lengths)
-    values = [output, *final]
-    grads = torch.autograd.grad(random_loss(values, seed=3), [x, *state, *layer.parameters()])
-    return [*values, *grads]
+    return outputs_and_grads(layer, x, state, lengths)
 
 
 def _assert_close(mine, theirs, name: str, dtype, what: str) -> None:

@@ -17,7 +17,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, random_loss
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads
 from torch.autograd import gradcheck
 from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -67,11 +67,7 @@ def _inputs(layer, batch: int, dtype, steps: int = T, seed: int = 1):
 
 
 def _run(layer, x, h0, lengths):
-    """Output and final state, then the gradients of x, h0 and every parameter."""
-    output, h_n = layer(x, h0, lengths=lengths)
-    values = [output, h_n]
-    grads = torch.autograd.grad(random_loss(values, seed=3), [x, h0, *layer.parameters()])
-    return [*values, *grads]
+    return outputs_and_grads(layer, x, (h0,), lengths)
 
 
 def _lengths(use_lengths: bool, batch: int):

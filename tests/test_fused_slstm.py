@@ -18,7 +18,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, random_loss
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads, random_loss
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -71,12 +71,7 @@ def _inputs(layer, batch: int, dtype, seed: int = 1):
 
 
 def _run(layer, x, state, lengths):
-    """Output and the four final states, then the gradients of x, of each initial state and
-    of every parameter."""
-    output, final = layer(x, tuple(state), lengths=lengths)
-    values = [output, *final]
-    grads = torch.autograd.grad(random_loss(values, seed=3), [x, *state, *layer.parameters()])
-    return [*values, *grads]
+    return outputs_and_grads(layer, x, tuple(state), lengths)
 
 
 def _lengths(use_lengths: bool, batch: int):

@@ -20,7 +20,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, random_loss
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads
 from torch.autograd import gradcheck
 from torch.func import functional_call
 
@@ -72,11 +72,7 @@ def _inputs(layers: int, hidden: int, batch: int, dtype, seed: int = 1):
 
 
 def _run(layer, x, h0, c0, lengths):
-    """Output and final states, then the gradients of x, h_0, c_0 and every parameter."""
-    output, (h_n, c_n) = layer(x, (h0, c0), lengths=lengths)
-    values = [output, h_n, c_n]
-    grads = torch.autograd.grad(random_loss(values, seed=3), [x, h0, c0, *layer.parameters()])
-    return [*values, *grads]
+    return outputs_and_grads(layer, x, (h0, c0), lengths)
 
 
 def _lengths(use: bool, batch: int):
