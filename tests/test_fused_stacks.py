@@ -379,7 +379,6 @@ def test_fused_takes_cuda_tensors_and_auto_leaves_them_to_the_reference(layer, m
     """What each backend does with CUDA tensors (asked directly: no GPU here). An explicit
     "fused" runs the Triton kernels in their dtypes; "auto" keeps the reference loop, as
     for every cell whose Triton kernels are unmeasured on a GPU."""
-    pytest.importorskip("triton")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     fused = LAYERS[layer](I, 4, 2, backend="fused")
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
