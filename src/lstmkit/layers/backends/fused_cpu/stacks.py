@@ -24,6 +24,8 @@ sequence has ended, its state passes through). First derivatives only.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -72,15 +74,22 @@ def run_depth_gated_layer(
     None for layer 0 (a plain LSTM). Returns the carried h_t and c_t (T, B, H) (h_t is not
     zeroed past a sequence's end: the layer does that), the final (h, c), and the gates and
     states by trace name (T, B, H), "depth" absent in layer 0."""
-    ops = load_ops(KERNEL_FILE)
+    apply = functools.partial(_DepthGatedFunction.apply, load_ops(KERNEL_FILE))
+    return depth_gated_layer(apply, x, state, weights, lower_cells, mask)
+
+
+def depth_gated_layer(apply, x, state, weights, lower_cells, mask):
+    """:func:`run_depth_gated_layer` around a kernel set's autograd Function, ``apply(mask,
+    x_gates, lower, h0, c0, w_hh, w_cd, w_ld) -> (h_all, c_all, h_n, c_n, acts)``: what the
+    C++ and the Triton kernels share."""
     extra = None
     if lower_cells is not None:  # the depth gate's input part, x W_xd^T + b_d, as a 5th block
         extra = (weights["weight_xd"], weights.get("bias_d"))
     weight, bias = _input_side(weights, ("",), extra)
     x_gates = F.linear(x, weight, bias)  # (T, B, 4H or 5H)
     h0, c0 = state
-    h_all, c_all, h_n, c_n, acts = _DepthGatedFunction.apply(
-        ops, mask, x_gates, lower_cells, h0, c0, weights["weight_hh"],
+    h_all, c_all, h_n, c_n, acts = apply(
+        mask, x_gates, lower_cells, h0, c0, weights["weight_hh"],
         weights.get("weight_cd"), weights.get("weight_ld"),
     )  # fmt: skip
     names = (*_LSTM_BLOCKS, "depth") if lower_cells is not None else _LSTM_BLOCKS
@@ -128,15 +137,22 @@ def run_grid_layer(
     input at the bottom); ``lower_memory`` (T, B, H) the depth memory from below, None for
     0. Returns what goes up, (eta, mu) with the depth transform, else (h_t carried, None);
     the final time pair (h, m); and the values by trace name (T, B, H)."""
-    ops = load_ops(KERNEL_FILE)
+    apply = functools.partial(_GridFunction.apply, load_ops(KERNEL_FILE))
+    return grid_layer(apply, family, x, state, weights, lower_memory, mask)
+
+
+def grid_layer(apply, family, x, state, weights, lower_memory, mask):
+    """:func:`run_grid_layer` around a kernel set's autograd Function, ``apply(printed,
+    mask, x_gates, lower, h0, m0, w_hh) -> (h_all, eta, mu, h_n, m_n, acts, m_all)``: what
+    the C++ and the Triton kernels share."""
     prefixes = ("", "depth_") if family.depth_lstm else ("",)
     weight, bias = _input_side(weights, prefixes)
     x_gates = F.linear(x, weight, bias)  # (T, B, 4H or 8H)
     w_hh = torch.cat([weights[f"weight_{p}hh"] for p in prefixes])  # both read h_{t-1}
     h0, m0 = state
     printed = family.output_form == "tanh(o*m)"
-    h_all, eta, mu, h_n, m_n, acts, m_all = _GridFunction.apply(
-        ops, printed, mask, x_gates, lower_memory, h0, m0, w_hh
+    h_all, eta, mu, h_n, m_n, acts, m_all = apply(
+        printed, mask, x_gates, lower_memory, h0, m0, w_hh
     )
     gates = acts.chunk(len(prefixes) * 4, -1)
     saved = dict(zip(_LSTM_BLOCKS, gates[:4], strict=True)) | {"cell": m_all, "hidden": h_all}

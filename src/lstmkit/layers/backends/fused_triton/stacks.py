@@ -24,13 +24,12 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.grid_lstm import GridLSTMFamily
 from lstmkit.layers.backends.fused import zeros_if_none
-from lstmkit.layers.backends.fused_cpu.stacks import _input_side
+from lstmkit.layers.backends.fused_cpu.stacks import depth_gated_layer, grid_layer
 from lstmkit.layers.backends.fused_triton import (
     _absent,
     _check,
@@ -41,8 +40,6 @@ from lstmkit.layers.backends.fused_triton import (
     _time_loop,
     plan,
 )
-
-_LSTM_BLOCKS = ("input", "forget", "candidate", "output")
 
 
 @functools.cache
@@ -81,19 +78,7 @@ def run_depth_gated_layer(
     ``run_depth_gated_layer``: the carried h_t and c_t (T, B, H), the final (h, c) and the
     gates and states by trace name ("depth" absent in layer 0)."""
     _check(x)
-    extra = None
-    if lower_cells is not None:  # the depth gate's input part, x W_xd^T + b_d, as a 5th block
-        extra = (weights["weight_xd"], weights.get("bias_d"))
-    weight, bias = _input_side(weights, ("",), extra)
-    x_gates = F.linear(x, weight, bias)  # (T, B, 4H or 5H)
-    h0, c0 = state
-    h_all, c_all, h_n, c_n, acts = _DepthGatedFunction.apply(
-        mask, x_gates, lower_cells, h0, c0, weights["weight_hh"],
-        weights.get("weight_cd"), weights.get("weight_ld"),
-    )  # fmt: skip
-    names = (*_LSTM_BLOCKS, "depth") if lower_cells is not None else _LSTM_BLOCKS
-    saved = dict(zip(names, acts.chunk(len(names), -1), strict=True))
-    return h_all, c_all, (h_n, c_n), saved | {"cell": c_all, "hidden": h_all}
+    return depth_gated_layer(_DepthGatedFunction.apply, x, state, weights, lower_cells, mask)
 
 
 class _DepthGatedFunction(torch.autograd.Function):
@@ -182,22 +167,7 @@ def run_grid_layer(
     ``run_grid_layer``: what goes up ((eta, mu), or (h_t carried, None) without the depth
     transform), the final time pair (h, m), and the values by trace name (T, B, H)."""
     _check(x)
-    prefixes = ("", "depth_") if family.depth_lstm else ("",)
-    weight, bias = _input_side(weights, prefixes)
-    x_gates = F.linear(x, weight, bias)  # (T, B, 4H or 8H)
-    w_hh = torch.cat([weights[f"weight_{p}hh"] for p in prefixes])  # both read h_{t-1}
-    h0, m0 = state
-    printed = family.output_form == "tanh(o*m)"
-    h_all, eta, mu, h_n, m_n, acts, m_all = _GridFunction.apply(
-        printed, mask, x_gates, lower_memory, h0, m0, w_hh
-    )
-    gates = acts.chunk(len(prefixes) * 4, -1)
-    saved = dict(zip(_LSTM_BLOCKS, gates[:4], strict=True)) | {"cell": m_all, "hidden": h_all}
-    if not family.depth_lstm:  # Sec. 2.2's Stacked LSTM: the time output goes up as it is
-        return h_all, None, (h_n, m_n), saved
-    depth = dict(zip(_LSTM_BLOCKS, gates[4:], strict=True)) | {"cell": mu, "hidden": eta}
-    saved |= {f"depth_{name}": v for name, v in depth.items()}
-    return eta, mu, (h_n, m_n), saved
+    return grid_layer(_GridFunction.apply, family, x, state, weights, lower_memory, mask)
 
 
 def _grid_flags(printed: bool, depth: bool, lower, layout, mask) -> dict:
