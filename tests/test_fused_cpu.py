@@ -154,7 +154,7 @@ def test_auto_runs_the_variants_on_the_fused_kernels():
 def no_compiler(monkeypatch):
     """The fused kernels as on a machine where they cannot be built."""
     monkeypatch.setenv("LSTMKIT_NO_FUSED", "1")
-    monkeypatch.setattr("lstmkit.layers.backends._warned_unavailable", False)
+    monkeypatch.setattr(fused_cpu, "_warned_unavailable", set())
     fused_cpu._load.cache_clear()
     yield
     monkeypatch.delenv("LSTMKIT_NO_FUSED")
@@ -164,8 +164,9 @@ def no_compiler(monkeypatch):
 def test_without_the_kernels_auto_warns_once_and_falls_back(no_compiler):
     layer = lstmkit.LSTM(I, 5, peephole=True)
     x = torch.randn(T, B, I)
-    with pytest.warns(RuntimeWarning, match="LSTMKIT_NO_FUSED is set; backend='auto' falls"):
+    with pytest.warns(RuntimeWarning, match="LSTMKIT_NO_FUSED is set; backend='auto' falls") as w:
         layer(x)
+    assert w[0].filename == __file__  # the user's line, not lstmkit's or nn.Module's
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second call must not warn again
         assert choose_backend(Backend.AUTO, layer.family, False) is Backend.MANUAL

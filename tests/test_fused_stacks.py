@@ -17,6 +17,7 @@ hand-written forward and backward passes agree with them.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -268,13 +269,16 @@ def test_auto_takes_the_fused_kernels_on_the_cpu(layer, monkeypatch):
 def test_auto_falls_back_and_warns_once_without_the_kernels(layer, monkeypatch):
     calls = _spy(monkeypatch)
     monkeypatch.setattr(fused_cpu, "unavailable_reason", lambda kernel_file: "no compiler here")
-    monkeypatch.setattr(_memory_stack, "_warned_unavailable", False)
+    monkeypatch.setattr(fused_cpu, "_warned_unavailable", set())
     made = LAYERS[layer](I, 4, 2)
     x = torch.randn(T, 2, I)
-    with pytest.warns(RuntimeWarning, match="no compiler here; backend='auto' runs"):
+    with pytest.warns(RuntimeWarning, match="no compiler here; backend='auto' runs") as w:
         made(x)
-    made(x)  # no second warning (pytest would not fail on one; the flag says it)
-    assert _memory_stack._warned_unavailable and not calls
+    assert w[0].filename == __file__  # the user's line, not lstmkit's or nn.Module's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        made(x)
+    assert fused_cpu._warned_unavailable == {stacks.KERNEL_FILE} and not calls
 
 
 # -- the Triton kernels, under the interpreter -----------------------------------------------

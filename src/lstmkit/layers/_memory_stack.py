@@ -28,7 +28,6 @@ loops run the LSTM family only.
 
 from __future__ import annotations
 
-import warnings
 from types import ModuleType
 
 import torch
@@ -271,7 +270,6 @@ _REFUSED = {
 }
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 """The C++ kernels' dtypes (the Triton kernels' are ``fused_triton.DTYPES``)."""
-_warned_unavailable = False
 
 
 def stack_kernels(device_type: str) -> ModuleType:
@@ -287,20 +285,12 @@ def stack_kernels(device_type: str) -> ModuleType:
 
 def _fused_ready() -> bool:
     """stacks.cpp's kernels can run (built on the first call); warns once when they cannot."""
-    global _warned_unavailable
     from lstmkit.layers.backends import fused_cpu
     from lstmkit.layers.backends.fused_cpu.stacks import KERNEL_FILE
 
-    reason = fused_cpu.unavailable_reason(KERNEL_FILE)
-    if reason is not None and not _warned_unavailable:
-        _warned_unavailable = True
-        warnings.warn(
-            f"lstmkit: {reason}; backend='auto' runs the depth-gated and Grid LSTM stacks on "
-            "their slower Python loop",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-    return reason is None
+    return fused_cpu.ready_or_warn(
+        KERNEL_FILE, "runs the depth-gated and Grid LSTM stacks on their slower Python loop"
+    )
 
 
 def layer_states(

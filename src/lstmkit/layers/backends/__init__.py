@@ -35,7 +35,6 @@ An explicit choice that cannot run the layer is an error, never silently replace
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from enum import Enum
 
 from lstmkit.cellmath.clockwork import ClockworkFamily
@@ -172,25 +171,16 @@ def choose_backend(
     return requested
 
 
-_warned_unavailable = False
-
-
 def _fused_cpu_ready(family: CellFamily) -> bool:
     """The family's fused CPU kernels can run (built on first call); warns once when they
     cannot."""
-    global _warned_unavailable
     from lstmkit.layers.backends import fused, fused_cpu
 
-    reason = fused_cpu.unavailable_reason(fused.kernel_file(family))
-    if reason is not None and not _warned_unavailable:
-        _warned_unavailable = True
-        warnings.warn(
-            f"lstmkit: {reason}; backend='auto' falls back to torch's kernels where torch has "
-            "the cell and to the slower Python loops elsewhere",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-    return reason is None
+    return fused_cpu.ready_or_warn(
+        fused.kernel_file(family),
+        "falls back to torch's kernels where torch has the cell and to the slower Python "
+        "loops elsewhere",
+    )
 
 
 __all__ = ["Backend", "choose_backend", "unsupported_reason"]

@@ -137,6 +137,35 @@ def unavailable_reason(kernel_file: str = KERNELS) -> str | None:
     return _load(kernel_file)
 
 
+_warned_unavailable: set[str] = set()
+"""The kernel files whose ``auto`` fallback has been announced (once each per process)."""
+
+
+def ready_or_warn(kernel_file: str, fallback: str) -> bool:
+    """Whether ``kernel_file``'s kernels can run (builds them on the first call). When they
+    cannot, warns once per kernel file, saying why and what ``backend='auto'`` does instead
+    (``fallback``, e.g. "runs the cell on its Python loop")."""
+    reason = unavailable_reason(kernel_file)
+    if reason is not None and kernel_file not in _warned_unavailable:
+        _warned_unavailable.add(kernel_file)
+        import warnings
+
+        message = f"lstmkit: {reason}; backend='auto' {fallback}"
+        warnings.warn(message, RuntimeWarning, stacklevel=_user_frame_level())
+    return reason is None
+
+
+def _user_frame_level() -> int:
+    """The ``stacklevel`` that points a warning at the user's line: the first frame outside
+    lstmkit and torch (a layer is reached through ``nn.Module.__call__``, so no fixed level
+    is right for every caller)."""
+    inside = (str(Path(__file__).parents[3]), str(Path(torch.__file__).parent))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def load_ops(kernel_file: str = KERNELS):
     reason = _load(kernel_file)
     if reason is not None:
