@@ -416,6 +416,7 @@ class Trainer:
                 if finished:
                     break
         final = self.final_evaluation()
+        self.wrapped = self.model  # DDP's reducer holds the process group: see teardown
         distributed.teardown(self.world)
         return TrainResult(self.run_dir, p, final, self.data.vocabulary, self.model)
 
