@@ -8,8 +8,8 @@ gradients, at batch 3 (kernels.cpp's own products, kSmallBatch = 4) and 6 (ATen'
 finite differences; bfloat16 against float32; traces; recomputation; which backend runs
 what (``auto`` takes the C++ kernels on the CPU). The Triton kernels (under Triton's CPU
 interpreter) likewise, with the hidden units held by one program and split over two (the
-norms' statistics then cross programs between the phases of a step), and that they refuse
-the options with the projection, which only the C++ kernels run.
+norms' statistics then cross programs between the phases of a step), each norm and FGR with
+the projection too (torch's products with W_hh and W_hr between launches of one step).
 
 The reference loop is lstmkit.cellmath.lstm's step under autograd, which
 tests/test_layer_norm_lstm.py checks against loops written from Ba et al.'s and TensorFlow's
@@ -22,6 +22,7 @@ every parameter is drawn at random here.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -59,6 +60,10 @@ OPTIONS = {
         layer_norm="cell", output_activation=False, input_gate=False, peephole=True
     ),
     "FGR-peephole-proj": dict(gate_recurrence=True, peephole=True, proj_size=3),
+    "LN-cell-CIFG-proj": dict(layer_norm="cell", coupled=True, proj_size=3),
+    "FGR-LN-cell-NOG-proj": dict(
+        gate_recurrence=True, layer_norm="cell", output_gate=False, proj_size=2
+    ),
     "FGR-NIG-NOG": dict(gate_recurrence=True, input_gate=False, output_gate=False),  # f only
     "FGR-CIFG-NIAF-nobias": dict(
         gate_recurrence=True, coupled=True, input_activation=False, bias=False
@@ -259,22 +264,31 @@ def test_auto_runs_the_options_on_the_fused_kernels_on_the_cpu(name):
 # (H20 in blocks of 16, a launch per phase: the norms' statistics cross programs), as
 # triton_on_cpu.TRITON_SHAPES does, here with one layer (the interpreter is slow, and
 # stacking and bidirection are the layer's, tested on these kernels in test_fused_triton).
-# Float32, the kernels' widest dtype; each norm and FGR run both shapes, the combinations
-# with the other options the one program.
+# Float32, the kernels' widest dtype; each norm and FGR run both shapes, alone and with the
+# projection, the combinations with the other options the one program. The projected cells
+# also run two bidirectional layers with the units split (the second layer reads both
+# directions' projected h).
 
 # hidden size, layers, lengths or full, direction, units per program (None: one program)
 TRITON_SHAPES = {
     "H5-full-bi-one-program": (5, 1, False, True, None),
     "H20-lengths-uni-split": (20, 1, True, False, 16),
+    "H20-L2-lengths-bi-split": (20, 2, True, True, 16),
 }
 _ALONE = ["LN-ba2016", "LN-per-gate", "LN-cell", "FGR", "FGR-LN-cell"]
 _COMBINED = ["LN-per-gate-CIFG-peephole", "LN-ba2016-nobias-NIG", "LN-cell-NOAF-NIG-peephole",
              "FGR-CIFG-NIAF-nobias", "FGR-NIG-NOG", "FGR-LN-cell-NFG-NOAF-peephole"]  # fmt: skip
-_ONE, _SPLIT = TRITON_SHAPES  # the names of the two shapes
+# one per norm placement and FGR, each with the projection
+_PROJECTED = ["LN-ba2016-peephole-proj", "LN-per-gate-peephole-proj", "LN-cell-CIFG-proj",
+              "FGR-peephole-proj", "FGR-LN-cell-NOG-proj"]  # fmt: skip
+_ONE, _SPLIT, _STACKED = TRITON_SHAPES  # the names of the shapes
 TRITON_GRID = [
-    *itertools.product(_ALONE, TRITON_SHAPES),
+    *itertools.product(_ALONE, [_ONE, _SPLIT]),
     *itertools.product(_COMBINED, [_ONE]),
     ("LN-per-gate-CIFG-peephole", _SPLIT),
+    *itertools.product(_PROJECTED, [_ONE, _SPLIT]),
+    ("LN-ba2016-peephole-proj", _STACKED),
+    ("FGR-LN-cell-NOG-proj", _STACKED),
 ]
 
 
@@ -296,7 +310,8 @@ def test_triton_kernels_match_reference(name, shape, monkeypatch):
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")
-@pytest.mark.parametrize("name", ["LN-ba2016", "FGR-LN-cell"])
+@pytest.mark.parametrize("name", ["LN-ba2016", "FGR-LN-cell", "LN-per-gate-peephole-proj",
+                                  "FGR-peephole-proj"])  # fmt: skip
 def test_triton_kernels_bfloat16_follow_float32(name, monkeypatch):
     """The kernels compute in float32 (the norms' statistics in fp32 scratch) and round on
     store; the units split, so the statistics cross programs. 5e-2, not the C++ kernels'
@@ -316,7 +331,7 @@ def test_triton_kernels_bfloat16_follow_float32(name, monkeypatch):
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")
-@pytest.mark.parametrize("name", ["LN-per-gate", "FGR-LN-cell"])
+@pytest.mark.parametrize("name", ["LN-per-gate", "FGR-LN-cell", "LN-ba2016-peephole-proj"])
 def test_triton_traces_match_the_reference(name, monkeypatch):
     """The per-gate cell reports its normalised (carried) C_t, the others C_t itself (one
     program, with lengths: the split's values are checked above)."""
@@ -351,22 +366,20 @@ def test_the_split_runs_a_launch_per_phase_and_one_program_one_launch(monkeypatc
     assert _step_phases(whole, phases) == [dict(PRODUCT=False, GATES=True, CELL=True)]
 
 
-# Only the C++ kernels run the options with the projection: the backends' table of what
-# backend="fused" runs is per backend, not per device, so it lists them for the C++ kernels,
-# and the Triton kernels' run_lstm refuses them by name (auto never takes the Triton
-# kernels, so only an explicit backend="fused" off the CPU meets the refusal).
-
-
-@pytest.mark.usefixtures("triton_on_the_cpu")
-@pytest.mark.parametrize(
-    ("name", "refused"),
-    [
-        ("LN-ba2016-peephole-proj", "layer_norm='ba2016' with proj_size=3"),
-        ("LN-per-gate-peephole-proj", "layer_norm='per-gate' with proj_size=2"),
-        ("FGR-peephole-proj", "gate_recurrence=True with proj_size=3"),
-    ],
-)
-def test_triton_kernels_refuse_the_options_with_the_projection(name, refused):
-    layer = lstmkit.LSTM(I, 5, backend="fused", **OPTIONS[name])
-    with pytest.raises(fused_triton.TritonUnavailable, match=rf"Triton kernels have no {refused} "):
-        layer(torch.randn(T, 3, I))
+def test_the_projected_cell_launches_each_phase_alone_when_the_units_split(monkeypatch):
+    """With the projection every launch is one step between torch's products, so a plan
+    that would run all steps in one persistent launch (a GPU with room for every program)
+    must still give each phase of a split step a launch of its own: a launch with
+    N_SPLIT = 1 has no barrier across programs between its phases. The interpreter never
+    plans a persistent split, so this is where that choice is checked."""
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
+    split = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
+    persistent_split = dataclasses.replace(split, persistent=True)
+    monkeypatch.setattr(fused_triton, "plan", lambda *args: persistent_split)
+    cpu = torch.device("cpu")
+    projected = LSTMFamily(20, proj_size=3, layer_norm="cell")
+    layout = fused_triton._options_layout(projected, None, 3, torch.float32, cpu)
+    assert (layout.plan.grid, layout.plan.persistent) == ((1, 2), False)
+    plain = fused_triton._options_layout(LSTMFamily(20, layer_norm="cell"), None, 3,
+                                         torch.float32, cpu)  # fmt: skip
+    assert plain.plan.persistent

@@ -192,8 +192,10 @@ def test_the_interpreter_works_when_triton_was_imported_before_it_was_asked_for(
 def test_every_cells_triton_kernels_run_when_triton_was_imported_first():
     """The same order for every cell's Triton kernels, each module of them (a kernel that
     calls one of triton.language's own jit helpers, tl.max or tl.zeros say, fails only
-    then): forward and backward through each, on the interpreter. A cell whose option the
-    Triton kernels lack says so by name and is skipped."""
+    then): forward and backward through each, on the interpreter, and through the LSTM's
+    norms and FGR with the projection, which no named cell has (their kernels' mode with
+    torch's products between steps). A cell whose option the Triton kernels lack says so by
+    name and is skipped."""
     result = _fresh_process(
         """
         import os, torch, triton.language
@@ -201,6 +203,7 @@ def test_every_cells_triton_kernels_run_when_triton_was_imported_first():
         from lstmkit.layers import _memory_stack
         from lstmkit.layers.backends import fused, fused_triton
         from lstmkit.layers.backends.fused_triton import stacks
+        from lstmkit.layers.lstm import LSTM
         from lstmkit.layers.named import MODERN_CELLS
         fused.kernels_for = lambda device_type: fused_triton
         _memory_stack.stack_kernels = lambda device_type: stacks
@@ -211,6 +214,10 @@ def test_every_cells_triton_kernels_run_when_triton_was_imported_first():
                 layer(x)[0].sum().backward()
             except fused_triton.TritonUnavailable as refusal:
                 assert "have no" in str(refusal), (name, refusal)
+        for options in ({"layer_norm": "ba2016"}, {"layer_norm": "per-gate"},
+                        {"layer_norm": "cell", "gate_recurrence": True}):
+            layer = LSTM(3, 8, proj_size=2, backend="fused", **options)
+            layer(x, lengths=[4, 2])[0].sum().backward()
         print("ok")
         """,
         interpret=None,

@@ -12,8 +12,9 @@ How a call is laid out (:func:`plan`): batch rows in blocks of 16 to 64, hidden 
 blocks sized so that a program's share of ``W_hh`` fits on chip, one program per block pair.
 When all the programs of a batch block fit on the GPU at once, one launch runs every step
 (persistent, a grid barrier per step); otherwise, and under the interpreter, one launch per
-step. The projected LSTM (``proj_size``) runs one launch per step with torch's products for
-the recurrence and the projection between them.
+step. The projected LSTM (``proj_size``, with or without the norms and FGR) runs one launch
+per step (per phase of a step where its units are split) with torch's products for the
+recurrence and the projection between them.
 
 Not yet measured on a GPU: this module was written and checked under the interpreter only.
 That is why ``backend="auto"`` does not choose it (it uses torch's cuDNN kernels where torch
@@ -22,6 +23,7 @@ has the cell and the Python loops elsewhere); ``backend="fused"`` runs it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -197,7 +199,6 @@ def _shifted(first: Tensor, all_steps: Tensor) -> Tensor:
 
 def run_lstm(family: LSTMFamily, x, state, weights, mask):
     _check(x)
-    _check_lstm_options(family)
     if family.layer_norm is not None or family.gate_recurrence:
         return _run_lstm_options(family, x, state, weights, mask)
     x_gates = gate_inputs(x, weights, fold_hidden_bias=True)
@@ -207,23 +208,6 @@ def run_lstm(family: LSTMFamily, x, state, weights, mask):
         weights.get("weight_cf"), weights.get("weight_co"), weights.get("weight_hr"),
     )  # fmt: skip
     return output, (h_n, c_n), dict(acts=acts, cell=c_all, hidden=h_all)
-
-
-def _check_lstm_options(family: LSTMFamily) -> None:
-    """Refuse what only the C++ kernels run: the norms and FGR with the projection. The
-    backends' table of what ``backend="fused"`` implements is per backend, not per device,
-    so it lists them for the C++ kernels, and this is where the Triton kernels say they lack
-    them (``auto`` never takes the Triton kernels, so only an explicit ``backend="fused"``
-    on a GPU gets here). The projected LSTM's steps run torch's products between launches
-    (``_LSTMFunction``), and the kernels of the norms and FGR do their products on chip."""
-    options = [option for option in family.variant_options()
-               if option.startswith(("layer_norm=", "gate_recurrence="))]  # fmt: skip
-    if options and family.proj_size:
-        raise TritonUnavailable(
-            f"the fused backend's Triton kernels have no {', '.join(options)} with "
-            f"proj_size={family.proj_size} yet (its C++ CPU kernels do); use "
-            "backend='reference' for these tensors"
-        )
 
 
 def _lstm_flags(family: LSTMFamily, mask, project: bool) -> dict:
@@ -351,13 +335,16 @@ class _LSTMFunction(torch.autograd.Function):
 def _run_lstm_options(family: LSTMFamily, x, state, weights, mask):
     """The LSTM with ``layer_norm`` and/or ``gate_recurrence`` (kernels.py's
     lstm_options_forward/backward): the input side as the C++ kernels take it
-    (:func:`fused.lstm_gate_inputs`), the state (h, C) or with FGR (h, C, gates)."""
+    (:func:`fused.lstm_gate_inputs`), the state (h, C) or with FGR (h, C, gates). With
+    ``proj_size`` torch does each step's products with W_hh and W_hr between the launches
+    (:func:`_projected_forward`), as for the plain projected LSTM."""
     x_gates, norm_gain, norm_shift = lstm_gate_inputs(family, x, weights)
     gates0 = state[2] if family.gate_recurrence else None
     output, h_n, c_n, gates_n, acts, c_all, h_all = _LSTMOptionsFunction.apply(
         family, mask, x_gates, state[0], state[1], gates0, weights["weight_hh"],
         weights.get("weight_ci"), weights.get("weight_cf"), weights.get("weight_co"), norm_gain,
         norm_shift, weights.get("ln_weight_c"), weights.get("ln_bias_c"), weights.get("weight_gg"),
+        weights.get("weight_hr"),
     )  # fmt: skip
     final = (h_n, c_n, gates_n) if family.gate_recurrence else (h_n, c_n)
     return output, final, dict(acts=acts, cell=c_all, hidden=h_all)
@@ -390,8 +377,12 @@ def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _Opt
     tiles = blocks + (len(family.sigmoid_gates) * block_kg // block_k if family.gate_recurrence
                       else 0)  # fmt: skip
     layout = plan(batch, hidden, tiles, dtype, device)
-    flags = _lstm_flags(family, mask, project=False)
-    del flags["DOT"]
+    project = bool(family.proj_size)
+    if project and layout.hidden_blocks > 1:
+        # torch's products between the steps make every launch one step; with the units
+        # split, each phase of a step is then a launch of its own (the boundary its barrier)
+        layout = dataclasses.replace(layout, persistent=False)
+    flags = _lstm_flags(family, mask, project)
     flags.update(
         NORM_PRODUCT=family.layer_norm == "ba2016", NORM_GATES=family.layer_norm == "per-gate",
         NORM_SHOWN=family.layer_norm in ("ba2016", "cell"),
@@ -415,7 +406,7 @@ class _LSTMOptionsFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx, family, mask, x_gates, h0, c0, gates0, w_hh, p_i, p_f, p_o, norm_gain, norm_shift,
-        cell_gain, cell_shift, w_gg,
+        cell_gain, cell_shift, w_gg, w_hr,
     ):  # fmt: skip
         ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
         kernels = _kernels()
@@ -426,40 +417,50 @@ class _LSTMOptionsFunction(torch.autograd.Function):
         norm_in = family.layer_norm in ("ba2016", "per-gate")
         norm_cell = family.layer_norm is not None
         fgr = family.gate_recurrence
+        project = w_hr is not None
         layout = _options_layout(family, mask, batch, w_hh.dtype, xg.device)
         scratch = dict(dtype=torch.float32, device=xg.device)
         absent = _absent(xg)
         acts = torch.empty_like(xg)
         c_all = xg.new_empty(steps, batch, hidden)
-        h_all = xg.new_empty(steps, batch, hidden)
-        output = xg.new_empty(steps, batch, hidden)
+        h_all = xg.new_empty(steps, batch, h0.shape[1])  # (T, B, R)
+        output = torch.empty_like(h_all)
+        m_all = xg.new_empty(steps, batch, hidden) if project else None  # o tanh(...), (T, B, H)
         g_all = xg.new_empty(steps, batch, gate_rows) if fgr else absent
         nx = torch.empty_like(xg) if norm_in else absent
         nr = torch.empty(steps, batch, layout.groups, **scratch) if norm_in else absent
         cx = xg.new_empty(steps, batch, hidden) if norm_cell else absent
         cr = torch.empty(steps, batch, **scratch) if norm_cell else absent
-        rec = torch.empty(batch, gh, **scratch) if norm_in else absent
+        rec = torch.empty(batch, gh, **scratch) if norm_in or project else absent
         cell = torch.empty(batch, 2 * hidden, **scratch) if norm_cell else absent
-        w_chip = _on_chip(w_hh)
+        w_chip = absent if project else _on_chip(w_hh)  # W_hh (G*H, P) stays with torch
         w_gg_chip = _on_chip(w_gg) if fgr else absent
         given = lambda p: absent if p is None else p.contiguous()  # noqa: E731
         h0, c0, g0 = h0.contiguous(), c0.contiguous(), given(gates0)
-        phases = _step_phases(layout.plan, dict(PRODUCT=norm_in, GATES=True, CELL=norm_cell))
+        # with a projection torch fills rec with the product, so no PRODUCT phase
+        phases = _step_phases(layout.plan, dict(PRODUCT=norm_in and not project, GATES=True,
+                                                CELL=norm_cell))  # fmt: skip
+        h_slots = h_all if m_all is None else m_all  # the kernels' h_t, or m_t for W_hr
 
         def launch(t_begin, n_steps, sync_programs, sync):
             for phase in phases:
                 kernels.lstm_options_forward[layout.plan.grid](
                     xg, w_chip, w_gg_chip, h0, c0, g0, given(p_i), given(p_f), given(p_o),
                     given(norm_gain), given(norm_shift), given(cell_gain), given(cell_shift),
-                    _mask_bytes(mask, xg), acts, c_all, h_all, output, g_all, nx, nr, cx, cr,
+                    _mask_bytes(mask, xg), acts, c_all, h_slots, output, g_all, nx, nr, cx, cr,
                     rec, cell, sync, t_begin, n_steps, batch, hidden, LAYER_NORM_EPS,
                     **layout.kwargs(sync_programs, phase),
                 )  # fmt: skip
 
-        _time_loop(launch, steps, layout.plan, backward=False, device=xg.device)
+        if project:
+            _projected_forward(launch, family, layout.plan, mask, xg, h0, w_hh, w_hr, rec, m_all,
+                               h_all, output)  # fmt: skip
+        else:
+            _time_loop(launch, steps, layout.plan, backward=False, device=xg.device)
         ctx.family, ctx.mask, ctx.layout = family, mask, layout
         ctx.save_for_backward(acts, c_all, h_all, g_all, nx, nr, cx, cr, h0, c0, g0, w_hh, p_i,
-                              p_f, p_o, norm_gain, cell_gain, cell_shift, w_gg)  # fmt: skip
+                              p_f, p_o, norm_gain, cell_gain, cell_shift, w_gg, m_all,
+                              w_hr)  # fmt: skip
         ctx.mark_non_differentiable(acts, c_all, h_all)  # handed out for traces only
         gates_n = g_all[-1].clone() if fgr else None
         return output, h_all[-1].clone(), c_all[-1].clone(), gates_n, acts, c_all, h_all
@@ -468,7 +469,7 @@ class _LSTMOptionsFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_output, d_h_n, d_c_n, d_gates_n, *_):
         (acts, c_all, h_all, g_all, nx, nr, cx, cr, h0, c0, g0, w_hh, p_i, p_f, p_o, norm_gain,
-         cell_gain, cell_shift, w_gg) = ctx.saved_tensors  # fmt: skip
+         cell_gain, cell_shift, w_gg, m_all, w_hr) = ctx.saved_tensors  # fmt: skip
         kernels, family, mask, layout = _kernels(), ctx.family, ctx.mask, ctx.layout
         steps, batch, gh = acts.shape
         hidden = c0.shape[1]
@@ -476,6 +477,7 @@ class _LSTMOptionsFunction(torch.autograd.Function):
         norm_in = family.layer_norm in ("ba2016", "per-gate")
         norm_cell = family.layer_norm is not None
         fgr = family.gate_recurrence
+        project = w_hr is not None
         absent = _absent(acts)
         given = lambda p: absent if p is None else p.contiguous()  # noqa: E731
         d_output = zeros_if_none(d_output, h_all).contiguous()
@@ -486,30 +488,36 @@ class _LSTMOptionsFunction(torch.autograd.Function):
         cell = absent
         if norm_cell:
             cell = torch.empty(batch, 2 * hidden, dtype=torch.float32, device=acts.device)
-        dh_buf = zeros_if_none(d_h_n, h0).float().contiguous()
+        # with a projection torch carries dL/dh (_projected_backward)
+        dh_buf = absent if project else zeros_if_none(d_h_n, h0).float().contiguous()
         dc_buf = zeros_if_none(d_c_n, c0).float().contiguous()
         dg_buf = absent
         if fgr:
             dg_buf = zeros_if_none(d_gates_n, g0).float().contiguous()
-        w_chip = _on_chip(w_hh)
+        w_chip = absent if project else _on_chip(w_hh)
         w_gg_chip = _on_chip(w_gg) if fgr else absent
         phases = _step_phases(layout.plan, dict(OUT=True, CELL=norm_cell, NORM=norm_in))
 
-        def launch(t_begin, n_steps, sync_programs, sync):
+        def launch(t_begin, n_steps, sync_programs, sync, d_source=d_output):
             for phase in phases:
                 kernels.lstm_options_backward[layout.plan.grid](
-                    d_output, acts, c_all, c0, w_chip, w_gg_chip, given(p_i), given(p_f),
+                    d_source, acts, c_all, c0, w_chip, w_gg_chip, given(p_i), given(p_f),
                     given(p_o), given(norm_gain), given(cell_gain), given(cell_shift), nx, nr, cx,
                     cr, _mask_bytes(mask, acts), dz, drec, dzg, dcn, cell, dh_buf, dc_buf,
                     dg_buf, sync, t_begin, n_steps, steps, batch, hidden,
                     **layout.kwargs(sync_programs, phase),
                 )  # fmt: skip
 
-        _time_loop(launch, steps, layout.plan, backward=True, device=acts.device)
-        # what step 0's gates send back to the initial state (an ended row's dz is 0)
-        dh0 = dh_buf + (drec[0] @ w_hh).float()
+        d_w_hr = None
+        if project:
+            dh0, d_w_hr = _projected_backward(launch, layout.plan, mask, d_output, d_h_n, h0,
+                                              w_hh, w_hr, drec, m_all, h_all)  # fmt: skip
+        else:
+            _time_loop(launch, steps, layout.plan, backward=True, device=acts.device)
+            # what step 0's gates send back to the initial state (an ended row's dz is 0)
+            dh0 = dh_buf + (drec[0] @ w_hh).float()
         flat = drec.reshape(steps * batch, gh)
-        d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, hidden)
+        d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, -1)
         d_peep = _peephole_grads(family, dz, c0, c_all)
         # the norms' gains and shifts and W_gg: sums and products over all steps
         wide = lambda t: t.float()  # noqa: E731
@@ -525,7 +533,56 @@ class _LSTMOptionsFunction(torch.autograd.Function):
         # the per-gate norm acts on x_gates + the product: x_gates' gradient is the product's
         d_x_gates = drec if family.layer_norm == "per-gate" else dz
         return (None, None, d_x_gates, dh0.to(h0.dtype), dc_buf.to(c0.dtype), d_gates0, d_w_hh,
-                *d_peep, d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg)  # fmt: skip
+                *d_peep, d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg,
+                d_w_hr)  # fmt: skip
+
+
+def _projected_forward(launch, family, layout, mask, xg, h0, w_hh, w_hr, rec, m_all, h_all,
+                       output) -> None:  # fmt: skip
+    """The projected LSTM's steps, as _LSTMFunction's: torch's h_{t-1} W_hh^T into ``rec``,
+    the kernels' phases of the step (norms, FGR, gates, m_t), then torch's h_t = m_t W_hr^T
+    (Sak et al. 2014); an ended row keeps its h and outputs 0."""
+    sync = torch.zeros(layout.batch_blocks, dtype=torch.int32, device=xg.device)
+    h, w_hh_t, w_hr_t = h0, w_hh.t(), w_hr.t()
+    for t in range(xg.shape[0]):
+        # what the kernels' PRODUCT phase would leave: Ba's norm sees the product alone; the
+        # per-gate norm, and the gates where no norm comes first, x_t W_ih^T (+ b) with it
+        if family.layer_norm == "ba2016":
+            rec.copy_(h @ w_hh_t)
+        else:
+            rec.copy_(torch.addmm(xg[t], h, w_hh_t))
+        launch(t, 1, 1, sync)
+        h_new = m_all[t] @ w_hr_t  # (B, P)
+        if mask is None:
+            h = h_new
+            output[t] = h_new
+        else:
+            live = mask[t].unsqueeze(1)
+            h = torch.where(live, h_new, h)
+            output[t] = h_new * live
+        h_all[t] = h
+
+
+def _projected_backward(launch, layout, mask, d_output, d_h_n, h0, w_hh, w_hr, drec, m_all,
+                        h_all) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """_projected_forward's steps backwards: torch carries dL/dh_t through W_hr (into
+    dL/dm_t, which the kernels take) and, from the gradient of the step's recurrent product
+    ``drec``, through W_hh to h_{t-1}. Returns dL/dh_0 and W_hr's gradient."""
+    steps = h_all.shape[0]
+    sync = torch.zeros(layout.batch_blocks, dtype=torch.int32, device=h_all.device)
+    dh = zeros_if_none(d_h_n, h0)  # dL/dh_t from the steps after t and the final state
+    dm_all = torch.empty_like(m_all)
+    dh_all = torch.empty_like(h_all)  # dL/dh_t where it reached W_hr
+    for t in reversed(range(steps)):
+        dh_t = d_output[t] + dh
+        live = None if mask is None else mask[t].unsqueeze(1)
+        dh_all[t] = dh_t if live is None else dh_t * live  # an ended row's h passed by
+        torch.mm(dh_all[t], w_hr, out=dm_all[t])
+        launch(t, 1, 1, sync, d_source=dm_all)
+        dh_prev = drec[t] @ w_hh  # an ended row's drec is 0
+        dh = dh_prev if live is None else torch.where(live, dh_prev, dh)
+    d_w_hr = dh_all.reshape(-1, dh_all.shape[2]).t() @ m_all.reshape(-1, m_all.shape[2])
+    return dh, d_w_hr
 
 
 def _peephole_grads(family: LSTMFamily, dz: Tensor, c0: Tensor, c_all: Tensor) -> list:

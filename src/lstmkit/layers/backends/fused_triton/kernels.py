@@ -445,6 +445,11 @@ def lstm_backward(
 # partial sums to combine across programs. A persistent launch runs all of a step's phases
 # with a barrier after each; launches per step run each phase as a launch of its own.
 # Statistics and scratch are fp32 whatever the storage dtype.
+#
+# The projected LSTM (``DOT`` false) splits a step as lstm_forward does: W_hh is (G*H, P),
+# not (G*H, H), and h_t = m_t W_hr^T needs every unit's m_t, so the caller does the
+# recurrent product (into ``rec``, before GATES) and the projection between launches of one
+# step each, and the kernels the norms, FGR's product with W_gg and the gates.
 
 
 @triton.jit
@@ -574,7 +579,7 @@ def lstm_options_forward(
     HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
     SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
     HAS_MASK: tl.constexpr, NORM_PRODUCT: tl.constexpr, NORM_GATES: tl.constexpr,
-    NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr,
+    NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr, DOT: tl.constexpr,
     PRODUCT: tl.constexpr, GATES: tl.constexpr, CELL: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
@@ -584,7 +589,13 @@ def lstm_options_forward(
     g_all (T, B, K*H) the state gates_t (FGR), nx (T, B, G*H) and nr (T, B, 1 or G) the
     product norm's normalised values and 1/sigma, cx (T, B, H) and cr (T, B) the cell
     norm's. ``rec`` (B, G*H) and ``cell`` (B, 2H: C_t before its norm, then o's
-    pre-activation) are fp32 scratch reused by every step."""
+    pre-activation) are fp32 scratch reused by every step.
+
+    ``DOT`` false (the projected LSTM, one step per launch): the caller did the step's
+    recurrent product with the projected h_{t-1} and left in ``rec`` what PRODUCT would
+    (the product norm's input) or, without a product norm, the pre-activations xg +
+    h W_hh^T; the caller runs no PRODUCT phase, and the kernel stores m = o tanh(...)
+    unmasked to ``h_all``'s slot, for the caller to project (as lstm_forward does)."""
     pid_b = tl.program_id(0)
     pid_h = tl.program_id(1)
     rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -609,7 +620,8 @@ def lstm_options_forward(
     BAR_GATES: tl.constexpr = 1 if NORM_IN else 0
     BAR_END: tl.constexpr = BAR_GATES + 1 if NORM_CELL else BAR_GATES
     N_BARRIERS: tl.constexpr = BAR_END + 1
-    MULTIPLY: tl.constexpr = PRODUCT if NORM_IN else GATES  # the phase that does h W_hh^T
+    # the phase that does h W_hh^T (none when the caller does it)
+    MULTIPLY: tl.constexpr = (PRODUCT if NORM_IN else GATES) if DOT else False
     FINISH: tl.constexpr = CELL if NORM_CELL else GATES  # the phase that does o and h_t
     gh = N_BLOCKS * H
     kh = N_SIGMOID * H
@@ -688,7 +700,7 @@ def lstm_options_forward(
                     z_o = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_O, H, gh, rows,
                                         units, ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
                                         N_GROUPS, NORM_PRODUCT)  # fmt: skip
-            else:
+            elif DOT:
                 z_g = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, True)
                 if HAS_I:
                     z_i = _block_product(h_prev, w_i, xg, 0, H, gh, rows, units, ok, True)
@@ -696,6 +708,14 @@ def lstm_options_forward(
                     z_f = _block_product(h_prev, w_f, xg, OFF_F, H, gh, rows, units, ok, True)
                 if HAS_O:
                     z_o = _block_product(h_prev, w_o, xg, OFF_O, H, gh, rows, units, ok, True)
+            else:  # the projected LSTM: the caller's xg + h W_hh^T, in rec
+                z_g = _scratch_tile(rec_ptr + OFF_G * H, rows, units, gh, ok)
+                if HAS_I:
+                    z_i = _scratch_tile(rec_ptr, rows, units, gh, ok)
+                if HAS_F:
+                    z_f = _scratch_tile(rec_ptr + OFF_F * H, rows, units, gh, ok)
+                if HAS_O:
+                    z_o = _scratch_tile(rec_ptr + OFF_O * H, rows, units, gh, ok)
             if FGR:  # Greff's FGR: every sigmoid gate reads gates_{t-1} of every unit
                 g_prev = _full_h(g0_ptr, g_all_ptr, t, B, kh, rows, kks, kg_ok)
                 g_prev = g_prev.to(wgg_ptr.dtype.element_ty)
@@ -776,10 +796,14 @@ def lstm_options_forward(
                 m = shown
             tl.store(c_all_ptr + slot, tl.where(live, c_new, c_prev).to(c_all_ptr.dtype.element_ty),
                      mask=ok)  # fmt: skip
-            h_kept = _own_state(h0_ptr, h_all_ptr, t, B, H, rows, units, ok)
-            tl.store(h_all_ptr + slot, tl.where(live, m, h_kept).to(h_all_ptr.dtype.element_ty),
-                     mask=ok)  # fmt: skip
-            tl.store(out_ptr + slot, tl.where(live, m, 0.0).to(out_ptr.dtype.element_ty), mask=ok)
+            if DOT:
+                h_kept = _own_state(h0_ptr, h_all_ptr, t, B, H, rows, units, ok)
+                tl.store(h_all_ptr + slot, tl.where(live, m, h_kept).to(h_all_ptr.dtype.element_ty),
+                         mask=ok)  # fmt: skip
+                tl.store(out_ptr + slot, tl.where(live, m, 0.0).to(out_ptr.dtype.element_ty),
+                         mask=ok)  # fmt: skip
+            else:  # the projected LSTM: m for the caller's W_hr, which masks h_t itself
+                tl.store(h_all_ptr + slot, m.to(h_all_ptr.dtype.element_ty), mask=ok)
             _phase_barrier(barrier, first + BAR_END, N_SPLIT)
 
 
@@ -792,7 +816,7 @@ def lstm_options_backward(
     HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
     SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
     HAS_MASK: tl.constexpr, NORM_PRODUCT: tl.constexpr, NORM_GATES: tl.constexpr,
-    NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr,
+    NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr, DOT: tl.constexpr,
     OUT: tl.constexpr, CELL: tl.constexpr, NORM: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
     BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
@@ -804,7 +828,11 @@ def lstm_options_backward(
     (FGR), dcn (T, B, H) the gradient at the cell norm's output (for its gain and shift).
     The fp32 buffers carry what does not go through W_hh or W_gg: dh_buf of dL/dh, dc_buf
     dL/dC, dg_buf of dL/dgates (within a step it holds the whole dL/dgates_t, from OUT to
-    CELL). ``cell`` (B, 2H) is fp32 scratch: the norm's output gradient, then o's dz."""
+    CELL). ``cell`` (B, 2H) is fp32 scratch: the norm's output gradient, then o's dz.
+
+    ``DOT`` false (the projected LSTM, one step per launch): ``dout``'s slot at t holds
+    dL/dm_t, and the caller carries h's gradient (through W_hr and W_hh; dh_buf is
+    unused). FGR's product with W_gg stays here: gates_t has H-wide blocks either way."""
     pid_b = tl.program_id(0)
     pid_h = tl.program_id(1)
     rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -834,13 +862,14 @@ def lstm_options_backward(
     kg_ok = row_ok[:, None] & (kks < kh)[None, :]
 
     if OUT:  # what step t+1's gates send back to h_t and gates_t
-        w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
-        if HAS_I:
-            w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-        if HAS_F:
-            w_f = _backward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
-        if HAS_O:
-            w_o = _backward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
+        if DOT:
+            w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
+            if HAS_I:
+                w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+            if HAS_F:
+                w_f = _backward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
+            if HAS_O:
+                w_o = _backward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
         if FGR:
             if HAS_I:
                 r_i = _gate_weight(wgg_ptr, 0, units, kks, kh, unit_ok, kks < kh, True)
@@ -873,22 +902,25 @@ def lstm_options_backward(
         barrier = sync_ptr + pid_b
         first = step * N_BARRIERS
         if OUT:
-            dh = _rows_tile(dh_buf_ptr, rows, units, H, ok)
-            if t + 1 < T:  # an ended row's gradients at t+1 are 0, so its share is 0 already
-                base = drec_ptr + _step_offset(t + 1, B, gh)
-                d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
-                dh += tl.dot(d_g, w_g, input_precision="ieee")
-                if HAS_I:
-                    d_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
-                    dh += tl.dot(d_i, w_i, input_precision="ieee")
-                if HAS_F:
-                    d_f = _shared_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
-                    dh += tl.dot(d_f, w_f, input_precision="ieee")
-                if HAS_O:
-                    d_o = _shared_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
-                    dh += tl.dot(d_o, w_o, input_precision="ieee")
-            dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
-            tl.store(dh_buf_ptr + own, tl.where(live, 0.0, dh), mask=ok)  # an ended row's
+            if DOT:
+                dh = _rows_tile(dh_buf_ptr, rows, units, H, ok)
+                if t + 1 < T:  # an ended row's gradients at t+1 are 0: its share is 0 already
+                    base = drec_ptr + _step_offset(t + 1, B, gh)
+                    d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                    dh += tl.dot(d_g, w_g, input_precision="ieee")
+                    if HAS_I:
+                        d_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
+                        dh += tl.dot(d_i, w_i, input_precision="ieee")
+                    if HAS_F:
+                        d_f = _shared_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                        dh += tl.dot(d_f, w_f, input_precision="ieee")
+                    if HAS_O:
+                        d_o = _shared_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                        dh += tl.dot(d_o, w_o, input_precision="ieee")
+                dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
+                tl.store(dh_buf_ptr + own, tl.where(live, 0.0, dh), mask=ok)  # an ended row's
+            else:  # the projected LSTM: the caller's dL/dm_t
+                dh_t = tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
             if FGR:  # dL/dgates_t: the carried part and what step t+1's gates send back
                 if HAS_I:
                     dg_i = _rows_tile(dg_buf_ptr, rows, units, kh, ok)
