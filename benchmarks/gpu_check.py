@@ -108,16 +108,11 @@ def _run(layer, x, lengths, upstream_seed: int):
 def check_cell(name: str, shape: Shape, device: str) -> list[Result]:
     import torch
 
-    from lstmkit.layers.named import MODERN_CELLS
-
-    cell = MODERN_CELLS[name]
     results = []
     torch.manual_seed(0)
     try:
-        reference = cell.layer(
-            INPUT_SIZE, shape.hidden, None, batch_first=False, backend="reference"
-        )
-        fused = cell.layer(INPUT_SIZE, shape.hidden, None, batch_first=False, backend="fused")
+        reference = make_layer(name, INPUT_SIZE, shape.hidden, "reference")
+        fused = make_layer(name, INPUT_SIZE, shape.hidden, "fused")
     except ValueError as error:  # the fused backend does not run this cell
         return [Result(name, shape.name, "-", None, 0.0, f"refused: {error}")]
     fused.load_state_dict(reference.state_dict())
@@ -143,9 +138,35 @@ def check_cell(name: str, shape: Shape, device: str) -> list[Result]:
     return results
 
 
+PROJECTED = {
+    f"{base}+proj": dict(proj_size=8, **options)
+    for base, options in {
+        "lstm": {}, "lstm-ln-ba2016": dict(layer_norm="ba2016"),
+        "lstm-ln-per-gate": dict(layer_norm="per-gate"), "lstm-ln-cell": dict(layer_norm="cell"),
+        "lstm-fgr": dict(gate_recurrence=True),
+    }.items()
+}  # fmt: skip
+"""Projected LSTMs, which no registry cell is: their steps launch the kernels in a mode of
+their own (torch's products between one-step launches), so they are checked as cells of
+their own."""
+
+
+def make_layer(name: str, input_size: int, hidden: int, backend: str):
+    """A one-layer, time-major layer of the registry cell ``name`` or of a ``PROJECTED``
+    option set."""
+    if name in PROJECTED:
+        import lstmkit
+
+        return lstmkit.LSTM(input_size, hidden, backend=backend, **PROJECTED[name])
+    from lstmkit.layers.named import MODERN_CELLS
+
+    cell = MODERN_CELLS[name]
+    return cell.layer(input_size, hidden, None, batch_first=False, backend=backend)
+
+
 def fused_cells() -> list[str]:
-    """The registry's cells the fused backend runs: those its dispatch lists, and the two
-    stacks, which choose their own fused kernels."""
+    """The cells the fused backend runs: the registry's that its dispatch lists, the two
+    stacks, which choose their own fused kernels, and the ``PROJECTED`` LSTMs."""
     import torch
 
     from lstmkit.layers._memory_stack import MemoryJoinedStack
@@ -159,7 +180,7 @@ def fused_cells() -> list[str]:
         stack = isinstance(layer, MemoryJoinedStack)
         if stack or unsupported_reason(Backend.FUSED, layer.family) is None:
             names.append(name)
-    return names
+    return [*names, *PROJECTED]
 
 
 def format_results(results: list[Result]) -> str:

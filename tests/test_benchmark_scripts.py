@@ -41,14 +41,16 @@ def test_compare_precision_trains_both_runs_and_draws_both_curves(tmp_path):
 
 def test_gpu_check_runs_its_checks_on_the_interpreter(tmp_path):
     """The GPU machine's prepared command, here on CPU tensors through Triton's interpreter:
-    the fused kernels of two cells against the reference loop, both dtypes, within bounds."""
+    the fused kernels of two cells and a projected LSTM against the reference loop, both
+    dtypes, within bounds."""
+    cells = ("rnn", "mingru", "lstm-ln-cell+proj")
     result = _script(
-        "gpu_check.py", "--interpret", "--quick", "--cells", "rnn,mingru", "--out", str(tmp_path)
-    )
+        "gpu_check.py", "--interpret", "--quick", "--cells", ",".join(cells), "--out", str(tmp_path)
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     checks = json.loads((tmp_path / "check.json").read_text())
     assert {(c["cell"], c["dtype"]) for c in checks} == {
-        (cell, dtype) for cell in ("rnn", "mingru") for dtype in ("float32", "bfloat16")
+        (cell, dtype) for cell in cells for dtype in ("float32", "bfloat16")
     }
     assert all(c["error"] is not None and c["error"] <= c["bound"] for c in checks)
     assert "mingru" in (tmp_path / "check.txt").read_text()

@@ -25,29 +25,6 @@ import sys
 import tempfile
 import time
 
-PROJECTED = {
-    f"{base}+proj": dict(proj_size=8, **options)
-    for base, options in {
-        "lstm": {}, "lstm-ln-ba2016": dict(layer_norm="ba2016"),
-        "lstm-ln-per-gate": dict(layer_norm="per-gate"), "lstm-ln-cell": dict(layer_norm="cell"),
-        "lstm-fgr": dict(gate_recurrence=True),
-    }.items()
-}  # fmt: skip
-"""The projected LSTMs, which no registry cell is: their steps launch the kernels in a mode of
-their own (torch's products between launches), so they are recorded as cells of their own."""
-
-
-def _layer(name: str):
-    """A one-layer fused layer of the registry cell ``name`` or of a ``PROJECTED`` option set,
-    input 3, hidden 20."""
-    if name in PROJECTED:
-        import lstmkit
-
-        return lstmkit.LSTM(3, 20, backend="fused", **PROJECTED[name])
-    from lstmkit.layers.named import MODERN_CELLS
-
-    return MODERN_CELLS[name].layer(3, 20, None, batch_first=False, backend="fused")
-
 
 def _record_launches(cells: list[str]) -> list[dict]:
     """The kernel (module and name), signature, constexprs and warps of every launch the
@@ -55,6 +32,7 @@ def _record_launches(cells: list[str]) -> list[dict]:
     compiled before)."""
     os.environ["TRITON_INTERPRET"] = "1"
     import torch
+    from gpu_check import make_layer  # main() put benchmarks/ on the path
     from triton.runtime import interpreter
 
     from lstmkit.layers import _memory_stack
@@ -98,7 +76,7 @@ def _record_launches(cells: list[str]) -> list[dict]:
             for block_h, lengths in ((None, None), (16, [6, 3, 5])):
                 fused_triton.FORCE_BLOCK_H = block_h
                 torch.manual_seed(0)
-                layer = _layer(name).to(dtype)
+                layer = make_layer(name, 3, 20, "fused").to(dtype)
                 x = torch.randn(6, 3, 3, dtype=dtype, requires_grad=True)
                 layer(x, lengths=lengths)[0].float().sum().backward()
     interpreter.InterpretedFunction.run = run
@@ -164,13 +142,14 @@ def _compile(launches: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from gpu_check import PROJECTED, fused_cells
+
     parser.add_argument(
         "--cells", default=None,
         help="comma list of registry cells and of " + ", ".join(PROJECTED)
         + " (default: every fused cell and all of those)",
     )  # fmt: skip
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    from gpu_check import fused_cells
 
     parser.add_argument("--record", default=None, help=argparse.SUPPRESS)  # the child's job
     args = parser.parse_args(argv)
@@ -179,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.record, "w") as out:
             json.dump(_record_launches(cells), out)
         return 0
-    cells = args.cells.split(",") if args.cells else [*fused_cells(), *PROJECTED]
+    cells = args.cells.split(",") if args.cells else fused_cells()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         record = os.path.join(folder, "launches.json")
