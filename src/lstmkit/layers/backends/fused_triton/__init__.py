@@ -253,19 +253,13 @@ class _LSTMFunction(torch.autograd.Function):
         if not project:
             _time_loop(launch, steps, layout, backward=False, device=xg.device)
         else:  # torch does the two products of a step; the kernel the gates between them
-            h, w_hr_t, sync = h0, w_hr.t(), torch.zeros(1, dtype=torch.int32, device=xg.device)
-            for t in range(steps):
+            sync = torch.zeros(1, dtype=torch.int32, device=xg.device)
+
+            def step(t, h):
                 torch.addmm(xg[t], h, w.t(), out=acts[t])  # pre-activations, in place
                 launch(t, 1, 1, sync, source=acts, h_slots=m_all)
-                h_new = m_all[t] @ w_hr_t
-                if mask is None:
-                    h = h_new
-                    output[t] = h_new
-                else:
-                    live = mask[t].unsqueeze(1)
-                    h = torch.where(live, h_new, h)
-                    output[t] = h_new * live
-                h_all[t] = h
+
+            _projected_forward(step, mask, h0, w_hr, m_all, h_all, output)
 
         ctx.family, ctx.mask, ctx.layout = family, mask, layout
         ctx.save_for_backward(acts, c_all, h_all, m_all, h0, c0, w, p_i, p_f, p_o, w_hr)
@@ -306,21 +300,12 @@ class _LSTMFunction(torch.autograd.Function):
             back = (dz[0] @ w).float()
             dh0 = dh_buf + (back if mask is None else back * mask[0].unsqueeze(1))
         else:  # torch carries dh through W_hr and W_hh; the kernel the gates
-            dh = zeros_if_none(d_h_n, h0)
-            dm_all = torch.empty_like(m_all)
-            dh_all = torch.empty_like(h_all)  # dL/dh_t where it reached W_hr
             no_local = torch.zeros(batch, hidden, dtype=torch.float32, device=acts.device)
             sync = torch.zeros(1, dtype=torch.int32, device=acts.device)
-            for t in reversed(range(steps)):
-                dh_t = d_output[t] + dh
-                live = None if mask is None else mask[t].unsqueeze(1)
-                dh_all[t] = dh_t if live is None else dh_t * live
-                torch.mm(dh_t, w_hr, out=dm_all[t])
-                launch(t, 1, 1, sync, d_source=dm_all, dh_buf=no_local)
-                dh_prev = dz[t] @ w
-                dh = dh_prev if live is None else torch.where(live, dh_prev, dh)
-            dh0 = dh
-            d_w_hr = dh_all.reshape(-1, dh_all.shape[2]).t() @ m_all.reshape(-1, hidden)
+            dh0, d_w_hr = _projected_backward(
+                lambda t, dm_all: launch(t, 1, 1, sync, d_source=dm_all, dh_buf=no_local),
+                mask, d_output, d_h_n, h0, w, w_hr, dz, m_all, h_all,
+            )  # fmt: skip
 
         flat = dz.reshape(steps * batch, gh)
         d_w_hh = flat.t() @ _shifted(h0, h_all).reshape(steps * batch, -1)
@@ -453,8 +438,20 @@ class _LSTMOptionsFunction(torch.autograd.Function):
                 )  # fmt: skip
 
         if project:
-            _projected_forward(launch, family, layout.plan, mask, xg, h0, w_hh, w_hr, rec, m_all,
-                               h_all, output)  # fmt: skip
+            sync = torch.zeros(layout.plan.batch_blocks, dtype=torch.int32, device=xg.device)
+            w_hh_t = w_hh.t()
+
+            def step(t, h):
+                # what the kernels' PRODUCT phase would leave: Ba's norm sees the product
+                # alone; the per-gate norm, and the gates where no norm comes first, see
+                # x_t W_ih^T (+ b) with it
+                if family.layer_norm == "ba2016":
+                    rec.copy_(h @ w_hh_t)
+                else:
+                    rec.copy_(torch.addmm(xg[t], h, w_hh_t))
+                launch(t, 1, 1, sync)
+
+            _projected_forward(step, mask, h0, w_hr, m_all, h_all, output)
         else:
             _time_loop(launch, steps, layout.plan, backward=False, device=xg.device)
         ctx.family, ctx.mask, ctx.layout = family, mask, layout
@@ -510,8 +507,11 @@ class _LSTMOptionsFunction(torch.autograd.Function):
 
         d_w_hr = None
         if project:
-            dh0, d_w_hr = _projected_backward(launch, layout.plan, mask, d_output, d_h_n, h0,
-                                              w_hh, w_hr, drec, m_all, h_all)  # fmt: skip
+            sync = torch.zeros(layout.plan.batch_blocks, dtype=torch.int32, device=acts.device)
+            dh0, d_w_hr = _projected_backward(
+                lambda t, dm_all: launch(t, 1, 1, sync, d_source=dm_all),
+                mask, d_output, d_h_n, h0, w_hh, w_hr, drec, m_all, h_all,
+            )  # fmt: skip
         else:
             _time_loop(launch, steps, layout.plan, backward=True, device=acts.device)
             # what step 0's gates send back to the initial state (an ended row's dz is 0)
@@ -537,21 +537,14 @@ class _LSTMOptionsFunction(torch.autograd.Function):
                 d_w_hr)  # fmt: skip
 
 
-def _projected_forward(launch, family, layout, mask, xg, h0, w_hh, w_hr, rec, m_all, h_all,
-                       output) -> None:  # fmt: skip
-    """The projected LSTM's steps, as _LSTMFunction's: torch's h_{t-1} W_hh^T into ``rec``,
-    the kernels' phases of the step (norms, FGR, gates, m_t), then torch's h_t = m_t W_hr^T
-    (Sak et al. 2014); an ended row keeps its h and outputs 0."""
-    sync = torch.zeros(layout.batch_blocks, dtype=torch.int32, device=xg.device)
-    h, w_hh_t, w_hr_t = h0, w_hh.t(), w_hr.t()
-    for t in range(xg.shape[0]):
-        # what the kernels' PRODUCT phase would leave: Ba's norm sees the product alone; the
-        # per-gate norm, and the gates where no norm comes first, x_t W_ih^T (+ b) with it
-        if family.layer_norm == "ba2016":
-            rec.copy_(h @ w_hh_t)
-        else:
-            rec.copy_(torch.addmm(xg[t], h, w_hh_t))
-        launch(t, 1, 1, sync)
+def _projected_forward(step, mask, h0, w_hr, m_all, h_all, output) -> None:
+    """The projected LSTM's steps (Sak et al. 2014): ``step(t, h_prev)`` has torch do the
+    step's recurrent product and the kernels the rest of the step, which leaves m_t (before
+    the projection) in ``m_all[t]``; here torch projects h_t = m_t W_hr^T, and an ended row
+    keeps its h and outputs 0."""
+    h, w_hr_t = h0, w_hr.t()
+    for t in range(m_all.shape[0]):
+        step(t, h)
         h_new = m_all[t] @ w_hr_t  # (B, P)
         if mask is None:
             h = h_new
@@ -563,23 +556,22 @@ def _projected_forward(launch, family, layout, mask, xg, h0, w_hh, w_hr, rec, m_
         h_all[t] = h
 
 
-def _projected_backward(launch, layout, mask, d_output, d_h_n, h0, w_hh, w_hr, drec, m_all,
+def _projected_backward(step, mask, d_output, d_h_n, h0, w_hh, w_hr, d_product, m_all,
                         h_all) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """_projected_forward's steps backwards: torch carries dL/dh_t through W_hr (into
-    dL/dm_t, which the kernels take) and, from the gradient of the step's recurrent product
-    ``drec``, through W_hh to h_{t-1}. Returns dL/dh_0 and W_hr's gradient."""
-    steps = h_all.shape[0]
-    sync = torch.zeros(layout.batch_blocks, dtype=torch.int32, device=h_all.device)
+    """_projected_forward's steps backwards: torch carries dL/dh_t through W_hr into dL/dm_t
+    (``dm_all[t]``), ``step(t, dm_all)`` runs the kernels' backward of step t from it, which
+    leaves in ``d_product[t]`` the gradient of the step's recurrent product, and torch
+    carries that through W_hh to h_{t-1}. Returns dL/dh_0 and W_hr's gradient."""
     dh = zeros_if_none(d_h_n, h0)  # dL/dh_t from the steps after t and the final state
     dm_all = torch.empty_like(m_all)
     dh_all = torch.empty_like(h_all)  # dL/dh_t where it reached W_hr
-    for t in reversed(range(steps)):
+    for t in reversed(range(h_all.shape[0])):
         dh_t = d_output[t] + dh
         live = None if mask is None else mask[t].unsqueeze(1)
         dh_all[t] = dh_t if live is None else dh_t * live  # an ended row's h passed by
         torch.mm(dh_all[t], w_hr, out=dm_all[t])
-        launch(t, 1, 1, sync, d_source=dm_all)
-        dh_prev = drec[t] @ w_hh  # an ended row's drec is 0
+        step(t, dm_all)
+        dh_prev = d_product[t] @ w_hh  # an ended row's is 0
         dh = dh_prev if live is None else torch.where(live, dh_prev, dh)
     d_w_hr = dh_all.reshape(-1, dh_all.shape[2]).t() @ m_all.reshape(-1, m_all.shape[2])
     return dh, d_w_hr
