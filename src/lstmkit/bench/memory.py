@@ -9,6 +9,7 @@ anyway. Views of one storage count once, as they cost memory once.
 :func:`retained_bytes` asks the allocator instead, for the one case the hook cannot see:
 ``torch.utils.checkpoint`` keeps a chunk's inputs by reference to rerun it, not as saved
 tensors, so under recomputation the hook alone would count nothing at all.
+:func:`peak_bytes` asks it for the most memory a call holds at once, graph or not.
 """
 
 from __future__ import annotations
@@ -40,19 +41,40 @@ def saved_activation_bytes(
 
 def retained_bytes(forward: Callable[[], Tensor]) -> int:
     """Bytes of CPU memory allocated during ``forward()`` and still held once it returns, less
-    its output's: all that the autograd graph keeps alive, however it keeps it. Read from
-    the profiler's record of every allocation and free, so it needs no allocator statistics
-    (which the CPU allocator does not keep)."""
+    its output's: all that the autograd graph keeps alive, however it keeps it."""
+    with torch.enable_grad():
+        output, changes = _allocations(forward)
+    return sum(changes) - output.untyped_storage().nbytes()
+
+
+def peak_bytes(forward: Callable[[], Tensor]) -> int:
+    """The most CPU memory held at once during ``forward()`` beyond what was held before it,
+    at the resolution of the operators it calls (an operator's own scratch, freed before
+    it returns, is not seen)."""
+    _, changes = _allocations(forward)
+    held = peak = 0
+    for change in changes:
+        held += change
+        peak = max(peak, held)
+    return peak
+
+
+def _allocations(forward: Callable[[], Tensor]) -> tuple[Tensor, list[int]]:
+    """``forward()``'s output and, in time order, each operator's net change of allocated
+    CPU memory, from the profiler's record of every allocation and free (the CPU allocator
+    keeps no statistics of its own)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with torch.enable_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
         output = forward()
-    allocated = sum(event.self_cpu_memory_usage for event in p.events())
-    return allocated - output.untyped_storage().nbytes()
+    events = sorted(
+        (e for e in p.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start
+    )
+    return output, [e.self_cpu_memory_usage for e in events]
 
 
 def _storage_key(tensor: Tensor) -> tuple[str, int]:
     return (str(tensor.device), tensor.untyped_storage().data_ptr())
 
 
-__all__ = ["retained_bytes", "saved_activation_bytes"]
+__all__ = ["peak_bytes", "retained_bytes", "saved_activation_bytes"]

@@ -3,7 +3,10 @@
 
 Both run time forwards only and keep every gate activation and state for their hand-written
 backward; this module flips a reversed direction around them and turns what they kept into
-the family's trace.
+the family's trace. A call that builds no autograd graph and records no trace needs none of
+what they keep, so a long one runs in chunks of steps (:data:`CHUNK_VALUES`), the state
+carried between them: its memory beyond the output stays that of one chunk, as
+torch.nn.LSTM's keeps nothing under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
@@ -88,12 +91,51 @@ def run_direction(
         x = x.flip(0)
         step_mask = None if step_mask is None else step_mask.flip(0)
     run = runner(family, kernels)
-    output, final, saved = run(family, x, state, weights, step_mask)
+    steps = chunk_steps(x, weights)
+    if record or steps >= x.shape[0] or _builds_graph(x, state, weights):
+        output, final, saved = run(family, x, state, weights, step_mask)
+    else:
+        output, final, saved = _run_in_chunks(run, family, x, state, weights, step_mask, steps)
     trace = _trace(family, saved, step_mask) if record else None
     if reverse:
         output = output.flip(0)
         trace = None if trace is None else {k: v.flip(0) for k, v in trace.items()}
     return output, final, trace
+
+
+CHUNK_VALUES = 1 << 22
+"""A call without a graph runs in chunks of about this many values per (steps, B, gate rows)
+tensor the kernels fill (16 MB in float32), and at least 16 steps (fewer, and the per-call
+overhead would show)."""
+
+
+def chunk_steps(x: Tensor, weights: Weights) -> int:
+    """Steps per chunk for a call without a graph: ``CHUNK_VALUES`` over the values one step
+    fills across the batch (its gate rows, ``weight_ih``'s, the widest thing it keeps)."""
+    per_step = x.shape[1] * weights["weight_ih"].shape[0]
+    return max(CHUNK_VALUES // max(per_step, 1), 16)
+
+
+def _builds_graph(x: Tensor, state: tuple[Tensor, ...], weights: Weights) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    tensors = (x, *state, *weights.values())
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def _run_in_chunks(run, family, x, state, weights, mask, steps: int):
+    """``run`` over consecutive chunks of ``steps`` steps, each starting from the state the
+    last one ended in: the same steps as one call (the kernels' arithmetic per step does not
+    depend on the call's length), with a chunk's activations freed before the next."""
+    output = None
+    for start in range(0, x.shape[0], steps):
+        piece = slice(start, start + steps)
+        part, state, _ = run(family, x[piece], state, weights,
+                             None if mask is None else mask[piece])  # fmt: skip
+        if output is None:
+            output = part.new_empty((x.shape[0], *part.shape[1:]))
+        output[piece] = part
+    return output, state, None  # what the kernels kept: nothing, as nothing needs it
 
 
 def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):

@@ -1,0 +1,123 @@
+"""A call on the fused backend that builds no autograd graph (``torch.no_grad()``, or nothing
+that requires a gradient) and records no trace keeps nothing for a backward, so a long one
+runs in chunks of steps with the state carried between them (``fused.chunk_steps``). The
+chunks must give exactly what one call gives, and hold a chunk's memory, not the sequence's.
+
+Every registry cell that runs through the fused direction loop (the two stacks run their
+own), with sequences that end early; float64, compared bit for bit: each step runs the same
+arithmetic whichever call it is in.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstmkit.bench.memory import peak_bytes
+from lstmkit.layers._memory_stack import MemoryJoinedStack
+from lstmkit.layers.backends import fused
+from lstmkit.layers.lstm import LSTM
+from lstmkit.layers.named import MODERN_CELLS
+
+I, H, B, T = 3, 8, 3, 53
+CHUNK = 16  # the smallest chunk chunk_steps gives: 53 steps are 3 chunks and 5 steps
+LENGTHS = [T, 40, 7]  # ended inside the second chunk, and inside the first
+
+
+def _direction_cells() -> list[str]:
+    names = []
+    for name, cell in MODERN_CELLS.items():
+        with torch.device("meta"):
+            layer = cell.layer(I, H, None)
+        if not isinstance(layer, MemoryJoinedStack):
+            names.append(name)
+    return names
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The step counts of the kernels' calls, with chunks of CHUNK steps."""
+    monkeypatch.setattr(fused, "CHUNK_VALUES", 1)
+    made = []
+    find = fused.runner
+
+    def spying(family, kernels):
+        run = find(family, kernels)
+
+        def counted(family, x, *args):
+            made.append(x.shape[0])
+            return run(family, x, *args)
+
+        return counted
+
+    monkeypatch.setattr(fused, "runner", spying)
+    return made
+
+
+def _as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _layer(name: str):
+    torch.manual_seed(0)
+    return MODERN_CELLS[name].layer(I, H, 1.0, batch_first=False, backend="fused").double()
+
+
+@pytest.mark.parametrize("name", _direction_cells())
+def test_without_a_graph_a_long_call_runs_in_chunks_and_gives_the_same(name, calls):
+    layer = _layer(name)
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    whole, whole_state = layer(x, lengths=LENGTHS)  # the parameters require gradients
+    assert calls == [T]
+    calls.clear()
+    with torch.no_grad():
+        chunked, chunked_state = layer(x, lengths=LENGTHS)
+    assert calls == [CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]
+    torch.testing.assert_close(chunked, whole.detach(), rtol=0, atol=0)
+    for ours, theirs in zip(_as_tuple(chunked_state), _as_tuple(whole_state), strict=True):
+        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
+
+
+def test_nothing_requiring_a_gradient_is_as_good_as_no_grad(calls):
+    layer = LSTM(I, H, peephole=True, backend="fused").double().requires_grad_(False)
+    layer(torch.randn(T, B, I, dtype=torch.float64))
+    assert max(calls) == CHUNK
+    calls.clear()
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)  # the input's gradient
+    layer(x)
+    assert calls == [T]
+
+
+def test_a_traced_call_runs_whole(calls):
+    """A trace is every step's gates: the kernels' whole record, so no chunks."""
+    layer = LSTM(I, H, peephole=True, backend="fused")
+    with torch.no_grad():
+        layer(torch.randn(T, B, I), return_trace=True)
+    assert calls == [T]
+
+
+def test_bidirectional_layers_chunk_each_direction_in_its_own_time_order(calls):
+    torch.manual_seed(0)
+    layer = LSTM(I, H, num_layers=2, bidirectional=True, peephole=True, backend="fused").double()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    whole, (h, c) = layer(x, lengths=LENGTHS)
+    with torch.no_grad():
+        chunked, (h_chunked, c_chunked) = layer(x, lengths=LENGTHS)
+    for ours, theirs in ((chunked, whole), (h_chunked, h), (c_chunked, c)):
+        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
+
+
+def test_chunks_hold_a_chunks_memory_not_the_sequences(monkeypatch):
+    """T = 2,000 without a graph, in chunks of 32 steps: the most memory held at once, over
+    the output's, is a few chunks' gates and states, where one call holds T steps' (the
+    input side, the gate activations and both states: about 40 MB here)."""
+    layer = LSTM(16, 64, peephole=True, backend="fused")
+    x = torch.randn(2_000, 8, 16)
+    output_bytes = 2_000 * 8 * 64 * 4
+    chunk_gates = 32 * 8 * 4 * 64 * 4  # one chunk's (steps, B, 4H) float32 values
+    held = {}
+    for name, values in (("chunks", 32 * 8 * 4 * 64), ("one call", 1 << 40)):
+        monkeypatch.setattr(fused, "CHUNK_VALUES", values)
+        with torch.no_grad():
+            held[name] = peak_bytes(lambda: layer(x)[0]) - output_bytes
+    assert held["chunks"] < 8 * chunk_gates < held["one call"] / 10, held
