@@ -3,9 +3,9 @@ that requires a gradient) and records no trace keeps nothing for a backward, so 
 runs in chunks of steps with the state carried between them (``fused.chunk_steps``). The
 chunks must give exactly what one call gives, and hold a chunk's memory, not the sequence's.
 
-Every registry cell that runs through the fused direction loop (the two stacks run their
-own), with sequences that end early; float64, compared bit for bit: each step runs the same
-arithmetic whichever call it is in.
+Every registry cell that runs through the fused direction loop, and the two stacks, which
+run their own loop over their layers, with sequences that end early; float64, compared bit
+for bit: each step runs the same arithmetic whichever call it is in.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ CHUNK = 16  # the smallest chunk chunk_steps gives: 53 steps are 3 chunks and 5 
 LENGTHS = [T, 40, 7]  # ended inside the second chunk, and inside the first
 
 
-def _direction_cells() -> list[str]:
+def _cells(stacks: bool) -> list[str]:
+    """The registry's direction-loop cells, or its memory-joined stacks."""
     names = []
     for name, cell in MODERN_CELLS.items():
         with torch.device("meta"):
             layer = cell.layer(I, H, None)
-        if not isinstance(layer, MemoryJoinedStack):
+        if isinstance(layer, MemoryJoinedStack) == stacks:
             names.append(name)
     return names
 
@@ -63,7 +64,7 @@ def _layer(name: str):
     return MODERN_CELLS[name].layer(I, H, 1.0, batch_first=False, backend="fused").double()
 
 
-@pytest.mark.parametrize("name", _direction_cells())
+@pytest.mark.parametrize("name", _cells(stacks=False))
 def test_without_a_graph_a_long_call_runs_in_chunks_and_gives_the_same(name, calls):
     layer = _layer(name)
     x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -76,6 +77,32 @@ def test_without_a_graph_a_long_call_runs_in_chunks_and_gives_the_same(name, cal
     torch.testing.assert_close(chunked, whole.detach(), rtol=0, atol=0)
     for ours, theirs in zip(_as_tuple(chunked_state), _as_tuple(whole_state), strict=True):
         torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", _cells(stacks=True))
+def test_the_stacks_run_in_chunks_of_their_whole_depth_without_a_graph(name, monkeypatch):
+    monkeypatch.setattr(fused, "CHUNK_VALUES", 1)
+    stack = _layer(name)
+    made = []
+    run_stack = stack._run_stack
+
+    def counted(x, *args):
+        made.append(x.shape[0])
+        return run_stack(x, *args)
+
+    monkeypatch.setattr(stack, "_run_stack", counted)
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    whole, (h, c) = stack(x, lengths=LENGTHS)
+    with torch.no_grad():
+        chunked, (h_chunked, c_chunked) = stack(x, lengths=LENGTHS)
+    assert made == [T, CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]
+    for ours, theirs in ((chunked, whole), (h_chunked, h), (c_chunked, c)):
+        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
+    made.clear()
+    stack.backend = "reference"  # no graph under no_grad anyway: it keeps nothing to chunk
+    with torch.no_grad():
+        stack(x, lengths=LENGTHS)
+    assert made == [T]
 
 
 def test_nothing_requiring_a_gradient_is_as_good_as_no_grad(calls):

@@ -37,7 +37,7 @@ from torch.utils.checkpoint import checkpoint
 from lstmkit._checks import expect_like, expect_positive_int, expect_shape
 from lstmkit._state import state_arg_names, state_to_tuple
 from lstmkit.cellmath.params import check_forget_bias, forget_rows
-from lstmkit.layers.backends import Backend
+from lstmkit.layers.backends import Backend, fused
 from lstmkit.layers.base import _check_dropout
 from lstmkit.layers.sequence import SequenceBatch, restore_output
 from lstmkit.trace import Trace
@@ -195,23 +195,40 @@ class MemoryJoinedStack(nn.Module):
         raise NotImplementedError
 
     def _run(self, x, states, mask, backend, record):
-        """:meth:`_run_stack`, or with ``recompute_every`` set (and gradients wanted, no
-        trace) the same in checkpointed chunks of that many steps, every layer within a
-        chunk, the states carried from one chunk to the next: the backward keeps only the
-        chunks' starting states and reruns each chunk's forward (dropout's draws included:
-        the checkpoint restores the random state). As ``layers/backends/recompute.py`` does
-        for the other layers, one direction at a time."""
+        """:meth:`_run_stack`, in chunks of steps, every layer within a chunk and the states
+        carried from one chunk to the next, in two cases:
+
+        - ``recompute_every`` set (and gradients wanted, no trace): checkpointed chunks of
+          that many steps. The backward keeps only the chunks' starting states and reruns
+          each chunk's forward (dropout's draws included: the checkpoint restores the random
+          state), as ``layers/backends/recompute.py`` does for the other layers.
+        - the fused kernels on a call that builds no graph and records no trace: what they
+          keep for a backward is not needed, so a long call holds one chunk's, as
+          ``backends/fused.py`` does for the other cells (``fused.steps_per_chunk``, sized
+          by one layer's gates)."""
         every = self.recompute_every
+        graph = fused.builds_graph(x, *(t for pair in states for t in pair), *self.parameters())
+        if backend is Backend.FUSED and not record and not graph:
+            steps = fused.steps_per_chunk(x.shape[1], 4 * self.hidden_size)
+            if steps < x.shape[0]:
+                return self._run_in_chunks(x, states, mask, backend, steps, self._chunk)
         if every is None or record or not torch.is_grad_enabled():
             return self._run_stack(x, states, mask, backend, record)
+
+        def checkpointed(*args):
+            return checkpoint(self._chunk, *args, use_reentrant=False)
+
+        return self._run_in_chunks(x, states, mask, backend, every, checkpointed)
+
+    def _run_in_chunks(self, x, states, mask, backend, steps: int, run_chunk):
+        """``run_chunk`` (:meth:`_chunk`'s contract) over consecutive chunks of ``steps``."""
         outputs = []
-        for start in range(0, x.shape[0], every):
-            piece = slice(start, start + every)
+        for start in range(0, x.shape[0], steps):
+            piece = slice(start, start + steps)
             flat = [tensor for pair in states for tensor in pair]
-            output, *flat = checkpoint(
-                self._chunk, x[piece], None if mask is None else mask[piece], backend, *flat,
-                use_reentrant=False,
-            )  # fmt: skip
+            output, *flat = run_chunk(
+                x[piece], None if mask is None else mask[piece], backend, *flat
+            )
             outputs.append(output)
             states = list(zip(flat[0::2], flat[1::2], strict=True))
         return torch.cat(outputs), states, None

@@ -92,7 +92,7 @@ def run_direction(
         step_mask = None if step_mask is None else step_mask.flip(0)
     run = runner(family, kernels)
     steps = chunk_steps(x, weights)
-    if record or steps >= x.shape[0] or _builds_graph(x, state, weights):
+    if record or steps >= x.shape[0] or builds_graph(x, *state, *weights.values()):
         output, final, saved = run(family, x, state, weights, step_mask)
     else:
         output, final, saved = _run_in_chunks(run, family, x, state, weights, step_mask, steps)
@@ -112,14 +112,19 @@ overhead would show)."""
 def chunk_steps(x: Tensor, weights: Weights) -> int:
     """Steps per chunk for a call without a graph: ``CHUNK_VALUES`` over the values one step
     fills across the batch (its gate rows, ``weight_ih``'s, the widest thing it keeps)."""
-    per_step = x.shape[1] * weights["weight_ih"].shape[0]
-    return max(CHUNK_VALUES // max(per_step, 1), 16)
+    return steps_per_chunk(x.shape[1], weights["weight_ih"].shape[0])
 
 
-def _builds_graph(x: Tensor, state: tuple[Tensor, ...], weights: Weights) -> bool:
+def steps_per_chunk(batch: int, gate_rows: int) -> int:
+    """``CHUNK_VALUES`` over the values one step fills, ``batch`` rows of ``gate_rows``; at
+    least 16."""
+    return max(CHUNK_VALUES // max(batch * gate_rows, 1), 16)
+
+
+def builds_graph(*tensors: Tensor | None) -> bool:
+    """Whether a call on these tensors (inputs, states, weights) records an autograd graph."""
     if not torch.is_grad_enabled():
         return False
-    tensors = (x, *state, *weights.values())
     return any(t is not None and t.requires_grad for t in tensors)
 
 
