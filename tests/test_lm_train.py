@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ import torch
 
 from lstmkit import checkpoints
 from lstmkit.lm import checkpoint as ckpt
+from lstmkit.lm import train as train_module
 from lstmkit.lm.checkpoint import CheckpointError, load_model
 from lstmkit.lm.stories import StoryConfig, generate_stories
-from lstmkit.lm.train import TrainConfig, train
+from lstmkit.lm.train import TrainConfig, Trainer, train
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,22 @@ def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(text_file, tmp_p
         assert torch.equal(a[key], b[key]), key
     # the killed run's records after step 20 were dropped, and written again on resuming
     assert _steps(tmp_path / "resumed") == _steps(tmp_path / "straight")
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "warns"),
+    [("bf16-mixed", False, True), ("bf16-mixed", True, False), ("32", False, False)],
+)
+def test_bf16_mixed_warns_on_a_cpu_that_emulates_bfloat16(
+    text_file, tmp_path, monkeypatch, precision, native, warns
+):
+    monkeypatch.setattr(train_module, "cpu_has_bfloat16", lambda: native)
+    config = _config(text_file, precision=precision, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer(config, tmp_path / "run", progress=False)
+    emulated = [w for w in caught if "every bfloat16 product is emulated" in str(w.message)]
+    assert len(emulated) == warns
 
 
 def test_bf16_mixed_keeps_float32_weights_and_tracks_the_float32_run(text_file, tmp_path):

@@ -33,6 +33,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -303,6 +304,24 @@ def prepare_data(c: TrainConfig, vocabulary: Vocabulary | None = None) -> Data:
 # -- the trainer ----------------------------------------------------------------------------------
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether torch's oneDNN runs bfloat16 natively on this CPU (AVX-512 and up); without
+    it every bfloat16 product is emulated."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _warn_if_bfloat16_is_emulated() -> None:
+    if not cpu_has_bfloat16():
+        warnings.warn(
+            "precision='bf16-mixed' on a CPU without native bfloat16 (torch's oneDNN reports "
+            "none: no AVX-512): every bfloat16 product is emulated, and such a machine ran "
+            "40 to 56 times slower than in float32 (docs/performance.md); precision='32' is "
+            "the fast choice here",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 class Trainer:
     """One run: its model, optimizer, data and position; :meth:`run` trains to the end."""
 
@@ -319,6 +338,8 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run)
         self.world = distributed.setup(config.device)
+        if config.precision == "bf16-mixed" and self.world.device.type == "cpu":
+            _warn_if_bfloat16_is_emulated()
         self.callbacks = callbacks
         saved = load_config(self.run_dir) if resume else None
         self.data = prepare_data(config, saved.vocabulary if saved else None)
