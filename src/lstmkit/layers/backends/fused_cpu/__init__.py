@@ -29,6 +29,7 @@ import hashlib
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -148,8 +149,6 @@ def ready_or_warn(kernel_file: str, fallback: str) -> bool:
     reason = unavailable_reason(kernel_file)
     if reason is not None and kernel_file not in _warned_unavailable:
         _warned_unavailable.add(kernel_file)
-        import warnings
-
         message = f"lstmkit: {reason}; backend='auto' {fallback}"
         warnings.warn(message, RuntimeWarning, stacklevel=_user_frame_level())
     return reason is None
