@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
 from lstmkit.bench.memory import peak_bytes
 from lstmkit.layers._memory_stack import MemoryJoinedStack
@@ -103,6 +104,21 @@ def test_the_stacks_run_in_chunks_of_their_whole_depth_without_a_graph(name, mon
     with torch.no_grad():
         stack(x, lengths=LENGTHS)
     assert made == [T]
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+def test_the_triton_kernels_run_in_chunks_too(calls):
+    """The chunk loop is the direction loop's, so the GPU's kernels chunk as well: here under
+    the interpreter, float32, with lengths (the interpreter runs about 50 steps a second)."""
+    torch.manual_seed(0)
+    layer = LSTM(I, H, peephole=True, backend="fused")
+    x = torch.randn(T, B, I)
+    whole, (h, c) = layer(x, lengths=LENGTHS)
+    with torch.no_grad():
+        chunked, (h_chunked, c_chunked) = layer(x, lengths=LENGTHS)
+    assert calls == [T, CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]
+    for ours, theirs in ((chunked, whole), (h_chunked, h), (c_chunked, c)):
+        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
 
 
 def test_nothing_requiring_a_gradient_is_as_good_as_no_grad(calls):
