@@ -165,9 +165,9 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   const int64_t H = c0.size(1), R = h0.size(1), KH = v.K * H;
   const bool project = w.w_hr.has_value();
   const Tensor w_hh_t = w.w_hh.t();
-  const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
+  const StepOperand w_hh_kn = step_operand(w_hh_t, B);
   const Tensor w_hr_t = project ? w.w_hr->t() : Tensor();
-  const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* w_kn = w_hh_kn.small.defined() ? w_hh_kn.small.data_ptr<scalar_t>() : nullptr;
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
   scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
@@ -187,7 +187,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   const int64_t groups = v.norm_groups();
   // FGR: each step's gates_{t-1} W_gg^T, one product for all rows
   const Tensor w_gg_t = v.fgr ? w.w_gg->t() : Tensor();
-  const Tensor w_gg_kn = v.fgr ? small_batch_operand(w_gg_t, B) : Tensor();
+  const StepOperand w_gg_kn = v.fgr ? step_operand(w_gg_t, B) : StepOperand();
   Tensor gate_rec = v.fgr ? at::empty({B, KH}, x_gates.options()) : Tensor();
   scalar_t* gates_p = v.fgr ? s.gates_all.data_ptr<scalar_t>() : nullptr;
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
@@ -207,11 +207,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     if (w_kn == nullptr) {
       Tensor zt = s.acts[t];
       const Tensor hp = t > 0 ? s.h_all[t - 1] : h0;
-      if (v.norm_product) {
-        at::mm_out(zt, hp, w_hh_t);
-      } else {
-        at::addmm_out(zt, x_gates[t], hp, w_hh_t);
-      }
+      add_product(zt, v.norm_product ? Tensor() : x_gates[t], hp, w_hh_t, w_hh_kn);
     }
     if (v.fgr) {
       const Tensor gp = t > 0 ? s.gates_all[t - 1] : gates0;
@@ -392,8 +388,8 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   const int64_t T = s.acts.size(0), B = s.acts.size(1), GH = s.acts.size(2);
   const int64_t H = c0.size(1), R = d.dh.size(1), KH = v.K * H;
   const bool project = w.w_hr.has_value();
-  const Tensor w_hh_kn = small_batch_operand(w.w_hh, B);
-  const scalar_t* w_kn = w_hh_kn.defined() ? w_hh_kn.data_ptr<scalar_t>() : nullptr;
+  const StepOperand w_hh_kn = step_operand(w.w_hh, B);
+  const scalar_t* w_kn = w_hh_kn.small.defined() ? w_hh_kn.small.data_ptr<scalar_t>() : nullptr;
   const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
   const scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
   const scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
@@ -418,7 +414,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   auto dc_prev = at::empty({B, H}, s.acts.options());
   auto dh_prev = at::empty({B, R}, s.acts.options());
   // FGR: dL/dgates_{t-1} = dL/dz_gates(t) W_gg, one product per step
-  const Tensor w_gg_kn = v.fgr ? small_batch_operand(*w.w_gg, B) : Tensor();
+  const StepOperand w_gg_kn = v.fgr ? step_operand(*w.w_gg, B) : StepOperand();
   Tensor dz_gates = v.fgr ? at::empty({B, KH}, s.acts.options()) : Tensor();
   Tensor dg_prev = v.fgr ? at::empty({B, KH}, s.acts.options()) : Tensor();
   // squashed C_t, dL/d(the cell the output squashes), dL/dC_t, the pre-activations' gradients
@@ -536,7 +532,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
     if constexpr (kHasVecMat<scalar_t>) {
       if (w_kn != nullptr) vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dhn, B, GH, R);
     }
-    if (w_kn == nullptr) at::mm_out(dh_prev, d.drec_all[t], w.w_hh);
+    if (w_kn == nullptr) add_product(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_kn);
     if (keep != nullptr) {  // ended rows: the gradient passes by
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])
@@ -669,7 +665,7 @@ std::vector<Tensor> gru_forward(
   auto output = at::empty({T, B, H}, x_gates.options());
   auto hg = at::empty({B, 3 * H}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
-  const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
+  const StepOperand w_hh_kn = step_operand(w_hh_t, B);
   const Tensor bias = b_hh.has_value() ? b_hh->contiguous() : Tensor();
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
@@ -728,7 +724,7 @@ std::vector<Tensor> gru_backward(
   Tensor dh = d_h_n.contiguous().clone();
   auto dh_t = at::empty({B, H}, acts.options());
   auto dh_direct = at::empty({B, H}, acts.options());
-  const Tensor w_hh_kn = small_batch_operand(w_hh, B);
+  const StepOperand w_hh_kn = step_operand(w_hh, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
@@ -813,8 +809,8 @@ std::vector<Tensor> reset_first_forward(
   auto h_cand = at::empty({B, H}, x_gates.options());       // (r h_{t-1}) W_hn^T
   const Tensor w_gates_t = w_hh.narrow(0, 0, S * H).t();
   const Tensor w_cand_t = w_hh.narrow(0, S * H, H).t();
-  const Tensor w_gates_kn = small_batch_operand(w_gates_t, B);
-  const Tensor w_cand_kn = small_batch_operand(w_cand_t, B);
+  const StepOperand w_gates_kn = step_operand(w_gates_t, B);
+  const StepOperand w_cand_kn = step_operand(w_cand_t, B);
   const int64_t grain = std::max<int64_t>(1, 32768 / (10 * H));
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
@@ -895,8 +891,8 @@ std::vector<Tensor> reset_first_backward(
   auto d_rh = at::empty({B, H}, acts.options());
   auto dh_direct = at::empty({B, H}, acts.options());
   const Tensor w_gates = w_hh.narrow(0, 0, S * H), w_cand = w_hh.narrow(0, S * H, H);
-  const Tensor w_gates_kn = small_batch_operand(w_gates, B);
-  const Tensor w_cand_kn = small_batch_operand(w_cand, B);
+  const StepOperand w_gates_kn = step_operand(w_gates, B);
+  const StepOperand w_cand_kn = step_operand(w_cand, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_prev = t > 0 ? h_all[t - 1] : h0.contiguous();
@@ -975,7 +971,7 @@ std::vector<Tensor> rnn_forward(
   auto output = at::empty({T, B, H}, x_gates.options());
   auto pre = at::empty({B, H}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
-  const Tensor w_hh_kn = small_batch_operand(w_hh_t, B);
+  const StepOperand w_hh_kn = step_operand(w_hh_t, B);
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
     add_product(pre, x_gates[t], h, w_hh_t, w_hh_kn);
@@ -1020,7 +1016,7 @@ std::vector<Tensor> rnn_backward(
   auto dpre_all = at::empty({T, B, H}, h_all.options());
   Tensor dh = d_h_n.contiguous().clone();
   auto dh_t = at::empty({B, H}, h_all.options());
-  const Tensor w_hh_kn = small_batch_operand(w_hh, B);
+  const StepOperand w_hh_kn = step_operand(w_hh, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_t = h_all[t];
@@ -1050,6 +1046,12 @@ std::vector<Tensor> rnn_backward(
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
   Tensor d_w_hh = at::mm(dpre_all.view({T * B, H}).t(), h_prev_all.reshape({T * B, H}));
   return {dpre_all, dh, d_w_hh};
+}
+
+// Whether a step's product with `m_view` (as add_product takes it) at this batch goes through
+// oneDNN's packed weights: the rule step_operand applies, for tests.
+bool product_uses_onednn(const Tensor& m_view, int64_t batch) {
+  return step_operand(m_view, batch).packed.defined();
 }
 
 }  // namespace
@@ -1093,4 +1095,5 @@ TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
       "rnn_backward(Tensor d_output, Tensor d_h_n, Tensor h_all, Tensor h0, Tensor w_hh, "
       "bool relu, Tensor? mask) -> Tensor[]",
       &rnn_backward);
+  m.def("product_uses_onednn(Tensor m_view, int batch) -> bool", &product_uses_onednn);
 }

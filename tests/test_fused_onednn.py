@@ -1,0 +1,94 @@
+"""The C++ kernels' larger float32 step products through oneDNN with the weight packed once per
+call (common.h's step_operand): each kernel that takes that path, forward and backward,
+against the reference loop at a size where it is taken, and the rule that chooses it.
+
+The other fused tests run sizes below the rule's threshold (half a million weights, batch
+16), so without this file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends
+every product back to ATen's GEMM: the same cells then agree with the oneDNN run to float32
+rounding.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.layers.backends import fused_cpu
+
+I, B, T = 16, 16, 4
+
+# each a cell whose recurrent product (or FGR's gate product) is over half a million weights
+# at this hidden size, and which of kernels.cpp's products it takes
+CASES = {
+    "lstm-with-base": lambda backend: lstmkit.LSTM(I, 512, backend=backend),
+    "lstm-ba2016-no-base": lambda backend: lstmkit.LSTM(I, 512, layer_norm="ba2016",
+                                                        backend=backend),
+    "lstm-fgr-gate-product": lambda backend: lstmkit.LSTM(I, 256, gate_recurrence=True,
+                                                          backend=backend),
+    "gru-bias-row": lambda backend: lstmkit.GRU(I, 512, backend=backend),
+    "gru-cho-two-products": lambda backend: lstmkit.GRU(I, 512, reset_after=False,
+                                                        backend=backend),
+    "mgu": lambda backend: lstmkit.MGU(I, 768, backend=backend),
+    "rnn": lambda backend: lstmkit.RNN(I, 768, backend=backend),
+}  # fmt: skip
+
+
+def _outputs_and_grads(layer, x: torch.Tensor, lengths) -> list[torch.Tensor]:
+    """Output, final state, and the gradients of x and every parameter under one fixed
+    random upstream gradient (drawn in float32 whatever x's dtype, so that a float64 run
+    differentiates the same loss); zero initial states."""
+    x = x.detach().requires_grad_()
+    output, final = layer(x, lengths=lengths)
+    values = [output, *(final if isinstance(final, tuple) else (final,))]
+    draws = torch.Generator().manual_seed(5)
+    loss = sum((v * torch.randn(v.shape, generator=draws).to(v.dtype)).sum() for v in values)
+    return [*values, *torch.autograd.grad(loss, [x, *layer.parameters()])]
+
+
+def _largest_error(ours: list[torch.Tensor], exact: list[torch.Tensor]) -> float:
+    """The largest error of any tensor, relative to that tensor's largest entry."""
+    return max(
+        ((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+        for a, b in zip(ours, exact, strict=True)
+    )
+
+
+def _float32_and_exact(name: str):
+    """The fused float32 layer, and the reference loop in float64 on the same weights."""
+    torch.manual_seed(0)
+    fused = CASES[name]("fused")
+    exact = CASES[name]("reference").double()
+    exact.load_state_dict({k: v.double() for k, v in fused.state_dict().items()})
+    return fused, exact
+
+
+def test_the_rule_takes_large_float32_products_at_batch_16_and_up():
+    ops = fused_cpu.load_ops()
+    w_t = torch.randn(2048, 512).t()  # an LSTM's W_hh^T at H = 512
+    assert ops.product_uses_onednn(w_t, 16) and ops.product_uses_onednn(w_t, 64)
+    assert not ops.product_uses_onednn(w_t, 15)  # ATen's GEMM (or, at 4 and under, vec_mat)
+    assert not ops.product_uses_onednn(torch.randn(512, 512), 64)  # a quarter million
+    assert not ops.product_uses_onednn(w_t.bfloat16(), 64)
+    assert not ops.product_uses_onednn(w_t.double(), 64)
+
+
+def test_the_switch_sends_every_product_back_to_aten(monkeypatch):
+    w_t = torch.randn(2048, 512).t()
+    monkeypatch.setenv("LSTMKIT_NO_ONEDNN", "1")
+    assert not fused_cpu.load_ops().product_uses_onednn(w_t, 64)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_onednn_products_are_float32_exact(name, monkeypatch):
+    """Against the reference loop in float64: within float32's rounding, relative to each
+    tensor's largest entry, as the same kernels are with ATen's GEMM (about 2e-6 both)."""
+    fused, exact = _float32_and_exact(name)
+    x = torch.randn(T, B, I)
+    lengths = [T] * (B - 2) + [3, 1]  # two rows end early: the products' masked rows
+    want = _outputs_and_grads(exact, x.double(), lengths)
+    errors = {}
+    for products, switch in (("oneDNN", "0"), ("ATen", "1")):
+        monkeypatch.setenv("LSTMKIT_NO_ONEDNN", switch)
+        errors[products] = _largest_error(_outputs_and_grads(fused, x, lengths), want)
+    assert errors["oneDNN"] < 2e-5 and errors["ATen"] < 2e-5, errors
