@@ -165,9 +165,9 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   const int64_t H = c0.size(1), R = h0.size(1), KH = v.K * H;
   const bool project = w.w_hr.has_value();
   const Tensor w_hh_t = w.w_hh.t();
-  const StepOperand w_hh_kn = step_operand(w_hh_t, B);
+  const StepOperand w_hh_op = step_operand(w_hh_t, B);
   const Tensor w_hr_t = project ? w.w_hr->t() : Tensor();
-  const scalar_t* w_kn = w_hh_kn.small.defined() ? w_hh_kn.small.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* w_kn = w_hh_op.small.defined() ? w_hh_op.small.data_ptr<scalar_t>() : nullptr;
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
   scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
@@ -187,7 +187,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   const int64_t groups = v.norm_groups();
   // FGR: each step's gates_{t-1} W_gg^T, one product for all rows
   const Tensor w_gg_t = v.fgr ? w.w_gg->t() : Tensor();
-  const StepOperand w_gg_kn = v.fgr ? step_operand(w_gg_t, B) : StepOperand();
+  const StepOperand w_gg_op = v.fgr ? step_operand(w_gg_t, B) : StepOperand();
   Tensor gate_rec = v.fgr ? at::empty({B, KH}, x_gates.options()) : Tensor();
   scalar_t* gates_p = v.fgr ? s.gates_all.data_ptr<scalar_t>() : nullptr;
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
@@ -207,11 +207,11 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     if (w_kn == nullptr) {
       Tensor zt = s.acts[t];
       const Tensor hp = t > 0 ? s.h_all[t - 1] : h0;
-      add_product(zt, v.norm_product ? Tensor() : x_gates[t], hp, w_hh_t, w_hh_kn);
+      add_product(zt, v.norm_product ? Tensor() : x_gates[t], hp, w_hh_t, w_hh_op);
     }
     if (v.fgr) {
       const Tensor gp = t > 0 ? s.gates_all[t - 1] : gates0;
-      add_product(gate_rec, Tensor(), gp, w_gg_t, w_gg_kn);
+      add_product(gate_rec, Tensor(), gp, w_gg_t, w_gg_op);
     }
     const scalar_t* rg = v.fgr ? gate_rec.data_ptr<scalar_t>() : nullptr;
     scalar_t* c_new = c_all_p + t * B * H;
@@ -388,8 +388,8 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   const int64_t T = s.acts.size(0), B = s.acts.size(1), GH = s.acts.size(2);
   const int64_t H = c0.size(1), R = d.dh.size(1), KH = v.K * H;
   const bool project = w.w_hr.has_value();
-  const StepOperand w_hh_kn = step_operand(w.w_hh, B);
-  const scalar_t* w_kn = w_hh_kn.small.defined() ? w_hh_kn.small.data_ptr<scalar_t>() : nullptr;
+  const StepOperand w_hh_op = step_operand(w.w_hh, B);
+  const scalar_t* w_kn = w_hh_op.small.defined() ? w_hh_op.small.data_ptr<scalar_t>() : nullptr;
   const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
   const scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
   const scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
@@ -414,7 +414,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   auto dc_prev = at::empty({B, H}, s.acts.options());
   auto dh_prev = at::empty({B, R}, s.acts.options());
   // FGR: dL/dgates_{t-1} = dL/dz_gates(t) W_gg, one product per step
-  const StepOperand w_gg_kn = v.fgr ? step_operand(*w.w_gg, B) : StepOperand();
+  const StepOperand w_gg_op = v.fgr ? step_operand(*w.w_gg, B) : StepOperand();
   Tensor dz_gates = v.fgr ? at::empty({B, KH}, s.acts.options()) : Tensor();
   Tensor dg_prev = v.fgr ? at::empty({B, KH}, s.acts.options()) : Tensor();
   // squashed C_t, dL/d(the cell the output squashes), dL/dC_t, the pre-activations' gradients
@@ -532,14 +532,14 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
     if constexpr (kHasVecMat<scalar_t>) {
       if (w_kn != nullptr) vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dhn, B, GH, R);
     }
-    if (w_kn == nullptr) add_product(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_kn);
+    if (w_kn == nullptr) add_product(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_op);
     if (keep != nullptr) {  // ended rows: the gradient passes by
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])
           for (int64_t k = 0; k < R; ++k) dhn[b * R + k] = dhp[b * R + k];
     }
     if (v.fgr) {
-      add_product(dg_prev, Tensor(), dz_gates, *w.w_gg, w_gg_kn);
+      add_product(dg_prev, Tensor(), dz_gates, *w.w_gg, w_gg_op);
       if (keep != nullptr) {  // ended rows: the gates passed by, and so does their gradient
         scalar_t* dgn = dg_prev.data_ptr<scalar_t>();
         for (int64_t b = 0; b < B; ++b)
@@ -665,11 +665,11 @@ std::vector<Tensor> gru_forward(
   auto output = at::empty({T, B, H}, x_gates.options());
   auto hg = at::empty({B, 3 * H}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
-  const StepOperand w_hh_kn = step_operand(w_hh_t, B);
+  const StepOperand w_hh_op = step_operand(w_hh_t, B);
   const Tensor bias = b_hh.has_value() ? b_hh->contiguous() : Tensor();
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    add_product(hg, bias, h, w_hh_t, w_hh_kn);
+    add_product(hg, bias, h, w_hh_t, w_hh_op);
     const Tensor xg = x_gates[t];
     Tensor a = acts[t], hn = hn_all[t], h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
@@ -724,7 +724,7 @@ std::vector<Tensor> gru_backward(
   Tensor dh = d_h_n.contiguous().clone();
   auto dh_t = at::empty({B, H}, acts.options());
   auto dh_direct = at::empty({B, H}, acts.options());
-  const StepOperand w_hh_kn = step_operand(w_hh, B);
+  const StepOperand w_hh_op = step_operand(w_hh, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
@@ -767,7 +767,7 @@ std::vector<Tensor> gru_backward(
       });
     });
     dh = at::empty_like(dh_direct);
-    add_product(dh, dh_direct, dhg, w_hh, w_hh_kn);
+    add_product(dh, dh_direct, dhg, w_hh, w_hh_op);
   }
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
   const Tensor flat = dhg_all.view({T * B, 3 * H});
@@ -809,12 +809,12 @@ std::vector<Tensor> reset_first_forward(
   auto h_cand = at::empty({B, H}, x_gates.options());       // (r h_{t-1}) W_hn^T
   const Tensor w_gates_t = w_hh.narrow(0, 0, S * H).t();
   const Tensor w_cand_t = w_hh.narrow(0, S * H, H).t();
-  const StepOperand w_gates_kn = step_operand(w_gates_t, B);
-  const StepOperand w_cand_kn = step_operand(w_cand_t, B);
+  const StepOperand w_gates_op = step_operand(w_gates_t, B);
+  const StepOperand w_cand_op = step_operand(w_cand_t, B);
   const int64_t grain = std::max<int64_t>(1, 32768 / (10 * H));
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    add_product(h_gates, Tensor(), h, w_gates_t, w_gates_kn);
+    add_product(h_gates, Tensor(), h, w_gates_t, w_gates_op);
     const Tensor xg = x_gates[t];
     Tensor a = acts[t], rh = rh_all[t], h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
@@ -837,7 +837,7 @@ std::vector<Tensor> reset_first_forward(
         }
       });
     });
-    add_product(h_cand, Tensor(), rh, w_cand_t, w_cand_kn);
+    add_product(h_cand, Tensor(), rh, w_cand_t, w_cand_op);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, xg.scalar_type(), "reset_first_candidate", [&] {
       using acc = at::opmath_type<scalar_t>;
       const scalar_t* xp = xg.data_ptr<scalar_t>();
@@ -891,8 +891,8 @@ std::vector<Tensor> reset_first_backward(
   auto d_rh = at::empty({B, H}, acts.options());
   auto dh_direct = at::empty({B, H}, acts.options());
   const Tensor w_gates = w_hh.narrow(0, 0, S * H), w_cand = w_hh.narrow(0, S * H, H);
-  const StepOperand w_gates_kn = step_operand(w_gates, B);
-  const StepOperand w_cand_kn = step_operand(w_cand, B);
+  const StepOperand w_gates_op = step_operand(w_gates, B);
+  const StepOperand w_cand_op = step_operand(w_cand, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_prev = t > 0 ? h_all[t - 1] : h0.contiguous();
@@ -914,7 +914,7 @@ std::vector<Tensor> reset_first_backward(
         }
       });
     });
-    add_product(d_rh, Tensor(), d_cand, w_cand, w_cand_kn);  // dL/d(r h_{t-1})
+    add_product(d_rh, Tensor(), d_cand, w_cand, w_cand_op);  // dL/d(r h_{t-1})
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "reset_first_gates_bw", [&] {
       using acc = at::opmath_type<scalar_t>;
       const scalar_t* ap = a.data_ptr<scalar_t>();
@@ -949,7 +949,7 @@ std::vector<Tensor> reset_first_backward(
       });
     });
     dh = at::empty_like(dh_direct);
-    add_product(dh, dh_direct, d_gates, w_gates, w_gates_kn);
+    add_product(dh, dh_direct, d_gates, w_gates, w_gates_op);
   }
   // weight gradients over all steps at once: the gate blocks saw h_{t-1}, the candidate's
   // block r h_{t-1}
@@ -971,10 +971,10 @@ std::vector<Tensor> rnn_forward(
   auto output = at::empty({T, B, H}, x_gates.options());
   auto pre = at::empty({B, H}, x_gates.options());
   const Tensor w_hh_t = w_hh.t();
-  const StepOperand w_hh_kn = step_operand(w_hh_t, B);
+  const StepOperand w_hh_op = step_operand(w_hh_t, B);
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    add_product(pre, x_gates[t], h, w_hh_t, w_hh_kn);
+    add_product(pre, x_gates[t], h, w_hh_t, w_hh_op);
     Tensor h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, pre.scalar_type(), "rnn_forward", [&] {
@@ -1016,7 +1016,7 @@ std::vector<Tensor> rnn_backward(
   auto dpre_all = at::empty({T, B, H}, h_all.options());
   Tensor dh = d_h_n.contiguous().clone();
   auto dh_t = at::empty({B, H}, h_all.options());
-  const StepOperand w_hh_kn = step_operand(w_hh, B);
+  const StepOperand w_hh_op = step_operand(w_hh, B);
   for (int64_t t = T - 1; t >= 0; --t) {
     at::add_out(dh_t, d_output[t], dh);
     const Tensor h_t = h_all[t];
@@ -1037,7 +1037,7 @@ std::vector<Tensor> rnn_backward(
       });
     });
     Tensor dh_prev = at::empty_like(dh);
-    add_product(dh_prev, Tensor(), dpre, w_hh, w_hh_kn);
+    add_product(dh_prev, Tensor(), dpre, w_hh, w_hh_op);
     if (mask.has_value()) {
       dh_prev = at::where(mask->select(0, t).unsqueeze(1), dh_prev, dh);
     }
