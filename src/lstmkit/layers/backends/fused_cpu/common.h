@@ -142,9 +142,9 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
 // oneDNN's packed one took 1.2 to 1.5x as long from half a million weights up: (64, 512) x
 // (512, 2048) ran at about 140 GFLOP/s against 215 (torch.nn.LSTM's own kernel is oneDNN's
 // too), (64, 2048) x (2048, 512), the backward's, gained 1.2x, and the GRU's 512 x 1536
-// 1.3x. With a quarter of a million weights, or at batches under 16, packing gained nothing
-// or lost. bfloat16 gained nothing, so it stays with ATen, as does everything where torch
-// was built without oneDNN.
+// 1.3x. With a quarter of a million weights the gain was mixed (none at 512 x 512), and at
+// batch 8 packing lost (a third of ATen's speed). bfloat16 gained nothing, so it stays with
+// ATen, as does everything where torch was built without oneDNN.
 constexpr int64_t kPackedMinBatch = 16;
 constexpr int64_t kPackedMinWeights = int64_t(1) << 19;
 
