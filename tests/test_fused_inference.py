@@ -60,6 +60,17 @@ def _as_tuple(state):
     return state if isinstance(state, tuple) else (state,)
 
 
+def _assert_no_grad_call_matches(layer, x: torch.Tensor) -> None:
+    """The layer over x (lengths LENGTHS) building a graph, then under no_grad: the same
+    output and final state, bit for bit."""
+    whole, whole_state = layer(x, lengths=LENGTHS)  # the parameters require gradients
+    with torch.no_grad():
+        chunked, chunked_state = layer(x, lengths=LENGTHS)
+    ours, theirs = (chunked, *_as_tuple(chunked_state)), (whole, *_as_tuple(whole_state))
+    for mine, reference in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine, reference.detach(), rtol=0, atol=0)
+
+
 def _layer(name: str):
     torch.manual_seed(0)
     return MODERN_CELLS[name].layer(I, H, 1.0, batch_first=False, backend="fused").double()
@@ -69,15 +80,8 @@ def _layer(name: str):
 def test_without_a_graph_a_long_call_runs_in_chunks_and_gives_the_same(name, calls):
     layer = _layer(name)
     x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    whole, whole_state = layer(x, lengths=LENGTHS)  # the parameters require gradients
-    assert calls == [T]
-    calls.clear()
-    with torch.no_grad():
-        chunked, chunked_state = layer(x, lengths=LENGTHS)
-    assert calls == [CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]
-    torch.testing.assert_close(chunked, whole.detach(), rtol=0, atol=0)
-    for ours, theirs in zip(_as_tuple(chunked_state), _as_tuple(whole_state), strict=True):
-        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
+    _assert_no_grad_call_matches(layer, x)
+    assert calls == [T, CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]  # with the graph, then without
 
 
 @pytest.mark.parametrize("name", _cells(stacks=True))
@@ -93,12 +97,8 @@ def test_the_stacks_run_in_chunks_of_their_whole_depth_without_a_graph(name, mon
 
     monkeypatch.setattr(stack, "_run_stack", counted)
     x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    whole, (h, c) = stack(x, lengths=LENGTHS)
-    with torch.no_grad():
-        chunked, (h_chunked, c_chunked) = stack(x, lengths=LENGTHS)
+    _assert_no_grad_call_matches(stack, x)
     assert made == [T, CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]
-    for ours, theirs in ((chunked, whole), (h_chunked, h), (c_chunked, c)):
-        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
     made.clear()
     stack.backend = "reference"  # no graph under no_grad anyway: it keeps nothing to chunk
     with torch.no_grad():
@@ -112,13 +112,8 @@ def test_the_triton_kernels_run_in_chunks_too(calls):
     the interpreter, float32, with lengths (the interpreter runs about 50 steps a second)."""
     torch.manual_seed(0)
     layer = LSTM(I, H, peephole=True, backend="fused")
-    x = torch.randn(T, B, I)
-    whole, (h, c) = layer(x, lengths=LENGTHS)
-    with torch.no_grad():
-        chunked, (h_chunked, c_chunked) = layer(x, lengths=LENGTHS)
+    _assert_no_grad_call_matches(layer, torch.randn(T, B, I))
     assert calls == [T, CHUNK, CHUNK, CHUNK, T - 3 * CHUNK]
-    for ours, theirs in ((chunked, whole), (h_chunked, h), (c_chunked, c)):
-        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
 
 
 def test_nothing_requiring_a_gradient_is_as_good_as_no_grad(calls):
@@ -142,12 +137,7 @@ def test_a_traced_call_runs_whole(calls):
 def test_bidirectional_layers_chunk_each_direction_in_its_own_time_order(calls):
     torch.manual_seed(0)
     layer = LSTM(I, H, num_layers=2, bidirectional=True, peephole=True, backend="fused").double()
-    x = torch.randn(T, B, I, dtype=torch.float64)
-    whole, (h, c) = layer(x, lengths=LENGTHS)
-    with torch.no_grad():
-        chunked, (h_chunked, c_chunked) = layer(x, lengths=LENGTHS)
-    for ours, theirs in ((chunked, whole), (h_chunked, h), (c_chunked, c)):
-        torch.testing.assert_close(ours, theirs.detach(), rtol=0, atol=0)
+    _assert_no_grad_call_matches(layer, torch.randn(T, B, I, dtype=torch.float64))
 
 
 def test_chunks_hold_a_chunks_memory_not_the_sequences(monkeypatch):

@@ -206,12 +206,12 @@ class MemoryJoinedStack(nn.Module):
           keep for a backward is not needed, so a long call holds one chunk's, as
           ``backends/fused.py`` does for the other cells (``fused.steps_per_chunk``, sized
           by one layer's gates)."""
-        every = self.recompute_every
-        graph = fused.builds_graph(x, *(t for pair in states for t in pair), *self.parameters())
-        if backend is Backend.FUSED and not record and not graph:
-            steps = fused.steps_per_chunk(x.shape[1], 4 * self.hidden_size)
-            if steps < x.shape[0]:
+        steps = fused.steps_per_chunk(x.shape[1], 4 * self.hidden_size)
+        if backend is Backend.FUSED and not record and steps < x.shape[0]:
+            state_tensors = (t for pair in states for t in pair)
+            if not fused.builds_graph(x, *state_tensors, *self.parameters()):
                 return self._run_in_chunks(x, states, mask, backend, steps, self._chunk)
+        every = self.recompute_every
         if every is None or record or not torch.is_grad_enabled():
             return self._run_stack(x, states, mask, backend, record)
 
