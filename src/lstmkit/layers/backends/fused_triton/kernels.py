@@ -333,18 +333,18 @@ def lstm_backward(
         dh = dh_local
         # two ifs, not one `and`: DOT is a compile-time constant, t a run-time value
         if DOT:  # noqa: SIM102
-            if t + 1 < T:  # what step t+1's gates send back through W_hh
+            if t + 1 < T:  # what step t+1's gates (every program's units) send back via W_hh
                 base = dz_ptr + _step_offset(t + 1, B, gh)
-                d_g = _rows_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
                 back = tl.dot(d_g, w_g, input_precision="ieee")
                 if HAS_I:
-                    d_i = _rows_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
+                    d_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
                     back += tl.dot(d_i, w_i, input_precision="ieee")
                 if HAS_F:
-                    d_f = _rows_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                    d_f = _shared_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
                     back += tl.dot(d_f, w_f, input_precision="ieee")
                 if HAS_O:
-                    d_o = _rows_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                    d_o = _shared_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
                     back += tl.dot(d_o, w_o, input_precision="ieee")
                 # an ended row's dz is 0, so its share is 0 already
                 dh += back
