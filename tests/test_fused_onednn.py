@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import random_loss
 
 import lstmkit
 from lstmkit.layers.backends import fused_cpu
@@ -41,8 +42,8 @@ def _outputs_and_grads(layer, x: torch.Tensor, lengths) -> list[torch.Tensor]:
     x = x.detach().requires_grad_()
     output, final = layer(x, lengths=lengths)
     values = [output, *(final if isinstance(final, tuple) else (final,))]
-    draws = torch.Generator().manual_seed(5)
-    loss = sum((v * torch.randn(v.shape, generator=draws).to(v.dtype)).sum() for v in values)
+    # through float32 copies, random_loss draws the same upstream gradient in either dtype
+    loss = random_loss([v.float() for v in values], seed=5)
     return [*values, *torch.autograd.grad(loss, [x, *layer.parameters()])]
 
 
