@@ -177,13 +177,16 @@ StepOperand step_operand(const Tensor& m_view, int64_t batch) {
   return op;
 }
 
-// add_product with a prepared operand: oneDNN's linear where it is packed (a (B, N) base
-// joins as its fused addition, an (N,) one as its bias), else as above.
-void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor& m_view,
-                 const StepOperand& op) {
+// base + in @ m_view with a prepared operand, in oneDNN's own fresh tensor where m is packed
+// (a (B, N) base joins as its fused addition, an (N,) one as its bias), else written into
+// `out` as add_product writes it. Returns the tensor that holds the result: a loop that only
+// reads it can skip the copy into `out` (at B=64, H=512 the LSTM forward's copies took a
+// tenth of its loop's time).
+Tensor product_result(Tensor& out, const Tensor& base, const Tensor& in, const Tensor& m_view,
+                      const StepOperand& op) {
   if (!op.packed.defined()) {
     add_product(out, base, in, m_view, op.small);
-    return;
+    return out;
   }
   if (base.defined() && base.dim() == 2) {
     static const auto linear_add =
@@ -191,8 +194,7 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
             .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
             .typed<Tensor(const Tensor&, const Tensor&, const Tensor&,
                           const std::optional<Tensor>&, c10::string_view)>();
-    out.copy_(linear_add.call(in, base, op.packed, std::nullopt, "add"));
-    return;
+    return linear_add.call(in, base, op.packed, std::nullopt, "add");
   }
   static const auto linear =
       c10::Dispatcher::singleton()
@@ -201,8 +203,15 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
                         c10::string_view, c10::List<std::optional<at::Scalar>>,
                         std::optional<c10::string_view>)>();
   const std::optional<Tensor> bias = base.defined() ? std::optional<Tensor>(base) : std::nullopt;
-  out.copy_(linear.call(in, op.packed, bias, "none", c10::List<std::optional<at::Scalar>>(),
-                        std::nullopt));
+  return linear.call(in, op.packed, bias, "none", c10::List<std::optional<at::Scalar>>(),
+                     std::nullopt);
+}
+
+// add_product with a prepared operand: the result always lands in `out`.
+void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor& m_view,
+                 const StepOperand& op) {
+  const Tensor result = product_result(out, base, in, m_view, op);
+  if (!result.is_same(out)) out.copy_(result);
 }
 
 // ------------------------------------------------------------------------------------

@@ -204,10 +204,15 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     if constexpr (kHasVecMat<scalar_t>) {
       if (w_kn != nullptr) vec_mat(h_prev, w_kn, base, GH, z, B, R, GH);
     }
+    // the rows read the products from z_in and write the gates to z; oneDNN's result is read
+    // where it lies (kept alive by `product` until the rows are done)
+    const scalar_t* z_in = z;
+    Tensor product;
     if (w_kn == nullptr) {
       Tensor zt = s.acts[t];
       const Tensor hp = t > 0 ? s.h_all[t - 1] : h0;
-      add_product(zt, v.norm_product ? Tensor() : x_gates[t], hp, w_hh_t, w_hh_op);
+      product = product_result(zt, v.norm_product ? Tensor() : x_gates[t], hp, w_hh_t, w_hh_op);
+      z_in = product.data_ptr<scalar_t>();
     }
     if (v.fgr) {
       const Tensor gp = t > 0 ? s.gates_all[t - 1] : gates0;
@@ -223,9 +228,10 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
       acc *za = buf[0].get(), *ca = buf[1].get(), *ta = buf[2].get();
       scalar_t* zr = z + b * GH;
+      const scalar_t* zr_in = z_in + b * GH;
       const int64_t row = t * B + b;
       const scalar_t* c_prev = cp + b * H;
-      for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr[k]);
+      for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr_in[k]);
       if (v.norm_product) {  // Ba et al.: LN(h W_hh^T) + (LN(x W_ih^T) + b, the caller's)
         nr_p[row] = normalise_(za, GH, eps);
         const scalar_t* xr = xg_p + row * GH;
@@ -669,14 +675,14 @@ std::vector<Tensor> gru_forward(
   const Tensor bias = b_hh.has_value() ? b_hh->contiguous() : Tensor();
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    add_product(hg, bias, h, w_hh_t, w_hh_op);
+    const Tensor h_prods = product_result(hg, bias, h, w_hh_t, w_hh_op);  // read, not copied
     const Tensor xg = x_gates[t];
     Tensor a = acts[t], hn = hn_all[t], h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, xg.scalar_type(), "gru_forward", [&] {
       using acc = at::opmath_type<scalar_t>;
       const scalar_t* xp = xg.data_ptr<scalar_t>();
-      const scalar_t* gp = hg.data_ptr<scalar_t>();
+      const scalar_t* gp = h_prods.data_ptr<scalar_t>();
       const scalar_t* hp = h.data_ptr<scalar_t>();
       scalar_t* ap = a.data_ptr<scalar_t>();
       scalar_t* np_ = hn.data_ptr<scalar_t>();
@@ -814,14 +820,14 @@ std::vector<Tensor> reset_first_forward(
   const int64_t grain = std::max<int64_t>(1, 32768 / (10 * H));
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    add_product(h_gates, Tensor(), h, w_gates_t, w_gates_op);
+    const Tensor gate_prods = product_result(h_gates, Tensor(), h, w_gates_t, w_gates_op);
     const Tensor xg = x_gates[t];
     Tensor a = acts[t], rh = rh_all[t], h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, xg.scalar_type(), "reset_first_gates", [&] {
       using acc = at::opmath_type<scalar_t>;
       const scalar_t* xp = xg.data_ptr<scalar_t>();
-      const scalar_t* gp = h_gates.data_ptr<scalar_t>();
+      const scalar_t* gp = gate_prods.data_ptr<scalar_t>();
       const scalar_t* hp = h.data_ptr<scalar_t>();
       scalar_t* ap = a.data_ptr<scalar_t>();
       scalar_t* rp = rh.data_ptr<scalar_t>();
@@ -837,11 +843,11 @@ std::vector<Tensor> reset_first_forward(
         }
       });
     });
-    add_product(h_cand, Tensor(), rh, w_cand_t, w_cand_op);
+    const Tensor cand_prod = product_result(h_cand, Tensor(), rh, w_cand_t, w_cand_op);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, xg.scalar_type(), "reset_first_candidate", [&] {
       using acc = at::opmath_type<scalar_t>;
       const scalar_t* xp = xg.data_ptr<scalar_t>();
-      const scalar_t* cp = h_cand.data_ptr<scalar_t>();
+      const scalar_t* cp = cand_prod.data_ptr<scalar_t>();
       const scalar_t* hp = h.data_ptr<scalar_t>();
       scalar_t* ap = a.data_ptr<scalar_t>();
       scalar_t* ho = h_new.data_ptr<scalar_t>();
@@ -974,12 +980,12 @@ std::vector<Tensor> rnn_forward(
   const StepOperand w_hh_op = step_operand(w_hh_t, B);
   Tensor h = h0.contiguous();
   for (int64_t t = 0; t < T; ++t) {
-    add_product(pre, x_gates[t], h, w_hh_t, w_hh_op);
+    const Tensor pre_t = product_result(pre, x_gates[t], h, w_hh_t, w_hh_op);
     Tensor h_new = h_all[t];
     const bool* keep = mask_row(mask, t);
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, pre.scalar_type(), "rnn_forward", [&] {
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, pre_t.scalar_type(), "rnn_forward", [&] {
       using acc = at::opmath_type<scalar_t>;
-      const scalar_t* pp = pre.data_ptr<scalar_t>();
+      const scalar_t* pp = pre_t.data_ptr<scalar_t>();
       const scalar_t* hp = h.data_ptr<scalar_t>();
       scalar_t* ho = h_new.data_ptr<scalar_t>();
       at::parallel_for(0, B, std::max<int64_t>(1, 32768 / (4 * H)), [&](int64_t lo, int64_t hi) {
