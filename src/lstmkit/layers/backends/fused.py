@@ -28,6 +28,7 @@ from lstmkit.cellmath.mgu import MGUFamily
 from lstmkit.cellmath.minrnn import MinGRUFamily, MinLSTMFamily, MinRNNFamily
 from lstmkit.cellmath.rnn import RNNFamily
 from lstmkit.cellmath.slstm import SLSTMFamily
+from lstmkit.layers.backends.input_projection import project
 
 
 def kernels_for(device_type: str) -> ModuleType:
@@ -178,7 +179,7 @@ def gate_inputs(x: Tensor, weights: Weights, fold_hidden_bias: bool) -> Tensor:
     bias = weights.get("bias_ih")
     if fold_hidden_bias and bias is not None:
         bias = bias + weights["bias_hh"]
-    return torch.nn.functional.linear(x, weights["weight_ih"], bias)
+    return project(x, weights["weight_ih"], bias)
 
 
 def lstm_gate_inputs(family: LSTMFamily, x: Tensor, weights: Weights) -> tuple[Tensor, ...]:
@@ -193,7 +194,7 @@ def lstm_gate_inputs(family: LSTMFamily, x: Tensor, weights: Weights) -> tuple[T
     the norm's shift (both come after the norm)."""
     if family.layer_norm not in ("ba2016", "per-gate"):
         return gate_inputs(x, weights, fold_hidden_bias=True), None, None
-    product = F.linear(x, weights["weight_ih"])  # (T, B, G*H)
+    product = project(x, weights["weight_ih"], None)  # (T, B, G*H)
     bias = weights.get("bias_ih")
     bias = None if bias is None else bias + weights["bias_hh"]
     if family.layer_norm == "ba2016":
