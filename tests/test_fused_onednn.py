@@ -16,11 +16,13 @@ from helpers import random_loss
 
 import lstmkit
 from lstmkit.layers.backends import fused_cpu
+from lstmkit.layers.depth_gated import DepthGatedLSTM
+from lstmkit.layers.grid_lstm import GridLSTM
 
 I, B, T = 16, 16, 4
 
 # each a cell whose recurrent product (or FGR's gate product) is over half a million weights
-# at this hidden size, and which of kernels.cpp's products it takes
+# at this hidden size, and which of the kernels' products it takes
 CASES = {
     "lstm-with-base": lambda backend: lstmkit.LSTM(I, 512, backend=backend),
     "lstm-ba2016-no-base": lambda backend: lstmkit.LSTM(I, 512, layer_norm="ba2016",
@@ -32,6 +34,9 @@ CASES = {
                                                         backend=backend),
     "mgu": lambda backend: lstmkit.MGU(I, 768, backend=backend),
     "rnn": lambda backend: lstmkit.RNN(I, 768, backend=backend),
+    # stacks.cpp's step_product, forward and backward (a strided operand there)
+    "depth-gated-stack": lambda backend: DepthGatedLSTM(I, 384, 2, backend=backend),
+    "grid-lstm-stack": lambda backend: GridLSTM(I, 256, 2, backend=backend),
 }  # fmt: skip
 
 

@@ -22,23 +22,24 @@
 // final output there.
 //
 // Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers; exp and
-// tanh through at::vec as in kernels.cpp; the products through common.h's vec_mat for small
-// float batches and ATen's GEMM otherwise.
+// tanh through at::vec as in kernels.cpp; the products as common.h's step_operand prepares
+// them: vec_mat for small float batches, oneDNN's packed weights for large float32 ones,
+// ATen's GEMM otherwise.
 
 #include "common.h"
 
 namespace {
 
-// out (B, N) = in (B, K, rows `in_stride` apart) @ m (K, N). m_kn is
-// small_batch_operand(m_view, B): defined, vec_mat runs on raw pointers (small float batch);
-// else ATen's GEMM on views of the same memory.
+// out (B, N) = in (B, K, rows `in_stride` apart) @ m (K, N), m prepared by step_operand:
+// vec_mat on raw pointers for a small float batch, oneDNN's packed product for a large
+// float32 one (which takes its rows contiguous), else ATen's GEMM on views of the memory.
 template <typename scalar_t>
 void step_product(const scalar_t* in, int64_t in_stride, int64_t K, const Tensor& m_view,
-                  const Tensor& m_kn, scalar_t* out, int64_t B, int64_t N,
+                  const StepOperand& op, scalar_t* out, int64_t B, int64_t N,
                   const at::TensorOptions& options) {
   if constexpr (kHasVecMat<scalar_t>) {
-    if (m_kn.defined()) {
-      const scalar_t* m = m_kn.data_ptr<scalar_t>();
+    if (op.small.defined()) {
+      const scalar_t* m = op.small.data_ptr<scalar_t>();
       if (in_stride == K) {
         vec_mat<scalar_t>(in, m, nullptr, 0, out, B, K, N);
       } else {
@@ -49,7 +50,8 @@ void step_product(const scalar_t* in, int64_t in_stride, int64_t K, const Tensor
     }
   }
   Tensor o = at::from_blob(out, {B, N}, options);
-  at::mm_out(o, at::from_blob(const_cast<scalar_t*>(in), {B, K}, {in_stride, 1}, options), m_view);
+  const Tensor rows = at::from_blob(const_cast<scalar_t*>(in), {B, K}, {in_stride, 1}, options);
+  add_product(o, Tensor(), op.packed.defined() ? rows.contiguous() : rows, m_view, op);
 }
 
 template <typename scalar_t>
@@ -75,7 +77,7 @@ void depth_gated_forward_loop(const Tensor& x_gates, const Tensor& lower, const 
   const int64_t H = h0.size(1), H4 = 4 * H;
   const bool depth = lower.defined();
   const Tensor w_view = w_hh.t();  // (H, 4H)
-  const Tensor w_kn = small_batch_operand(w_view, B);
+  const StepOperand w_op = step_operand(w_view, B);
   auto rec = at::empty({B, H4}, x_gates.options());
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   const scalar_t* low_p = depth ? lower.data_ptr<scalar_t>() : nullptr;
@@ -90,7 +92,7 @@ void depth_gated_forward_loop(const Tensor& x_gates, const Tensor& lower, const 
   for (int64_t t = 0; t < T; ++t) {
     const scalar_t* hp = t > 0 ? h_all_p + (t - 1) * B * H : h0.data_ptr<scalar_t>();
     const scalar_t* cp = t > 0 ? c_all_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
-    step_product<scalar_t>(hp, H, H, w_view, w_kn, rec_p, B, H4, x_gates.options());
+    step_product<scalar_t>(hp, H, H, w_view, w_op, rec_p, B, H4, x_gates.options());
     const bool* keep = mask_row(mask, t);
     rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
       acc *za = buf[0].get(), *ca = buf[1].get(), *ta = buf[2].get();
@@ -164,7 +166,7 @@ void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Ten
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = c0.size(1), H4 = 4 * H;
   const bool depth = lower.defined();
-  const Tensor w_kn = small_batch_operand(w_hh, B);  // (4H, H)
+  const StepOperand w_op = step_operand(w_hh, B);  // (4H, H)
   const scalar_t* dhs_p = d_h_seq.data_ptr<scalar_t>();
   const scalar_t* dcs_p = d_c_seq.data_ptr<scalar_t>();
   const scalar_t* acts_p = acts.data_ptr<scalar_t>();
@@ -229,7 +231,7 @@ void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Ten
     });
     // dL/dh_{t-1} through the recurrent product of the first 4H pre-activations
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
-    step_product<scalar_t>(dz_p + t * B * GH, GH, H4, w_hh, w_kn, dhn, B, H, acts.options());
+    step_product<scalar_t>(dz_p + t * B * GH, GH, H4, w_hh, w_op, dhn, B, H, acts.options());
     if (keep != nullptr)  // ended rows: the gradient of the held h passes by
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])
@@ -338,7 +340,7 @@ void grid_forward_loop(const Tensor& x_gates, const Tensor& lower_mu, const Tens
   const int64_t H = h0.size(1), H4 = 4 * H;
   const bool depth = GH == 8 * H;
   const Tensor w_view = w_hh.t();  // (H, G*H)
-  const Tensor w_kn = small_batch_operand(w_view, B);
+  const StepOperand w_op = step_operand(w_view, B);
   auto rec = at::empty({B, GH}, x_gates.options());
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   const scalar_t* low_p = lower_mu.defined() ? lower_mu.data_ptr<scalar_t>() : nullptr;
@@ -353,7 +355,7 @@ void grid_forward_loop(const Tensor& x_gates, const Tensor& lower_mu, const Tens
   for (int64_t t = 0; t < T; ++t) {
     const scalar_t* hp = t > 0 ? h_all_p + (t - 1) * B * H : h0.data_ptr<scalar_t>();
     const scalar_t* mp = t > 0 ? m_all_p + (t - 1) * B * H : m0.data_ptr<scalar_t>();
-    step_product<scalar_t>(hp, H, H, w_view, w_kn, rec_p, B, GH, x_gates.options());
+    step_product<scalar_t>(hp, H, H, w_view, w_op, rec_p, B, GH, x_gates.options());
     const bool* keep = mask_row(mask, t);
     rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
       acc *za = buf[0].get(), *ma = buf[1].get(), *ha = buf[2].get();
@@ -432,7 +434,7 @@ void grid_backward_loop(const Tensor& d_h_seq, const Tensor& d_eta, const Tensor
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = m0.size(1), H4 = 4 * H;
   const bool depth = GH == 8 * H;
-  const Tensor w_kn = small_batch_operand(w_hh, B);  // (G*H, H)
+  const StepOperand w_op = step_operand(w_hh, B);  // (G*H, H)
   const scalar_t* dhs_p = d_h_seq.data_ptr<scalar_t>();
   const scalar_t* deta_p = depth ? d_eta.data_ptr<scalar_t>() : nullptr;
   const scalar_t* dmu_p = depth ? d_mu.data_ptr<scalar_t>() : nullptr;
@@ -487,7 +489,7 @@ void grid_backward_loop(const Tensor& d_h_seq, const Tensor& d_eta, const Tensor
     });
     // both transforms read h_{t-1}: dL/dh_{t-1} = dz [W_hh; W_dhh]
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
-    step_product<scalar_t>(dz_p + t * B * GH, GH, GH, w_hh, w_kn, dhn, B, H, acts.options());
+    step_product<scalar_t>(dz_p + t * B * GH, GH, GH, w_hh, w_op, dhn, B, H, acts.options());
     if (keep != nullptr)  // ended rows: the held h's gradient passes by as well
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])

@@ -27,13 +27,13 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from lstmkit.cellmath.grid_lstm import GridLSTMFamily
 from lstmkit.layers.backends.fused import zeros_if_none
 from lstmkit.layers.backends.fused_cpu import load_ops
+from lstmkit.layers.backends.input_projection import project
 
 KERNEL_FILE = "stacks"
 _LSTM_BLOCKS = ("input", "forget", "candidate", "output")
@@ -86,7 +86,7 @@ def depth_gated_layer(apply, x, state, weights, lower_cells, mask):
     if lower_cells is not None:  # the depth gate's input part, x W_xd^T + b_d, as a 5th block
         extra = (weights["weight_xd"], weights.get("bias_d"))
     weight, bias = _input_side(weights, ("",), extra)
-    x_gates = F.linear(x, weight, bias)  # (T, B, 4H or 5H)
+    x_gates = project(x, weight, bias)  # (T, B, 4H or 5H)
     h0, c0 = state
     h_all, c_all, h_n, c_n, acts = apply(
         mask, x_gates, lower_cells, h0, c0, weights["weight_hh"],
@@ -147,7 +147,7 @@ def grid_layer(apply, family, x, state, weights, lower_memory, mask):
     the C++ and the Triton kernels share."""
     prefixes = ("", "depth_") if family.depth_lstm else ("",)
     weight, bias = _input_side(weights, prefixes)
-    x_gates = F.linear(x, weight, bias)  # (T, B, 4H or 8H)
+    x_gates = project(x, weight, bias)  # (T, B, 4H or 8H)
     w_hh = torch.cat([weights[f"weight_{p}hh"] for p in prefixes])  # both read h_{t-1}
     h0, m0 = state
     printed = family.output_form == "tanh(o*m)"
