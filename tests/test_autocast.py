@@ -15,6 +15,8 @@ from helpers import LAYER_CASES, random_loss
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstmkit.layers.backends import Backend, unsupported_reason
+from lstmkit.layers.depth_gated import DepthGatedLSTM
+from lstmkit.layers.grid_lstm import GridLSTM
 
 I, T, B, H = 4, 6, 3, 5
 CASES = [
@@ -93,3 +95,41 @@ def test_a_float64_layer_is_left_alone_by_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = layer(torch.randn(T, B, I, dtype=torch.float64))[0]
     assert output.dtype == torch.float64
+
+
+STACKS = {"depth-gated": DepthGatedLSTM, "grid": GridLSTM}
+STACK_CASES = [(stack, backend) for stack in STACKS for backend in ("reference", "fused")]
+
+
+@pytest.mark.parametrize(("stack", "backend"), STACK_CASES, ids=["-".join(c) for c in STACK_CASES])
+def test_autocast_runs_a_stack_in_bfloat16_with_float32_gradients(stack, backend):
+    """The depth-gated and Grid LSTM stacks as the other layers, with a float32 initial
+    state (taken in the parameters' dtype) and sequences that end early. Before, autocast
+    lowered their input products alone: the fused kernels refused the mix and the
+    reference loops answered in float32 (depth-gated) or bfloat16 (Grid)."""
+    torch.manual_seed(0)
+    layer = STACKS[stack](I, H, 2, backend=backend)
+    lowered = STACKS[stack](I, H, 2, backend=backend)
+    lowered.load_state_dict(layer.state_dict())
+    lowered.to(torch.bfloat16)
+    x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(1))
+    h0, c0 = torch.randn(2, B, H), torch.randn(2, B, H)
+    lengths = torch.tensor([6, 2, 5])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, state = layer(x, (h0, c0), lengths=lengths)
+    expected_output, expected_state = lowered(
+        x.bfloat16(), (h0.bfloat16(), c0.bfloat16()), lengths=lengths
+    )
+    ours, theirs = [output, *state], [expected_output, *expected_state]
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == torch.bfloat16
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    ours_grads = torch.autograd.grad(
+        random_loss([t.float() for t in ours], seed=3), list(layer.parameters())
+    )
+    theirs_grads = torch.autograd.grad(
+        random_loss([t.float() for t in theirs], seed=3), list(lowered.parameters())
+    )
+    for a, b in zip(ours_grads, theirs_grads, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b.float(), rtol=0, atol=0)

@@ -38,8 +38,8 @@ from lstmkit._checks import expect_like, expect_positive_int, expect_shape
 from lstmkit._state import state_arg_names, state_to_tuple
 from lstmkit.cellmath.params import check_forget_bias, forget_rows
 from lstmkit.layers.backends import Backend, fused
-from lstmkit.layers.base import _check_dropout
-from lstmkit.layers.sequence import SequenceBatch, restore_output
+from lstmkit.layers.base import _autocast_dtype, _check_dropout
+from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
 from lstmkit.trace import Trace
 
 
@@ -181,6 +181,33 @@ class MemoryJoinedStack(nn.Module):
         """One layer's parameters by base name ("weight_ih", ...)."""
         return {base: getattr(self, full) for base, full in self._layer_param_names[layer].items()}
 
+    def compute_weights(self, layer: int, dtype: torch.dtype) -> dict[str, Tensor]:
+        """:meth:`layer_weights` for a forward in ``dtype`` (x's): cast where autocast
+        lowered the call, differentiably, so float32 parameters get float32 gradients."""
+        return {name: w.to(dtype) for name, w in self.layer_weights(layer).items()}
+
+    def _prepare(self, input, hx, lengths) -> tuple[SequenceBatch, list[tuple[Tensor, Tensor]]]:
+        """The input as a SequenceBatch and each layer's (h_0, c_0), checked and in the dtype
+        the stack computes in: its parameters', or under autocast the lower one autocast asks
+        for, as every lstmkit layer does (``tests/test_autocast.py``); an input or state in
+        the parameters' dtype is then cast."""
+        owner = type(self).__name__
+        param = next(self.parameters())
+        seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
+        lowered = _autocast_dtype(param, seq.data.device.type)
+        like = param
+        if lowered is not None:
+            like = param.new_empty(0, dtype=lowered)
+            if seq.data.dtype == param.dtype:
+                seq = seq.to_dtype(lowered)
+            if hx is not None:
+                hx = tuple(
+                    t.to(lowered) if t.dtype == param.dtype else t
+                    for t in state_to_tuple(hx, ("h", "c"), owner)
+                )
+        expect_like(seq.data, like, "input", owner)
+        return seq, layer_states(hx, seq, self.num_layers, self.hidden_size, like, owner)
+
     def _run_stack(
         self,
         x: Tensor,
@@ -195,6 +222,15 @@ class MemoryJoinedStack(nn.Module):
         raise NotImplementedError
 
     def _run(self, x, states, mask, backend, record):
+        """:meth:`_run_steps` with autocast off: x is already in the dtype the stack computes
+        in (:meth:`_prepare`), and autocast's per-operator casts would lower the input
+        products alone, handing the kernels mixed dtypes."""
+        if not torch.amp.is_autocast_available(x.device.type):
+            return self._run_steps(x, states, mask, backend, record)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._run_steps(x, states, mask, backend, record)
+
+    def _run_steps(self, x, states, mask, backend, record):
         """:meth:`_run_stack`, in chunks of steps, every layer within a chunk and the states
         carried from one chunk to the next, in two cases:
 

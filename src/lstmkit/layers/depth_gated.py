@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit._checks import expect_like, expect_positive_int
+from lstmkit._checks import expect_positive_int
 from lstmkit.cellmath.depth_gated import DepthGatedLSTMFamily, DepthInput
-from lstmkit.layers._memory_stack import MemoryJoinedStack, layer_states
+from lstmkit.layers._memory_stack import MemoryJoinedStack
 from lstmkit.layers.backends import Backend
-from lstmkit.layers.sequence import prepare_input
 
 
 class DepthGatedLSTM(MemoryJoinedStack):
@@ -58,7 +57,8 @@ class DepthGatedLSTM(MemoryJoinedStack):
     :class:`~lstmkit.trace.Trace` follows, each tensor (num_layers, 1, B, T, H), names
     ``input, forget, candidate, output, depth, cell, hidden`` (``depth`` is 0 in layer 0,
     which has no memory below it); on the fused backend the trace is detached from the
-    autograd graph. It runs in the parameters' dtype (no autocast).
+    autograd graph. Under autocast it runs wholly in autocast's lower dtype, as the other
+    layers do.
     """
 
     def __init__(
@@ -105,10 +105,7 @@ class DepthGatedLSTM(MemoryJoinedStack):
         self.reset_parameters()
 
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
-        owner = type(self).__name__
-        seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
-        expect_like(seq.data, self.weight_ih_l0, "input", owner)
-        states = layer_states(hx, seq, self.num_layers, self.hidden_size, self.weight_ih_l0, owner)
+        seq, states = self._prepare(input, hx, lengths)
         mask = seq.step_mask()  # (T, B, 1) or None
         backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
         output, finals, trace = self._run(seq.data, states, mask, backend, return_trace)
@@ -150,7 +147,7 @@ class DepthGatedLSTM(MemoryJoinedStack):
         """One layer over all steps. x (T, B, I_k); lower_cells (T, B, H), layer k-1's c_t,
         None for layer 0. Returns the output (T, B, H), this layer's cells (T, B, H) for
         the layer above, the final (h, c) and, when ``record``, the trace (T, B, H) each."""
-        weights = self.layer_weights(layer)
+        weights = self.compute_weights(layer, x.dtype)
         # the input products do not depend on the recurrence: one product for all steps
         x_gates = F.linear(x, weights["weight_ih"], weights.get("bias_ih")).unbind(0)
         gate_input = None
@@ -195,7 +192,7 @@ class DepthGatedLSTM(MemoryJoinedStack):
         """:meth:`_run_layer`'s contract, on the fused kernels: the layer is one call."""
         kernels = self._fused_kernels(x.device.type)
         hidden, cells, final, saved = kernels.run_depth_gated_layer(
-            x, state, self.layer_weights(layer), lower_cells, self._step_mask(mask)
+            x, state, self.compute_weights(layer, x.dtype), lower_cells, self._step_mask(mask)
         )
         output = hidden if mask is None else hidden.masked_fill(~mask, 0.0)
         if not record:

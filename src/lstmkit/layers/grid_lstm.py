@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit._checks import expect_like, expect_positive_int
+from lstmkit._checks import expect_positive_int
 from lstmkit.cellmath.grid_lstm import GridLSTMFamily
-from lstmkit.layers._memory_stack import MemoryJoinedStack, layer_states
+from lstmkit.layers._memory_stack import MemoryJoinedStack
 from lstmkit.layers.backends import Backend
-from lstmkit.layers.sequence import prepare_input
 
 
 class GridLSTM(MemoryJoinedStack):
@@ -73,8 +72,8 @@ class GridLSTM(MemoryJoinedStack):
     With ``return_trace=True`` a :class:`~lstmkit.trace.Trace` follows, each tensor
     (num_layers, 1, B, T, H): the time transform's ``input, forget, candidate, output,
     cell, hidden`` and, with ``depth_lstm``, the depth transform's under ``depth_*`` (on the
-    fused backend detached from the autograd graph). It runs in the parameters' dtype (no
-    autocast).
+    fused backend detached from the autograd graph). Under autocast it runs wholly in
+    autocast's lower dtype, as the other layers do.
     """
 
     def __init__(
@@ -150,11 +149,7 @@ class GridLSTM(MemoryJoinedStack):
         return ("", "depth_") if self.depth_lstm else ("",)
 
     def forward(self, input, hx=None, *, lengths=None, return_trace: bool = False):
-        owner = type(self).__name__
-        seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
-        reference = next(self.parameters())
-        expect_like(seq.data, reference, "input", owner)
-        states = layer_states(hx, seq, self.num_layers, self.hidden_size, reference, owner)
+        seq, states = self._prepare(input, hx, lengths)
         mask = seq.step_mask()  # (T, B, 1) or None
         backend = self.resolve_backend(return_trace, seq.data.device.type, seq.data.dtype)
         output, finals, trace = self._run(seq.data, states, mask, backend, return_trace)
@@ -165,10 +160,10 @@ class GridLSTM(MemoryJoinedStack):
         contract): block by block, step-major, on the reference backend; layer by layer on
         the fused kernels."""
         states = list(states)  # each layer's entry is replaced as it steps
-        weights = [self.layer_weights(layer) for layer in range(self.num_layers)]
+        weights = [self.compute_weights(layer, x.dtype) for layer in range(self.num_layers)]
         bottom = x  # (T, B, I): the depth input of layer 0
         if self.tied:
-            bottom = F.linear(bottom, self.weight_in)  # (T, B, H)
+            bottom = F.linear(bottom, self.weight_in.to(x.dtype))  # (T, B, H)
         dropout = self.dropout if self.training else 0.0
         if backend is Backend.FUSED:
             output, trace = self._forward_fused(bottom, states, weights, mask, dropout, record)
