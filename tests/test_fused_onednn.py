@@ -1,11 +1,12 @@
-"""The C++ kernels' larger float32 step products through oneDNN with the weight packed once per
-call (common.h's step_operand): each kernel that takes that path, forward and backward,
-against the reference loop at a size where it is taken, and the rule that chooses it.
+"""The C++ kernels' larger float32 and bfloat16 step products through oneDNN with the weight
+packed once per call (common.h's step_operand): each kernel that takes that path, forward and
+backward, against the reference loop at a size where it is taken, and the rule that chooses
+it.
 
-The other fused tests run sizes below the rule's threshold (half a million weights, batch
-16), so without this file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends
-every product back to ATen's GEMM: the same cells then agree with the oneDNN run to float32
-rounding.
+The other fused tests run sizes below the rule's thresholds (float32: half a million weights
+and batch 16; bfloat16: 65k weights and batch 16, or a quarter million), so without this
+file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends every product back to
+ATen's GEMM: the same cells then agree with the oneDNN run to the dtype's rounding.
 """
 
 from __future__ import annotations
@@ -75,8 +76,17 @@ def test_the_rule_takes_large_float32_products_at_batch_16_and_up():
     assert ops.product_uses_onednn(w_t, 16) and ops.product_uses_onednn(w_t, 64)
     assert not ops.product_uses_onednn(w_t, 15)  # ATen's GEMM (or, at 4 and under, vec_mat)
     assert not ops.product_uses_onednn(torch.randn(512, 512), 64)  # a quarter million
-    assert not ops.product_uses_onednn(w_t.bfloat16(), 64)
     assert not ops.product_uses_onednn(w_t.double(), 64)
+
+
+def test_the_rule_takes_bfloat16_products_from_smaller_sizes_where_onednn_runs_it():
+    ops = fused_cpu.load_ops()
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # else emulated either way
+    w_t = torch.randn(1024, 256).t().bfloat16()  # a quarter million weights
+    assert ops.product_uses_onednn(w_t, 1) == native
+    small = torch.randn(512, 128).t().bfloat16()  # 65k weights: from batch 16
+    assert ops.product_uses_onednn(small, 16) == native
+    assert not ops.product_uses_onednn(small, 4)
 
 
 def test_the_switch_sends_every_product_back_to_aten(monkeypatch):
@@ -98,3 +108,22 @@ def test_the_onednn_products_are_float32_exact(name, monkeypatch):
         monkeypatch.setenv("LSTMKIT_NO_ONEDNN", switch)
         errors[products] = _largest_error(_outputs_and_grads(fused, x, lengths), want)
     assert errors["oneDNN"] < 2e-5 and errors["ATen"] < 2e-5, errors
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_bfloat16_products_round_as_atens_do(name, monkeypatch):
+    """bfloat16 on the same cells, against the reference loop in float64 on the same rounded
+    weights and input: both products within bfloat16's rounding of each tensor's largest
+    entry, and oneDNN's error no more than ATen's by a half."""
+    fused, exact = _float32_and_exact(name)
+    fused = fused.bfloat16()
+    exact.load_state_dict({k: v.double() for k, v in fused.state_dict().items()})
+    x = torch.randn(T, B, I).bfloat16()
+    lengths = [T] * (B - 2) + [3, 1]
+    want = _outputs_and_grads(exact, x.double(), lengths)
+    errors = {}
+    for products, switch in (("oneDNN", "0"), ("ATen", "1")):
+        monkeypatch.setenv("LSTMKIT_NO_ONEDNN", switch)
+        errors[products] = _largest_error(_outputs_and_grads(fused, x, lengths), want)
+    assert errors["oneDNN"] < 3e-2 and errors["ATen"] < 3e-2, errors
+    assert errors["oneDNN"] < 1.5 * errors["ATen"], errors

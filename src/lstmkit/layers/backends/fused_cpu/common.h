@@ -143,10 +143,17 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
 // (512, 2048) ran at about 140 GFLOP/s against 215 (torch.nn.LSTM's own kernel is oneDNN's
 // too), (64, 2048) x (2048, 512), the backward's, gained 1.2x, and the GRU's 512 x 1536
 // 1.3x. With a quarter of a million weights the gain was mixed (none at 512 x 512), and at
-// batch 8 packing lost (a third of ATen's speed). bfloat16 gained nothing, so it stays with
-// ATen, as does everything where torch was built without oneDNN.
+// batch 8 packing lost (a third of ATen's speed).
 constexpr int64_t kPackedMinBatch = 16;
 constexpr int64_t kPackedMinWeights = int64_t(1) << 19;
+// bfloat16 products gain at smaller sizes: ATen's bfloat16 GEMM is oneDNN's already, but
+// unpacked, and with the base copied into the output first. On the same machine the packed
+// product took 0.6 to 0.87x ATen's time for a step's shapes from a quarter million weights
+// at any batch (batch 1 at 512 x 2048: 0.62x) and from 65k weights at batch 16 and up;
+// at 65k weights and batch 1 to 4 it took 1.1x. Only where torch's oneDNN runs bfloat16
+// natively (AVX-512 BF16 or AMX): elsewhere it is emulated either way.
+constexpr int64_t kPackedBF16MinWeights = int64_t(1) << 18;
+constexpr int64_t kPackedBF16MinWeightsFromBatch16 = int64_t(1) << 16;
 
 // The operand of a step's product, prepared once per call: `small` as small_batch_operand
 // gives it, or `packed`, oneDNN's copy of m's transpose (N, K), or neither (ATen's GEMM).
@@ -163,12 +170,33 @@ bool onednn_allowed() {
                              std::string(flag) == "0");
 }
 
+bool onednn_runs_bfloat16() {
+  static const bool native = c10::Dispatcher::singleton()
+                                 .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
+                                 .typed<bool()>()
+                                 .call();
+  return native;
+}
+
+// Whether a step's product with m at this batch is worth packing (the thresholds above).
+bool worth_packing(const Tensor& m_view, int64_t batch) {
+  const int64_t weights = m_view.numel();
+  switch (m_view.scalar_type()) {
+    case at::kFloat:
+      return batch >= kPackedMinBatch && weights >= kPackedMinWeights;
+    case at::kBFloat16:
+      return (weights >= kPackedBF16MinWeights ||
+              (batch >= kPackedMinBatch && weights >= kPackedBF16MinWeightsFromBatch16)) &&
+             onednn_runs_bfloat16();
+    default:
+      return false;
+  }
+}
+
 StepOperand step_operand(const Tensor& m_view, int64_t batch) {
   StepOperand op;
   op.small = small_batch_operand(m_view, batch);
-  if (op.small.defined() || m_view.scalar_type() != at::kFloat || batch < kPackedMinBatch ||
-      m_view.numel() < kPackedMinWeights || !onednn_allowed())
-    return op;
+  if (op.small.defined() || !onednn_allowed() || !worth_packing(m_view, batch)) return op;
   static const auto reorder =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
