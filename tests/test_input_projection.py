@@ -69,6 +69,7 @@ def test_the_rule_takes_large_float32_cpu_products_only(monkeypatch):
     assert not uses_onednn(x, big)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
 def test_a_trace_sees_plain_linear():
     """torch.jit.trace records F.linear, not an opaque Python function."""
     weight, bias = torch.randn(N, I), torch.randn(N)
