@@ -95,18 +95,24 @@ def test_the_switch_sends_every_product_back_to_aten(monkeypatch):
     assert not fused_cpu.load_ops().product_uses_onednn(w_t, 64)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_the_onednn_products_are_float32_exact(name, monkeypatch):
-    """Against the reference loop in float64: within float32's rounding, relative to each
-    tensor's largest entry, as the same kernels are with ATen's GEMM (about 2e-6 both)."""
-    fused, exact = _float32_and_exact(name)
-    x = torch.randn(T, B, I)
-    lengths = [T] * (B - 2) + [3, 1]  # two rows end early: the products' masked rows
+def _errors_both_ways(fused, exact, x: torch.Tensor, monkeypatch) -> dict[str, float]:
+    """The largest error of the fused layer against ``exact`` (float64) with its products
+    through oneDNN and through ATen's GEMM, two rows ending early (the masked rows)."""
+    lengths = [T] * (B - 2) + [3, 1]
     want = _outputs_and_grads(exact, x.double(), lengths)
     errors = {}
     for products, switch in (("oneDNN", "0"), ("ATen", "1")):
         monkeypatch.setenv("LSTMKIT_NO_ONEDNN", switch)
         errors[products] = _largest_error(_outputs_and_grads(fused, x, lengths), want)
+    return errors
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_onednn_products_are_float32_exact(name, monkeypatch):
+    """Against the reference loop in float64: within float32's rounding, relative to each
+    tensor's largest entry, as the same kernels are with ATen's GEMM (about 2e-6 both)."""
+    fused, exact = _float32_and_exact(name)
+    errors = _errors_both_ways(fused, exact, torch.randn(T, B, I), monkeypatch)
     assert errors["oneDNN"] < 2e-5 and errors["ATen"] < 2e-5, errors
 
 
@@ -118,12 +124,6 @@ def test_the_bfloat16_products_round_as_atens_do(name, monkeypatch):
     fused, exact = _float32_and_exact(name)
     fused = fused.bfloat16()
     exact.load_state_dict({k: v.double() for k, v in fused.state_dict().items()})
-    x = torch.randn(T, B, I).bfloat16()
-    lengths = [T] * (B - 2) + [3, 1]
-    want = _outputs_and_grads(exact, x.double(), lengths)
-    errors = {}
-    for products, switch in (("oneDNN", "0"), ("ATen", "1")):
-        monkeypatch.setenv("LSTMKIT_NO_ONEDNN", switch)
-        errors[products] = _largest_error(_outputs_and_grads(fused, x, lengths), want)
+    errors = _errors_both_ways(fused, exact, torch.randn(T, B, I).bfloat16(), monkeypatch)
     assert errors["oneDNN"] < 3e-2 and errors["ATen"] < 3e-2, errors
     assert errors["oneDNN"] < 1.5 * errors["ATen"], errors
