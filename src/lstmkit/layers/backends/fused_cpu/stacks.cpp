@@ -23,8 +23,8 @@
 //
 // Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers; exp and
 // tanh through at::vec as in kernels.cpp; the products as common.h's step_operand prepares
-// them: vec_mat for small float batches, oneDNN's packed weights for large float32 ones,
-// ATen's GEMM otherwise.
+// them: vec_mat for small float batches, oneDNN's packed weights for large float32 and
+// bfloat16 ones, ATen's GEMM otherwise.
 
 #include "common.h"
 
@@ -32,7 +32,8 @@ namespace {
 
 // out (B, N) = in (B, K, rows `in_stride` apart) @ m (K, N), m prepared by step_operand:
 // vec_mat on raw pointers for a small float batch, oneDNN's packed product for a large
-// float32 one (which takes its rows contiguous), else ATen's GEMM on views of the memory.
+// float32 or bfloat16 one (which takes its rows contiguous), else ATen's GEMM on views of
+// the memory.
 template <typename scalar_t>
 void step_product(const scalar_t* in, int64_t in_stride, int64_t K, const Tensor& m_view,
                   const StepOperand& op, scalar_t* out, int64_t B, int64_t N,
