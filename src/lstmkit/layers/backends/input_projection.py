@@ -8,7 +8,8 @@ project's AMD EPYC (2 threads) it ran the fastrnns-sized projection, (6400, 512)
 float32 products on the CPU take oneDNN's linear forwards, and for dL/dx where there are
 many rows; dL/dW and dL/db stay with ATen (oneDNN's linear ran dL/dW's product of two
 transposed operands at two thirds of ATen's speed). From 100 to 1,600 rows oneDNN's dL/dx
-ran at 0.3 to 1.0x ATen's speed at the bench's hidden sizes, and below a quarter million weights the forward gained nothing reliable.
+ran at 0.3 to 1.0x ATen's speed at the bench's hidden sizes, and below a quarter million
+weights the forward gained nothing reliable.
 
 ``LSTMKIT_NO_ONEDNN=1`` keeps everything with ATen, as it does for the C++ kernels' step
 products. The result is the same product to float32 rounding either way.
