@@ -34,11 +34,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from lstmkit._checks import expect_like, expect_positive_int, expect_shape
+from lstmkit._checks import expect_positive_int, expect_shape
 from lstmkit._state import state_arg_names, state_to_tuple
 from lstmkit.cellmath.params import check_forget_bias, forget_rows
 from lstmkit.layers.backends import Backend, fused
-from lstmkit.layers.base import _autocast_dtype, _check_dropout
+from lstmkit.layers.base import _autocast_dtype, _check_dropout, _expect_input_like
 from lstmkit.layers.sequence import SequenceBatch, prepare_input, restore_output
 from lstmkit.trace import Trace
 
@@ -195,18 +195,11 @@ class MemoryJoinedStack(nn.Module):
         param = next(self.parameters())
         seq = prepare_input(input, lengths, self.batch_first, self.input_size, owner)
         lowered = _autocast_dtype(param, seq.data.device.type)
-        like = param
-        if lowered is not None:
-            like = param.new_empty(0, dtype=lowered)
-            if seq.data.dtype == param.dtype:
-                seq = seq.to_dtype(lowered)
-            if hx is not None:
-                hx = tuple(
-                    t.to(lowered) if t.dtype == param.dtype else t
-                    for t in state_to_tuple(hx, ("h", "c"), owner)
-                )
-        expect_like(seq.data, like, "input", owner)
-        return seq, layer_states(hx, seq, self.num_layers, self.hidden_size, like, owner)
+        if lowered is not None and seq.data.dtype == param.dtype:
+            seq = seq.to_dtype(lowered)
+        dtype = lowered or param.dtype
+        _expect_input_like(seq.data, param, dtype, owner)
+        return seq, layer_states(hx, seq, self.num_layers, self.hidden_size, param, dtype, owner)
 
     def _run_stack(
         self,
@@ -347,7 +340,13 @@ def _fused_ready() -> bool:
 
 
 def layer_states(
-    hx, seq: SequenceBatch, num_layers: int, hidden: int, param: Tensor, owner: str
+    hx,
+    seq: SequenceBatch,
+    num_layers: int,
+    hidden: int,
+    param: Tensor,
+    dtype: torch.dtype,
+    owner: str,
 ) -> list[tuple[Tensor, Tensor]]:
     """Per layer the pair (h_0, c_0), each (B, H); zeros when hx is None. ``hx`` is
     (h_0, c_0), each (num_layers, B, H), or (num_layers, H) for unbatched input."""
@@ -363,7 +362,9 @@ def layer_states(
     checked = []
     for tensor, name in zip(state, names, strict=True):
         expect_shape(tensor, expected, name, owner, meaning)
-        expect_like(tensor, param, name, owner)
+        if dtype != param.dtype and tensor.dtype == param.dtype:
+            tensor = tensor.to(dtype)  # under autocast, as the other layers take it
+        _expect_input_like(tensor, param, dtype, owner, name)
         checked.append(tensor if seq.batched else tensor.unsqueeze(1))
     h_0, c_0 = checked
     return [(h_0[k], c_0[k]) for k in range(num_layers)]
