@@ -60,15 +60,15 @@ def _as_tuple(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-def _assert_no_grad_call_matches(layer, x: torch.Tensor) -> None:
+def _assert_no_grad_call_matches(layer, x: torch.Tensor, rtol: float = 0.0) -> None:
     """The layer over x (lengths LENGTHS) building a graph, then under no_grad: the same
-    output and final state, bit for bit."""
+    output and final state, bit for bit unless rtol allows rounding."""
     whole, whole_state = layer(x, lengths=LENGTHS)  # the parameters require gradients
     with torch.no_grad():
         chunked, chunked_state = layer(x, lengths=LENGTHS)
     ours, theirs = (chunked, *_as_tuple(chunked_state)), (whole, *_as_tuple(whole_state))
     for mine, reference in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(mine, reference.detach(), rtol=0, atol=0)
+        torch.testing.assert_close(mine, reference.detach(), rtol=rtol, atol=rtol * 1e-2)
 
 
 def _layer(name: str):
@@ -134,10 +134,16 @@ def test_a_traced_call_runs_whole(calls):
     assert calls == [T]
 
 
-def test_bidirectional_layers_chunk_each_direction_in_its_own_time_order(calls):
-    torch.manual_seed(0)
+@pytest.mark.parametrize("seed", range(4))
+def test_bidirectional_layers_chunk_each_direction_in_its_own_time_order(calls, seed):
+    """To rounding, not bit for bit: the upper layer's input projection, x W_ih^T over the
+    lower layer's 2H = 16 features, is one BLAS product per chunk, and MKL's float64 GEMM
+    may sum in another order for another number of rows (in about half of the seeds tried
+    some value moved by an ulp). A state carried wrongly between chunks moves values by
+    far more than rtol."""
+    torch.manual_seed(seed)
     layer = LSTM(I, H, num_layers=2, bidirectional=True, peephole=True, backend="fused").double()
-    _assert_no_grad_call_matches(layer, torch.randn(T, B, I, dtype=torch.float64))
+    _assert_no_grad_call_matches(layer, torch.randn(T, B, I, dtype=torch.float64), rtol=1e-14)
 
 
 def test_chunks_hold_a_chunks_memory_not_the_sequences(monkeypatch):

@@ -17,10 +17,12 @@
 //
 // Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers, and the
 // results are stored in the tensors' dtype; the matrix products are ATen's (oneDNN / BLAS).
-// exp and tanh, most of a step's elementwise cost, go through at::vec, which is SIMD (Sleef,
-// the functions torch's own kernels call) when the build defines CPU_CAPABILITY for this
-// machine (see __init__.py) and a plain loop otherwise; the rest of the arithmetic is left
-// to the compiler's auto-vectorisation. What every kernel file shares is in common.h.
+// The arithmetic goes through at::vec, which is SIMD when the build defines CPU_CAPABILITY
+// for this machine (see __init__.py) and a plain loop otherwise: exp (Sleef's, as torch's
+// own kernels call it), common.h's tanh, and each row's gate arithmetic, written once for
+// a vector and a scalar lane (common.h's for_lanes), since the compiler vectorised neither
+// the loops with the variants' branches nor any over bfloat16. What every kernel file
+// shares is in common.h.
 
 #include "common.h"
 
@@ -231,7 +233,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       const scalar_t* zr_in = z_in + b * GH;
       const int64_t row = t * B + b;
       const scalar_t* c_prev = cp + b * H;
-      for (int64_t k = 0; k < GH; ++k) za[k] = acc(zr_in[k]);
+      convert_row<acc>(zr_in, za, GH);
       if (v.norm_product) {  // Ba et al.: LN(h W_hh^T) + (LN(x W_ih^T) + b, the caller's)
         nr_p[row] = normalise_(za, GH, eps);
         const scalar_t* xr = xg_p + row * GH;
@@ -248,28 +250,29 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       }
       if (v.fgr) {  // every sigmoid gate reads every gate's previous activation
         const scalar_t* rr = rg + b * KH;
-        for (int64_t k = 0; k < gg; ++k) za[k] += acc(rr[k]);
+        add_row<acc>(za, rr, za, gg);
         if (v.has_o)
-          for (int64_t j = 0; j < H; ++j) za[go + j] += acc(rr[gg + j]);
+          add_row<acc>(za + go, rr + gg, za + go, H);
       }
-      // i and f look at C_{t-1}, each where it has a block and a peephole
-      if (pi != nullptr)
-        for (int64_t j = 0; j < H; ++j) za[j] += acc(pi[j]) * acc(c_prev[j]);
-      if (pf != nullptr)
-        for (int64_t j = 0; j < H; ++j) za[gf + j] += acc(pf[j]) * acc(c_prev[j]);
+      if (pi != nullptr || pf != nullptr)  // i and f look at C_{t-1}, each where it has both
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto cprev = L.load(c_prev + j);
+          if (pi != nullptr) L.store(za + j, L.load(za + j) + L.load(pi + j) * cprev);
+          if (pf != nullptr) L.store(za + gf + j, L.load(za + gf + j) + L.load(pf + j) * cprev);
+        });
       sigmoid_(za, gg);                     // i and f, whichever have blocks (before g)
       if (v.squash_in) tanh_(za + gg, H);  // C~ = tanh(z_g); NIAF keeps z_g itself
-      for (int64_t j = 0; j < H; ++j) {
-        const acc cprev = acc(c_prev[j]), g = za[gg + j];
-        const acc i = v.has_i ? za[j] : acc(1);  // NIG: i_t = 1
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto cprev = L.load(c_prev + j), g = L.load(za + gg + j);
+        const auto i = v.has_i ? L.load(za + j) : L.splat(1);  // NIG: i_t = 1
         if (v.has_f) {
-          ca[j] = za[gf + j] * cprev + i * g;
+          L.store(ca + j, L.load(za + gf + j) * cprev + i * g);
         } else if (v.coupled) {
-          ca[j] = cprev + i * (g - cprev);  // (1 - i) C_{t-1} + i C~
+          L.store(ca + j, cprev + i * (g - cprev));  // (1 - i) C_{t-1} + i C~
         } else {
-          ca[j] = cprev + i * g;  // the 1997 carrousel
+          L.store(ca + j, cprev + i * g);  // the 1997 carrousel
         }
-      }
+      });
       if (v.norm_carried) {  // TensorFlow's per-gate cell carries its norm
         cr_p[row] = normalise_(ca, H, eps);
         for (int64_t j = 0; j < H; ++j) {
@@ -278,9 +281,11 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
         }
       }
       if (po != nullptr)  // o looks at C_t, the carried state
-        for (int64_t j = 0; j < H; ++j) za[go + j] += acc(po[j]) * ca[j];
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          L.store(za + go + j, L.load(za + go + j) + L.load(po + j) * L.load(ca + j));
+        });
       if (v.has_o) sigmoid_(za + go, H);
-      for (int64_t j = 0; j < H; ++j) ta[j] = ca[j];
+      std::copy(ca, ca + H, ta);
       if (v.norm_shown) {  // Ba et al.: h = o tanh(LN(C_t))
         cr_p[row] = normalise_(ta, H, eps);
         for (int64_t j = 0; j < H; ++j) {
@@ -290,15 +295,17 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       }
       if (v.squash_out) tanh_(ta, H);  // NOAF exposes C_t unsquashed
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
-      for (int64_t k = 0; k < GH; ++k) zr[k] = scalar_t(za[k]);
+      convert_row<acc>(za, zr, GH);
       const bool live = keep == nullptr || keep[b];
       scalar_t* c_out = c_new + b * H;
       scalar_t* m_out = m + b * (project ? H : R);
-      for (int64_t j = 0; j < H; ++j) {
-        c_out[j] = live ? scalar_t(ca[j]) : c_prev[j];
-        const acc mj = v.has_o ? za[go + j] * ta[j] : ta[j];  // o tanh(C); NOG: o_t = 1
-        m_out[j] = (project || live) ? scalar_t(mj) : hp[b * R + j];
-      }
+      const scalar_t* h_kept = hp + b * R;
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        L.store(c_out + j, live ? L.load(ca + j) : L.load(c_prev + j));
+        const auto s = L.load(ta + j);
+        const auto mj = v.has_o ? L.load(za + go + j) * s : s;  // o tanh(C); NOG: o_t = 1
+        L.store(m_out + j, (project || live) ? mj : L.load(h_kept + j));
+      });
       if (v.fgr) {  // the state gates_t: i and f where z has them, o after them
         scalar_t* g_out = gates_p + row * KH;
         const scalar_t* g_in = gprev + b * KH;
@@ -430,7 +437,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
     scalar_t* dht = dh_t.data_ptr<scalar_t>();
     const scalar_t* dhp = d.dh.data_ptr<scalar_t>();
     const scalar_t* dout = dout_p + t * B * R;
-    for (int64_t k = 0; k < B * R; ++k) dht[k] = scalar_t(acc(dout[k]) + acc(dhp[k]));
+    add_row<acc>(dout, dhp, dht, B * R);
     if (project) at::mm_out(dm, dh_t, *w.w_hr);
     const scalar_t* dmp = (project ? dm : dh_t).data_ptr<scalar_t>();
     const scalar_t* cp = t > 0 ? c_all_p + (t - 1) * B * H : c0.data_ptr<scalar_t>();
@@ -462,74 +469,81 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
       const scalar_t* cx = v.norms_cell() ? cx_p + r * H : nullptr;
       // the cell as the output squashes it, recomputed: cheaper than storing a (T, B, H)
       // buffer; Ba's LN(C_t) from its normalised values
-      for (int64_t j = 0; j < H; ++j)
-        tc[j] = v.norm_shown ? acc(cg[j]) * acc(cx[j]) + acc(cs[j]) : acc(ct[b * H + j]);
+      if (v.norm_shown) {
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          L.store(tc + j, L.load(cg + j) * L.load(cx + j) + L.load(cs + j));
+        });
+      } else {
+        convert_row<acc>(ct + b * H, tc, H);
+      }
       if (v.squash_out) tanh_(tc, H);
       const scalar_t* dgr = v.fgr ? dgp + b * KH : nullptr;  // dL/dgates_t from step t+1
-      for (int64_t j = 0; j < H; ++j) {
-        const acc o = v.has_o ? acc(ar[go + j]) : acc(1);  // NOG: o_t = 1
-        const acc dmj = acc(dmp[b * H + j]);
+      const scalar_t* dmr = dmp + b * H;
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto one = L.splat(1);
+        const auto o = v.has_o ? L.load(ar + go + j) : one;  // NOG: o_t = 1
+        const auto dmj = L.load(dmr + j), s = L.load(tc + j);
         // through h = o s(C), s = tanh (or the identity under NOAF)
-        dsh[j] = dmj * o * (v.squash_out ? acc(1) - tc[j] * tc[j] : acc(1));
+        L.store(dsh + j, v.squash_out ? dmj * o * (one - s * s) : dmj * o);
         if (v.has_o) {
-          const acc d_o = dmj * tc[j] + (v.fgr ? acc(dgr[gg + j]) : acc(0));
-          dza[go + j] = d_o * o * (acc(1) - o);  // ... and o's σ
+          const auto d_o = v.fgr ? dmj * s + L.load(dgr + gg + j) : dmj * s;
+          L.store(dza + go + j, d_o * o * (one - o));  // ... and o's σ
         }
-      }
+      });
       if (v.norm_shown) {  // back through LN(C_t)
         for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dsh[j]);
         normalise_backward(dsh, cg, cx, cr_p[r], H, dct);
       } else {
         for (int64_t j = 0; j < H; ++j) dct[j] = dsh[j];
       }
-      for (int64_t j = 0; j < H; ++j) {
-        dct[j] += acc(dcp[b * H + j]);
-        if (po != nullptr) dct[j] += acc(po[j]) * dza[go + j];  // o's peephole saw C_t
-      }
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto d = L.load(dct + j) + L.load(dcp + b * H + j);
+        // o's peephole saw C_t
+        L.store(dct + j, po != nullptr ? d + L.load(po + j) * L.load(dza + go + j) : d);
+      });
       if (v.norm_carried) {  // the carried C_t is LN(f C_{t-1} + i C~)
         for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dct[j]);
         normalise_backward(dct, cg, cx, cr_p[r], H, dct);
       }
-      for (int64_t j = 0; j < H; ++j) {
-        const acc g = acc(ar[gg + j]), cprev = acc(cp[b * H + j]);
-        const acc i = v.has_i ? acc(ar[j]) : acc(1);  // NIG: i_t = 1
-        acc di, dcprev;  // dL/di_t (before i's σ) and dL/dC_{t-1}
+      const scalar_t* cpr = cp + b * H;
+      scalar_t* dcnr = dcn + b * H;
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto one = L.splat(1);
+        const auto g = L.load(ar + gg + j), cprev = L.load(cpr + j), dc = L.load(dct + j);
+        const auto i = v.has_i ? L.load(ar + j) : one;  // NIG: i_t = 1
+        auto di = dc * g, dcprev = dc;  // dL/di_t (before i's σ) and dL/dC_{t-1}
         if (v.has_f) {
-          const acc f = acc(ar[gf + j]);
-          di = dct[j] * g;
-          const acc df = dct[j] * cprev + (v.fgr ? acc(dgr[gf + j]) : acc(0));
-          dza[gf + j] = df * f * (acc(1) - f);
-          dcprev = dct[j] * f;
-          if (pf != nullptr) dcprev += acc(pf[j]) * dza[gf + j];
+          const auto f = L.load(ar + gf + j);
+          const auto df = v.fgr ? dc * cprev + L.load(dgr + gf + j) : dc * cprev;
+          const auto dzf = df * f * (one - f);
+          L.store(dza + gf + j, dzf);
+          dcprev = pf != nullptr ? dc * f + L.load(pf + j) * dzf : dc * f;
         } else if (v.coupled) {
-          di = dct[j] * (g - cprev);
-          dcprev = dct[j] * (acc(1) - i);
-        } else {  // the carrousel passes dC on unchanged
-          di = dct[j] * g;
-          dcprev = dct[j];
-        }
+          di = dc * (g - cprev);
+          dcprev = dc * (one - i);
+        }  // else the carrousel passes dC on unchanged
         if (v.has_i) {
-          if (v.fgr) di += acc(dgr[j]);  // i_t is also FGR's state
-          dza[j] = di * i * (acc(1) - i);
-          if (pi != nullptr) dcprev += acc(pi[j]) * dza[j];
+          if (v.fgr) di = di + L.load(dgr + j);  // i_t is also FGR's state
+          const auto dzi = di * i * (one - i);
+          L.store(dza + j, dzi);
+          if (pi != nullptr) dcprev = dcprev + L.load(pi + j) * dzi;
         }
         // C~ = tanh(z_g), or z_g itself under NIAF
-        dza[gg + j] = dct[j] * i * (v.squash_in ? acc(1) - g * g : acc(1));
-        dcn[b * H + j] = scalar_t(dcprev);
-      }
-      for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(dza[k]);
+        L.store(dza + gg + j, v.squash_in ? dc * i * (one - g * g) : dc * i);
+        L.store(dcnr + j, dcprev);
+      });
+      convert_row<acc>(dza, dzr, GH);
       if (v.fgr) {  // the sigmoid gates' gradients, in the state's order
         scalar_t* out = dzg + b * KH;
-        for (int64_t k = 0; k < gg; ++k) out[k] = scalar_t(dza[k]);
-        if (v.has_o)
-          for (int64_t j = 0; j < H; ++j) out[gg + j] = scalar_t(dza[go + j]);
+        convert_row<acc>(dza, out, gg);
+        if (v.has_o) convert_row<acc>(dza + go, out + gg, H);
       }
       if (rec_apart) {  // back through the product's norm(s), into the product itself
         const int64_t n = GH / groups;
         for (int64_t q = 0; q < groups; ++q)
           normalise_backward(dza + q * n, ng + q * n, nx_p + r * GH + q * n,
                              nr_p[r * groups + q], n, dza + q * n);
-        for (int64_t k = 0; k < GH; ++k) drec[b * GH + k] = scalar_t(dza[k]);
+        convert_row<acc>(dza, drec + b * GH, GH);
       }
     };
     rows.run(row);
@@ -693,18 +707,20 @@ std::vector<Tensor> gru_forward(
         for (int64_t b = lo; b < hi; ++b) {
           const scalar_t* x = xp + b * 3 * H;
           const scalar_t* g = gp + b * 3 * H;
-          for (int64_t k = 0; k < 2 * H; ++k) u[k] = acc(x[k]) + acc(g[k]);
+          add_row<acc>(x, g, u, 2 * H);
           sigmoid_(u, 2 * H);
-          for (int64_t j = 0; j < H; ++j) u[2 * H + j] = acc(x[2 * H + j]) + u[j] * acc(g[2 * H + j]);
+          for_lanes<acc>(H, [&](int64_t j, auto L) {
+            L.store(u + 2 * H + j, L.load(x + 2 * H + j) + L.load(u + j) * L.load(g + 2 * H + j));
+          });
           tanh_(u + 2 * H, H);
-          scalar_t* ar = ap + b * 3 * H;
-          for (int64_t k = 0; k < 3 * H; ++k) ar[k] = scalar_t(u[k]);
+          convert_row<acc>(u, ap + b * 3 * H, 3 * H);
+          std::copy(g + 2 * H, g + 3 * H, np_ + b * H);
           const bool live = keep == nullptr || keep[b];
-          for (int64_t j = 0; j < H; ++j) {
-            const acc z = u[H + j], n = u[2 * H + j], hprev = acc(hp[b * H + j]);
-            np_[b * H + j] = g[2 * H + j];
-            ho[b * H + j] = live ? scalar_t((acc(1) - z) * n + z * hprev) : hp[b * H + j];
-          }
+          const scalar_t* hr = hp + b * H;
+          for_lanes<acc>(H, [&](int64_t j, auto L) {
+            const auto z = L.load(u + H + j), n = L.load(u + 2 * H + j), hprev = L.load(hr + j);
+            L.store(ho + b * H + j, live ? (L.splat(1) - z) * n + z * hprev : hprev);
+          });
         }
       });
     });
@@ -756,20 +772,22 @@ std::vector<Tensor> gru_backward(
           for (int64_t j = 0; j < H; ++j) ddp[b * H + j] = dcarry[b * H + j];
           return;
         }
-        for (int64_t j = 0; j < H; ++j) {
-          const acc r = acc(ar[j]), z = acc(ar[H + j]), n = acc(ar[2 * H + j]);
-          const acc d = acc(dtp[b * H + j]);
-          const acc dn = d * (acc(1) - z) * (acc(1) - n * n);  // through h and tanh
-          const acc dz = d * (acc(hp[b * H + j]) - n) * z * (acc(1) - z);
-          const acc dr = dn * acc(np_[b * H + j]) * r * (acc(1) - r);
-          dxr[j] = scalar_t(dr);
-          dxr[H + j] = scalar_t(dz);
-          dxr[2 * H + j] = scalar_t(dn);
-          dgr[j] = scalar_t(dr);
-          dgr[H + j] = scalar_t(dz);
-          dgr[2 * H + j] = scalar_t(dn * r);  // r scaled W_hn h + b_hn
-          ddp[b * H + j] = scalar_t(d * z);  // h_t = ... + z h_{t-1}
-        }
+        const int64_t row = b * H;
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto one = L.splat(1);
+          const auto r = L.load(ar + j), z = L.load(ar + H + j), n = L.load(ar + 2 * H + j);
+          const auto d = L.load(dtp + row + j);
+          const auto dn = d * (one - z) * (one - n * n);  // through h and tanh
+          const auto dz = d * (L.load(hp + row + j) - n) * z * (one - z);
+          const auto dr = dn * L.load(np_ + row + j) * r * (one - r);
+          L.store(dxr + j, dr);
+          L.store(dxr + H + j, dz);
+          L.store(dxr + 2 * H + j, dn);
+          L.store(dgr + j, dr);
+          L.store(dgr + H + j, dz);
+          L.store(dgr + 2 * H + j, dn * r);  // r scaled W_hn h + b_hn
+          L.store(ddp + row + j, d * z);     // h_t = ... + z h_{t-1}
+        });
       });
     });
     dh = at::empty_like(dh_direct);
@@ -835,11 +853,15 @@ std::vector<Tensor> reset_first_forward(
         RowBuffer<acc> buf(S * H);
         acc* u = buf.get();  // r (f), then z
         for (int64_t b = lo; b < hi; ++b) {
-          for (int64_t k = 0; k < S * H; ++k) u[k] = acc(xp[b * GH + k]) + acc(gp[b * S * H + k]);
+          const scalar_t* x = xp + b * GH;
+          const scalar_t* g = gp + b * S * H;
+          add_row<acc>(x, g, u, S * H);
           sigmoid_(u, S * H);
-          for (int64_t k = 0; k < S * H; ++k) ap[b * GH + k] = scalar_t(u[k]);
+          convert_row<acc>(u, ap + b * GH, S * H);
           // the reset acts here, before the candidate's product (Cho et al. Sect. 2.3)
-          for (int64_t j = 0; j < H; ++j) rp[b * H + j] = scalar_t(u[j] * acc(hp[b * H + j]));
+          for_lanes<acc>(H, [&](int64_t j, auto L) {
+            L.store(rp + b * H + j, L.load(u + j) * L.load(hp + b * H + j));
+          });
         }
       });
     });
@@ -855,17 +877,19 @@ std::vector<Tensor> reset_first_forward(
         RowBuffer<acc> buf(H);
         acc* n = buf.get();
         for (int64_t b = lo; b < hi; ++b) {
-          for (int64_t j = 0; j < H; ++j) n[j] = acc(xp[b * GH + S * H + j]) + acc(cp[b * H + j]);
+          const scalar_t* x = xp + b * GH + S * H;
+          add_row<acc>(x, cp + b * H, n, H);
           tanh_(n, H);
           scalar_t* ar = ap + b * GH;
+          convert_row<acc>(n, ar + S * H, H);
           const bool live = keep == nullptr || keep[b];
-          for (int64_t j = 0; j < H; ++j) {
-            ar[S * H + j] = scalar_t(n[j]);
+          for_lanes<acc>(H, [&](int64_t j, auto L) {
+            const auto one = L.splat(1);
             // z keeps h_{t-1}: the GRU's own gate, or the MGU's 1 - f
-            const acc z = tied ? acc(1) - acc(ar[j]) : acc(ar[H + j]);
-            const acc hprev = acc(hp[b * H + j]);
-            ho[b * H + j] = live ? scalar_t((acc(1) - z) * n[j] + z * hprev) : hp[b * H + j];
-          }
+            const auto z = tied ? one - L.load(ar + j) : L.load(ar + H + j);
+            const auto hprev = L.load(hp + b * H + j);
+            L.store(ho + b * H + j, live ? (one - z) * L.load(n + j) + z * hprev : hprev);
+          });
         }
       });
     });
@@ -913,11 +937,16 @@ std::vector<Tensor> reset_first_backward(
       for_rows(B, 6 * H, [&](int64_t b) {
         const scalar_t* ar = ap + b * GH;
         const bool live = keep == nullptr || keep[b];
-        for (int64_t j = 0; j < H; ++j) {
-          const acc z = tied ? acc(1) - acc(ar[j]) : acc(ar[H + j]), n = acc(ar[S * H + j]);
-          const acc dn = acc(dtp[b * H + j]) * (acc(1) - z) * (acc(1) - n * n);  // h, tanh
-          dcp[b * H + j] = live ? scalar_t(dn) : scalar_t(0);
+        if (!live) {
+          std::fill(dcp + b * H, dcp + (b + 1) * H, scalar_t(0));
+          return;
         }
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto one = L.splat(1);
+          const auto z = tied ? one - L.load(ar + j) : L.load(ar + H + j);
+          const auto n = L.load(ar + S * H + j);
+          L.store(dcp + b * H + j, L.load(dtp + b * H + j) * (one - z) * (one - n * n));  // h, tanh
+        });
       });
     });
     add_product(d_rh, Tensor(), d_cand, w_cand, w_cand_op);  // dL/d(r h_{t-1})
@@ -938,20 +967,22 @@ std::vector<Tensor> reset_first_backward(
           for (int64_t j = 0; j < H; ++j) ddp[b * H + j] = dcarry[b * H + j];
           return;
         }
-        for (int64_t j = 0; j < H; ++j) {
-          const acc r = acc(ar[j]), n = acc(ar[S * H + j]), hprev = acc(hp[b * H + j]);
-          const acc d = acc(dtp[b * H + j]), drh = acc(drp[b * H + j]);
-          const acc dr = drh * hprev;  // through r h_{t-1}
+        const int64_t row = b * H;
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto one = L.splat(1);
+          const auto r = L.load(ar + j), n = L.load(ar + S * H + j), hprev = L.load(hp + row + j);
+          const auto d = L.load(dtp + row + j), drh = L.load(drp + row + j);
+          const auto dr = drh * hprev;  // through r h_{t-1}
           if (tied) {  // f is r and 1 - z: h_t = (1 - f) h_{t-1} + f n
-            dgr[j] = scalar_t((dr + d * (n - hprev)) * r * (acc(1) - r));
-            ddp[b * H + j] = scalar_t(d * (acc(1) - r) + drh * r);
+            L.store(dgr + j, (dr + d * (n - hprev)) * r * (one - r));
+            L.store(ddp + row + j, d * (one - r) + drh * r);
           } else {
-            const acc z = acc(ar[H + j]);
-            dgr[j] = scalar_t(dr * r * (acc(1) - r));
-            dgr[H + j] = scalar_t(d * (hprev - n) * z * (acc(1) - z));
-            ddp[b * H + j] = scalar_t(d * z + drh * r);  // z h_{t-1} and r h_{t-1}
+            const auto z = L.load(ar + H + j);
+            L.store(dgr + j, dr * r * (one - r));
+            L.store(dgr + H + j, d * (hprev - n) * z * (one - z));
+            L.store(ddp + row + j, d * z + drh * r);  // z h_{t-1} and r h_{t-1}
           }
-        }
+        });
       });
     });
     dh = at::empty_like(dh_direct);
@@ -992,14 +1023,18 @@ std::vector<Tensor> rnn_forward(
         RowBuffer<acc> buf(H);
         acc* u = buf.get();
         for (int64_t b = lo; b < hi; ++b) {
-          for (int64_t j = 0; j < H; ++j) u[j] = acc(pp[b * H + j]);
+          const bool live = keep == nullptr || keep[b];
+          if (!live) {
+            std::copy(hp + b * H, hp + (b + 1) * H, ho + b * H);
+            continue;
+          }
+          convert_row<acc>(pp + b * H, u, H);
           if (relu) {
             for (int64_t j = 0; j < H; ++j) u[j] = u[j] > acc(0) ? u[j] : acc(0);
           } else {
             tanh_(u, H);
           }
-          const bool live = keep == nullptr || keep[b];
-          for (int64_t j = 0; j < H; ++j) ho[b * H + j] = live ? scalar_t(u[j]) : hp[b * H + j];
+          convert_row<acc>(u, ho + b * H, H);
         }
       });
     });
@@ -1034,11 +1069,17 @@ std::vector<Tensor> rnn_backward(
       const scalar_t* dp = dh_t.data_ptr<scalar_t>();
       scalar_t* op = dpre.data_ptr<scalar_t>();
       for_rows(B, 4 * H, [&](int64_t b) {
-        const bool live = keep == nullptr || keep[b];
-        for (int64_t j = 0; j < H; ++j) {
-          const acc h = acc(hp[b * H + j]), d = acc(dp[b * H + j]);
-          const acc slope = relu ? acc(h > acc(0)) : acc(1) - h * h;
-          op[b * H + j] = live ? scalar_t(d * slope) : scalar_t(0);
+        const int64_t row = b * H;
+        if (keep != nullptr && !keep[b]) {
+          std::fill(op + row, op + row + H, scalar_t(0));
+        } else if (relu) {
+          for (int64_t j = 0; j < H; ++j)
+            op[row + j] = acc(hp[row + j]) > acc(0) ? dp[row + j] : scalar_t(0);
+        } else {
+          for_lanes<acc>(H, [&](int64_t j, auto L) {
+            const auto h = L.load(hp + row + j);
+            L.store(op + row + j, L.load(dp + row + j) * (L.splat(1) - h * h));
+          });
         }
       });
     });
@@ -1058,6 +1099,15 @@ std::vector<Tensor> rnn_backward(
 // oneDNN's packed weights: the rule step_operand applies, for tests.
 bool product_uses_onednn(const Tensor& m_view, int64_t batch) {
   return step_operand(m_view, batch).packed.defined();
+}
+
+// The kernels' tanh over a copy of x (float32 or float64), for tests of its accuracy.
+Tensor kernel_tanh(const Tensor& x) {
+  Tensor y = x.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "kernel_tanh", [&] {
+    tanh_(y.data_ptr<scalar_t>(), y.numel());
+  });
+  return y;
 }
 
 }  // namespace
@@ -1102,4 +1152,5 @@ TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
       "bool relu, Tensor? mask) -> Tensor[]",
       &rnn_backward);
   m.def("product_uses_onednn(Tensor m_view, int batch) -> bool", &product_uses_onednn);
+  m.def("kernel_tanh(Tensor x) -> Tensor", &kernel_tanh);
 }

@@ -1,0 +1,123 @@
+"""The fused CPU kernels' row arithmetic at hidden sizes that fill SIMD vectors.
+
+kernels.cpp runs a row's elementwise work a vector at a time (for_lanes in common.h: 16
+floats or 8 doubles with AVX-512, 8 floats with AVX2) and the remainder one value at a
+time. The other grids use H of 5 to 9, which in float32 reach only the one-at-a-time
+remainder; H = 21 is a full vector or two and a remainder in every build. Every family,
+option and ablation the kernels take, against the reference loop: outputs, final states and
+every gradient under a random upstream gradient, with lengths, both directions, in float64
+and float32, and bfloat16 against float32.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import LAYER_CASES, assert_close_all, random_loss
+from test_fused_ablations import ABLATIONS
+from test_fused_lstm_options import OPTIONS
+
+import lstmkit
+from lstmkit.layers.backends import fused_cpu
+
+I, T, H = 4, 6, 21
+LENGTHS = [6, 2, 5, 3, 1, 4]
+CASES = LAYER_CASES | {
+    f"lstm-{name}": (lstmkit.LSTM, options) for name, options in (ABLATIONS | OPTIONS).items()
+}
+# float32: with parameters of up to 0.6 and 21 units, the reference loop's own float32 run
+# is up to 1e-4 (relative) from its float64 one, and so is the fused one, in either
+# direction; float64 checks the arithmetic to 1e-10
+F32_TOLERANCE = dict(rtol=3e-4, atol=3e-4)
+# bfloat16 keeps 8 bits of mantissa; the kernels compute in float32 and round on store
+BF16_TOLERANCE = dict(rtol=3e-2, atol=3e-2)
+
+
+def _pair(case: str, batch: int, dtype: torch.dtype):
+    """A reference layer and a fused one with the same parameters, and an input."""
+    cls, options = CASES[case]
+    torch.manual_seed(0)
+    reference = cls(I, H, bidirectional=True, backend="reference", **options).to(dtype)
+    fused = cls(I, H, bidirectional=True, backend="fused", **options).to(dtype)
+    with torch.no_grad():  # every parameter away from its initial value (gains about 1)
+        for name, p in reference.named_parameters():
+            noise = 1.2 * (torch.rand(p.shape, dtype=torch.float64) - 0.5)
+            p.copy_(noise + (1.0 if name.startswith("ln_weight") else 0.0))
+    fused.load_state_dict(reference.state_dict())
+    x = torch.randn(T, batch, I, dtype=torch.float64).to(dtype).requires_grad_(True)
+    return reference, fused, x
+
+
+def _run(layer, x: torch.Tensor) -> list[torch.Tensor]:
+    lengths = torch.tensor(LENGTHS[: x.shape[1]])
+    output, state = layer(x, lengths=lengths)
+    values = [output, *(state if isinstance(state, tuple) else (state,))]
+    # float32's random upstream gradients for bfloat16 too (randn draws per dtype)
+    widened = [v.float() if v.dtype == torch.bfloat16 else v for v in values]
+    grads = torch.autograd.grad(random_loss(widened, seed=3), [x, *layer.parameters()])
+    return [*values, *grads]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("batch", [3, 6], ids=["B3", "B6"])  # kernels.cpp's products, ATen's
+@pytest.mark.parametrize("case", list(CASES))
+def test_wide_rows_match_the_reference(case, batch, dtype):
+    reference, fused, x = _pair(case, batch, dtype)
+    ours, theirs = _run(fused, x), _run(reference, x)
+    if dtype == torch.float64:
+        assert_close_all(ours, theirs, dtype, f"H={H} {case}")
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        torch.testing.assert_close(a, b, **F32_TOLERANCE, msg=lambda m, k=k: f"{case}[{k}]: {m}")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_wide_rows_in_bfloat16_err_no_more_than_the_reference_loop(case):
+    """The bfloat16 rows widen and round a vector at a time. Against the same layer in
+    float32, the fused layer in bfloat16 is off by no more than the reference loop in
+    bfloat16 is (in norm, twice as much at most, or 1% of the value's norm): a lane widened
+    or rounded wrongly would be off by far more. A fixed tolerance would not do: the RNN
+    with ReLU and the ungated LSTM grow their states, and bfloat16's error with them.
+
+    The ReLU RNN's gradients are left out: a pre-activation within bfloat16's rounding of 0
+    takes either side of the kink, and its gradient is then on or off in every earlier step
+    of that row. With this seed the fused layer's bfloat16 puts one of 756 pre-activations
+    (f32: 0, bf16: 7e-5) in the reverse direction's last step on the other side, and the
+    loop two elsewhere: both are right, and the row's dL/dx differs by a sixth."""
+    reference, fused, x = _pair(case, 6, torch.float32)
+    truth = _run(fused, x)
+    x16 = x.detach().bfloat16().requires_grad_(True)
+    ours = _run(fused.to(torch.bfloat16), x16)
+    theirs = _run(reference.to(torch.bfloat16), x16)
+    compared = 2 if case == "rnn-relu" else len(truth)  # the output and h_n
+    for k, (a, b, exact) in enumerate(zip(ours, theirs, truth, strict=True)):
+        assert a.dtype == torch.bfloat16, k
+        if k >= compared:
+            continue
+        our_error = (a.float() - exact).norm().item()
+        loop_error = (b.float() - exact).norm().item()
+        floor = 1e-2 * exact.norm().clamp_min(1.0).item()
+        assert our_error <= 2 * loop_error + floor, (k, our_error, loop_error)
+
+
+def _ulps(ours: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """|ours - exact| in units of the last place of exact rounded to ours' dtype."""
+    rounded = exact.to(ours.dtype)
+    ulp = (torch.nextafter(rounded, torch.tensor(float("inf"), dtype=ours.dtype)) - rounded).abs()
+    return (ours.double() - exact).abs() / ulp.double()
+
+
+def test_the_kernels_tanh_is_within_three_ulps():
+    """Float32 rows squash with their own tanh (common.h, tanh_float: a Taylor series near 0,
+    exp elsewhere), a third of Sleef's time; float64 keeps Sleef's. Over every magnitude from
+    1e-8 to 20 and both signs, against float64's tanh."""
+    magnitudes = torch.logspace(-8, 1.3, 200_001, dtype=torch.float64)
+    x = torch.cat([magnitudes, -magnitudes, torch.zeros(1, dtype=torch.float64)])
+    ops = fused_cpu.load_ops()
+    for dtype, most in ((torch.float32, 3.0), (torch.float64, 1.0)):
+        xs = x.to(dtype)
+        worst = _ulps(ops.kernel_tanh(xs), torch.tanh(xs.double())).max().item()
+        assert worst <= most, (dtype, worst)
+    special = torch.tensor([float("inf"), float("-inf"), float("nan")])
+    assert ops.kernel_tanh(special)[:2].tolist() == [1.0, -1.0]
+    assert ops.kernel_tanh(special)[2].isnan()
+    assert ops.kernel_tanh(torch.tensor([-0.0])).signbit().item()
