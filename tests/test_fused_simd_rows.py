@@ -107,16 +107,15 @@ def _ulps(ours: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
 
 
 def test_the_kernels_tanh_is_within_three_ulps():
-    """Float32 rows squash with their own tanh (common.h, tanh_float: a Taylor series near 0,
-    exp elsewhere), a third of Sleef's time; float64 keeps Sleef's. Over every magnitude from
-    1e-8 to 20 and both signs, against float64's tanh."""
-    magnitudes = torch.logspace(-8, 1.3, 200_001, dtype=torch.float64)
-    x = torch.cat([magnitudes, -magnitudes, torch.zeros(1, dtype=torch.float64)])
+    """Float32 rows squash with lstmkit's own tanh (common.h, tanh_float: a Taylor series
+    near 0, exp elsewhere), in under half of Sleef's time. Over magnitudes from 1e-8 to 20
+    and both signs, against float64's tanh, which is exact to float32's last place. (Float64
+    rows keep at::vec's tanh, Sleef's or the C library's: nothing here to test it against.)"""
+    magnitudes = torch.logspace(-8, 1.3, 200_001)
+    x = torch.cat([magnitudes, -magnitudes, torch.zeros(1)])
     ops = fused_cpu.load_ops()
-    for dtype, most in ((torch.float32, 3.0), (torch.float64, 1.0)):
-        xs = x.to(dtype)
-        worst = _ulps(ops.kernel_tanh(xs), torch.tanh(xs.double())).max().item()
-        assert worst <= most, (dtype, worst)
+    worst = _ulps(ops.kernel_tanh(x), torch.tanh(x.double())).max().item()
+    assert worst <= 3.0, worst
     special = torch.tensor([float("inf"), float("-inf"), float("nan")])
     assert ops.kernel_tanh(special)[:2].tolist() == [1.0, -1.0]
     assert ops.kernel_tanh(special)[2].isnan()

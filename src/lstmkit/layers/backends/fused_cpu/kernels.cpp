@@ -254,7 +254,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
         if (v.has_o)
           add_row<acc>(za + go, rr + gg, za + go, H);
       }
-      if (pi != nullptr || pf != nullptr)  // i and f look at C_{t-1}, each where it has both
+      if (pi != nullptr || pf != nullptr)  // i and f look at C_{t-1}, each where it has a peephole
         for_lanes<acc>(H, [&](int64_t j, auto L) {
           const auto cprev = L.load(c_prev + j);
           if (pi != nullptr) L.store(za + j, L.load(za + j) + L.load(pi + j) * cprev);
