@@ -391,6 +391,11 @@ std::vector<Tensor> lstm_forward(
 // what reached W_hr at each step; dh, dc and dg carry dL/dh, dL/dC and dL/dgates (FGR) back.
 struct LSTMGrads {
   Tensor dz_all, drec_all, dcn_all, dh_all, dh, dc, dg;
+  // the peephole weights' gradients, summed over the steps per row of the batch: (B, 3H)
+  // in the accumulation type, blocks p_i, p_f, p_o (undefined without peepholes). A row is
+  // one thread's within a step and the steps run in turn, so no two threads add into one
+  // sum; the rows are summed after the loop.
+  Tensor peep;
 };
 
 template <typename scalar_t>
@@ -420,6 +425,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   const scalar_t* cx_p = v.norms_cell() ? s.cell_xhat.data_ptr<scalar_t>() : nullptr;
   const acc* cr_p = v.norms_cell() ? s.cell_rstd.data_ptr<acc>() : nullptr;
   scalar_t* dcn_p = v.norms_cell() ? d.dcn_all.data_ptr<scalar_t>() : nullptr;
+  acc* peep_p = d.peep.defined() ? d.peep.data_ptr<acc>() : nullptr;
   const int64_t groups = v.norm_groups();
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
   auto dh_t = at::empty({B, R}, s.acts.options());
@@ -467,6 +473,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
         return;
       }
       const scalar_t* cx = v.norms_cell() ? cx_p + r * H : nullptr;
+      acc* peep_i = peep_p != nullptr ? peep_p + b * 3 * H : nullptr;  // then f, o
       // the cell as the output squashes it, recomputed: cheaper than storing a (T, B, H)
       // buffer; Ba's LN(C_t) from its normalised values
       if (v.norm_shown) {
@@ -498,8 +505,14 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
       }
       for_lanes<acc>(H, [&](int64_t j, auto L) {
         const auto d = L.load(dct + j) + L.load(dcp + b * H + j);
-        // o's peephole saw C_t
-        L.store(dct + j, po != nullptr ? d + L.load(po + j) * L.load(dza + go + j) : d);
+        if (po == nullptr) {
+          L.store(dct + j, d);
+        } else {  // o's peephole saw C_t
+          const auto dzo = L.load(dza + go + j);
+          L.store(dct + j, d + L.load(po + j) * dzo);
+          acc* sum = peep_i + 2 * H + j;
+          L.store(sum, L.load(sum) + dzo * L.load(ct + b * H + j));
+        }
       });
       if (v.norm_carried) {  // the carried C_t is LN(f C_{t-1} + i C~)
         for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dct[j]);
@@ -517,7 +530,11 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
           const auto df = v.fgr ? dc * cprev + L.load(dgr + gf + j) : dc * cprev;
           const auto dzf = df * f * (one - f);
           L.store(dza + gf + j, dzf);
-          dcprev = pf != nullptr ? dc * f + L.load(pf + j) * dzf : dc * f;
+          dcprev = dc * f;
+          if (pf != nullptr) {
+            dcprev = dcprev + L.load(pf + j) * dzf;
+            L.store(peep_i + H + j, L.load(peep_i + H + j) + dzf * cprev);
+          }
         } else if (v.coupled) {
           di = dc * (g - cprev);
           dcprev = dc * (one - i);
@@ -526,7 +543,10 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
           if (v.fgr) di = di + L.load(dgr + j);  // i_t is also FGR's state
           const auto dzi = di * i * (one - i);
           L.store(dza + j, dzi);
-          if (pi != nullptr) dcprev = dcprev + L.load(pi + j) * dzi;
+          if (pi != nullptr) {
+            dcprev = dcprev + L.load(pi + j) * dzi;
+            L.store(peep_i + j, L.load(peep_i + j) + dzi * cprev);
+          }
         }
         // C~ = tanh(z_g), or z_g itself under NIAF
         L.store(dza + gg + j, v.squash_in ? dc * i * (one - g * g) : dc * i);
@@ -623,6 +643,8 @@ std::vector<Tensor> lstm_backward(
     d.dg = d_gates_n.has_value() ? d_gates_n->contiguous().clone()
                                  : at::zeros({B, KH}, acts.options());
   }
+  const bool peepholes = p_i.has_value() || p_f.has_value() || p_o.has_value();
+  if (peepholes) d.peep = at::zeros({B, 3 * H}, acts.options().dtype(acc_dtype));
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
     lstm_backward_loop<scalar_t>(d_output, s, c0, w, mask, v, d);
   });
@@ -632,18 +654,18 @@ std::vector<Tensor> lstm_backward(
   Tensor d_w_hh = at::mm(d.drec_all.view({T * B, GH}).t(), h_prev_all.reshape({T * B, R}));
   Tensor d_w_hr = project ? at::mm(d.dh_all.view({T * B, R}).t(), m_all.view({T * B, H}))
                           : Tensor();
-  // the peephole weights' and the norms' gradients, sums over steps and rows: here rather
-  // than in the loop, where rows on different threads would add into the same sums
+  // the peephole weights' gradients: the loop's sums per row, over the rows
+  Tensor d_pi, d_pf, d_po;
+  auto peephole_sum = [&](int64_t block) {
+    return d.peep.narrow(1, block * H, H).sum(0).to(acts.scalar_type());
+  };
+  if (p_i.has_value()) d_pi = peephole_sum(0);
+  if (p_f.has_value()) d_pf = peephole_sum(1);
+  if (p_o.has_value()) d_po = peephole_sum(2);
+  // the norms' gradients, sums over steps and rows: here rather than in the loop, where
+  // rows on different threads would add into the same sums
   auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };
   auto total = [&](const Tensor& x) { return x.sum({0, 1}).to(acts.scalar_type()); };
-  Tensor d_pi, d_pf, d_po;
-  if (p_i.has_value() || p_f.has_value() || p_o.has_value()) {
-    const Tensor c_prev_all = wide(at::cat({c0.unsqueeze(0), c_all.narrow(0, 0, T - 1)}, 0));
-    auto block = [&](int64_t offset) { return wide(d.dz_all.narrow(2, offset, H)); };
-    if (p_i.has_value()) d_pi = total(block(0) * c_prev_all);
-    if (p_f.has_value()) d_pf = total(block(v.gf) * c_prev_all);
-    if (p_o.has_value()) d_po = total(block(v.go) * wide(c_all));
-  }
   Tensor d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg;
   if (v.norms_product()) {  // gain * xhat + shift, at every step
     d_norm_gain = total(wide(d.dz_all) * wide(norm_xhat));
