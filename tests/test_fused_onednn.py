@@ -26,6 +26,10 @@ I, B, T = 16, 16, 4
 # at this hidden size, and which of the kernels' products it takes
 CASES = {
     "lstm-with-base": lambda backend: lstmkit.LSTM(I, 512, backend=backend),
+    # rows split over threads (16 rows of 4H = 2048, four to a chunk): the peephole sums
+    # are kept per row in the loop
+    "lstm-peephole-with-base": lambda backend: lstmkit.LSTM(I, 512, peephole=True,
+                                                            backend=backend),
     "lstm-ba2016-no-base": lambda backend: lstmkit.LSTM(I, 512, layer_norm="ba2016",
                                                         backend=backend),
     "lstm-fgr-gate-product": lambda backend: lstmkit.LSTM(I, 256, gate_recurrence=True,
