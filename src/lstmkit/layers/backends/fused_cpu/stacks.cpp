@@ -101,29 +101,32 @@ void depth_gated_forward_loop(const Tensor& x_gates, const Tensor& lower, const 
       const scalar_t* rr = rec_p + b * H4;
       const scalar_t* c_prev = cp + b * H;
       const scalar_t* cl = depth ? low_p + (t * B + b) * H : nullptr;
-      for (int64_t k = 0; k < H4; ++k) za[k] = acc(xr[k]) + acc(rr[k]);
+      add_row<acc>(xr, rr, za, H4);
       if (depth)  // the depth gate reads c_{t-1} and c^L_t through its diagonal weights
-        for (int64_t j = 0; j < H; ++j)
-          za[H4 + j] = acc(xr[H4 + j]) + acc(pcd[j]) * acc(c_prev[j]) + acc(pld[j]) * acc(cl[j]);
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          L.store(za + H4 + j, L.load(xr + H4 + j) + L.load(pcd + j) * L.load(c_prev + j) +
+                                   L.load(pld + j) * L.load(cl + j));
+        });
       sigmoid_(za, 2 * H);              // i, f
       tanh_(za + 2 * H, H);             // g
       sigmoid_(za + 3 * H, GH - 3 * H);  // o and (above layer 0) d
-      for (int64_t j = 0; j < H; ++j) {
-        acc c = za[H + j] * acc(c_prev[j]) + za[j] * za[2 * H + j];
-        if (depth) c += za[H4 + j] * acc(cl[j]);  // Sec. 3: the gated path from below
-        ca[j] = c;
-        ta[j] = c;
-      }
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        auto c = L.load(za + H + j) * L.load(c_prev + j) + L.load(za + j) * L.load(za + 2 * H + j);
+        // Sec. 3: the gated path from below
+        if (depth) c = c + L.load(za + H4 + j) * L.load(cl + j);
+        L.store(ca + j, c);
+        L.store(ta + j, c);
+      });
       tanh_(ta, H);
-      scalar_t* ar = acts_p + (t * B + b) * GH;
-      for (int64_t k = 0; k < GH; ++k) ar[k] = scalar_t(za[k]);
+      convert_row<acc>(za, acts_p + (t * B + b) * GH, GH);
       const bool live = keep == nullptr || keep[b];
       scalar_t* c_out = c_all_p + (t * B + b) * H;
       scalar_t* h_out = h_all_p + (t * B + b) * H;
-      for (int64_t j = 0; j < H; ++j) {
-        c_out[j] = live ? scalar_t(ca[j]) : c_prev[j];
-        h_out[j] = live ? scalar_t(za[3 * H + j] * ta[j]) : hp[b * H + j];
-      }
+      const scalar_t* h_kept = hp + b * H;
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        L.store(c_out + j, live ? L.load(ca + j) : L.load(c_prev + j));
+        L.store(h_out + j, live ? L.load(za + 3 * H + j) * L.load(ta + j) : L.load(h_kept + j));
+      });
     });
   }
 }
@@ -196,39 +199,39 @@ void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Ten
       scalar_t* dzr = dz_p + r * GH;
       scalar_t* dlr = depth ? dlow_p + r * H : nullptr;
       // the carried h_t and c_t were also handed on (output, cell for the layer above)
-      for (int64_t j = 0; j < H; ++j)
-        dht_p[b * H + j] = scalar_t(acc(dhp[b * H + j]) + acc(dhs_p[r * H + j]));
+      const int64_t row = b * H;
+      add_row<acc>(dhp + row, dhs_p + r * H, dht_p + row, H);
       if (keep != nullptr && !keep[b]) {  // ended: the state passed through this step
-        for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(0);
-        for (int64_t j = 0; j < H; ++j) {
-          dcn[b * H + j] = scalar_t(acc(dcp[b * H + j]) + acc(dcs_p[r * H + j]));
-          if (depth) dlr[j] = scalar_t(0);
-        }
+        std::fill(dzr, dzr + GH, scalar_t(0));
+        add_row<acc>(dcp + row, dcs_p + r * H, dcn + row, H);
+        if (depth) std::fill(dlr, dlr + H, scalar_t(0));
         return;
       }
-      const scalar_t* ct = c_all_p + r * H;
-      for (int64_t j = 0; j < H; ++j) tc[j] = acc(ct[j]);
+      convert_row<acc>(c_all_p + r * H, tc, H);
       tanh_(tc, H);  // recomputed: cheaper than keeping a (T, B, H) buffer
-      for (int64_t j = 0; j < H; ++j) {
-        const acc i = acc(ar[j]), f = acc(ar[H + j]), g = acc(ar[2 * H + j]), o = acc(ar[3 * H + j]);
-        const acc cprev = acc(cp[b * H + j]), dht = acc(dht_p[b * H + j]);
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto one = L.splat(1);
+        const auto i = L.load(ar + j), f = L.load(ar + H + j), g = L.load(ar + 2 * H + j);
+        const auto o = L.load(ar + 3 * H + j), s = L.load(tc + j);
+        const auto cprev = L.load(cp + row + j), dht = L.load(dht_p + row + j);
         // h = o tanh(c)
-        dzr[3 * H + j] = scalar_t(dht * tc[j] * o * (acc(1) - o));
-        const acc dct = acc(dcp[b * H + j]) + acc(dcs_p[r * H + j]) + dht * o * (acc(1) - tc[j] * tc[j]);
+        L.store(dzr + 3 * H + j, dht * s * o * (one - o));
+        const auto dc_in = L.load(dcp + row + j) + L.load(dcs_p + r * H + j);
+        const auto dct = dc_in + dht * o * (one - s * s);
         // c = f c_{t-1} + i g (+ d c^L)
-        dzr[j] = scalar_t(dct * g * i * (acc(1) - i));
-        dzr[H + j] = scalar_t(dct * cprev * f * (acc(1) - f));
-        dzr[2 * H + j] = scalar_t(dct * i * (acc(1) - g * g));
-        acc dcprev = dct * f;
+        L.store(dzr + j, dct * g * i * (one - i));
+        L.store(dzr + H + j, dct * cprev * f * (one - f));
+        L.store(dzr + 2 * H + j, dct * i * (one - g * g));
+        auto dcprev = dct * f;
         if (depth) {  // d = σ(... + w_cd c_{t-1} + w_ld c^L_t) adds d c^L_t
-          const acc d = acc(ar[H4 + j]), cl = acc(low_p[r * H + j]);
-          const acc dzd = dct * cl * d * (acc(1) - d);
-          dzr[H4 + j] = scalar_t(dzd);
-          dcprev += dzd * acc(pcd[j]);
-          dlr[j] = scalar_t(dct * d + dzd * acc(pld[j]));
+          const auto d = L.load(ar + H4 + j), cl = L.load(low_p + r * H + j);
+          const auto dzd = dct * cl * d * (one - d);
+          L.store(dzr + H4 + j, dzd);
+          dcprev = dcprev + dzd * L.load(pcd + j);
+          L.store(dlr + j, dct * d + dzd * L.load(pld + j));
         }
-        dcn[b * H + j] = scalar_t(dcprev);
-      }
+        L.store(dcn + row + j, dcprev);
+      });
     });
     // dL/dh_{t-1} through the recurrent product of the first 4H pre-activations
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
@@ -293,12 +296,12 @@ std::vector<Tensor> depth_gated_backward(
 template <typename acc>
 inline void transform_output(const acc* o, const acc* m, acc* out, int64_t H, bool printed) {
   if (printed) {
-    for (int64_t j = 0; j < H; ++j) out[j] = o[j] * m[j];
+    for_lanes<acc>(H, [&](int64_t j, auto L) { L.store(out + j, L.load(o + j) * L.load(m + j)); });
     tanh_(out, H);
   } else {
-    for (int64_t j = 0; j < H; ++j) out[j] = m[j];
+    std::copy(m, m + H, out);
     tanh_(out, H);
-    for (int64_t j = 0; j < H; ++j) out[j] *= o[j];
+    for_lanes<acc>(H, [&](int64_t j, auto L) { L.store(out + j, L.load(o + j) * L.load(out + j)); });
   }
 }
 
@@ -309,26 +312,25 @@ template <typename scalar_t, typename acc>
 inline void transform_backward(const scalar_t* z, const scalar_t* m, const scalar_t* m_prev,
                                const acc* dh, const acc* dm, scalar_t* dz, acc* dm_prev,
                                acc* buffer, int64_t H, bool printed) {
-  for (int64_t j = 0; j < H; ++j) buffer[j] = printed ? acc(z[3 * H + j]) * acc(m[j]) : acc(m[j]);
+  for_lanes<acc>(H, [&](int64_t j, auto L) {
+    L.store(buffer + j, printed ? L.load(z + 3 * H + j) * L.load(m + j) : L.load(m + j));
+  });
   tanh_(buffer, H);  // s = tanh(o m) or tanh(m)
-  for (int64_t j = 0; j < H; ++j) {
-    const acc i = acc(z[j]), f = acc(z[H + j]), g = acc(z[2 * H + j]), o = acc(z[3 * H + j]);
-    const acc s = buffer[j], mj = acc(m[j]), ds = acc(1) - s * s;
-    acc dmt, dzo;
-    if (printed) {  // h = tanh(o m)
-      dmt = dm[j] + dh[j] * ds * o;
-      dzo = dh[j] * ds * mj * o * (acc(1) - o);
-    } else {  // h = o tanh(m)
-      dmt = dm[j] + dh[j] * o * ds;
-      dzo = dh[j] * s * o * (acc(1) - o);
-    }
-    const acc mp = m_prev == nullptr ? acc(0) : acc(m_prev[j]);
-    dz[j] = scalar_t(dmt * g * i * (acc(1) - i));
-    dz[H + j] = scalar_t(dmt * mp * f * (acc(1) - f));
-    dz[2 * H + j] = scalar_t(dmt * i * (acc(1) - g * g));
-    dz[3 * H + j] = scalar_t(dzo);
-    if (dm_prev != nullptr) dm_prev[j] = dmt * f;
-  }
+  for_lanes<acc>(H, [&](int64_t j, auto L) {
+    const auto one = L.splat(1);
+    const auto i = L.load(z + j), f = L.load(z + H + j), g = L.load(z + 2 * H + j);
+    const auto o = L.load(z + 3 * H + j), s = L.load(buffer + j), mj = L.load(m + j);
+    const auto ds = one - s * s, dhj = L.load(dh + j), dmj = L.load(dm + j);
+    // h = tanh(o m), or h = o tanh(m)
+    const auto dmt = printed ? dmj + dhj * ds * o : dmj + dhj * o * ds;
+    const auto dzo = printed ? dhj * ds * mj * o * (one - o) : dhj * s * o * (one - o);
+    const auto mp = m_prev == nullptr ? L.splat(0) : L.load(m_prev + j);
+    L.store(dz + j, dmt * g * i * (one - i));
+    L.store(dz + H + j, dmt * mp * f * (one - f));
+    L.store(dz + 2 * H + j, dmt * i * (one - g * g));
+    L.store(dz + 3 * H + j, dzo);
+    if (dm_prev != nullptr) L.store(dm_prev + j, dmt * f);
+  });
 }
 
 template <typename scalar_t>
@@ -363,37 +365,43 @@ void grid_forward_loop(const Tensor& x_gates, const Tensor& lower_mu, const Tens
       const int64_t r = t * B + b;
       const scalar_t* xr = xg_p + r * GH;
       const scalar_t* rr = rec_p + b * GH;
-      for (int64_t k = 0; k < GH; ++k) za[k] = acc(xr[k]) + acc(rr[k]);
+      add_row<acc>(xr, rr, za, GH);
       for (int64_t off = 0; off < GH; off += H4) {  // each transform's u, f, c, o blocks
         sigmoid_(za + off, 2 * H);
         tanh_(za + off + 2 * H, H);
         sigmoid_(za + off + 3 * H, H);
       }
-      scalar_t* ar = acts_p + r * GH;
-      for (int64_t k = 0; k < GH; ++k) ar[k] = scalar_t(za[k]);
+      convert_row<acc>(za, acts_p + r * GH, GH);
       // the time transform: (h^k_t, m^k_t) = LSTM(H, m^k_{t-1})
       const scalar_t* m_prev = mp + b * H;
-      for (int64_t j = 0; j < H; ++j)
-        ma[j] = za[H + j] * acc(m_prev[j]) + za[j] * za[2 * H + j];
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto kept = L.load(za + H + j) * L.load(m_prev + j);
+        L.store(ma + j, kept + L.load(za + j) * L.load(za + 2 * H + j));
+      });
       transform_output(za + 3 * H, ma, ha, H, printed);
       const bool live = keep == nullptr || keep[b];
       scalar_t* m_out = m_all_p + r * H;
       scalar_t* h_out = h_all_p + r * H;
-      for (int64_t j = 0; j < H; ++j) {
-        m_out[j] = live ? scalar_t(ma[j]) : m_prev[j];
-        h_out[j] = live ? scalar_t(ha[j]) : hp[b * H + j];
-      }
+      const scalar_t* h_kept = hp + b * H;
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        L.store(m_out + j, live ? L.load(ma + j) : L.load(m_prev + j));
+        L.store(h_out + j, live ? L.load(ha + j) : L.load(h_kept + j));
+      });
       if (!depth) return;
       // the depth transform: (eta^k_t, mu^k_t) = LSTM(H, mu^{k-1}_t), mu^{-1} = 0
       const acc* zd = za + H4;
       const scalar_t* mu_low = low_p == nullptr ? nullptr : low_p + r * H;
-      for (int64_t j = 0; j < H; ++j)
-        ma[j] = (mu_low == nullptr ? acc(0) : zd[H + j] * acc(mu_low[j])) + zd[j] * zd[2 * H + j];
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto written = L.load(zd + j) * L.load(zd + 2 * H + j);
+        if (mu_low == nullptr) {
+          L.store(ma + j, written);
+        } else {
+          L.store(ma + j, L.load(zd + H + j) * L.load(mu_low + j) + written);
+        }
+      });
       transform_output(zd + 3 * H, ma, ha, H, printed);
-      for (int64_t j = 0; j < H; ++j) {
-        mu_p[r * H + j] = scalar_t(ma[j]);
-        eta_p[r * H + j] = scalar_t(ha[j]);
-      }
+      convert_row<acc>(ma, mu_p + r * H, H);
+      convert_row<acc>(ha, eta_p + r * H, H);
     });
   }
 }
