@@ -6,7 +6,8 @@ time. The other grids use H of 5 to 9, which in float32 reach only the one-at-a-
 remainder; H = 21 is a full vector or two and a remainder in every build. Every family,
 option and ablation the kernels take, against the reference loop: outputs, final states and
 every gradient under a random upstream gradient, with lengths, both directions, in float64
-and float32, and bfloat16 against float32.
+and float32; bfloat16 no further from float32 than the reference loop's bfloat16; and the
+kernels' own float32 tanh.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ CASES = LAYER_CASES | {
 # is up to 1e-4 (relative) from its float64 one, and so is the fused one, in either
 # direction; float64 checks the arithmetic to 1e-10
 F32_TOLERANCE = dict(rtol=3e-4, atol=3e-4)
-# bfloat16 keeps 8 bits of mantissa; the kernels compute in float32 and round on store
-BF16_TOLERANCE = dict(rtol=3e-2, atol=3e-2)
 
 
 def _pair(case: str, batch: int, dtype: torch.dtype):
@@ -66,6 +65,7 @@ def test_wide_rows_match_the_reference(case, batch, dtype):
     ours, theirs = _run(fused, x), _run(reference, x)
     if dtype == torch.float64:
         assert_close_all(ours, theirs, dtype, f"H={H} {case}")
+        return
     for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         torch.testing.assert_close(a, b, **F32_TOLERANCE, msg=lambda m, k=k: f"{case}[{k}]: {m}")
 
@@ -82,7 +82,8 @@ def test_wide_rows_in_bfloat16_err_no_more_than_the_reference_loop(case):
     takes either side of the kink, and its gradient is then on or off in every earlier step
     of that row. With this seed the fused layer's bfloat16 puts one of 756 pre-activations
     (f32: 0, bf16: 7e-5) in the reverse direction's last step on the other side, and the
-    loop two elsewhere: both are right, and the row's dL/dx differs by a sixth."""
+    loop two elsewhere: both are right, and the fused layer's dL/dx is then 14% (in norm)
+    from float32's, the loop's 2%."""
     reference, fused, x = _pair(case, 6, torch.float32)
     truth = _run(fused, x)
     x16 = x.detach().bfloat16().requires_grad_(True)
