@@ -39,10 +39,13 @@ CELLS = {
     "heads3-nobias": dict(num_heads=3, bias=False),
     "exp-heads2-nobias": dict(forget_activation="exp", num_heads=2, bias=False),
 }
-# hidden size, layers, lengths or full, uni- or bidirectional
+# hidden size, layers, lengths or full, uni- or bidirectional; H42 (heads of 42, 21 or 14)
+# fills SIMD vectors of the rows' arithmetic and leaves a remainder (common.h's for_lanes),
+# which H = 6 never does in float32
 SHAPES = {
     "H6-L1-full-uni": (6, 1, False, False),
     "H6-L2-lengths-bi": (6, 2, True, True),
+    "H42-L1-lengths-bi": (42, 1, True, True),
 }
 # batch 1 takes the kernels' own per-head products (kSmallBatch = 4); batch 6 ATen's bmm
 BATCHES = {"B1": 1, "B6": 6}
@@ -191,12 +194,13 @@ def test_cpu_kernels_first_step_from_the_zero_state(cell):
     assert_close_all(*results, torch.float64, f"first step, {cell}")
 
 
+@pytest.mark.parametrize("hidden", [6, 42], ids=["H6", "H42"])  # H42: SIMD lanes and a rest
 @pytest.mark.parametrize("batch", [1, 6], ids=["B1", "B6"])
 @pytest.mark.parametrize("cell", ["sigmoid", "plain-exp-heads2"])
-def test_cpu_kernels_bfloat16_follow_float32(cell, batch):
+def test_cpu_kernels_bfloat16_follow_float32(cell, batch, hidden):
     """The kernels compute in float32 and round on store, so on the same (rounded) weights
     and inputs they follow the float32 reference within bfloat16's 8 bits."""
-    reference, ours = _pair(CELLS[cell], 6, 2, True)
+    reference, ours = _pair(CELLS[cell], hidden, 2, True)
     ours = ours.to(torch.bfloat16)
     reference.load_state_dict({k: v.float() for k, v in ours.state_dict().items()})
     x = torch.randn(T, batch, I, generator=torch.Generator().manual_seed(2)).bfloat16()

@@ -126,9 +126,8 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
       const scalar_t* xr = xg_p + (t * B + b) * GH;
       for (int64_t g = 0; g < 4; ++g)
         for (int64_t k = 0; k < K; ++k) {
-          const scalar_t* rr = rec_p + (k * B + b) * GD + g * D;
           const int64_t col = g * H + k * D;
-          for (int64_t u = 0; u < D; ++u) pre[col + u] = acc(xr[col + u]) + acc(rr[u]);
+          add_row<acc>(xr + col, rec_p + (k * B + b) * GD + g * D, pre + col, D);
         }
       acc *ig = pre, *fg = pre + H, *zg = pre + 2 * H, *og = pre + 3 * H;
       tanh_(zg, H);     // z_t
@@ -169,17 +168,17 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
         }
       }
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
-      scalar_t* act = acts_p + (t * B + b) * GH;
-      for (int64_t k = 0; k < GH; ++k) act[k] = scalar_t(pre[k]);
+      convert_row<acc>(pre, acts_p + (t * B + b) * GH, GH);
       const int64_t row = b * H;
-      for (int64_t j = 0; j < H; ++j) {
-        const acc c = fg[j] * acc(cp[row + j]) + ig[j] * zg[j];
-        const acc n = fg[j] * acc(np_[row + j]) + ig[j];
-        const acc h = og[j] * (c / n);
-        c_p[here + row + j] = live ? scalar_t(c) : cp[row + j];
-        n_p[here + row + j] = live ? scalar_t(n) : np_[row + j];
-        h_p[here + row + j] = live ? scalar_t(h) : hp[row + j];
-      }
+      for_lanes<acc>(H, [&](int64_t j, auto L) {
+        const auto f = L.load(fg + j), i = L.load(ig + j);
+        const auto c_old = L.load(cp + row + j), n_old = L.load(np_ + row + j);
+        const auto c = f * c_old + i * L.load(zg + j);
+        const auto n = f * n_old + i;
+        L.store(c_p + here + row + j, live ? c : c_old);
+        L.store(n_p + here + row + j, live ? n : n_old);
+        L.store(h_p + here + row + j, live ? L.load(og + j) * (c / n) : L.load(hp + row + j));
+      });
     });
   }
 }
@@ -262,44 +261,41 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
         const scalar_t* ar = acts_p + (t * B + b) * GH;
         const scalar_t* xr = stabilized ? aux_p + (t * B + b) * 2 * H : nullptr;
         const scalar_t* dout = dout_p + cell;
-        for (int64_t j = 0; j < H; ++j) {
-          const acc i = acc(ar[j]), f = acc(ar[H + j]), z = acc(ar[2 * H + j]);
-          const acc o = acc(ar[3 * H + j]);
-          const acc c = acc(c_p[cell + j]), n = acc(n_p[cell + j]), q = c / n;
-          const acc g_h = acc(dout[j]) + acc(dhp[row + j]);
-          const acc dct = gc[row + j] + g_h * o / n;  // through h = o c / n
-          const acc dnt = gn[row + j] - g_h * o * q / n;
-          const acc di = dct * z + dnt;
-          const acc df = dct * acc(cp[row + j]) + dnt * acc(np_[row + j]);
-          d[3 * H + j] = g_h * q * o * (acc(1) - o);
-          d[2 * H + j] = dct * i * (acc(1) - z * z);
-          gc[row + j] = dct * f;
-          gn[row + j] = dnt * f;
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto one = L.splat(1);
+          const auto i = L.load(ar + j), f = L.load(ar + H + j), z = L.load(ar + 2 * H + j);
+          const auto o = L.load(ar + 3 * H + j);
+          const auto c = L.load(c_p + cell + j), n = L.load(n_p + cell + j), q = c / n;
+          const auto g_h = L.load(dout + j) + L.load(dhp + row + j);
+          const auto dct = L.load(gc + row + j) + g_h * o / n;  // through h = o c / n
+          const auto dnt = L.load(gn + row + j) - g_h * o * q / n;
+          const auto di = dct * z + dnt;
+          const auto df = dct * L.load(cp + row + j) + dnt * L.load(np_ + row + j);
+          L.store(d + 3 * H + j, g_h * q * o * (one - o));
+          L.store(d + 2 * H + j, dct * i * (one - z * z));
+          L.store(gc + row + j, dct * f);
+          L.store(gn + row + j, dnt * f);
           if (stabilized) {
-            const acc share = acc(xr[j]);
-            acc g_a = df * f, g_i = di * i;
-            const acc g_m = gm[row + j] - g_a - g_i;
-            g_a += share * g_m;
-            g_i += (acc(1) - share) * g_m;
-            d[j] = g_i;
-            d[H + j] = g_a * acc(xr[H + j]);
-            gm[row + j] = g_a;
+            const auto share = L.load(xr + j);
+            const auto g_a = df * f, g_i = di * i;
+            const auto g_m = L.load(gm + row + j) - g_a - g_i;
+            const auto g_a_all = g_a + share * g_m;
+            L.store(d + j, g_i + (one - share) * g_m);
+            L.store(d + H + j, g_a_all * L.load(xr + H + j));
+            L.store(gm + row + j, g_a_all);
           } else {
-            d[j] = di * i;
-            d[H + j] = exp_forget ? df * f : df * f * (acc(1) - f);
-            gm[row + j] -= di * i;
+            L.store(d + j, di * i);
+            L.store(d + H + j, exp_forget ? df * f : df * f * (one - f));
+            L.store(gm + row + j, L.load(gm + row + j) - di * i);
           }
-        }
+        });
       } else {  // ended: nothing happened at this step; the carried gradients pass by
         for (int64_t k = 0; k < GH; ++k) d[k] = acc(0);
       }
-      for (int64_t k = 0; k < GH; ++k) dzr[k] = scalar_t(d[k]);
+      convert_row<acc>(d, dzr, GH);
       for (int64_t g = 0; g < 4; ++g)
-        for (int64_t k = 0; k < K; ++k) {
-          scalar_t* dr = drec_p + (k * B + b) * GD + g * D;
-          const int64_t col = g * H + k * D;
-          for (int64_t u = 0; u < D; ++u) dr[u] = scalar_t(d[col + u]);
-        }
+        for (int64_t k = 0; k < K; ++k)
+          convert_row<acc>(d + g * H + k * D, drec_p + (k * B + b) * GD + g * D, D);
     });
 
     // dL/dh_{t-1} = dL/dpre R, head by head; an ended row passes dL/dh_t by
