@@ -54,3 +54,15 @@ def test_gpu_check_runs_its_checks_on_the_interpreter(tmp_path):
     }
     assert all(c["error"] is not None and c["error"] <= c["bound"] for c in checks)
     assert "mingru" in (tmp_path / "check.txt").read_text()
+
+
+def test_tanh_speed_times_three_functions_and_checks_the_kernels_tanh():
+    result = _script("tanh_speed.py", "--values", "4096")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("4,096 float32 values")
+    assert [line.split()[0] for line in lines[1:4]] == ["torch.tanh", "torch.sigmoid", "kernels'"]
+    worst = float(lines[4].split(":")[1].split()[0])
+    assert 0 <= worst <= 3.0, lines[4]
+    bad = _script("tanh_speed.py", "--values", "0")
+    assert bad.returncode == 2 and "--values must be at least 1" in bad.stderr

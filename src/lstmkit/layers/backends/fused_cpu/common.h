@@ -37,10 +37,9 @@ void sigmoid_(T* x, int64_t n) {
   at::vec::map([](Vec v) { return Vec(T(1)) / (Vec(T(1)) + (Vec(T(0)) - v).exp()); }, x, x, n);
 }
 
-// tanh of float lanes in under half of Sleef's time. Sleef's tanh, which Vectorized<float>
-// calls, took 3.6 times as long as a whole sigmoid (exp and a division) in a microbenchmark
-// on this project's AMD EPYC, and over a quarter of the bfloat16 LSTM's elementwise time in
-// `perf`. Below |x| = 1/4 the odd Taylor series to x^11 (the next term is under 1e-8 of x
+// tanh of float lanes in about a third of Sleef's time (benchmarks/tanh_speed.py). Sleef's
+// tanh, which Vectorized<float> calls, took six times as long as torch.sigmoid there on this
+// project's AMD EPYC, and over a quarter of the bfloat16 LSTM's elementwise time in `perf`. Below |x| = 1/4 the odd Taylor series to x^11 (the next term is under 1e-8 of x
 // there); above it (1 - e) / (1 + e) with e = exp(-2|x|), where 1 - e > 0.39 keeps the
 // subtraction from cancelling; then the sign of x. At most 2.4 ulp from float64's tanh over
 // magnitudes from 1e-8 to 20 (tests/test_fused_simd_rows.py; Sleef's: 1 ulp); tanh(+-inf)
