@@ -39,8 +39,9 @@ void sigmoid_(T* x, int64_t n) {
 
 // tanh of float lanes in about a third of Sleef's time (benchmarks/tanh_speed.py). Sleef's
 // tanh, which Vectorized<float> calls, took six times as long as torch.sigmoid there on this
-// project's AMD EPYC, and over a quarter of the bfloat16 LSTM's elementwise time in `perf`. Below |x| = 1/4 the odd Taylor series to x^11 (the next term is under 1e-8 of x
-// there); above it (1 - e) / (1 + e) with e = exp(-2|x|), where 1 - e > 0.39 keeps the
+// project's AMD EPYC, and over a quarter of the bfloat16 LSTM's elementwise time in `perf`.
+// Below |x| = 1/4 the odd Taylor series to x^11 (the next term is under 1e-8 of x there);
+// above it (1 - e) / (1 + e) with e = exp(-2|x|), where 1 - e > 0.39 keeps the
 // subtraction from cancelling; then the sign of x. At most 2.4 ulp from float64's tanh over
 // magnitudes from 1e-8 to 20 (tests/test_fused_simd_rows.py; Sleef's: 1 ulp); tanh(+-inf)
 // = +-1, NaN stays NaN. Double keeps Sleef's tanh.
@@ -129,6 +130,31 @@ template <typename acc, typename S, typename D>
 inline void convert_row(const S* src, D* dst, int64_t n) {
   for_lanes<acc>(n, [&](int64_t j, auto lane) { lane.store(dst + j, lane.load(src + j)); });
 }
+
+// The gradient of a diagonal weight (a peephole, the depth gate's w_cd and w_ld): over all
+// steps and rows, the sum of a pre-activation's gradient times the state it read. The
+// backward row loops add into it as they go, one (blocks * H) row of sums per batch row in
+// the accumulation type: a row is one thread's within a step and the steps run in turn, so
+// no two threads add into one sum. Summing afterwards from the saved (T, B, H) tensors took
+// about ten passes over them in bfloat16, each widened to float32 first.
+struct RowSums {
+  Tensor sums;  // (B, blocks * H); undefined where the layer has no such weight
+  int64_t H = 0;
+  RowSums() = default;
+  RowSums(int64_t B, int64_t blocks, int64_t H, const Tensor& like)
+      : sums(at::zeros({B, blocks * H},
+                       like.options().dtype(at::toOpMathType(like.scalar_type())))),
+        H(H) {}
+  // batch row b's sums, block after block, or null without the weight
+  template <typename acc>
+  acc* row(int64_t b) const {
+    return sums.defined() ? sums.data_ptr<acc>() + b * sums.size(1) : nullptr;
+  }
+  // block k's sums over the rows, in dtype
+  Tensor total(int64_t block, at::ScalarType dtype) const {
+    return sums.narrow(1, block * H, H).sum(0).to(dtype);
+  }
+};
 
 // A row buffer in the accumulation type, one per thread and call.
 template <typename T>

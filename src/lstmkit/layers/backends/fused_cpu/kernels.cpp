@@ -391,11 +391,7 @@ std::vector<Tensor> lstm_forward(
 // what reached W_hr at each step; dh, dc and dg carry dL/dh, dL/dC and dL/dgates (FGR) back.
 struct LSTMGrads {
   Tensor dz_all, drec_all, dcn_all, dh_all, dh, dc, dg;
-  // the peephole weights' gradients, summed over the steps per row of the batch: (B, 3H)
-  // in the accumulation type, blocks p_i, p_f, p_o (undefined without peepholes). A row is
-  // one thread's within a step and the steps run in turn, so no two threads add into one
-  // sum; the rows are summed after the loop.
-  Tensor peep;
+  RowSums peep;  // the peephole weights' gradients, blocks p_i, p_f, p_o
 };
 
 template <typename scalar_t>
@@ -425,7 +421,6 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   const scalar_t* cx_p = v.norms_cell() ? s.cell_xhat.data_ptr<scalar_t>() : nullptr;
   const acc* cr_p = v.norms_cell() ? s.cell_rstd.data_ptr<acc>() : nullptr;
   scalar_t* dcn_p = v.norms_cell() ? d.dcn_all.data_ptr<scalar_t>() : nullptr;
-  acc* peep_p = d.peep.defined() ? d.peep.data_ptr<acc>() : nullptr;
   const int64_t groups = v.norm_groups();
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
   auto dh_t = at::empty({B, R}, s.acts.options());
@@ -473,7 +468,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
         return;
       }
       const scalar_t* cx = v.norms_cell() ? cx_p + r * H : nullptr;
-      acc* peep_i = peep_p != nullptr ? peep_p + b * 3 * H : nullptr;  // then f, o
+      acc* peep_i = d.peep.row<acc>(b);  // then p_f's sums, p_o's
       // the cell as the output squashes it, recomputed: cheaper than storing a (T, B, H)
       // buffer; Ba's LN(C_t) from its normalised values
       if (v.norm_shown) {
@@ -644,7 +639,7 @@ std::vector<Tensor> lstm_backward(
                                  : at::zeros({B, KH}, acts.options());
   }
   const bool peepholes = p_i.has_value() || p_f.has_value() || p_o.has_value();
-  if (peepholes) d.peep = at::zeros({B, 3 * H}, acts.options().dtype(acc_dtype));
+  if (peepholes) d.peep = RowSums(B, 3, H, acts);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
     lstm_backward_loop<scalar_t>(d_output, s, c0, w, mask, v, d);
   });
@@ -656,12 +651,9 @@ std::vector<Tensor> lstm_backward(
                           : Tensor();
   // the peephole weights' gradients: the loop's sums per row, over the rows
   Tensor d_pi, d_pf, d_po;
-  auto peephole_sum = [&](int64_t block) {
-    return d.peep.narrow(1, block * H, H).sum(0).to(acts.scalar_type());
-  };
-  if (p_i.has_value()) d_pi = peephole_sum(0);
-  if (p_f.has_value()) d_pf = peephole_sum(1);
-  if (p_o.has_value()) d_po = peephole_sum(2);
+  if (p_i.has_value()) d_pi = d.peep.total(0, acts.scalar_type());
+  if (p_f.has_value()) d_pf = d.peep.total(1, acts.scalar_type());
+  if (p_o.has_value()) d_po = d.peep.total(2, acts.scalar_type());
   // the norms' gradients, sums over steps and rows: here rather than in the loop, where
   // rows on different threads would add into the same sums
   auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };

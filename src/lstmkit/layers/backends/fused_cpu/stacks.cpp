@@ -165,7 +165,7 @@ void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Ten
                                const Tensor& lower, const Tensor& c0, const Tensor& w_hh,
                                const Tensor& w_cd, const Tensor& w_ld,
                                const c10::optional<Tensor>& mask, Tensor& dz_all,
-                               Tensor& d_lower) {
+                               Tensor& d_lower, const RowSums& depth_sums) {
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = acts.size(0), B = acts.size(1), GH = acts.size(2);
   const int64_t H = c0.size(1), H4 = 4 * H;
@@ -198,6 +198,7 @@ void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Ten
       const scalar_t* ar = acts_p + r * GH;
       scalar_t* dzr = dz_p + r * GH;
       scalar_t* dlr = depth ? dlow_p + r * H : nullptr;
+      acc* sums = depth_sums.row<acc>(b);  // w_cd's, then w_ld's
       // the carried h_t and c_t were also handed on (output, cell for the layer above)
       const int64_t row = b * H;
       add_row<acc>(dhp + row, dhs_p + r * H, dht_p + row, H);
@@ -229,6 +230,8 @@ void depth_gated_backward_loop(const Tensor& d_h_seq, const Tensor& d_c_seq, Ten
           L.store(dzr + H4 + j, dzd);
           dcprev = dcprev + dzd * L.load(pcd + j);
           L.store(dlr + j, dct * d + dzd * L.load(pld + j));
+          L.store(sums + j, L.load(sums + j) + dzd * cprev);
+          L.store(sums + H + j, L.load(sums + H + j) + dzd * cl);
         }
         L.store(dcn + row + j, dcprev);
       });
@@ -263,21 +266,19 @@ std::vector<Tensor> depth_gated_backward(
   auto dz_all = at::empty({T, B, GH}, acts.options());
   auto d_lower = lower.defined() ? at::empty({T, B, H}, acts.options()) : at::empty({0}, acts.options());
   Tensor dh = d_h_n.contiguous().clone(), dc = d_c_n.contiguous().clone();
+  const RowSums depth_sums = lower.defined() ? RowSums(B, 2, H, acts) : RowSums();
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "depth_gated_backward", [&] {
     depth_gated_backward_loop<scalar_t>(d_h_seq, d_c_seq, dh, dc, acts, c_all, lower, c0, w_hh,
-                                        w_cd, w_ld, mask, dz_all, d_lower);
+                                        w_cd, w_ld, mask, dz_all, d_lower, depth_sums);
   });
   // the weight gradients over all steps at once
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
   const Tensor flat_dz = dz_all.view({T * B, GH});
   Tensor d_w_hh = at::mm(flat_dz.narrow(1, 0, 4 * H).t(), h_prev_all.reshape({T * B, H}));
   Tensor d_w_cd = at::empty({0}, acts.options()), d_w_ld = at::empty({0}, acts.options());
-  if (lower.defined()) {  // sums over steps and rows, in the accumulation type
-    const auto wide = at::toOpMathType(acts.scalar_type());
-    const Tensor dzd = dz_all.narrow(2, 4 * H, H).to(wide);
-    const Tensor c_prev_all = at::cat({c0.unsqueeze(0), c_all.narrow(0, 0, T - 1)}, 0).to(wide);
-    d_w_cd = (dzd * c_prev_all).sum({0, 1}).to(acts.scalar_type());
-    d_w_ld = (dzd * lower.to(wide)).sum({0, 1}).to(acts.scalar_type());
+  if (lower.defined()) {  // the loop's sums per row, over the rows
+    d_w_cd = depth_sums.total(0, acts.scalar_type());
+    d_w_ld = depth_sums.total(1, acts.scalar_type());
   }
   return {dz_all, d_lower, dh, dc, d_w_hh, d_w_cd, d_w_ld};
 }
