@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -73,10 +74,11 @@ void tanh_(T* x, int64_t n) {
 // A row's elementwise arithmetic written once for two widths. for_lanes(n, body) calls
 // body(j, lane) at j = 0, V, 2V, ... with a SimdLane, whose values are V at a time in
 // at::vec registers, then over the remainder with a ScalarLane, one value at a time; body
-// is a generic lambda, and its +, -, * and ?: work on either. Loads and stores convert to
-// and from the accumulation type, so a bfloat16 row is widened and rounded in SIMD too (the
-// compiler does not vectorise loops over c10::BFloat16 on its own, nor ones with the
-// variants' branches inside: the LSTM's row loops ran scalar in float32 as well).
+// is a generic lambda, and its +, -, *, / and ?: (on a condition shared by all lanes) work
+// on either; a choice per lane is lane.where(a >= b, then, otherwise). Loads and stores
+// convert to and from the accumulation type, so a bfloat16 row is widened and rounded in
+// SIMD too (the compiler does not vectorise loops over c10::BFloat16 on its own, nor ones
+// with the variants' branches inside: the LSTM's row loops ran scalar in float32 as well).
 template <typename acc>
 struct ScalarLane {
   using Value = acc;
@@ -85,6 +87,10 @@ struct ScalarLane {
   template <typename T>
   static void store(T* p, Value v) { *p = T(v); }
   static Value splat(acc c) { return c; }
+  static Value where(bool condition, Value then, Value otherwise) {
+    return condition ? then : otherwise;
+  }
+  static Value sigmoid(Value x) { return acc(1) / (acc(1) + std::exp(-x)); }
 };
 
 template <typename acc>
@@ -109,6 +115,11 @@ struct SimdLane {
     }
   }
   static Value splat(acc c) { return Value(c); }
+  // `condition` as a comparison of two Values gives it: every bit of a lane set where true
+  static Value where(const Value& condition, const Value& then, const Value& otherwise) {
+    return Value::blendv(otherwise, then, condition);
+  }
+  static Value sigmoid(const Value& x) { return Value(1) / (Value(1) + (Value(0) - x).exp()); }
 };
 
 template <typename acc, typename F>

@@ -32,26 +32,33 @@ void for_row_pieces(int64_t begin, int64_t end, int64_t H, const F& body) {
   }
 }
 
-// a_t and h~_t of units [0, n) of one row from its pre-activations `z` (G*H) at offset j0.
-template <typename scalar_t, typename acc>
-void coefficients(const scalar_t* z, int64_t H, int64_t j0, int64_t n, bool lstm, acc* a,
-                  acc* cand, acc* s) {
-  const scalar_t* k_h = z + (lstm ? 2 : 1) * H + j0;
-  for (int64_t j = 0; j < n; ++j) s[j] = acc(k_h[j]);
-  sigmoid_(s, n);  // g's negative branch
-  for (int64_t j = 0; j < n; ++j) {
-    const acc k = acc(k_h[j]);
-    cand[j] = k >= acc(0) ? k + acc(0.5) : s[j];
-  }
-  for (int64_t j = 0; j < n; ++j) a[j] = acc(z[j0 + j]);
-  sigmoid_(a, n);  // z_t, or f_t
+// The lanes of one row's step from its pre-activations `z` (G*H), units j onward: a_t, the
+// weight on h_{t-1}, and h~_t; plus what the backward needs besides: g'(k_h), and the gates'
+// sigmoids (minGRU's z_t; minLSTM's f_t and i_t).
+template <typename Value>
+struct Coefficients {
+  Value a, cand, d_cand, first, second;
+};
+
+template <typename Lane, typename scalar_t>
+auto coefficients(Lane L, const scalar_t* z, int64_t H, int64_t j, bool lstm) {
+  using Value = typename Lane::Value;
+  const Value zero = L.splat(0), one = L.splat(1);
+  const Value k = L.load(z + (lstm ? 2 : 1) * H + j);
+  const Value s = L.sigmoid(k);  // g's negative branch
+  const auto nonneg = k >= zero;  // a bool, or a lane mask
+  Coefficients<Value> c;
+  c.cand = L.where(nonneg, k + L.splat(0.5), s);
+  c.d_cand = L.where(nonneg, one, s * (one - s));
+  c.first = L.sigmoid(L.load(z + j));  // z_t, or f_t
   if (lstm) {
-    for (int64_t j = 0; j < n; ++j) s[j] = acc(z[H + j0 + j]);
-    sigmoid_(s, n);  // i_t
-    for (int64_t j = 0; j < n; ++j) a[j] = a[j] / (a[j] + s[j]);  // f' (the reference's form)
+    c.second = L.sigmoid(L.load(z + H + j));  // i_t
+    c.a = c.first / (c.first + c.second);     // f' (the reference's form)
   } else {
-    for (int64_t j = 0; j < n; ++j) a[j] = acc(1) - a[j];  // 1 - z_t
+    c.second = zero;
+    c.a = one - c.first;  // 1 - z_t
   }
+  return c;
 }
 
 constexpr int64_t kPiece = 256;  // units per buffer: the buffers are made once per thread
@@ -71,25 +78,26 @@ void minrnn_forward_loop(const Tensor& x_gates, const Tensor& h0, bool lstm,
   const bool* keep = mask.has_value() ? mask->data_ptr<bool>() : nullptr;
   at::parallel_for(0, B * H, columns_per_task(T),
                    [&](int64_t begin, int64_t end) {
-    RowBuffer<acc> a(kPiece), cand(kPiece), s(kPiece), h(kPiece);
+    RowBuffer<acc> h(kPiece);
     for (int64_t start = begin; start < end; start += kPiece) {
       for_row_pieces(start, std::min(end, start + kPiece), H, [&](int64_t b, int64_t j0,
                                                                   int64_t j1) {
         const int64_t n = j1 - j0;
-        for (int64_t j = 0; j < n; ++j) h.get()[j] = acc(h0p[b * H + j0 + j]);
+        acc* hr = h.get();
+        convert_row<acc>(h0p + b * H + j0, hr, n);
         for (int64_t t = 0; t < T; ++t) {
           scalar_t* out = hp + (t * B + b) * H + j0;
           if (keep != nullptr && !keep[t * B + b]) {  // ended: the state passes through
-            for (int64_t j = 0; j < n; ++j) out[j] = scalar_t(h.get()[j]);
+            convert_row<acc>(hr, out, n);
             continue;
           }
-          coefficients<scalar_t, acc>(xg + (t * B + b) * GH, H, j0, n, lstm, a.get(),
-                                      cand.get(), s.get());
-          for (int64_t j = 0; j < n; ++j) {
-            const acc next = a.get()[j] * h.get()[j] + (acc(1) - a.get()[j]) * cand.get()[j];
-            out[j] = scalar_t(next);
-            h.get()[j] = acc(out[j]);  // carry the stored value, as the reference does
-          }
+          const scalar_t* z = xg + (t * B + b) * GH;
+          for_lanes<acc>(n, [&](int64_t j, auto L) {
+            const auto c = coefficients(L, z, H, j0 + j, lstm);
+            L.store(out + j, c.a * L.load(hr + j) + (L.splat(1) - c.a) * c.cand);
+            // carry the value stored (bfloat16's rounded one), as the reference does
+            L.store(hr + j, L.load(out + j));
+          });
         }
       });
     }
@@ -129,48 +137,43 @@ void minrnn_backward_loop(const Tensor& d_output, const Tensor& d_h_n, const Ten
   const bool* keep = mask.has_value() ? mask->data_ptr<bool>() : nullptr;
   at::parallel_for(0, B * H, columns_per_task(T),
                    [&](int64_t begin, int64_t end) {
-    RowBuffer<acc> a(kPiece), cand(kPiece), s(kPiece), dh(kPiece);
+    RowBuffer<acc> dh(kPiece);
     for (int64_t start = begin; start < end; start += kPiece) {
       for_row_pieces(start, std::min(end, start + kPiece), H, [&](int64_t b, int64_t j0,
                                                                   int64_t j1) {
         const int64_t n = j1 - j0;
-        for (int64_t j = 0; j < n; ++j) dh.get()[j] = acc(dhn[b * H + j0 + j]);
+        acc* dhr = dh.get();
+        convert_row<acc>(dhn + b * H + j0, dhr, n);
         for (int64_t t = T - 1; t >= 0; --t) {
           const int64_t row = t * B + b;
-          scalar_t* dzr = dz + row * GH;
-          const scalar_t* dout_t = dout + row * H + j0;
+          scalar_t* dzr = dz + row * GH + j0;
           if (keep != nullptr && !keep[row]) {  // ended: the gradient passes by (the output
             // there is the constant 0, so d_output adds nothing)
             for (int64_t k = 0; k < (lstm ? 3 : 2); ++k)
-              for (int64_t j = 0; j < n; ++j) dzr[k * H + j0 + j] = scalar_t(0);
+              std::fill(dzr + k * H, dzr + k * H + n, scalar_t(0));
             continue;
           }
           const scalar_t* z = xg + row * GH;
-          coefficients<scalar_t, acc>(z, H, j0, n, lstm, a.get(), cand.get(), s.get());
+          const scalar_t* dout_t = dout + row * H + j0;
           const scalar_t* h_prev = t > 0 ? hp + (row - B) * H + j0 : h0p + b * H + j0;
-          const scalar_t* k_h = z + (lstm ? 2 : 1) * H + j0;
-          for (int64_t j = 0; j < n; ++j) {
-            const acc d = dh.get()[j] + acc(dout_t[j]);  // dL/dh_t
-            const acc aj = a.get()[j], c = cand.get()[j], k = acc(k_h[j]);
-            const acc da = d * (acc(h_prev[j]) - c);
-            // g'(k) = 1 for k >= 0, sigmoid'(k) below (s holds i_t for minLSTM: recompute)
-            const acc sk = acc(1) / (acc(1) + std::exp(-k));
-            const acc dg = k >= acc(0) ? acc(1) : sk * (acc(1) - sk);
-            dzr[(lstm ? 2 : 1) * H + j0 + j] = scalar_t(d * (acc(1) - aj) * dg);
+          for_lanes<acc>(n, [&](int64_t j, auto L) {
+            const auto one = L.splat(1), zero = L.splat(0);
+            const auto c = coefficients(L, z, H, j0 + j, lstm);
+            const auto d = L.load(dhr + j) + L.load(dout_t + j);  // dL/dh_t
+            const auto da = d * (L.load(h_prev + j) - c.cand);
+            L.store(dzr + (lstm ? 2 : 1) * H + j, d * (one - c.a) * c.d_cand);
             if (lstm) {  // a = f / (f + i): da/df = i / (f+i)^2, da/di = -f / (f+i)^2
-              const acc f = acc(1) / (acc(1) + std::exp(-acc(z[j0 + j])));
-              const acc i = s.get()[j];
-              const acc sum = f + i, scale = da / (sum * sum);
-              dzr[j0 + j] = scalar_t(scale * i * f * (acc(1) - f));
-              dzr[H + j0 + j] = scalar_t(-scale * f * i * (acc(1) - i));
+              const auto f = c.first, i = c.second, sum = f + i;
+              const auto scale = da / (sum * sum);
+              L.store(dzr + j, scale * i * f * (one - f));
+              L.store(dzr + H + j, zero - scale * f * i * (one - i));
             } else {  // a = 1 - z
-              const acc zt = acc(1) - aj;
-              dzr[j0 + j] = scalar_t(-da * zt * (acc(1) - zt));
+              L.store(dzr + j, zero - da * c.first * (one - c.first));
             }
-            dh.get()[j] = d * aj;
-          }
+            L.store(dhr + j, d * c.a);
+          });
         }
-        for (int64_t j = 0; j < n; ++j) dh0p[b * H + j0 + j] = scalar_t(dh.get()[j]);
+        convert_row<acc>(dhr, dh0p + b * H + j0, n);
       });
     }
   });
