@@ -66,3 +66,14 @@ def test_tanh_speed_times_three_functions_and_checks_the_kernels_tanh():
     assert 0 <= worst <= 3.0, lines[4]
     bad = _script("tanh_speed.py", "--values", "0")
     assert bad.returncode == 2 and "--values must be at least 1" in bad.stderr
+
+
+def test_small_batch_products_times_three_paths_and_names_the_rules_pick():
+    result = _script("small_batch_products.py", "--hidden", "8,16", "--rounds", "1", "--steps", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    expected = [(dtype, h) for dtype in ("float32", "bfloat16") for h in ("8", "16")]
+    assert [(r[0], r[1]) for r in rows] == expected
+    assert all(r[6] == "vec_mat" and r[7] == "1.00x" for r in rows)  # tiny: vec_mat's
+    bad = _script("small_batch_products.py", "--hidden", "8,x")
+    assert bad.returncode == 2 and "--hidden must be a comma list of whole numbers" in bad.stderr

@@ -40,12 +40,14 @@ CELLS = {
     "periods-2-3-5": dict(periods=(2, 3, 5)),
     "exp3-nobias": dict(num_modules=3, bias=False),
 }
-# hidden size, layers, lengths or full, uni- or bidirectional (H 48: 16 units a module, the
-# kernels' SIMD width; H 6: 2 units, their scalar tails)
+# hidden size, layers, lengths or full, uni- or bidirectional (H 6: 2 units a module, the
+# kernels' one-value-at-a-time remainders; H 48: 16, AVX-512's float32 vector; H 63: 21, a
+# vector or two and a remainder in every build)
 SHAPES = {
     "H6-L1-full-uni": (6, 1, False, False),
     "H6-L2-lengths-bi": (6, 2, True, True),
     "H48-L1-lengths-uni": (48, 1, True, False),
+    "H63-L1-lengths-bi": (63, 1, True, True),
 }
 # batch 1 takes the per-module products (kSmallBatch = 4); batch 6 ATen's GEMM
 BATCHES = {"B1": 1, "B6": 6}

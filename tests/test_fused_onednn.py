@@ -1,12 +1,16 @@
-"""The C++ kernels' larger float32 and bfloat16 step products through oneDNN with the weight
-packed once per call (common.h's step_operand): each kernel that takes that path, forward and
-backward, against the reference loop at a size where it is taken, and the rule that chooses
-it.
+"""The C++ kernels' step products on their three paths (common.h's step_operand): oneDNN's
+product with the weight packed once per call, taken by larger float32 and bfloat16 products;
+vec_mat, the kernels' own loop, taken by small batches (in float32 for bfloat16); and ATen's
+GEMM. Each kernel that takes the oneDNN path, forward and backward, against the reference
+loop at a size where it is taken; the three paths on one product against float64; and the
+rule that chooses among them.
 
-The other fused tests run sizes below the rule's thresholds (float32: half a million weights
-and batch 16; bfloat16: 65k weights and batch 16, or a quarter million), so without this
+The other fused tests run sizes below the rule's thresholds for packing (float32: half a
+million weights and batch 16; bfloat16: 65k weights and batch 16, or a quarter million;
+at batch 4 and under, a million or half a million of batch x weights), so without this
 file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends every product back to
-ATen's GEMM: the same cells then agree with the oneDNN run to the dtype's rounding.
+ATen's GEMM (or vec_mat at a small batch): the same cells then agree with the oneDNN run to
+the dtype's rounding.
 """
 
 from __future__ import annotations
@@ -74,29 +78,91 @@ def _float32_and_exact(name: str):
     return fused, exact
 
 
+def _path(m_view: torch.Tensor, batch: int) -> str:
+    return fused_cpu.load_ops().product_path(m_view, batch)
+
+
+def _w_t(hidden: int, dtype=torch.float32) -> torch.Tensor:
+    """An LSTM's W_hh^T (4 hidden x hidden weights), the view the forward's product takes."""
+    return torch.randn(4 * hidden, hidden).t().to(dtype)
+
+
 def test_the_rule_takes_large_float32_products_at_batch_16_and_up():
-    ops = fused_cpu.load_ops()
-    w_t = torch.randn(2048, 512).t()  # an LSTM's W_hh^T at H = 512
-    assert ops.product_uses_onednn(w_t, 16) and ops.product_uses_onednn(w_t, 64)
-    assert not ops.product_uses_onednn(w_t, 15)  # ATen's GEMM (or, at 4 and under, vec_mat)
-    assert not ops.product_uses_onednn(torch.randn(512, 512), 64)  # a quarter million
-    assert not ops.product_uses_onednn(w_t.double(), 64)
+    w_t = _w_t(512)  # a million weights
+    assert _path(w_t, 16) == _path(w_t, 64) == "onednn"
+    assert _path(w_t, 15) == _path(w_t, 5) == "aten"
+    assert _path(torch.randn(512, 512), 64) == "aten"  # a quarter million
+    assert _path(w_t.double(), 64) == "aten"
+
+
+def test_a_small_batch_takes_vec_mat_until_batch_times_weights_is_worth_packing():
+    """float32 packs from a million of batch x weights at batch 4 and under, bfloat16 from
+    half a million where oneDNN runs it natively (benchmarks/small_batch_products.py);
+    float64 always takes vec_mat there."""
+    small, quarter, million = _w_t(128), _w_t(256), _w_t(512)  # 64k, 262k, 1M weights
+    assert [_path(small, b) for b in (1, 4)] == ["vec_mat", "vec_mat"]
+    assert [_path(quarter, b) for b in (1, 3, 4)] == ["vec_mat", "vec_mat", "onednn"]
+    assert _path(million, 1) == "onednn"
+    assert _path(million.double(), 4) == "vec_mat"
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # else emulated either way
+    packs = "onednn" if native else "vec_mat"
+    assert [_path(small.bfloat16(), b) for b in (1, 4)] == ["vec_mat", "vec_mat"]
+    assert [_path(quarter.bfloat16(), b) for b in (1, 2)] == ["vec_mat", packs]
 
 
 def test_the_rule_takes_bfloat16_products_from_smaller_sizes_where_onednn_runs_it():
-    ops = fused_cpu.load_ops()
-    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # else emulated either way
-    w_t = torch.randn(1024, 256).t().bfloat16()  # a quarter million weights
-    assert ops.product_uses_onednn(w_t, 1) == native
-    small = torch.randn(512, 128).t().bfloat16()  # 65k weights: from batch 16
-    assert ops.product_uses_onednn(small, 16) == native
-    assert not ops.product_uses_onednn(small, 4)
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    packs = "onednn" if native else "aten"
+    quarter = _w_t(256, torch.bfloat16)  # a quarter million weights: from batch 5 on
+    assert _path(quarter, 5) == packs
+    small = _w_t(128, torch.bfloat16)  # 65k weights: from batch 16
+    assert _path(small, 16) == packs
+    assert _path(small, 15) == "aten"
 
 
-def test_the_switch_sends_every_product_back_to_aten(monkeypatch):
-    w_t = torch.randn(2048, 512).t()
+def test_the_switch_sends_every_product_back_to_aten_or_vec_mat(monkeypatch):
     monkeypatch.setenv("LSTMKIT_NO_ONEDNN", "1")
-    assert not fused_cpu.load_ops().product_uses_onednn(w_t, 64)
+    assert _path(_w_t(512), 64) == "aten"
+    assert _path(_w_t(512), 4) == _path(_w_t(512, torch.bfloat16), 1) == "vec_mat"
+
+
+# (B, K) @ (K, N) with N = 150: vec_mat's unrolled block of 8 vectors, then single vectors,
+# then a remainder, in every build (a vector is 4 to 16 values)
+PRODUCT_SHAPES = {"B1": 1, "B3": 3}
+BASES = {
+    "no-base": lambda gen: None,
+    "rows-base": lambda gen: torch.randn(3, 150, generator=gen),
+    "bias": lambda gen: torch.randn(150, generator=gen),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("path", ["vec_mat", "onednn", "aten"])
+@pytest.mark.parametrize("base_kind", list(BASES))
+@pytest.mark.parametrize("batch", list(PRODUCT_SHAPES.values()), ids=list(PRODUCT_SHAPES))
+def test_every_path_gives_the_product_to_the_dtypes_rounding(batch, base_kind, path, dtype):
+    """Against the float64 product of the same (rounded) operands, repeated on one prepared
+    operand as a time loop repeats it: within half a step of the dtype (2^-8 of the value
+    for bfloat16, whose vec_mat sums in float32 and rounds once), plus float32's sums (1e-6
+    of the terms' magnitudes)."""
+    gen = torch.Generator().manual_seed(batch)
+    x = torch.randn(batch, 37, generator=gen).to(dtype)
+    m_view = torch.randn(150, 37, generator=gen).t().to(dtype)  # a transposed view, as W^T
+    base = BASES[base_kind](gen)
+    if base is not None:
+        base = (base[:batch] if base.dim() == 2 else base).to(dtype)
+    ours = fused_cpu.load_ops().product_via(base, x, m_view, path, 3)
+    assert ours.dtype == dtype and ours.shape == (batch, 150)
+    exact = x.double() @ m_view.double() + (0 if base is None else base.double())
+    scale = x.double().abs() @ m_view.double().abs() + (0 if base is None else base.double().abs())
+    step = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-23
+    error = (ours.double() - exact).abs()
+    assert (error <= step * exact.abs() + 1e-6 * scale).all(), error.max()
+
+
+def test_product_via_names_a_wrong_path():
+    with pytest.raises(RuntimeError, match="path must be vec_mat, onednn or aten, got gemv"):
+        fused_cpu.load_ops().product_via(None, torch.ones(1, 2), torch.ones(2, 3), "gemv")
 
 
 def _errors_both_ways(fused, exact, x: torch.Tensor, monkeypatch) -> dict[str, float]:

@@ -18,14 +18,17 @@
 //
 // What the paper saves, this saves too: at step t only the active modules' rows of
 // W_H h_{t-1} are computed, each only over the columns of modules at least as slow (the
-// others' entries are masked to 0). The small batch (B <= kSmallBatch, float and double)
-// does this per row with common.h's vec_mat over packed panels, one per module: rows of
-// different clocks each skip their own inactive modules. Larger batches and bfloat16 go to
-// ATen's GEMM over the contiguous range of modules active in any live row (all rows share
-// the clock in the common case; where they do not, the range covers every row's modules,
-// and an inactive unit's pre-activation is simply not used). The backward skips the same
-// way: an inactive unit's pre-activation gradient is 0, so only active modules' rows of W_H
-// enter dL/dh_{t-1}, and an inactive unit passes its dL/dh_t straight to h_{t-1}.
+// others' entries are masked to 0). The small batch (B <= kSmallBatch) does this per row
+// with common.h's vec_mat over packed panels, one per module: rows of different clocks each
+// skip their own inactive modules. bfloat16 takes it too, in float32: the panels widened
+// once per call, a row's h_{t-1} and pre-activations (dL/dz and dL/dh_{t-1} backward)
+// widened per step, so that h_t and dL/dh_{t-1} are rounded once, not after the product as
+// well. Larger batches go to ATen's GEMM over the contiguous range of modules active in any
+// live row (all rows share the clock in the common case; where they do not, the range
+// covers every row's modules, and an inactive unit's pre-activation is simply not used).
+// The backward skips the same way: an inactive unit's pre-activation gradient is 0, so
+// only active modules' rows of W_H enter dL/dh_{t-1}, and an inactive unit passes its
+// dL/dh_t straight to h_{t-1}.
 //
 // Masks: mask[t, b] false means sequence b has ended: its state passes through, its output
 // is 0, its pre-activation gradients are 0 and dL/dh passes through, as the reference's
@@ -80,9 +83,18 @@ std::vector<Tensor> backward_panels(const Tensor& w_hh, int64_t g, int64_t k) {
   return panels;
 }
 
-bool small_path(const Tensor& like, int64_t B) {
-  const auto dtype = like.scalar_type();
-  return B <= kSmallBatch && (dtype == at::kFloat || dtype == at::kDouble);
+bool small_path(int64_t B) { return B <= kSmallBatch; }
+
+// A row of n values in the accumulation type: `p` itself where it already is, else widened
+// into `buffer`.
+template <typename acc, typename scalar_t>
+const acc* row_in_acc(const scalar_t* p, int64_t n, acc* buffer) {
+  if constexpr (std::is_same_v<scalar_t, acc>) {
+    return p;
+  } else {
+    convert_row<acc>(p, buffer, n);
+    return buffer;
+  }
 }
 
 // -- forward --------------------------------------------------------------------------------
@@ -94,8 +106,9 @@ void forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& w_hh,
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = x_gates.size(0), B = x_gates.size(1), H = h0.size(1);
   const int64_t g = static_cast<int64_t>(periods.size()), k = H / g;
-  const bool small = small_path(x_gates, B);
-  const std::vector<Tensor> panels = small ? forward_panels(w_hh, g, k) : std::vector<Tensor>();
+  const bool small = small_path(B);
+  const std::vector<Tensor> panels =
+      small ? forward_panels(in_accumulation_type(w_hh), g, k) : std::vector<Tensor>();
   const Tensor w_t = w_hh.t();
   const scalar_t* xg = x_gates.data_ptr<scalar_t>();
   const int64_t* ph = phases.data_ptr<int64_t>();
@@ -103,6 +116,7 @@ void forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& w_hh,
   scalar_t* out_p = output.data_ptr<scalar_t>();
   auto pre_store = at::empty({B * H}, x_gates.options());  // the GEMM path's products
   StepSchedule plan;
+  RowBuffer<acc> small_u(k), small_h(H);
   const scalar_t* h_prev = h0.data_ptr<scalar_t>();
   for (int64_t t = 0; t < T; ++t) {
     const bool* keep = mask_row(mask, t);
@@ -118,40 +132,41 @@ void forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& w_hh,
                     w_t.narrow(0, lo * k, H - lo * k).narrow(1, lo * k, span));
     }
     const scalar_t* pre_p = pre_store.data_ptr<scalar_t>();
-    // one row's step: copy h_{t-1}, then overwrite the active modules' units
-    auto row = [&](int64_t b, acc* u) {
+    // one row's step: copy h_{t-1}, then overwrite the active modules' units. `u` holds a
+    // module's pre-activations in the accumulation type (k), `h_acc` the small path's
+    // h_{t-1} in it (H), where scalar_t is not that type.
+    auto row = [&](int64_t b, acc* u, acc* h_acc) {
       const scalar_t* hp = h_prev + b * H;
       scalar_t* hn = h_new + b * H;
       scalar_t* out = out_p + (t * B + b) * H;
-      for (int64_t j = 0; j < H; ++j) hn[j] = hp[j];  // inactive units keep h_{t-1}
+      std::copy(hp, hp + H, hn);  // inactive units keep h_{t-1}
       if (keep != nullptr && !keep[b]) {
-        for (int64_t j = 0; j < H; ++j) out[j] = scalar_t(0);
+        std::fill(out, out + H, scalar_t(0));
         return;
       }
+      const acc* h_in = small ? row_in_acc<acc>(hp, H, h_acc) : nullptr;
       for (int64_t i = 0; i < g; ++i) {
         if (!plan.runs(b, i, g)) continue;
         scalar_t* z = hn + i * k;  // module i's units
-        if constexpr (kHasVecMat<scalar_t>) {
-          if (small) {  // Sec. 3: only module i's rows, over modules i..g-1's columns
-            vec_mat(hp + i * k, panels[i].data_ptr<scalar_t>(), xt + b * H + i * k, 0, z, 1,
-                    H - i * k, k);
-            tanh_(z, k);
-            continue;
-          }
+        acc* za = u;               // ... their pre-activations
+        if constexpr (std::is_same_v<scalar_t, acc>) za = z;
+        if (small) {  // Sec. 3: only module i's rows, over modules i..g-1's columns
+          const acc* x_part = row_in_acc<acc>(xt + b * H + i * k, k, za);
+          vec_mat(h_in + i * k, panels[i].data_ptr<acc>(), x_part, 0, za, 1, H - i * k, k);
+        } else {
+          convert_row<acc>(pre_p + b * span + (i - lo) * k, za, k);
         }
-        const scalar_t* zp = pre_p + b * span + (i - lo) * k;
-        for (int64_t j = 0; j < k; ++j) u[j] = acc(zp[j]);
-        tanh_(u, k);
-        for (int64_t j = 0; j < k; ++j) z[j] = scalar_t(u[j]);
+        tanh_(za, k);
+        if constexpr (!std::is_same_v<scalar_t, acc>) convert_row<acc>(za, z, k);
       }
-      for (int64_t j = 0; j < H; ++j) out[j] = hn[j];
+      std::copy(hn, hn + H, out);
     };
     if (small) {  // a few rows: on this thread, no start-up of a parallel region
-      for (int64_t b = 0; b < B; ++b) row(b, nullptr);
+      for (int64_t b = 0; b < B; ++b) row(b, small_u.get(), small_h.get());
     } else {
       at::parallel_for(0, B, std::max<int64_t>(1, 32768 / (4 * H)), [&](int64_t lo_b, int64_t hi_b) {
         RowBuffer<acc> buf(k);
-        for (int64_t b = lo_b; b < hi_b; ++b) row(b, buf.get());
+        for (int64_t b = lo_b; b < hi_b; ++b) row(b, buf.get(), nullptr);
       });
     }
     h_prev = h_new;
@@ -189,8 +204,10 @@ void backward_loop(const Tensor& d_output, const Tensor& h_all, const Tensor& w_
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
   const int64_t g = static_cast<int64_t>(periods.size()), k = H / g;
-  const bool small = small_path(h_all, B);
-  const std::vector<Tensor> panels = small ? backward_panels(w_hh, g, k) : std::vector<Tensor>();
+  const bool small = small_path(B);
+  const std::vector<Tensor> panels =
+      small ? backward_panels(in_accumulation_type(w_hh), g, k) : std::vector<Tensor>();
+  RowBuffer<acc> small_dz(H), small_dh(H);  // the small path's rows where scalar_t is not acc
   const int64_t* ph = phases.data_ptr<int64_t>();
   const scalar_t* h_p = h_all.data_ptr<scalar_t>();
   const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
@@ -214,31 +231,40 @@ void backward_loop(const Tensor& d_output, const Tensor& h_all, const Tensor& w_
       scalar_t* dz = dpre + b * H;
       scalar_t* dp = dprev + b * H;
       if (keep != nullptr && !keep[b]) {  // ended: the gradient passes by
-        for (int64_t j = 0; j < H; ++j) dz[j] = scalar_t(0);
-        for (int64_t j = 0; j < H; ++j) dp[j] = c[j];
+        std::fill(dz, dz + H, scalar_t(0));
+        std::copy(c, c + H, dp);
         return;
       }
       const scalar_t* h = ht + b * H;
       const scalar_t* d = dot + b * H;
-      for (int64_t i = 0; i < g; ++i) {
-        const bool runs = plan.runs(b, i, g);
-        for (int64_t j = i * k; j < (i + 1) * k; ++j) {
-          const acc dh_t = acc(d[j]) + acc(c[j]), hj = acc(h[j]);
-          dz[j] = runs ? scalar_t(dh_t * (acc(1) - hj * hj)) : scalar_t(0);
-          dp[j] = runs ? scalar_t(0) : scalar_t(dh_t);
+      for (int64_t j0 = 0, i = 0; i < g; ++i, j0 += k) {
+        if (plan.runs(b, i, g)) {
+          for_lanes<acc>(k, [&](int64_t j, auto L) {
+            const auto dh_t = L.load(d + j0 + j) + L.load(c + j0 + j), hj = L.load(h + j0 + j);
+            L.store(dz + j0 + j, dh_t * (L.splat(1) - hj * hj));
+          });
+          std::fill(dp + j0, dp + j0 + k, scalar_t(0));
+        } else {
+          std::fill(dz + j0, dz + j0 + k, scalar_t(0));
+          add_row<acc>(d + j0, c + j0, dp + j0, k);
         }
       }
     });
     if (small) {  // each row adds its active modules' dz W_H, columns i k onwards
-      if constexpr (kHasVecMat<scalar_t>) {
-        for (int64_t b = 0; b < B; ++b) {
-          for (int64_t i = 0; i < g; ++i) {
-            if (!plan.runs(b, i, g)) continue;
-            scalar_t* dp = dprev + b * H + i * k;
-            vec_mat(dpre + b * H + i * k, panels[i].data_ptr<scalar_t>(), dp, 0, dp, 1, k,
-                    H - i * k);
-          }
+      for (int64_t b = 0; b < B; ++b) {
+        const acc* dz = row_in_acc<acc>(dpre + b * H, H, small_dz.get());
+        acc* dp = small_dh.get();  // dL/dh_{t-1}, in place
+        if constexpr (std::is_same_v<scalar_t, acc>) {
+          dp = dprev + b * H;
+        } else {
+          convert_row<acc>(dprev + b * H, dp, H);
         }
+        for (int64_t i = 0; i < g; ++i) {
+          if (!plan.runs(b, i, g)) continue;
+          vec_mat(dz + i * k, panels[i].data_ptr<acc>(), dp + i * k, 0, dp + i * k, 1, k,
+                  H - i * k);
+        }
+        if constexpr (!std::is_same_v<scalar_t, acc>) convert_row<acc>(dp, dprev + b * H, H);
       }
     } else if (span > 0) {  // rows of modules lo..hi-1 reach columns lo k onwards
       const int64_t width = H - lo * k;
@@ -249,8 +275,7 @@ void backward_loop(const Tensor& d_output, const Tensor& h_all, const Tensor& w_
       for_rows(B, 2 * H, [&](int64_t b) {
         if (keep != nullptr && !keep[b]) return;  // its dz is 0: nothing to add
         scalar_t* dp = dprev + b * H + lo * k;
-        const scalar_t* add = bp + b * width;
-        for (int64_t j = 0; j < width; ++j) dp[j] = scalar_t(acc(dp[j]) + acc(add[j]));
+        add_row<acc>(dp, bp + b * width, dp, width);
       });
     }
     std::swap(dh, dh_prev);

@@ -195,63 +195,70 @@ const bool* mask_row(const c10::optional<Tensor>& mask, int64_t t) {
 // product of H = 128 is a few microseconds of arithmetic, and ATen's fixed cost per call
 // (dispatch, checks, the BLAS call's set-up) is several times that. The loop keeps eight
 // SIMD accumulators of the output row in registers and streams m's rows past them, one FMA
-// each per element of `in`. Larger batches go to ATen's GEMM, which blocks for the caches
-// and threads; so does bfloat16, which this CPU has no arithmetic for.
+// each per element of `in`. Larger batches, and a small batch's larger products, go to
+// oneDNN's or ATen's GEMM, which block for the caches and threads (the rule is
+// worth_packing's, below). bfloat16 runs here too, in float32: m widened once per call
+// (step_operand), `in` and `base` widened as they are read, `out` rounded once. While its
+// small batches went to ATen's bfloat16 GEMM, every fused cell but minGRU and minLSTM took
+// 2.5 to 7.5 times as long in bfloat16 as in float32 at T = 500, B = 1, H = 128, forward
+// and backward (docs/performance.md, "bfloat16 at a small batch").
 constexpr int64_t kSmallBatch = 4;
 
-template <typename T>
-void vec_mat(const T* in, const T* m, const T* base, int64_t base_stride, T* out, int64_t B,
-             int64_t K, int64_t N) {
-  using Vec = at::vec::Vectorized<T>;
+template <typename S>
+void vec_mat(const S* in, const at::opmath_type<S>* m, const S* base, int64_t base_stride,
+             S* out, int64_t B, int64_t K, int64_t N) {
+  using acc = at::opmath_type<S>;
+  using Vec = at::vec::Vectorized<acc>;
+  using Lane = SimdLane<acc>;
   constexpr int64_t V = Vec::size();
   constexpr int kUnroll = 8;
   for (int64_t b = 0; b < B; ++b) {
-    const T* x = in + b * K;
-    const T* start = base == nullptr ? nullptr : base + b * base_stride;
-    T* y = out + b * N;
+    const S* x = in + b * K;
+    const S* start = base == nullptr ? nullptr : base + b * base_stride;
+    S* y = out + b * N;
     int64_t n0 = 0;
     for (; n0 + kUnroll * V <= N; n0 += kUnroll * V) {
-      Vec acc[kUnroll];
+      Vec sum[kUnroll];
       for (int u = 0; u < kUnroll; ++u)
-        acc[u] = start != nullptr ? Vec::loadu(start + n0 + u * V) : Vec(T(0));
+        sum[u] = start != nullptr ? Lane::load(start + n0 + u * V) : Vec(acc(0));
       for (int64_t k = 0; k < K; ++k) {
-        const Vec xk(x[k]);
-        const T* row = m + k * N + n0;
+        const Vec xk(acc(x[k]));
+        const acc* row = m + k * N + n0;
         for (int u = 0; u < kUnroll; ++u)
-          acc[u] = at::vec::fmadd(xk, Vec::loadu(row + u * V), acc[u]);
+          sum[u] = at::vec::fmadd(xk, Vec::loadu(row + u * V), sum[u]);
       }
-      for (int u = 0; u < kUnroll; ++u) acc[u].store(y + n0 + u * V);
+      for (int u = 0; u < kUnroll; ++u) Lane::store(y + n0 + u * V, sum[u]);
     }
     for (; n0 + V <= N; n0 += V) {
-      Vec acc = start != nullptr ? Vec::loadu(start + n0) : Vec(T(0));
-      for (int64_t k = 0; k < K; ++k) acc = at::vec::fmadd(Vec(x[k]), Vec::loadu(m + k * N + n0), acc);
-      acc.store(y + n0);
+      Vec sum = start != nullptr ? Lane::load(start + n0) : Vec(acc(0));
+      for (int64_t k = 0; k < K; ++k)
+        sum = at::vec::fmadd(Vec(acc(x[k])), Vec::loadu(m + k * N + n0), sum);
+      Lane::store(y + n0, sum);
     }
     for (; n0 < N; ++n0) {
-      T acc = start != nullptr ? start[n0] : T(0);
-      for (int64_t k = 0; k < K; ++k) acc += x[k] * m[k * N + n0];
-      y[n0] = acc;
+      acc sum = start != nullptr ? acc(start[n0]) : acc(0);
+      for (int64_t k = 0; k < K; ++k) sum += acc(x[k]) * m[k * N + n0];
+      y[n0] = S(sum);
     }
   }
 }
 
-// m as vec_mat reads it, (K, N) contiguous, when the small path applies; else undefined.
-// `m_view` is the same operand as ATen takes it (often a transposed view).
-Tensor small_batch_operand(const Tensor& m_view, int64_t batch) {
-  const auto dtype = m_view.scalar_type();
-  if (batch > kSmallBatch || (dtype != at::kFloat && dtype != at::kDouble)) return Tensor();
-  return m_view.contiguous();
+// t in the accumulation type, contiguous: t itself where it already is, else a copy.
+Tensor in_accumulation_type(const Tensor& t) {
+  return t.to(at::toOpMathType(t.scalar_type())).contiguous();
 }
 
 // out = base + in @ m_view; base undefined (0), (B, N), or an (N,) bias for every row. `in`,
-// `base` and `out` are contiguous; `m_kn` is small_batch_operand(m_view, B).
+// `base` and `out` are contiguous; `m_kn`, where defined, is m as vec_mat reads it: (K, N)
+// contiguous in the accumulation type (step_operand's `small`).
 void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor& m_view,
                  const Tensor& m_kn) {
   if (m_kn.defined()) {
-    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "add_product", [&] {
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, out.scalar_type(), "add_product", [&] {
+      using acc = at::opmath_type<scalar_t>;
       const scalar_t* bp = base.defined() ? base.data_ptr<scalar_t>() : nullptr;
       const int64_t stride = base.defined() && base.dim() == 2 ? base.size(1) : 0;
-      vec_mat(in.data_ptr<scalar_t>(), m_kn.data_ptr<scalar_t>(), bp, stride,
+      vec_mat(in.data_ptr<scalar_t>(), m_kn.data_ptr<acc>(), bp, stride,
               out.data_ptr<scalar_t>(), in.size(0), in.size(1), out.size(1));
     });
   } else if (base.defined()) {
@@ -278,9 +285,21 @@ constexpr int64_t kPackedMinWeights = int64_t(1) << 19;
 // natively (AVX-512 BF16 or AMX): elsewhere it is emulated either way.
 constexpr int64_t kPackedBF16MinWeights = int64_t(1) << 18;
 constexpr int64_t kPackedBF16MinWeightsFromBatch16 = int64_t(1) << 16;
+// At batch 4 and under vec_mat runs the product unless batch x weights reaches the limit
+// below, from where the packed product wins: vec_mat is one thread and streams the whole
+// of m once per row (in float32 for bfloat16), oneDNN two threads that stream it once per
+// step. benchmarks/small_batch_products.py, the LSTM's step products at H = 128 to 1024,
+// on the same machine (docs/performance/small-batch-products-b{1,2,4}.txt): at batch 1,
+// float32's packed product took 1.24x vec_mat's time at 590k weights, 1.05x at 1M (a tie)
+// and 0.41x at 4M, bfloat16's 1.65x at 262k and 0.86x at 590k; at batch 4, float32's 2.3x
+// at 64k and 0.85x at 262k, bfloat16's 2.2x and 0.62x. ATen's GEMM was the fastest of the
+// three for none of the 36 shapes.
+constexpr int64_t kPackedMinWorkSmallBatch = int64_t(1) << 20;  // batch x weights
+constexpr int64_t kPackedBF16MinWorkSmallBatch = int64_t(1) << 19;
 
-// The operand of a step's product, prepared once per call: `small` as small_batch_operand
-// gives it, or `packed`, oneDNN's copy of m's transpose (N, K), or neither (ATen's GEMM).
+// The operand of a step's product, prepared once per call: `small`, m as vec_mat reads it
+// ((K, N) contiguous in the accumulation type), or `packed`, oneDNN's copy of m's transpose
+// (N, K), or neither (ATen's GEMM).
 struct StepOperand {
   Tensor small;
   Tensor packed;
@@ -307,25 +326,37 @@ bool worth_packing(const Tensor& m_view, int64_t batch) {
   const int64_t weights = m_view.numel();
   switch (m_view.scalar_type()) {
     case at::kFloat:
+      if (batch <= kSmallBatch) return batch * weights >= kPackedMinWorkSmallBatch;
       return batch >= kPackedMinBatch && weights >= kPackedMinWeights;
     case at::kBFloat16:
-      return (weights >= kPackedBF16MinWeights ||
-              (batch >= kPackedMinBatch && weights >= kPackedBF16MinWeightsFromBatch16)) &&
-             onednn_runs_bfloat16();
+      if (!onednn_runs_bfloat16()) return false;
+      if (batch <= kSmallBatch) return batch * weights >= kPackedBF16MinWorkSmallBatch;
+      return weights >= kPackedBF16MinWeights ||
+             (batch >= kPackedMinBatch && weights >= kPackedBF16MinWeightsFromBatch16);
     default:
       return false;
   }
 }
 
-StepOperand step_operand(const Tensor& m_view, int64_t batch) {
-  StepOperand op;
-  op.small = small_batch_operand(m_view, batch);
-  if (op.small.defined() || !onednn_allowed() || !worth_packing(m_view, batch)) return op;
+// oneDNN's copy of m's transpose, laid out for products at this batch
+Tensor packed_operand(const Tensor& m_view, int64_t batch) {
   static const auto reorder =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
           .typed<Tensor(const Tensor&, std::optional<int64_t>)>();
-  op.packed = reorder.call(m_view.t().contiguous(), batch);
+  return reorder.call(m_view.t().contiguous(), batch);
+}
+
+// A small batch's product runs in vec_mat unless it is worth packing; a larger one is
+// packed where that is worth it, else ATen's GEMM.
+StepOperand step_operand(const Tensor& m_view, int64_t batch) {
+  StepOperand op;
+  const bool pack = onednn_allowed() && worth_packing(m_view, batch);
+  if (pack) {
+    op.packed = packed_operand(m_view, batch);
+  } else if (batch <= kSmallBatch) {
+    op.small = in_accumulation_type(m_view);
+  }
   return op;
 }
 
@@ -373,11 +404,8 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
 // The time loops are templates over the element type, dispatched once per call, and
 // address every step's slices by pointer: at batch 1 a step is a few microseconds of work,
 // and building a handful of tensor views per step (acts[t], c_all[t], ...) would cost as
-// much again. Tensors appear in the loops only where ATen does the work (large batches,
-// bfloat16, projections).
-
-template <typename T>
-constexpr bool kHasVecMat = std::is_same_v<T, float> || std::is_same_v<T, double>;
+// much again. Tensors appear in the loops only where ATen or oneDNN does the work (larger
+// products, projections).
 
 // Runs rows 0..B-1 of a step through body(b, buffers...): on this thread with buffers made
 // once per call for a small batch, else split over threads with buffers per chunk.

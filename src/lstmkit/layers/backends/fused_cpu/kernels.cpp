@@ -169,7 +169,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   const Tensor w_hh_t = w.w_hh.t();
   const StepOperand w_hh_op = step_operand(w_hh_t, B);
   const Tensor w_hr_t = project ? w.w_hr->t() : Tensor();
-  const scalar_t* w_kn = w_hh_op.small.defined() ? w_hh_op.small.data_ptr<scalar_t>() : nullptr;
+  const acc* w_kn = w_hh_op.small.defined() ? w_hh_op.small.data_ptr<acc>() : nullptr;
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
   scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
@@ -203,9 +203,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     // product on its own, so the x_gates join after it
     scalar_t* z = acts_p + t * B * GH;
     const scalar_t* base = v.norm_product ? nullptr : xg_p + t * B * GH;
-    if constexpr (kHasVecMat<scalar_t>) {
-      if (w_kn != nullptr) vec_mat(h_prev, w_kn, base, GH, z, B, R, GH);
-    }
+    if (w_kn != nullptr) vec_mat(h_prev, w_kn, base, GH, z, B, R, GH);
     // the rows read the products from z_in and write the gates to z; oneDNN's result is read
     // where it lies (kept alive by `product` until the rows are done)
     const scalar_t* z_in = z;
@@ -403,7 +401,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   const int64_t H = c0.size(1), R = d.dh.size(1), KH = v.K * H;
   const bool project = w.w_hr.has_value();
   const StepOperand w_hh_op = step_operand(w.w_hh, B);
-  const scalar_t* w_kn = w_hh_op.small.defined() ? w_hh_op.small.data_ptr<scalar_t>() : nullptr;
+  const acc* w_kn = w_hh_op.small.defined() ? w_hh_op.small.data_ptr<acc>() : nullptr;
   const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
   const scalar_t* acts_p = s.acts.data_ptr<scalar_t>();
   const scalar_t* c_all_p = s.c_all.data_ptr<scalar_t>();
@@ -564,10 +562,11 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
     rows.run(row);
 
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
-    if constexpr (kHasVecMat<scalar_t>) {
-      if (w_kn != nullptr) vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dhn, B, GH, R);
+    if (w_kn != nullptr) {
+      vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dhn, B, GH, R);
+    } else {
+      add_product(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_op);
     }
-    if (w_kn == nullptr) add_product(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_op);
     if (keep != nullptr) {  // ended rows: the gradient passes by
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])
@@ -1109,10 +1108,38 @@ std::vector<Tensor> rnn_backward(
   return {dpre_all, dh, d_w_hh};
 }
 
-// Whether a step's product with `m_view` (as add_product takes it) at this batch goes through
-// oneDNN's packed weights: the rule step_operand applies, for tests.
-bool product_uses_onednn(const Tensor& m_view, int64_t batch) {
-  return step_operand(m_view, batch).packed.defined();
+// Where a step's product with `m_view` (as add_product takes it) at this batch runs:
+// "vec_mat", "onednn" (packed weights) or "aten", by the rule step_operand applies; for tests.
+std::string product_path(const Tensor& m_view, int64_t batch) {
+  const StepOperand op = step_operand(m_view, batch);
+  return op.small.defined() ? "vec_mat" : op.packed.defined() ? "onednn" : "aten";
+}
+
+// base + in @ m_view through the path named ("vec_mat", "onednn" or "aten") whatever the
+// rule would choose, `repeat` times on an operand prepared once, as a time loop of that
+// many steps prepares it; for tests and benchmarks/small_batch_products.py. `base` may be
+// undefined.
+Tensor product_via(const c10::optional<Tensor>& base, const Tensor& in, const Tensor& m_view,
+                   const std::string& path, int64_t repeat) {
+  TORCH_CHECK(in.dim() == 2 && m_view.dim() == 2 && in.size(1) == m_view.size(0),
+              "product_via: in (B, K) and m_view (K, N) expected, got ", in.sizes(), " and ",
+              m_view.sizes());
+  TORCH_CHECK(repeat >= 1, "product_via: repeat must be at least 1, got ", repeat);
+  const int64_t B = in.size(0);
+  StepOperand op;
+  if (path == "vec_mat") {
+    op.small = in_accumulation_type(m_view);
+  } else if (path == "onednn") {
+    TORCH_CHECK(at::hasMKLDNN(), "product_via: this torch has no oneDNN");
+    op.packed = packed_operand(m_view, B);
+  } else {
+    TORCH_CHECK(path == "aten", "product_via: path must be vec_mat, onednn or aten, got ", path);
+  }
+  Tensor out = at::empty({B, m_view.size(1)}, in.options());
+  const Tensor start = base.has_value() ? base->contiguous() : Tensor();
+  const Tensor rows = in.contiguous();
+  for (int64_t r = 0; r < repeat; ++r) add_product(out, start, rows, m_view, op);
+  return out;
 }
 
 // The kernels' tanh over a copy of x (float32 or float64), for tests of its accuracy.
@@ -1165,6 +1192,8 @@ TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
       "rnn_backward(Tensor d_output, Tensor d_h_n, Tensor h_all, Tensor h0, Tensor w_hh, "
       "bool relu, Tensor? mask) -> Tensor[]",
       &rnn_backward);
-  m.def("product_uses_onednn(Tensor m_view, int batch) -> bool", &product_uses_onednn);
+  m.def("product_path(Tensor m_view, int batch) -> str", &product_path);
+  m.def("product_via(Tensor? base, Tensor input, Tensor m_view, str path, int repeat=1) -> Tensor",
+        &product_via);
   m.def("kernel_tanh(Tensor x) -> Tensor", &kernel_tanh);
 }

@@ -87,9 +87,10 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
   const Shape s(x_gates, w_hh);
   const int64_t T = s.T, B = s.B, H = s.H, K = s.K, D = s.D, GH = 4 * H, GD = 4 * D;
   const Tensor w_fwd = forward_operand(w_hh);  // (K, D, G*D)
-  const bool small = kHasVecMat<scalar_t> && B <= kSmallBatch;
+  const bool small = B <= kSmallBatch;
+  const Tensor w_fwd_small = small ? in_accumulation_type(w_fwd) : Tensor();
   Tensor rec = at::empty({K, B, GD}, x_gates.options());  // h_{t-1} R^T, head-major
-  const scalar_t* wf = w_fwd.data_ptr<scalar_t>();
+  const acc* wf = small ? w_fwd_small.data_ptr<acc>() : nullptr;
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   scalar_t* rec_p = rec.data_ptr<scalar_t>();
   scalar_t* acts_p = acts.data_ptr<scalar_t>();
@@ -107,14 +108,12 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
     const scalar_t* cp = t > 0 ? c_p + prev : c0.data_ptr<scalar_t>();
     const scalar_t* np_ = t > 0 ? n_p + prev : n0.data_ptr<scalar_t>();
     const scalar_t* mp = t > 0 ? m_p + prev : m0.data_ptr<scalar_t>();
-    if constexpr (kHasVecMat<scalar_t>) {
-      if (small)  // one vec_mat per row and head: heads read only their own D units
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t k = 0; k < K; ++k)
-            vec_mat<scalar_t>(hp + b * H + k * D, wf + k * D * GD, nullptr, 0, rec_p + (k * B + b) * GD,
-                    1, D, GD);
-    }
-    if (!small) {
+    if (small) {  // one vec_mat per row and head: heads read only their own D units
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < K; ++k)
+          vec_mat<scalar_t>(hp + b * H + k * D, wf + k * D * GD, nullptr, 0,
+                            rec_p + (k * B + b) * GD, 1, D, GD);
+    } else {
       const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
       at::bmm_out(rec, h_prev.view({B, K, D}).transpose(0, 1), w_fwd);  // (K, B, G*D)
     }
@@ -232,8 +231,9 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
   const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 4;
   const int64_t K = w_hh.size(1), D = w_hh.size(2), GH = 4 * H, GD = 4 * D;
   const Tensor w_bwd = backward_operand(w_hh);  // (K, G*D, D)
-  const bool small = kHasVecMat<scalar_t> && B <= kSmallBatch;
-  const scalar_t* wb = w_bwd.data_ptr<scalar_t>();
+  const bool small = B <= kSmallBatch;
+  const Tensor w_bwd_small = small ? in_accumulation_type(w_bwd) : Tensor();
+  const acc* wb = small ? w_bwd_small.data_ptr<acc>() : nullptr;
   Tensor drec = at::empty({K, B, GD}, acts.options());  // this step's dL/dpre, head-major
   Tensor back = small ? Tensor() : at::empty({K, B, D}, acts.options());
   Tensor dh_prev = at::empty_like(dh);
@@ -300,14 +300,12 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
 
     // dL/dh_{t-1} = dL/dpre R, head by head; an ended row passes dL/dh_t by
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
-    if constexpr (kHasVecMat<scalar_t>) {
-      if (small)
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t k = 0; k < K; ++k)
-            vec_mat<scalar_t>(drec_p + (k * B + b) * GD, wb + k * GD * D, nullptr, 0, dhn + b * H + k * D,
-                    1, GD, D);
-    }
-    if (!small) {
+    if (small) {
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < K; ++k)
+          vec_mat<scalar_t>(drec_p + (k * B + b) * GD, wb + k * GD * D, nullptr, 0,
+                            dhn + b * H + k * D, 1, GD, D);
+    } else {
       at::bmm_out(back, drec, w_bwd);
       dh_prev.view({B, K, D}).copy_(back.transpose(0, 1));
     }

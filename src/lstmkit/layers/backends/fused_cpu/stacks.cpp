@@ -23,7 +23,7 @@
 //
 // Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers; exp and
 // tanh through at::vec as in kernels.cpp; the products as common.h's step_operand prepares
-// them: vec_mat for small float batches, oneDNN's packed weights for large float32 and
+// them: vec_mat for small batches, oneDNN's packed weights for large float32 and
 // bfloat16 ones, ATen's GEMM otherwise.
 
 #include "common.h"
@@ -31,24 +31,21 @@
 namespace {
 
 // out (B, N) = in (B, K, rows `in_stride` apart) @ m (K, N), m prepared by step_operand:
-// vec_mat on raw pointers for a small float batch, oneDNN's packed product for a large
-// float32 or bfloat16 one (which takes its rows contiguous), else ATen's GEMM on views of
-// the memory.
+// vec_mat on raw pointers for a small batch, oneDNN's packed product for a large float32 or
+// bfloat16 one (which takes its rows contiguous), else ATen's GEMM on views of the memory.
 template <typename scalar_t>
 void step_product(const scalar_t* in, int64_t in_stride, int64_t K, const Tensor& m_view,
                   const StepOperand& op, scalar_t* out, int64_t B, int64_t N,
                   const at::TensorOptions& options) {
-  if constexpr (kHasVecMat<scalar_t>) {
-    if (op.small.defined()) {
-      const scalar_t* m = op.small.data_ptr<scalar_t>();
-      if (in_stride == K) {
-        vec_mat<scalar_t>(in, m, nullptr, 0, out, B, K, N);
-      } else {
-        for (int64_t b = 0; b < B; ++b)
-          vec_mat<scalar_t>(in + b * in_stride, m, nullptr, 0, out + b * N, 1, K, N);
-      }
-      return;
+  if (op.small.defined()) {
+    const auto* m = op.small.data_ptr<at::opmath_type<scalar_t>>();
+    if (in_stride == K) {
+      vec_mat<scalar_t>(in, m, nullptr, 0, out, B, K, N);
+    } else {
+      for (int64_t b = 0; b < B; ++b)
+        vec_mat<scalar_t>(in + b * in_stride, m, nullptr, 0, out + b * N, 1, K, N);
     }
+    return;
   }
   Tensor o = at::from_blob(out, {B, N}, options);
   const Tensor rows = at::from_blob(const_cast<scalar_t*>(in), {B, K}, {in_stride, 1}, options);
