@@ -7,7 +7,7 @@ rule that chooses among them.
 
 The other fused tests run sizes below the rule's thresholds for packing (float32: half a
 million weights and batch 16; bfloat16: 65k weights and batch 16, or a quarter million;
-at batch 4 and under, a million or half a million of batch x weights), so without this
+at batch 4 and under, a million weights or half a million), so without this
 file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends every product back to
 ATen's GEMM (or vec_mat at a small batch): the same cells then agree with the oneDNN run to
 the dtype's rounding.
@@ -95,19 +95,19 @@ def test_the_rule_takes_large_float32_products_at_batch_16_and_up():
     assert _path(w_t.double(), 64) == "aten"
 
 
-def test_a_small_batch_takes_vec_mat_until_batch_times_weights_is_worth_packing():
-    """float32 packs from a million of batch x weights at batch 4 and under, bfloat16 from
-    half a million where oneDNN runs it natively (benchmarks/small_batch_products.py);
-    float64 always takes vec_mat there."""
-    small, quarter, million = _w_t(128), _w_t(256), _w_t(512)  # 64k, 262k, 1M weights
-    assert [_path(small, b) for b in (1, 4)] == ["vec_mat", "vec_mat"]
-    assert [_path(quarter, b) for b in (1, 3, 4)] == ["vec_mat", "vec_mat", "onednn"]
-    assert _path(million, 1) == "onednn"
+def test_a_small_batch_takes_vec_mat_up_to_a_million_weights_or_half_a_million_in_bfloat16():
+    """At batch 4 and under, float32 packs from a million weights, bfloat16 from half a
+    million where oneDNN runs it natively (benchmarks/small_batch_products.py); float64
+    always takes vec_mat there."""
+    small, quarter, large = _w_t(128), _w_t(256), _w_t(384)  # 64k, 262k, 590k weights
+    million = _w_t(512)
+    assert [_path(w, b) for w in (small, quarter, large) for b in (1, 4)] == ["vec_mat"] * 6
+    assert [_path(million, b) for b in (1, 4)] == ["onednn", "onednn"]
     assert _path(million.double(), 4) == "vec_mat"
     native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # else emulated either way
     packs = "onednn" if native else "vec_mat"
-    assert [_path(small.bfloat16(), b) for b in (1, 4)] == ["vec_mat", "vec_mat"]
-    assert [_path(quarter.bfloat16(), b) for b in (1, 2)] == ["vec_mat", packs]
+    assert [_path(quarter.bfloat16(), b) for b in (1, 4)] == ["vec_mat", "vec_mat"]
+    assert [_path(large.bfloat16(), b) for b in (1, 4)] == [packs, packs]
 
 
 def test_the_rule_takes_bfloat16_products_from_smaller_sizes_where_onednn_runs_it():

@@ -193,52 +193,76 @@ const bool* mask_row(const c10::optional<Tensor>& mask, int64_t t) {
 //
 // A small batch (the streaming case) runs them here on raw pointers: at batch 1 a step's
 // product of H = 128 is a few microseconds of arithmetic, and ATen's fixed cost per call
-// (dispatch, checks, the BLAS call's set-up) is several times that. The loop keeps eight
-// SIMD accumulators of the output row in registers and streams m's rows past them, one FMA
-// each per element of `in`. Larger batches, and a small batch's larger products, go to
-// oneDNN's or ATen's GEMM, which block for the caches and threads (the rule is
-// worth_packing's, below). bfloat16 runs here too, in float32: m widened once per call
+// (dispatch, checks, the BLAS call's set-up) is several times that. The loop keeps SIMD
+// accumulators of up to four output rows in registers and streams m's rows past them once
+// for all of them, one FMA each per element of `in`. Larger batches, and a small batch's
+// larger products, go to oneDNN's or ATen's GEMM, which block for the caches and threads
+// (the rule is worth_packing's, below). bfloat16 runs here too, in float32: m widened once per call
 // (step_operand), `in` and `base` widened as they are read, `out` rounded once. While its
 // small batches went to ATen's bfloat16 GEMM, every fused cell but minGRU and minLSTM took
 // 2.5 to 7.5 times as long in bfloat16 as in float32 at T = 500, B = 1, H = 128, forward
 // and backward (docs/performance.md, "bfloat16 at a small batch").
 constexpr int64_t kSmallBatch = 4;
 
-template <typename S>
-void vec_mat(const S* in, const at::opmath_type<S>* m, const S* base, int64_t base_stride,
-             S* out, int64_t B, int64_t K, int64_t N) {
+// R rows' products over U vectors of columns from n0: the columns' weights are loaded once
+// for all R rows, and R x U accumulators stay in registers.
+template <int R, int U, typename S>
+inline void vec_mat_block(const S* in, const at::opmath_type<S>* m, const S* base,
+                          int64_t base_stride, S* out, int64_t K, int64_t N, int64_t n0) {
   using acc = at::opmath_type<S>;
   using Vec = at::vec::Vectorized<acc>;
   using Lane = SimdLane<acc>;
   constexpr int64_t V = Vec::size();
-  constexpr int kUnroll = 8;
-  for (int64_t b = 0; b < B; ++b) {
+  Vec sum[R][U];
+  for (int r = 0; r < R; ++r)
+    for (int u = 0; u < U; ++u)
+      sum[r][u] = base != nullptr ? Lane::load(base + r * base_stride + n0 + u * V) : Vec(acc(0));
+  for (int64_t k = 0; k < K; ++k) {
+    const acc* row = m + k * N + n0;
+    Vec w[U];
+    for (int u = 0; u < U; ++u) w[u] = Vec::loadu(row + u * V);
+    for (int r = 0; r < R; ++r) {
+      const Vec x(acc(in[r * K + k]));
+      for (int u = 0; u < U; ++u) sum[r][u] = at::vec::fmadd(x, w[u], sum[r][u]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int u = 0; u < U; ++u) Lane::store(out + r * N + n0 + u * V, sum[r][u]);
+}
+
+// R rows at once, so that m is streamed once for all of them: eight vectors of columns at a
+// time for one row, fewer for more (at most 8 accumulators: AVX2 has 16 registers), then
+// single vectors, then the columns left one at a time.
+template <int R, typename S>
+void vec_mat_rows(const S* in, const at::opmath_type<S>* m, const S* base, int64_t base_stride,
+                  S* out, int64_t K, int64_t N) {
+  using acc = at::opmath_type<S>;
+  constexpr int64_t V = at::vec::Vectorized<acc>::size();
+  constexpr int U = R == 1 ? 8 : R == 2 ? 4 : 2;
+  int64_t n0 = 0;
+  for (; n0 + U * V <= N; n0 += U * V)
+    vec_mat_block<R, U>(in, m, base, base_stride, out, K, N, n0);
+  for (; n0 + V <= N; n0 += V) vec_mat_block<R, 1>(in, m, base, base_stride, out, K, N, n0);
+  for (; n0 < N; ++n0)
+    for (int r = 0; r < R; ++r) {
+      acc sum = base != nullptr ? acc(base[r * base_stride + n0]) : acc(0);
+      for (int64_t k = 0; k < K; ++k) sum += acc(in[r * K + k]) * m[k * N + n0];
+      out[r * N + n0] = S(sum);
+    }
+}
+
+template <typename S>
+void vec_mat(const S* in, const at::opmath_type<S>* m, const S* base, int64_t base_stride,
+             S* out, int64_t B, int64_t K, int64_t N) {
+  for (int64_t b = 0; b < B; b += 4) {  // four rows at a time, then the one to three left
     const S* x = in + b * K;
     const S* start = base == nullptr ? nullptr : base + b * base_stride;
     S* y = out + b * N;
-    int64_t n0 = 0;
-    for (; n0 + kUnroll * V <= N; n0 += kUnroll * V) {
-      Vec sum[kUnroll];
-      for (int u = 0; u < kUnroll; ++u)
-        sum[u] = start != nullptr ? Lane::load(start + n0 + u * V) : Vec(acc(0));
-      for (int64_t k = 0; k < K; ++k) {
-        const Vec xk(acc(x[k]));
-        const acc* row = m + k * N + n0;
-        for (int u = 0; u < kUnroll; ++u)
-          sum[u] = at::vec::fmadd(xk, Vec::loadu(row + u * V), sum[u]);
-      }
-      for (int u = 0; u < kUnroll; ++u) Lane::store(y + n0 + u * V, sum[u]);
-    }
-    for (; n0 + V <= N; n0 += V) {
-      Vec sum = start != nullptr ? Lane::load(start + n0) : Vec(acc(0));
-      for (int64_t k = 0; k < K; ++k)
-        sum = at::vec::fmadd(Vec(acc(x[k])), Vec::loadu(m + k * N + n0), sum);
-      Lane::store(y + n0, sum);
-    }
-    for (; n0 < N; ++n0) {
-      acc sum = start != nullptr ? acc(start[n0]) : acc(0);
-      for (int64_t k = 0; k < K; ++k) sum += acc(x[k]) * m[k * N + n0];
-      y[n0] = S(sum);
+    switch (std::min<int64_t>(B - b, 4)) {
+      case 1: vec_mat_rows<1>(x, m, start, base_stride, y, K, N); break;
+      case 2: vec_mat_rows<2>(x, m, start, base_stride, y, K, N); break;
+      case 3: vec_mat_rows<3>(x, m, start, base_stride, y, K, N); break;
+      default: vec_mat_rows<4>(x, m, start, base_stride, y, K, N); break;
     }
   }
 }
@@ -285,17 +309,16 @@ constexpr int64_t kPackedMinWeights = int64_t(1) << 19;
 // natively (AVX-512 BF16 or AMX): elsewhere it is emulated either way.
 constexpr int64_t kPackedBF16MinWeights = int64_t(1) << 18;
 constexpr int64_t kPackedBF16MinWeightsFromBatch16 = int64_t(1) << 16;
-// At batch 4 and under vec_mat runs the product unless batch x weights reaches the limit
-// below, from where the packed product wins: vec_mat is one thread and streams the whole
-// of m once per row (in float32 for bfloat16), oneDNN two threads that stream it once per
-// step. benchmarks/small_batch_products.py, the LSTM's step products at H = 128 to 1024,
-// on the same machine (docs/performance/small-batch-products-b{1,2,4}.txt): at batch 1,
-// float32's packed product took 1.24x vec_mat's time at 590k weights, 1.05x at 1M (a tie)
-// and 0.41x at 4M, bfloat16's 1.65x at 262k and 0.86x at 590k; at batch 4, float32's 2.3x
-// at 64k and 0.85x at 262k, bfloat16's 2.2x and 0.62x. ATen's GEMM was the fastest of the
-// three for none of the 36 shapes.
-constexpr int64_t kPackedMinWorkSmallBatch = int64_t(1) << 20;  // batch x weights
-constexpr int64_t kPackedBF16MinWorkSmallBatch = int64_t(1) << 19;
+// At batch 4 and under vec_mat runs the product up to the size below, from where the packed
+// product is about as fast or faster: vec_mat is one thread that streams m once per step
+// for all the rows (in float32 for bfloat16), oneDNN two that stream it in its own dtype.
+// benchmarks/small_batch_products.py, the LSTM's step products at H = 128 to 1024 on the
+// same machine (docs/performance/small-batch-products-b{1,2,4}.txt): float32's packed
+// product took 1.22x vec_mat's time at 590k weights at batch 1, 1.0x at batch 2 and 0.94x
+// at batch 4, and 0.65 to 0.95x at 1M; bfloat16's 1.77x, 1.18x and 0.84x at 262k, and 0.53
+// to 0.87x at 590k. ATen's GEMM was the fastest of the three for none of the 36 shapes.
+constexpr int64_t kPackedMinWeightsSmallBatch = int64_t(1) << 20;
+constexpr int64_t kPackedBF16MinWeightsSmallBatch = int64_t(1) << 19;
 
 // The operand of a step's product, prepared once per call: `small`, m as vec_mat reads it
 // ((K, N) contiguous in the accumulation type), or `packed`, oneDNN's copy of m's transpose
@@ -326,11 +349,11 @@ bool worth_packing(const Tensor& m_view, int64_t batch) {
   const int64_t weights = m_view.numel();
   switch (m_view.scalar_type()) {
     case at::kFloat:
-      if (batch <= kSmallBatch) return batch * weights >= kPackedMinWorkSmallBatch;
+      if (batch <= kSmallBatch) return weights >= kPackedMinWeightsSmallBatch;
       return batch >= kPackedMinBatch && weights >= kPackedMinWeights;
     case at::kBFloat16:
       if (!onednn_runs_bfloat16()) return false;
-      if (batch <= kSmallBatch) return batch * weights >= kPackedBF16MinWorkSmallBatch;
+      if (batch <= kSmallBatch) return weights >= kPackedBF16MinWeightsSmallBatch;
       return weights >= kPackedBF16MinWeights ||
              (batch >= kPackedMinBatch && weights >= kPackedBF16MinWeightsFromBatch16);
     default:
