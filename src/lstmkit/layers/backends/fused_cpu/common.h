@@ -197,11 +197,11 @@ const bool* mask_row(const c10::optional<Tensor>& mask, int64_t t) {
 // accumulators of up to four output rows in registers and streams m's rows past them once
 // for all of them, one FMA each per element of `in`. Larger batches, and a small batch's
 // larger products, go to oneDNN's or ATen's GEMM, which block for the caches and threads
-// (the rule is worth_packing's, below). bfloat16 runs here too, in float32: m widened once per call
-// (step_operand), `in` and `base` widened as they are read, `out` rounded once. While its
-// small batches went to ATen's bfloat16 GEMM, every fused cell but minGRU and minLSTM took
-// 2.5 to 7.5 times as long in bfloat16 as in float32 at T = 500, B = 1, H = 128, forward
-// and backward (docs/performance.md, "bfloat16 at a small batch").
+// (the rule is worth_packing's, below). bfloat16 runs here too, in float32: m widened once
+// per call (step_operand), `in` and `base` widened as they are read, `out` rounded once.
+// While its small batches went to ATen's bfloat16 GEMM, every fused cell but minGRU and
+// minLSTM took 2.5 to 7.5 times as long in bfloat16 as in float32 at T = 500, B = 1,
+// H = 128, forward and backward (docs/performance.md, "bfloat16 at a small batch").
 constexpr int64_t kSmallBatch = 4;
 
 // R rows' products over U vectors of columns from n0: the columns' weights are loaded once
