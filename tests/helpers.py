@@ -84,3 +84,10 @@ def cli_error(capsys, argv: list[str]) -> str:
     assert err.count("\n") == 1 and err.startswith("lstmkit: error: "), err
     assert "Traceback" not in err
     return err
+
+
+def products_through_aten(monkeypatch) -> None:
+    """Sends the fused C++ kernels' step products past vec_mat, their own loop for small
+    products (batch x weights up to a million), to ATen's GEMM (LSTMKIT_NO_VEC_MAT=1), so
+    that a test's small sizes run the path that larger ones take."""
+    monkeypatch.setenv("LSTMKIT_NO_VEC_MAT", "1")

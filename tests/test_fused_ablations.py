@@ -17,7 +17,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, outputs_and_grads
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -109,9 +109,10 @@ def test_cpu_kernels_match_reference(name, shape, dtype):
 
 
 @pytest.mark.parametrize("name", ["NIG", "NOG", "NIAF", "NOAF", "NOG-NIAF-peephole-proj"])
-def test_cpu_kernels_past_the_small_batch_path_match_too(name):
-    """Batch 3 takes the kernels' own products (kernels.cpp, kSmallBatch = 4); batch 6 goes
-    through ATen's GEMM."""
+def test_cpu_kernels_past_the_small_batch_path_match_too(name, monkeypatch):
+    """Batch 3 takes the kernels' own products (vec_mat); batch 6 goes through ATen's GEMM
+    here (LSTMKIT_NO_VEC_MAT: at this size vec_mat would take it too)."""
+    products_through_aten(monkeypatch)
     _compare(name, "H6-L2-lengths-bi", torch.float64, batch=6)
 
 

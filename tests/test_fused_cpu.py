@@ -13,7 +13,13 @@ import warnings
 
 import pytest
 import torch
-from helpers import LAYER_CASES, TOLERANCE, assert_close_all, random_loss
+from helpers import (
+    LAYER_CASES,
+    TOLERANCE,
+    assert_close_all,
+    products_through_aten,
+    random_loss,
+)
 from torch.autograd import gradcheck
 
 import lstmkit
@@ -62,9 +68,11 @@ def test_fused_matches_reference(family, shape, lengths, direction, dtype):
 
 
 @pytest.mark.parametrize("family", list(LAYER_CASES))
-def test_batches_past_the_small_batch_path_match_too(family):
+def test_batches_past_the_small_batch_path_match_too(family, monkeypatch):
     """The grid above runs batch 3, which the kernels' own small-batch products take
-    (kernels.cpp, kSmallBatch = 4); batch 6 goes through ATen's GEMM instead."""
+    (common.h's vec_mat); batch 6 goes through ATen's GEMM here (LSTMKIT_NO_VEC_MAT: at
+    this size vec_mat would take it too)."""
+    products_through_aten(monkeypatch)
     reference, fused = _pair(family, "H9-L2", True, torch.float64)
     x = torch.randn(T, 6, I, dtype=torch.float64, requires_grad=True)
     lens = torch.tensor([7, 2, 5, 7, 1, 6])

@@ -19,7 +19,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, outputs_and_grads
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -45,7 +45,8 @@ SHAPES = {
     "H5-L1-full-uni": (5, 1, False, False),
     "H6-L2-lengths-bi": (6, 2, True, True),
 }
-# batch 1 takes kernels.cpp's own products (kSmallBatch = 4); batch 6 ATen's GEMM
+# batch 1 takes kernels.cpp's own products (vec_mat); batch 6 ATen's GEMM, sent there by
+# LSTMKIT_NO_VEC_MAT (vec_mat would take it too at these sizes)
 BATCHES = {"B1": 1, "B6": 6}
 CPU_GRID = list(itertools.product(CELLS, SHAPES, BATCHES))
 
@@ -83,7 +84,9 @@ def _lengths(use_lengths: bool, batch: int):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize(("cell", "shape", "batch"), CPU_GRID, ids=["-".join(c) for c in CPU_GRID])
-def test_cpu_kernels_match_reference(cell, shape, batch, dtype):
+def test_cpu_kernels_match_reference(cell, shape, batch, dtype, monkeypatch):
+    if batch == "B6":
+        products_through_aten(monkeypatch)
     hidden, layers, use_lengths, bidirectional = SHAPES[shape]
     reference, ours = _pair(cell, hidden, layers, bidirectional, dtype)
     x, h0 = _inputs(reference, BATCHES[batch], dtype)

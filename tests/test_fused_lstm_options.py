@@ -4,7 +4,7 @@ against the reference loop, alone and combined with the options the fused LSTM a
 (peepholes, CIFG, NFG, NIG, NOG, NIAF, NOAF, the projection, no biases), on outputs, final
 states (FGR's previous gates included) and every gradient (input, every initial state
 tensor, every parameter: the norms' gains and shifts and W_gg too) under random upstream
-gradients, at batch 3 (kernels.cpp's own products, kSmallBatch = 4) and 6 (ATen's GEMM);
+gradients, at batch 3 (kernels.cpp's own products, vec_mat) and 6 (ATen's GEMM);
 finite differences; bfloat16 against float32; traces; recomputation; which backend runs
 what (``auto`` takes the C++ kernels on the CPU). The Triton kernels (under Triton's CPU
 interpreter) likewise, with the hidden units held by one program and split over two (the
@@ -27,7 +27,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, outputs_and_grads
+from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
 from torch.autograd import gradcheck
 from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -82,7 +82,8 @@ SHAPES = {
     "H5-L1-full-uni": (5, 1, False, False),
     "H6-L2-lengths-bi": (6, 2, True, True),
 }
-# batch 3 takes kernels.cpp's own products (kSmallBatch = 4), batch 6 ATen's GEMM
+# batch 3 takes kernels.cpp's own products (vec_mat); batch 6 ATen's GEMM, sent there by
+# LSTMKIT_NO_VEC_MAT (vec_mat would take it too at these sizes)
 BATCHES = {"B3": 3, "B6": 6}
 CPU_GRID = list(itertools.product(OPTIONS, SHAPES, BATCHES))
 
@@ -162,7 +163,9 @@ def _compare(name: str, shape: str, dtype, batch: int) -> None:
 
 
 @pytest.mark.parametrize(("name", "shape", "batch"), CPU_GRID, ids=["-".join(c) for c in CPU_GRID])
-def test_cpu_kernels_match_reference(name, shape, batch):
+def test_cpu_kernels_match_reference(name, shape, batch, monkeypatch):
+    if batch == "B6":
+        products_through_aten(monkeypatch)
     _compare(name, shape, torch.float64, BATCHES[batch])
 
 

@@ -10,7 +10,9 @@ million weights and batch 16; bfloat16: 65k weights and batch 16, or a quarter m
 at batch 4 and under, a million weights or half a million), so without this
 file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends every product back to
 ATen's GEMM (or vec_mat at a small batch): the same cells then agree with the oneDNN run to
-the dtype's rounding.
+the dtype's rounding. (LSTMKIT_NO_VEC_MAT=1 likewise keeps products from vec_mat, which
+above batch 4 takes those of up to a million of batch x weights: the other grids use it to
+reach ATen's path at batch 6.)
 """
 
 from __future__ import annotations
@@ -115,15 +117,27 @@ def test_the_rule_takes_bfloat16_products_from_smaller_sizes_where_onednn_runs_i
     packs = "onednn" if native else "aten"
     quarter = _w_t(256, torch.bfloat16)  # a quarter million weights: from batch 5 on
     assert _path(quarter, 5) == packs
-    small = _w_t(128, torch.bfloat16)  # 65k weights: from batch 16
-    assert _path(small, 16) == packs
-    assert _path(small, 15) == "aten"
+    small = _w_t(128, torch.bfloat16)  # 65k weights: from batch 16, past vec_mat's million
+    assert _path(small, 17) == packs
+    assert _path(_w_t(200, torch.bfloat16), 8) == "aten"  # 160k: neither
 
 
-def test_the_switch_sends_every_product_back_to_aten_or_vec_mat(monkeypatch):
+def test_above_batch_4_vec_mat_takes_up_to_a_million_of_batch_times_weights():
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        assert _path(_w_t(16, dtype), 32) == "vec_mat"  # 1k weights
+        assert _path(_w_t(64, dtype), 64) == "vec_mat"  # 16k weights: a million
+        assert _path(_w_t(128, dtype), 16) == "vec_mat"  # 65k weights: a million
+    assert _path(_w_t(64), 65) == _path(_w_t(128), 17) == "aten"  # float32: past it
+
+
+def test_the_switches_send_products_to_aten(monkeypatch):
     monkeypatch.setenv("LSTMKIT_NO_ONEDNN", "1")
     assert _path(_w_t(512), 64) == "aten"
     assert _path(_w_t(512), 4) == _path(_w_t(512, torch.bfloat16), 1) == "vec_mat"
+    monkeypatch.setenv("LSTMKIT_NO_ONEDNN", "0")
+    monkeypatch.setenv("LSTMKIT_NO_VEC_MAT", "1")
+    assert _path(_w_t(128), 1) == _path(_w_t(16), 32) == "aten"
+    assert _path(_w_t(512), 4) == "onednn"  # packing as before
 
 
 # (B, K) @ (K, N) with N = 150: vec_mat's unrolled block of 8 vectors, then single vectors,

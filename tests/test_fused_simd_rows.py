@@ -7,9 +7,9 @@ remainder; H = 21 is a full vector or two and a remainder in every build (the Cl
 RNN's H = 63, 21 units to each of its 3 modules). Every family, option and ablation of
 kernels.cpp, and minrnn.cpp's and clockwork.cpp's cells, against the reference loop:
 outputs, final states and every gradient under a random upstream gradient, with lengths,
-both directions, at batch 3 (the small batch's products, vec_mat) and 6 (ATen's GEMM), in
-float64 and float32; bfloat16 no further from float32 than the reference loop's bfloat16;
-and the kernels' own float32 tanh.
+both directions, at batch 3 and 6 (vec_mat's pass over three rows, and over four then two;
+the Clockwork RNN's ATen products at 6), in float64 and float32; bfloat16 no further from
+float32 than the reference loop's bfloat16; and the kernels' own float32 tanh.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _run(layer, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("batch", [3, 6], ids=["B3", "B6"])  # kernels.cpp's products, ATen's
+@pytest.mark.parametrize("batch", [3, 6], ids=["B3", "B6"])  # vec_mat: 3 rows; 4 and 2
 @pytest.mark.parametrize("case", list(CASES))
 def test_wide_rows_match_the_reference(case, batch, dtype):
     reference, fused, x = _pair(case, batch, dtype)
@@ -80,7 +80,7 @@ def test_wide_rows_match_the_reference(case, batch, dtype):
         torch.testing.assert_close(a, b, **F32_TOLERANCE, msg=lambda m, k=k: f"{case}[{k}]: {m}")
 
 
-@pytest.mark.parametrize("batch", [3, 6], ids=["B3", "B6"])  # vec_mat in float32, ATen's
+@pytest.mark.parametrize("batch", [3, 6], ids=["B3", "B6"])  # vec_mat, in float32
 @pytest.mark.parametrize("case", list(CASES))
 def test_wide_rows_in_bfloat16_err_no_more_than_the_reference_loop(case, batch):
     """The bfloat16 rows widen and round a vector at a time. Against the same layer in
@@ -101,9 +101,9 @@ def test_wide_rows_in_bfloat16_err_no_more_than_the_reference_loop(case, batch):
     layer's error ends 4.5 times the loop's. Its products are not the cause: the figures
     were the same to every digit printed while bfloat16's small-batch products were ATen's
     (before 2026-12-05's vec_mat in float32). Over 8 seeds of this test, by hand, its worst
-    tensor was 0.8 to 11 times the loop's error at batch 3 and 1.1 to 2.5 at batch 6,
-    against 0.8 to 1.2 for the plain LSTM: a bfloat16 weakness of the fused per-gate norm,
-    left open on issue 7."""
+    tensor was 0.8 to 11 times the loop's error at batch 3 and 1.1 to 2.5 at batch 6 (then
+    ATen's products), against 0.8 to 1.2 for the plain LSTM: a bfloat16 weakness of the
+    fused per-gate norm, left open on issue 7."""
     reference, fused, x = _pair(case, batch, torch.float32)
     truth = _run(fused, x)
     x16 = x.detach().bfloat16().requires_grad_(True)

@@ -370,14 +370,32 @@ Tensor packed_operand(const Tensor& m_view, int64_t batch) {
   return reorder.call(m_view.t().contiguous(), batch);
 }
 
-// A small batch's product runs in vec_mat unless it is worth packing; a larger one is
-// packed where that is worth it, else ATen's GEMM.
+// Above batch 4 vec_mat still runs a product of up to a million of batch x weights, where
+// ATen's fixed cost per call is most of a product's time and packing does not pay. In
+// benchmarks/small_batch_products.py (docs/performance/small-batch-products-b{8,16,32}.txt)
+// vec_mat took 0.03 to 0.3x the faster other path's time at H = 16, batch 8 to 32, in
+// float32 and bfloat16, and 0.85x (float32) and 0.99x (bfloat16) at a million (batch 16,
+// H = 128).
+constexpr int64_t kVecMatMaxWork = int64_t(1) << 20;  // batch x weights
+
+// LSTMKIT_NO_VEC_MAT=1 sends the products vec_mat would take to oneDNN or ATen instead, so
+// that the tests' small sizes can run the path large ones take (the sLSTM's and the
+// Clockwork RNN's own small-batch paths do not read it).
+bool vec_mat_allowed() {
+  const char* flag = std::getenv("LSTMKIT_NO_VEC_MAT");  // read per call, as above
+  return flag == nullptr || std::string(flag).empty() || std::string(flag) == "0";
+}
+
+// A product runs in vec_mat above batch 4 while it is small, and at batch 4 and under unless
+// it is worth packing; else packed where that is worth it, else ATen's GEMM.
 StepOperand step_operand(const Tensor& m_view, int64_t batch) {
   StepOperand op;
-  const bool pack = onednn_allowed() && worth_packing(m_view, batch);
-  if (pack) {
+  const bool vec_mat_ok = vec_mat_allowed();
+  const bool small =
+      vec_mat_ok && batch > kSmallBatch && batch * m_view.numel() <= kVecMatMaxWork;
+  if (!small && onednn_allowed() && worth_packing(m_view, batch)) {
     op.packed = packed_operand(m_view, batch);
-  } else if (batch <= kSmallBatch) {
+  } else if (small || (vec_mat_ok && batch <= kSmallBatch)) {
     op.small = in_accumulation_type(m_view);
   }
   return op;
