@@ -6,8 +6,8 @@ loop at a size where it is taken; the three paths on one product against float64
 rule that chooses among them.
 
 The other fused tests run sizes below the rule's thresholds for packing (float32: half a
-million weights and batch 16; bfloat16: 65k weights and batch 16, or a quarter million;
-at batch 4 and under, a million weights or half a million), so without this
+million weights; bfloat16: 65k weights and batch 16, or a quarter million; at batch 4 and
+under, a million weights or half a million), so without this
 file the oneDNN path would go unchecked. LSTMKIT_NO_ONEDNN=1 sends every product back to
 ATen's GEMM (or vec_mat at a small batch): the same cells then agree with the oneDNN run to
 the dtype's rounding. (LSTMKIT_NO_VEC_MAT=1 likewise keeps products from vec_mat, which
@@ -89,11 +89,12 @@ def _w_t(hidden: int, dtype=torch.float32) -> torch.Tensor:
     return torch.randn(4 * hidden, hidden).t().to(dtype)
 
 
-def test_the_rule_takes_large_float32_products_at_batch_16_and_up():
+def test_the_rule_packs_float32_products_from_half_a_million_weights_above_batch_4():
     w_t = _w_t(512)  # a million weights
-    assert _path(w_t, 16) == _path(w_t, 64) == "onednn"
-    assert _path(w_t, 15) == _path(w_t, 5) == "aten"
+    assert _path(w_t, 5) == _path(w_t, 16) == _path(w_t, 64) == "onednn"
+    assert _path(_w_t(384), 8) == "onednn"  # 590k
     assert _path(torch.randn(512, 512), 64) == "aten"  # a quarter million
+    assert _path(_w_t(256), 8) == "aten"  # a quarter million
     assert _path(w_t.double(), 64) == "aten"
 
 

@@ -297,9 +297,13 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
 // oneDNN's packed one took 1.2 to 1.5x as long from half a million weights up: (64, 512) x
 // (512, 2048) ran at about 140 GFLOP/s against 215 (torch.nn.LSTM's own kernel is oneDNN's
 // too), (64, 2048) x (2048, 512), the backward's, gained 1.2x, and the GRU's 512 x 1536
-// 1.3x. With a quarter of a million weights the gain was mixed (none at 512 x 512), and at
-// batch 8 packing lost (a third of ATen's speed).
-constexpr int64_t kPackedMinBatch = 16;
+// 1.3x. With a quarter of a million weights the gain was mixed (none at 512 x 512). Those
+// measurements took batch 16 and up, after one at batch 8 had lost (a third of ATen's
+// speed); benchmarks/small_batch_products.py since found the packed product ahead at batch
+// 8 too (0.52x ATen's time at H = 512, docs/performance/small-batch-products-b8.txt), and
+// whole layers at batch 5 to 8 with half a million weights or more agreed (by hand, on
+// issue 7), so float32 above batch 4 packs from half a million weights at any batch.
+constexpr int64_t kPackedMinBatch = 16;  // bfloat16's products of 65k weights and up
 constexpr int64_t kPackedMinWeights = int64_t(1) << 19;
 // bfloat16 products gain at smaller sizes: ATen's bfloat16 GEMM is oneDNN's already, but
 // unpacked, and with the base copied into the output first. On the same machine the packed
@@ -350,7 +354,7 @@ bool worth_packing(const Tensor& m_view, int64_t batch) {
   switch (m_view.scalar_type()) {
     case at::kFloat:
       if (batch <= kSmallBatch) return weights >= kPackedMinWeightsSmallBatch;
-      return batch >= kPackedMinBatch && weights >= kPackedMinWeights;
+      return weights >= kPackedMinWeights;
     case at::kBFloat16:
       if (!onednn_runs_bfloat16()) return false;
       if (batch <= kSmallBatch) return weights >= kPackedBF16MinWeightsSmallBatch;
@@ -374,8 +378,8 @@ Tensor packed_operand(const Tensor& m_view, int64_t batch) {
 // ATen's fixed cost per call is most of a product's time and packing does not pay. In
 // benchmarks/small_batch_products.py (docs/performance/small-batch-products-b{8,16,32}.txt)
 // vec_mat took 0.03 to 0.3x the faster other path's time at H = 16, batch 8 to 32, in
-// float32 and bfloat16, and 0.85x (float32) and 0.99x (bfloat16) at a million (batch 16,
-// H = 128).
+// float32 and bfloat16, and about the same at a million (batch 16, H = 128: 1.04x in
+// float32, 0.98x in bfloat16).
 constexpr int64_t kVecMatMaxWork = int64_t(1) << 20;  // batch x weights
 
 // LSTMKIT_NO_VEC_MAT=1 sends the products vec_mat would take to oneDNN or ATen instead, so
