@@ -205,10 +205,12 @@ const bool* mask_row(const c10::optional<Tensor>& mask, int64_t t) {
 constexpr int64_t kSmallBatch = 4;
 
 // R rows' products over U vectors of columns from n0: the columns' weights are loaded once
-// for all R rows, and R x U accumulators stay in registers.
+// for all R rows, and R x U accumulators stay in registers. Row r of `in`, `base` and `out`
+// starts r times its stride on.
 template <int R, int U, typename S>
-inline void vec_mat_block(const S* in, const at::opmath_type<S>* m, const S* base,
-                          int64_t base_stride, S* out, int64_t K, int64_t N, int64_t n0) {
+inline void vec_mat_block(const S* in, int64_t in_stride, const at::opmath_type<S>* m,
+                          const S* base, int64_t base_stride, S* out, int64_t out_stride,
+                          int64_t K, int64_t N, int64_t n0) {
   using acc = at::opmath_type<S>;
   using Vec = at::vec::Vectorized<acc>;
   using Lane = SimdLane<acc>;
@@ -222,49 +224,59 @@ inline void vec_mat_block(const S* in, const at::opmath_type<S>* m, const S* bas
     Vec w[U];
     for (int u = 0; u < U; ++u) w[u] = Vec::loadu(row + u * V);
     for (int r = 0; r < R; ++r) {
-      const Vec x(acc(in[r * K + k]));
+      const Vec x(acc(in[r * in_stride + k]));
       for (int u = 0; u < U; ++u) sum[r][u] = at::vec::fmadd(x, w[u], sum[r][u]);
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int u = 0; u < U; ++u) Lane::store(out + r * N + n0 + u * V, sum[r][u]);
+    for (int u = 0; u < U; ++u) Lane::store(out + r * out_stride + n0 + u * V, sum[r][u]);
 }
 
 // R rows at once, so that m is streamed once for all of them: eight vectors of columns at a
 // time for one row, fewer for more (at most 8 accumulators: AVX2 has 16 registers), then
 // single vectors, then the columns left one at a time.
 template <int R, typename S>
-void vec_mat_rows(const S* in, const at::opmath_type<S>* m, const S* base, int64_t base_stride,
-                  S* out, int64_t K, int64_t N) {
+void vec_mat_rows(const S* in, int64_t in_stride, const at::opmath_type<S>* m, const S* base,
+                  int64_t base_stride, S* out, int64_t out_stride, int64_t K, int64_t N) {
   using acc = at::opmath_type<S>;
   constexpr int64_t V = at::vec::Vectorized<acc>::size();
   constexpr int U = R == 1 ? 8 : R == 2 ? 4 : 2;
   int64_t n0 = 0;
   for (; n0 + U * V <= N; n0 += U * V)
-    vec_mat_block<R, U>(in, m, base, base_stride, out, K, N, n0);
-  for (; n0 + V <= N; n0 += V) vec_mat_block<R, 1>(in, m, base, base_stride, out, K, N, n0);
+    vec_mat_block<R, U>(in, in_stride, m, base, base_stride, out, out_stride, K, N, n0);
+  for (; n0 + V <= N; n0 += V)
+    vec_mat_block<R, 1>(in, in_stride, m, base, base_stride, out, out_stride, K, N, n0);
   for (; n0 < N; ++n0)
     for (int r = 0; r < R; ++r) {
       acc sum = base != nullptr ? acc(base[r * base_stride + n0]) : acc(0);
-      for (int64_t k = 0; k < K; ++k) sum += acc(in[r * K + k]) * m[k * N + n0];
-      out[r * N + n0] = S(sum);
+      for (int64_t k = 0; k < K; ++k) sum += acc(in[r * in_stride + k]) * m[k * N + n0];
+      out[r * out_stride + n0] = S(sum);
     }
 }
 
+// out = base + in @ m over B rows, each of `in`, `base` and `out` `*_stride` values after the
+// one before (base may be null, or stride 0: one bias row for all).
+template <typename S>
+void vec_mat(const S* in, int64_t in_stride, const at::opmath_type<S>* m, const S* base,
+             int64_t base_stride, S* out, int64_t out_stride, int64_t B, int64_t K, int64_t N) {
+  for (int64_t b = 0; b < B; b += 4) {  // four rows at a time, then the one to three left
+    const S* x = in + b * in_stride;
+    const S* start = base == nullptr ? nullptr : base + b * base_stride;
+    S* y = out + b * out_stride;
+    switch (std::min<int64_t>(B - b, 4)) {
+      case 1: vec_mat_rows<1>(x, in_stride, m, start, base_stride, y, out_stride, K, N); break;
+      case 2: vec_mat_rows<2>(x, in_stride, m, start, base_stride, y, out_stride, K, N); break;
+      case 3: vec_mat_rows<3>(x, in_stride, m, start, base_stride, y, out_stride, K, N); break;
+      default: vec_mat_rows<4>(x, in_stride, m, start, base_stride, y, out_stride, K, N); break;
+    }
+  }
+}
+
+// The same with `in` (B, K) and `out` (B, N) contiguous.
 template <typename S>
 void vec_mat(const S* in, const at::opmath_type<S>* m, const S* base, int64_t base_stride,
              S* out, int64_t B, int64_t K, int64_t N) {
-  for (int64_t b = 0; b < B; b += 4) {  // four rows at a time, then the one to three left
-    const S* x = in + b * K;
-    const S* start = base == nullptr ? nullptr : base + b * base_stride;
-    S* y = out + b * N;
-    switch (std::min<int64_t>(B - b, 4)) {
-      case 1: vec_mat_rows<1>(x, m, start, base_stride, y, K, N); break;
-      case 2: vec_mat_rows<2>(x, m, start, base_stride, y, K, N); break;
-      case 3: vec_mat_rows<3>(x, m, start, base_stride, y, K, N); break;
-      default: vec_mat_rows<4>(x, m, start, base_stride, y, K, N); break;
-    }
-  }
+  vec_mat(in, K, m, base, base_stride, out, N, B, K, N);
 }
 
 // t in the accumulation type, contiguous: t itself where it already is, else a copy.
@@ -332,13 +344,16 @@ struct StepOperand {
   Tensor packed;
 };
 
+// Whether the switch `name` (an environment variable) is off: unset, empty or "0". Read per
+// call, not once: a call is many steps, and tests flip the switches between calls.
+bool switch_off(const char* name) {
+  const char* flag = std::getenv(name);
+  return flag == nullptr || std::string(flag).empty() || std::string(flag) == "0";
+}
+
 // LSTMKIT_NO_ONEDNN=1 keeps every product with ATen (to compare the two, or to step around
 // a oneDNN problem).
-bool onednn_allowed() {
-  const char* flag = std::getenv("LSTMKIT_NO_ONEDNN");  // read per call: a call is many steps
-  return at::hasMKLDNN() && (flag == nullptr || std::string(flag).empty() ||
-                             std::string(flag) == "0");
-}
+bool onednn_allowed() { return at::hasMKLDNN() && switch_off("LSTMKIT_NO_ONEDNN"); }
 
 bool onednn_runs_bfloat16() {
   static const bool native = c10::Dispatcher::singleton()
@@ -385,10 +400,7 @@ constexpr int64_t kVecMatMaxWork = int64_t(1) << 20;  // batch x weights
 // LSTMKIT_NO_VEC_MAT=1 sends the products vec_mat would take to oneDNN or ATen instead, so
 // that the tests' small sizes can run the path large ones take (the sLSTM's and the
 // Clockwork RNN's own small-batch paths do not read it).
-bool vec_mat_allowed() {
-  const char* flag = std::getenv("LSTMKIT_NO_VEC_MAT");  // read per call, as above
-  return flag == nullptr || std::string(flag).empty() || std::string(flag) == "0";
-}
+bool vec_mat_allowed() { return switch_off("LSTMKIT_NO_VEC_MAT"); }
 
 // A product runs in vec_mat above batch 4 while it is small, and at batch 4 and under unless
 // it is worth packing; else packed where that is worth it, else ATen's GEMM.

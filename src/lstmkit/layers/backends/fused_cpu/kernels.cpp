@@ -16,7 +16,8 @@
 // gradients are 0, exactly as the reference loop's torch.where does.
 //
 // Elementwise math runs in at::opmath_type (float for bfloat16) on per-row buffers, and the
-// results are stored in the tensors' dtype; the matrix products are ATen's (oneDNN / BLAS).
+// results are stored in the tensors' dtype; the matrix products are common.h's (vec_mat for
+// small ones, oneDNN's packed product or ATen's GEMM for the rest: step_operand).
 // The arithmetic goes through at::vec, which is SIMD when the build defines CPU_CAPABILITY
 // for this machine (see __init__.py) and a plain loop otherwise: exp (Sleef's, as torch's
 // own kernels call it), common.h's tanh, and each row's gate arithmetic, written once for

@@ -108,11 +108,10 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
     const scalar_t* cp = t > 0 ? c_p + prev : c0.data_ptr<scalar_t>();
     const scalar_t* np_ = t > 0 ? n_p + prev : n0.data_ptr<scalar_t>();
     const scalar_t* mp = t > 0 ? m_p + prev : m0.data_ptr<scalar_t>();
-    if (small) {  // one vec_mat per row and head: heads read only their own D units
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t k = 0; k < K; ++k)
-          vec_mat<scalar_t>(hp + b * H + k * D, wf + k * D * GD, nullptr, 0,
-                            rec_p + (k * B + b) * GD, 1, D, GD);
+    if (small) {  // one vec_mat per head over the rows: heads read only their own D units
+      for (int64_t k = 0; k < K; ++k)
+        vec_mat<scalar_t>(hp + k * D, H, wf + k * D * GD, nullptr, 0, rec_p + k * B * GD, GD,
+                          B, D, GD);
     } else {
       const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
       at::bmm_out(rec, h_prev.view({B, K, D}).transpose(0, 1), w_fwd);  // (K, B, G*D)
@@ -301,10 +300,9 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
     // dL/dh_{t-1} = dL/dpre R, head by head; an ended row passes dL/dh_t by
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
     if (small) {
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t k = 0; k < K; ++k)
-          vec_mat<scalar_t>(drec_p + (k * B + b) * GD, wb + k * GD * D, nullptr, 0,
-                            dhn + b * H + k * D, 1, GD, D);
+      for (int64_t k = 0; k < K; ++k)
+        vec_mat<scalar_t>(drec_p + k * B * GD, GD, wb + k * GD * D, nullptr, 0, dhn + k * D, H,
+                          B, GD, D);
     } else {
       at::bmm_out(back, drec, w_bwd);
       dh_prev.view({B, K, D}).copy_(back.transpose(0, 1));

@@ -39,12 +39,7 @@ void step_product(const scalar_t* in, int64_t in_stride, int64_t K, const Tensor
                   const at::TensorOptions& options) {
   if (op.small.defined()) {
     const auto* m = op.small.data_ptr<at::opmath_type<scalar_t>>();
-    if (in_stride == K) {
-      vec_mat<scalar_t>(in, m, nullptr, 0, out, B, K, N);
-    } else {
-      for (int64_t b = 0; b < B; ++b)
-        vec_mat<scalar_t>(in + b * in_stride, m, nullptr, 0, out + b * N, 1, K, N);
-    }
+    vec_mat<scalar_t>(in, in_stride, m, nullptr, 0, out, N, B, K, N);
     return;
   }
   Tensor o = at::from_blob(out, {B, N}, options);
