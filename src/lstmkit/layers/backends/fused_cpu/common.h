@@ -142,12 +142,13 @@ inline void convert_row(const S* src, D* dst, int64_t n) {
   for_lanes<acc>(n, [&](int64_t j, auto lane) { lane.store(dst + j, lane.load(src + j)); });
 }
 
-// The gradient of a diagonal weight (a peephole, the depth gate's w_cd and w_ld): over all
-// steps and rows, the sum of a pre-activation's gradient times the state it read. The
-// backward row loops add into it as they go, one (blocks * H) row of sums per batch row in
-// the accumulation type: a row is one thread's within a step and the steps run in turn, so
-// no two threads add into one sum. Summing afterwards from the saved (T, B, H) tensors took
-// about ten passes over them in bfloat16, each widened to float32 first.
+// The gradient of a diagonal weight (a peephole, the depth gate's w_cd and w_ld, a layer
+// norm's gain and shift): over all steps and rows, the sum of a gradient times the value it
+// multiplied. The backward row loops add into it as they go, one (blocks * H) row of sums
+// per batch row in the accumulation type: a row is one thread's within a step and the
+// steps run in turn, so no two threads add into one sum. Summing afterwards from the saved
+// (T, B, H) tensors took about ten passes over them in bfloat16, each widened to float32
+// first.
 struct RowSums {
   Tensor sums;  // (B, blocks * H); undefined where the layer has no such weight
   int64_t H = 0;

@@ -126,9 +126,17 @@ acc normalise_(acc* a, int64_t n, double eps) {
 
 // The norm's backward: from dy (the gradient at gain * xhat + shift) the gradient at its
 // input, dx = rstd (gy - mean(gy) - xhat mean(gy xhat)) with gy = gain dy. `dx` may be `dy`.
+// The gain's and the shift's gradients are sums of dy xhat and dy over steps and rows; this
+// row's terms are added to gain_sum and shift_sum (n each), the row's own accumulators.
 template <typename acc, typename scalar_t>
 void normalise_backward(const acc* dy, const scalar_t* gain, const scalar_t* xhat, acc rstd,
-                        int64_t n, acc* dx) {
+                        int64_t n, acc* dx, acc* gain_sum, acc* shift_sum) {
+  // first, while dy is whole (dx may overwrite it)
+  for_lanes<acc>(n, [&](int64_t k, auto L) {
+    const auto g = L.load(dy + k);
+    L.store(gain_sum + k, L.load(gain_sum + k) + g * L.load(xhat + k));
+    L.store(shift_sum + k, L.load(shift_sum + k) + g);
+  });
   // eight partial sums, not one chain of additions (see normalise_)
   constexpr int kLanes = 8;
   acc sum_gy[kLanes] = {}, sum_gyx[kLanes] = {};
@@ -386,11 +394,15 @@ std::vector<Tensor> lstm_forward(
 
 // What the backward loop writes: dz_all the gradient of every gate pre-activation (after
 // the norms), drec_all that of the recurrent product (before a product norm; dz_all itself
-// without one), dcn_all that of the cell norm's output (for its gain and shift), dh_all
-// what reached W_hr at each step; dh, dc and dg carry dL/dh, dL/dC and dL/dgates (FGR) back.
+// without one), dh_all what reached W_hr at each step; dh, dc and dg carry dL/dh, dL/dC
+// and dL/dgates (FGR) back. The sums per row are those of the peephole weights' and the
+// norms' gradients: the rows of one step run on different threads, so each row adds into
+// its own, and the rows' sums are added after the loop.
 struct LSTMGrads {
-  Tensor dz_all, drec_all, dcn_all, dh_all, dh, dc, dg;
-  RowSums peep;  // the peephole weights' gradients, blocks p_i, p_f, p_o
+  Tensor dz_all, drec_all, dh_all, dh, dc, dg;
+  RowSums peep;        // blocks p_i, p_f, p_o
+  RowSums norm_sums;   // the product norm's gain and shift, G*H each
+  RowSums cell_sums;   // the cell norm's gain and shift, H each
 };
 
 template <typename scalar_t>
@@ -419,7 +431,6 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
   const acc* nr_p = v.norms_product() ? s.norm_rstd.data_ptr<acc>() : nullptr;
   const scalar_t* cx_p = v.norms_cell() ? s.cell_xhat.data_ptr<scalar_t>() : nullptr;
   const acc* cr_p = v.norms_cell() ? s.cell_rstd.data_ptr<acc>() : nullptr;
-  scalar_t* dcn_p = v.norms_cell() ? d.dcn_all.data_ptr<scalar_t>() : nullptr;
   const int64_t groups = v.norm_groups();
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
   auto dh_t = at::empty({B, R}, s.acts.options());
@@ -460,14 +471,13 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
         if (rec_apart)
           for (int64_t k = 0; k < GH; ++k) drec[b * GH + k] = scalar_t(0);
         for (int64_t j = 0; j < H; ++j) dcn[b * H + j] = dcp[b * H + j];
-        if (dcn_p != nullptr)
-          for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(0);
         if (v.fgr)
           for (int64_t k = 0; k < KH; ++k) dzg[b * KH + k] = scalar_t(0);
         return;
       }
       const scalar_t* cx = v.norms_cell() ? cx_p + r * H : nullptr;
       acc* peep_i = d.peep.row<acc>(b);  // then p_f's sums, p_o's
+      acc* cell_gain_sum = d.cell_sums.row<acc>(b);  // then the shift's
       // the cell as the output squashes it, recomputed: cheaper than storing a (T, B, H)
       // buffer; Ba's LN(C_t) from its normalised values
       if (v.norm_shown) {
@@ -492,8 +502,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
         }
       });
       if (v.norm_shown) {  // back through LN(C_t)
-        for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dsh[j]);
-        normalise_backward(dsh, cg, cx, cr_p[r], H, dct);
+        normalise_backward(dsh, cg, cx, cr_p[r], H, dct, cell_gain_sum, cell_gain_sum + H);
       } else {
         for (int64_t j = 0; j < H; ++j) dct[j] = dsh[j];
       }
@@ -509,8 +518,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
         }
       });
       if (v.norm_carried) {  // the carried C_t is LN(f C_{t-1} + i C~)
-        for (int64_t j = 0; j < H; ++j) dcn_p[r * H + j] = scalar_t(dct[j]);
-        normalise_backward(dct, cg, cx, cr_p[r], H, dct);
+        normalise_backward(dct, cg, cx, cr_p[r], H, dct, cell_gain_sum, cell_gain_sum + H);
       }
       const scalar_t* cpr = cp + b * H;
       scalar_t* dcnr = dcn + b * H;
@@ -554,9 +562,11 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
       }
       if (rec_apart) {  // back through the product's norm(s), into the product itself
         const int64_t n = GH / groups;
+        acc* gain_sum = d.norm_sums.row<acc>(b);  // then the shift's
         for (int64_t q = 0; q < groups; ++q)
           normalise_backward(dza + q * n, ng + q * n, nx_p + r * GH + q * n,
-                             nr_p[r * groups + q], n, dza + q * n);
+                             nr_p[r * groups + q], n, dza + q * n, gain_sum + q * n,
+                             gain_sum + GH + q * n);
         convert_row<acc>(dza, drec + b * GH, GH);
       }
     };
@@ -618,7 +628,6 @@ std::vector<Tensor> lstm_backward(
   TORCH_CHECK(GH == v.blocks * H, "lstm_backward: ", GH / H,
               " gate blocks given, the variant has ", v.blocks);
   const bool project = w_hr.has_value();
-  const auto acc_dtype = at::toOpMathType(acts.scalar_type());
   auto contiguous = [](const c10::optional<Tensor>& p) -> c10::optional<Tensor> {
     return p.has_value() ? c10::optional<Tensor>(p->contiguous()) : c10::nullopt;
   };
@@ -630,7 +639,6 @@ std::vector<Tensor> lstm_backward(
   LSTMGrads d;
   d.dz_all = at::empty({T, B, GH}, acts.options());
   d.drec_all = v.norms_product() ? at::empty({T, B, GH}, acts.options()) : d.dz_all;
-  d.dcn_all = v.norms_cell() ? at::empty({T, B, H}, acts.options()) : Tensor();
   d.dh_all = project ? at::empty({T, B, R}, acts.options()) : Tensor();
   d.dh = d_h_n.contiguous().clone();
   d.dc = d_c_n.contiguous().clone();
@@ -640,6 +648,8 @@ std::vector<Tensor> lstm_backward(
   }
   const bool peepholes = p_i.has_value() || p_f.has_value() || p_o.has_value();
   if (peepholes) d.peep = RowSums(B, 3, H, acts);
+  if (v.norms_product()) d.norm_sums = RowSums(B, 2, GH, acts);
+  if (v.norms_cell()) d.cell_sums = RowSums(B, 2, H, acts);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "lstm_backward", [&] {
     lstm_backward_loop<scalar_t>(d_output, s, c0, w, mask, v, d);
   });
@@ -654,18 +664,15 @@ std::vector<Tensor> lstm_backward(
   if (p_i.has_value()) d_pi = d.peep.total(0, acts.scalar_type());
   if (p_f.has_value()) d_pf = d.peep.total(1, acts.scalar_type());
   if (p_o.has_value()) d_po = d.peep.total(2, acts.scalar_type());
-  // the norms' gradients, sums over steps and rows: here rather than in the loop, where
-  // rows on different threads would add into the same sums
-  auto wide = [&](const Tensor& x) { return x.to(acc_dtype); };
-  auto total = [&](const Tensor& x) { return x.sum({0, 1}).to(acts.scalar_type()); };
+  // the norms' gains' and shifts' gradients: the loop's sums per row, over the rows
   Tensor d_norm_gain, d_norm_shift, d_cell_gain, d_cell_shift, d_w_gg;
-  if (v.norms_product()) {  // gain * xhat + shift, at every step
-    d_norm_gain = total(wide(d.dz_all) * wide(norm_xhat));
-    d_norm_shift = total(wide(d.dz_all));
+  if (v.norms_product()) {
+    d_norm_gain = d.norm_sums.total(0, acts.scalar_type());
+    d_norm_shift = d.norm_sums.total(1, acts.scalar_type());
   }
   if (v.norms_cell()) {
-    d_cell_gain = total(wide(d.dcn_all) * wide(cell_xhat));
-    d_cell_shift = total(wide(d.dcn_all));
+    d_cell_gain = d.cell_sums.total(0, acts.scalar_type());
+    d_cell_shift = d.cell_sums.total(1, acts.scalar_type());
   }
   Tensor d_gates0;
   if (v.fgr) {  // the sigmoid gates' blocks of dz against the previous step's gates
