@@ -337,11 +337,18 @@ std::vector<Tensor> slstm_backward(
     slstm_backward_loop<scalar_t>(d_output, acts, aux, c_all, n_all, c0, n0, w_hh, mask,
                                   stabilized, exp_forget, dh, dc, dn, dm, dz_all);
   });
-  // dL/dR_g block k = sum over steps and rows of dL/dpre_{g,k} (x) h_{t-1, k}: one bmm
-  const Tensor h_prev = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
-  const Tensor d_pre = dz_all.view({T * B, 4, K, D}).permute({2, 1, 3, 0}).reshape({K, 4 * D, T * B});
-  const Tensor d_w = at::bmm(d_pre, h_prev.view({T * B, K, D}).transpose(0, 1));  // (K, G*D, D)
-  const Tensor d_w_hh = d_w.view({K, 4, D, D}).permute({1, 0, 2, 3}).contiguous();
+  // dL/dR_g block k = sum over steps and rows of dL/dpre_{g,k} (x) h_{t-1, k}: a product
+  // per gate and head, each reading its (T*B, D) columns of dz_all and h where they lie
+  // (BLAS takes a row stride). A bmm over dz_all permuted to (K, G*D, T*B) made a
+  // transposing copy of it first in bfloat16, which took most of the product's own time.
+  const Tensor h_prev = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0).view({T * B, K, D});
+  const Tensor d_pre = dz_all.view({T * B, 4, K, D});
+  Tensor d_w_hh = at::empty({4, K, D, D}, acts.options());
+  for (int64_t g = 0; g < 4; ++g)
+    for (int64_t k = 0; k < K; ++k) {
+      Tensor block = d_w_hh[g][k];
+      at::mm_out(block, d_pre.select(1, g).select(1, k).t(), h_prev.select(1, k));
+    }
   const auto dtype = acts.scalar_type();
   return {dz_all, dh, dc.to(dtype), dn.to(dtype), dm.to(dtype), d_w_hh};
 }
