@@ -341,7 +341,8 @@ std::vector<Tensor> slstm_backward(
   // per gate and head, each reading its (T*B, D) columns of dz_all and h where they lie
   // (BLAS takes a row stride). A bmm over dz_all permuted to (K, G*D, T*B) made a
   // transposing copy of it first in bfloat16, which took most of the product's own time.
-  const Tensor h_prev = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0).view({T * B, K, D});
+  const Tensor h_prev =
+      at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0).view({T * B, K, D});
   const Tensor d_pre = dz_all.view({T * B, 4, K, D});
   Tensor d_w_hh = at::empty({4, K, D, D}, acts.options());
   for (int64_t g = 0; g < 4; ++g)
