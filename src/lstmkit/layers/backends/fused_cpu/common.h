@@ -130,6 +130,25 @@ inline void for_lanes(int64_t n, const F& body) {
   for (; j < n; ++j) body(j, ScalarLane<acc>{});
 }
 
+// A sum over a for_lanes pass: add() takes either lane's values, total() is the whole sum.
+// The SIMD lanes keep V partial sums, not one chain of additions, which is also kinder to
+// rounding over a long row.
+template <typename acc>
+struct LaneSum {
+  using Vec = at::vec::Vectorized<acc>;
+  Vec lanes = Vec(acc(0));
+  acc rest = acc(0);
+  void add(const Vec& v) { lanes = lanes + v; }
+  void add(acc v) { rest += v; }
+  acc total() const {
+    acc parts[Vec::size()];
+    lanes.store(parts);
+    acc sum = rest;
+    for (const acc part : parts) sum += part;
+    return sum;
+  }
+};
+
 // out = a + b over n values, each in its own type, summed in the accumulation type.
 template <typename acc, typename A, typename B, typename D>
 inline void add_row(const A* a, const B* b, D* out, int64_t n) {

@@ -131,34 +131,33 @@ acc normalise_(acc* a, int64_t n, double eps) {
 template <typename acc, typename scalar_t>
 void normalise_backward(const acc* dy, const scalar_t* gain, const scalar_t* xhat, acc rstd,
                         int64_t n, acc* dx, acc* gain_sum, acc* shift_sum) {
-  // first, while dy is whole (dx may overwrite it)
+  LaneSum<acc> sum_gy, sum_gyx;
   for_lanes<acc>(n, [&](int64_t k, auto L) {
-    const auto g = L.load(dy + k);
-    L.store(gain_sum + k, L.load(gain_sum + k) + g * L.load(xhat + k));
+    const auto g = L.load(dy + k), x = L.load(xhat + k), gy = L.load(gain + k) * g;
+    L.store(gain_sum + k, L.load(gain_sum + k) + g * x);
     L.store(shift_sum + k, L.load(shift_sum + k) + g);
+    sum_gy.add(gy);
+    sum_gyx.add(gy * x);
   });
-  // eight partial sums, not one chain of additions (see normalise_)
-  constexpr int kLanes = 8;
-  acc sum_gy[kLanes] = {}, sum_gyx[kLanes] = {};
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const acc gy = acc(gain[k + l]) * dy[k + l];
-      sum_gy[l] += gy;
-      sum_gyx[l] += gy * acc(xhat[k + l]);
-    }
-  for (int l = 1; l < kLanes; ++l) {
-    sum_gy[0] += sum_gy[l];
-    sum_gyx[0] += sum_gyx[l];
-  }
-  for (; k < n; ++k) {
-    const acc gy = acc(gain[k]) * dy[k];
-    sum_gy[0] += gy;
-    sum_gyx[0] += gy * acc(xhat[k]);
-  }
-  const acc mean_gy = sum_gy[0] / acc(n), mean_gyx = sum_gyx[0] / acc(n);
-  for (int64_t j = 0; j < n; ++j)
-    dx[j] = rstd * (acc(gain[j]) * dy[j] - mean_gy - acc(xhat[j]) * mean_gyx);
+  const acc mean_gy = sum_gy.total() / acc(n), mean_gyx = sum_gyx.total() / acc(n);
+  for_lanes<acc>(n, [&](int64_t k, auto L) {  // dy is read before dx overwrites it
+    const auto gy = L.load(gain + k) * L.load(dy + k);
+    L.store(dx + k, L.splat(rstd) * (gy - L.splat(mean_gy) - L.load(xhat + k) * L.splat(mean_gyx)));
+  });
+}
+
+// After normalise_, with a holding xhat: keeps xhat for the backward (in storage, where
+// the rounding of bfloat16 happens) and makes a = gain * xhat + shift, plus `after` where
+// it is given (Ba's x_gates, which join after the norm of the recurrent product).
+template <typename acc, typename scalar_t>
+void scale_normalised(acc* a, const scalar_t* gain, const scalar_t* shift,
+                      const std::type_identity_t<scalar_t>* after, scalar_t* xhat, int64_t n) {
+  for_lanes<acc>(n, [&](int64_t k, auto L) {
+    const auto x = L.load(a + k);
+    L.store(xhat + k, x);
+    const auto y = L.load(gain + k) * x + L.load(shift + k);
+    L.store(a + k, after != nullptr ? y + L.load(after + k) : y);
+  });
 }
 
 // What the forward keeps for the backward (and hands out for traces): see lstm_forward.
@@ -243,17 +242,10 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       convert_row<acc>(zr_in, za, GH);
       if (v.norm_product) {  // Ba et al.: LN(h W_hh^T) + (LN(x W_ih^T) + b, the caller's)
         nr_p[row] = normalise_(za, GH, eps);
-        const scalar_t* xr = xg_p + row * GH;
-        for (int64_t k = 0; k < GH; ++k) {
-          nx_p[row * GH + k] = scalar_t(za[k]);
-          za[k] = acc(xr[k]) + acc(ng[k]) * za[k] + acc(ns[k]);
-        }
+        scale_normalised(za, ng, ns, xg_p + row * GH, nx_p + row * GH, GH);
       } else if (v.norm_gates) {  // TensorFlow: each gate block of the sum on its own
         for (int64_t q = 0; q < groups; ++q) nr_p[row * groups + q] = normalise_(za + q * H, H, eps);
-        for (int64_t k = 0; k < GH; ++k) {
-          nx_p[row * GH + k] = scalar_t(za[k]);
-          za[k] = acc(ng[k]) * za[k] + acc(ns[k]);  // ns holds the shift and b
-        }
+        scale_normalised(za, ng, ns, nullptr, nx_p + row * GH, GH);  // ns: the shift and b
       }
       if (v.fgr) {  // every sigmoid gate reads every gate's previous activation
         const scalar_t* rr = rg + b * KH;
@@ -282,10 +274,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       });
       if (v.norm_carried) {  // TensorFlow's per-gate cell carries its norm
         cr_p[row] = normalise_(ca, H, eps);
-        for (int64_t j = 0; j < H; ++j) {
-          cx_p[row * H + j] = scalar_t(ca[j]);
-          ca[j] = acc(cg[j]) * ca[j] + acc(cs[j]);
-        }
+        scale_normalised(ca, cg, cs, nullptr, cx_p + row * H, H);
       }
       if (po != nullptr)  // o looks at C_t, the carried state
         for_lanes<acc>(H, [&](int64_t j, auto L) {
@@ -295,10 +284,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       std::copy(ca, ca + H, ta);
       if (v.norm_shown) {  // Ba et al.: h = o tanh(LN(C_t))
         cr_p[row] = normalise_(ta, H, eps);
-        for (int64_t j = 0; j < H; ++j) {
-          cx_p[row * H + j] = scalar_t(ta[j]);
-          ta[j] = acc(cg[j]) * ta[j] + acc(cs[j]);
-        }
+        scale_normalised(ta, cg, cs, nullptr, cx_p + row * H, H);
       }
       if (v.squash_out) tanh_(ta, H);  // NOAF exposes C_t unsquashed
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
@@ -504,7 +490,7 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
       if (v.norm_shown) {  // back through LN(C_t)
         normalise_backward(dsh, cg, cx, cr_p[r], H, dct, cell_gain_sum, cell_gain_sum + H);
       } else {
-        for (int64_t j = 0; j < H; ++j) dct[j] = dsh[j];
+        std::copy(dsh, dsh + H, dct);
       }
       for_lanes<acc>(H, [&](int64_t j, auto L) {
         const auto d = L.load(dct + j) + L.load(dcp + b * H + j);
