@@ -142,7 +142,8 @@ void normalise_backward(const acc* dy, const scalar_t* gain, const scalar_t* xha
   const acc mean_gy = sum_gy.total() / acc(n), mean_gyx = sum_gyx.total() / acc(n);
   for_lanes<acc>(n, [&](int64_t k, auto L) {  // dy is read before dx overwrites it
     const auto gy = L.load(gain + k) * L.load(dy + k);
-    L.store(dx + k, L.splat(rstd) * (gy - L.splat(mean_gy) - L.load(xhat + k) * L.splat(mean_gyx)));
+    const auto centred = gy - L.splat(mean_gy) - L.load(xhat + k) * L.splat(mean_gyx);
+    L.store(dx + k, L.splat(rstd) * centred);
   });
 }
 
