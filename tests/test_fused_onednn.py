@@ -25,6 +25,7 @@ import lstmkit
 from lstmkit.layers.backends import fused_cpu
 from lstmkit.layers.depth_gated import DepthGatedLSTM
 from lstmkit.layers.grid_lstm import GridLSTM
+from lstmkit.layers.slstm import SLSTM
 
 I, B, T = 16, 16, 4
 
@@ -45,6 +46,8 @@ CASES = {
                                                         backend=backend),
     "mgu": lambda backend: lstmkit.MGU(I, 768, backend=backend),
     "rnn": lambda backend: lstmkit.RNN(I, 768, backend=backend),
+    # slstm.cpp: one head's product takes the rule (several heads' a bmm)
+    "slstm-one-head": lambda backend: SLSTM(I, 512, backend=backend),
     # stacks.cpp's step_product, forward and backward (a strided operand there)
     "depth-gated-stack": lambda backend: DepthGatedLSTM(I, 384, 2, backend=backend),
     "grid-lstm-stack": lambda backend: GridLSTM(I, 256, 2, backend=backend),

@@ -3,7 +3,8 @@ Triton kernels (under Triton's CPU interpreter) against the reference loop, on o
 four final states (h, c, n, m) and every gradient (input, each initial state, every
 parameter) under random upstream gradients, over heads, both forget gates, the stabilised
 and the plain form, with and without biases, at batch 1 (the C++ kernels' own products) and
-batch 6 (ATen's bmm), lengths, bidirectional and stacked; finite differences on the C++
+batch 6 (ATen's: bmm over several heads, the GEMM for one), lengths, bidirectional and
+stacked; finite differences on the C++
 kernels; the max's gradient on an exact tie and the first step from the zero state;
 bfloat16 against float32; traces; and which backend runs what.
 
@@ -18,7 +19,13 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, outputs_and_grads, random_loss
+from helpers import (
+    TOLERANCE,
+    assert_close_all,
+    outputs_and_grads,
+    products_through_aten,
+    random_loss,
+)
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -47,7 +54,9 @@ SHAPES = {
     "H6-L2-lengths-bi": (6, 2, True, True),
     "H42-L1-lengths-bi": (42, 1, True, True),
 }
-# batch 1 takes the kernels' own per-head products (kSmallBatch = 4); batch 6 ATen's bmm
+# batch 1 takes the kernels' own products (vec_mat; kSmallBatch = 4); batch 6 ATen's: its
+# bmm over several heads, and for one head, whose product takes the other kernels' rule
+# (step_operand), the GEMM (LSTMKIT_NO_VEC_MAT: at this size vec_mat would take it too)
 BATCHES = {"B1": 1, "B6": 6}
 CPU_GRID = list(itertools.product(CELLS, SHAPES, BATCHES))
 
@@ -86,7 +95,9 @@ def _lengths(use_lengths: bool, batch: int):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize(("cell", "shape", "batch"), CPU_GRID, ids=["-".join(c) for c in CPU_GRID])
-def test_cpu_kernels_match_reference(cell, shape, batch, dtype):
+def test_cpu_kernels_match_reference(cell, shape, batch, dtype, monkeypatch):
+    if batch == "B6":
+        products_through_aten(monkeypatch)
     hidden, layers, use_lengths, bidirectional = SHAPES[shape]
     reference, ours = _pair(CELLS[cell], hidden, layers, bidirectional, dtype)
     x, *state = _inputs(reference, BATCHES[batch], dtype)

@@ -418,8 +418,8 @@ Tensor packed_operand(const Tensor& m_view, int64_t batch) {
 constexpr int64_t kVecMatMaxWork = int64_t(1) << 20;  // batch x weights
 
 // LSTMKIT_NO_VEC_MAT=1 sends the products vec_mat would take to oneDNN or ATen instead, so
-// that the tests' small sizes can run the path large ones take (the sLSTM's and the
-// Clockwork RNN's own small-batch paths do not read it).
+// that the tests' small sizes can run the path large ones take (the several-headed sLSTM's
+// and the Clockwork RNN's own small-batch paths do not read it).
 bool vec_mat_allowed() { return switch_off("LSTMKIT_NO_VEC_MAT"); }
 
 // A product runs in vec_mat above batch 4 while it is small, and at batch 4 and under unless

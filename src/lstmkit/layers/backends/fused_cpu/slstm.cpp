@@ -8,8 +8,10 @@
 // layout of one head's product.
 //
 // The recurrent matrices are block-diagonal (one dense D x D block per gate and head), so a
-// step's product is K products of (B, D) with (D, G*D): a small batch runs them here on raw
-// pointers (common.h's vec_mat, each head's operand written contiguous once per call), a
+// step's product is K products of (B, D) with (D, G*D). With one head (the registry's sLSTM)
+// it is an ordinary product and takes the other kernels' rule (common.h's step_operand:
+// vec_mat, oneDNN's packed weights or ATen's GEMM). With several, a small batch runs them
+// here on raw pointers (vec_mat, each head's operand written contiguous once per call), a
 // larger batch as one at::bmm over the heads. The caller does the input projection of all
 // steps and folds bias_hh into it: both enter every pre-activation at every step the same
 // way. Every loop runs forward in time; the caller flips a reverse direction.
@@ -87,8 +89,11 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
   const Shape s(x_gates, w_hh);
   const int64_t T = s.T, B = s.B, H = s.H, K = s.K, D = s.D, GH = 4 * H, GD = 4 * D;
   const Tensor w_fwd = forward_operand(w_hh);  // (K, D, G*D)
-  const bool small = B <= kSmallBatch;
-  const Tensor w_fwd_small = small ? in_accumulation_type(w_fwd) : Tensor();
+  const Tensor head = w_fwd[0];
+  const StepOperand op = K == 1 ? step_operand(head, B) : StepOperand();
+  // vec_mat on raw pointers wherever it runs: views per step would cost as much at batch 1
+  const bool small = K == 1 ? op.small.defined() : B <= kSmallBatch;
+  const Tensor w_fwd_small = K == 1 ? op.small : small ? in_accumulation_type(w_fwd) : Tensor();
   Tensor rec = at::empty({K, B, GD}, x_gates.options());  // h_{t-1} R^T, head-major
   const acc* wf = small ? w_fwd_small.data_ptr<acc>() : nullptr;
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
@@ -108,10 +113,18 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
     const scalar_t* cp = t > 0 ? c_p + prev : c0.data_ptr<scalar_t>();
     const scalar_t* np_ = t > 0 ? n_p + prev : n0.data_ptr<scalar_t>();
     const scalar_t* mp = t > 0 ? m_p + prev : m0.data_ptr<scalar_t>();
+    // the rows read the product from rec_in: rec, or oneDNN's result where it lies (kept
+    // alive by `product` until the rows are done)
+    const scalar_t* rec_in = rec_p;
+    Tensor product;
     if (small) {  // one vec_mat per head over the rows: heads read only their own D units
       for (int64_t k = 0; k < K; ++k)
         vec_mat<scalar_t>(hp + k * D, H, wf + k * D * GD, nullptr, 0, rec_p + k * B * GD, GD,
                           B, D, GD);
+    } else if (K == 1) {  // oneDNN's or ATen's
+      Tensor out = rec[0];
+      product = product_result(out, Tensor(), t > 0 ? h_all[t - 1] : h0, head, op);
+      rec_in = product.data_ptr<scalar_t>();
     } else {
       const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
       at::bmm_out(rec, h_prev.view({B, K, D}).transpose(0, 1), w_fwd);  // (K, B, G*D)
@@ -125,7 +138,7 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
       for (int64_t g = 0; g < 4; ++g)
         for (int64_t k = 0; k < K; ++k) {
           const int64_t col = g * H + k * D;
-          add_row<acc>(xr + col, rec_p + (k * B + b) * GD + g * D, pre + col, D);
+          add_row<acc>(xr + col, rec_in + (k * B + b) * GD + g * D, pre + col, D);
         }
       acc *ig = pre, *fg = pre + H, *zg = pre + 2 * H, *og = pre + 3 * H;
       tanh_(zg, H);     // z_t
@@ -230,11 +243,14 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
   const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 4;
   const int64_t K = w_hh.size(1), D = w_hh.size(2), GH = 4 * H, GD = 4 * D;
   const Tensor w_bwd = backward_operand(w_hh);  // (K, G*D, D)
-  const bool small = B <= kSmallBatch;
-  const Tensor w_bwd_small = small ? in_accumulation_type(w_bwd) : Tensor();
+  const Tensor head = w_bwd[0];
+  const StepOperand op = K == 1 ? step_operand(head, B) : StepOperand();
+  const bool small = K == 1 ? op.small.defined() : B <= kSmallBatch;  // as in the forward
+  const Tensor w_bwd_small = K == 1 ? op.small : small ? in_accumulation_type(w_bwd) : Tensor();
   const acc* wb = small ? w_bwd_small.data_ptr<acc>() : nullptr;
   Tensor drec = at::empty({K, B, GD}, acts.options());  // this step's dL/dpre, head-major
-  Tensor back = small ? Tensor() : at::empty({K, B, D}, acts.options());
+  Tensor back = small || K == 1 ? Tensor() : at::empty({K, B, D}, acts.options());
+  const Tensor drec_head = drec[0];
   Tensor dh_prev = at::empty_like(dh);
   const scalar_t* dout_p = d_output.data_ptr<scalar_t>();
   const scalar_t* acts_p = acts.data_ptr<scalar_t>();
@@ -303,6 +319,8 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
       for (int64_t k = 0; k < K; ++k)
         vec_mat<scalar_t>(drec_p + k * B * GD, GD, wb + k * GD * D, nullptr, 0, dhn + k * D, H,
                           B, GD, D);
+    } else if (K == 1) {  // oneDNN's or ATen's (B, G*D) x (G*D, D)
+      add_product(dh_prev, Tensor(), drec_head, head, op);
     } else {
       at::bmm_out(back, drec, w_bwd);
       dh_prev.view({B, K, D}).copy_(back.transpose(0, 1));
