@@ -1,4 +1,5 @@
-"""Shared test helpers: random upstream gradients and comparisons of every gradient."""
+"""Shared test helpers: the case tables several test files run, random upstream gradients and
+comparisons of every gradient."""
 
 from __future__ import annotations
 
@@ -27,6 +28,75 @@ LAYER_CASES = {
     "gru-nobias": (lstmkit.GRU, dict(bias=False)),
     "rnn-tanh": (lstmkit.RNN, {}),
     "rnn-relu": (lstmkit.RNN, dict(nonlinearity="relu")),
+}
+
+# id: the options of one of Greff et al.'s ablations or a combination (each one LSTMFamily
+# accepts), as the fused kernels' grids run them (test_fused_ablations, test_fused_simd_rows)
+LSTM_ABLATIONS = {
+    "NIG": dict(input_gate=False),
+    "NOG": dict(output_gate=False),
+    "NIAF": dict(input_activation=False),
+    "NOAF": dict(output_activation=False),
+    "NIG-NOG": dict(input_gate=False, output_gate=False),
+    "NIAF-NOAF": dict(input_activation=False, output_activation=False),
+    "NIG-peephole": dict(input_gate=False, peephole=True),  # no p_i: only p_f and p_o
+    "NOG-peephole": dict(output_gate=False, peephole=True),  # no p_o
+    "NIG-NOG-peephole": dict(input_gate=False, output_gate=False, peephole=True),  # p_f only
+    "NIG-NFG": dict(input_gate=False, forget_gate=False),  # C_t = C_{t-1} + C~_t
+    "NIG-NFG-NOG": dict(input_gate=False, forget_gate=False, output_gate=False),  # one block
+    "NOG-NFG-peephole": dict(output_gate=False, forget_gate=False, peephole=True),  # p_i only
+    "CIFG-NOG-NIAF-NOAF-peephole": dict(
+        coupled=True,
+        output_gate=False,
+        input_activation=False,
+        output_activation=False,
+        peephole=True,
+    ),
+    "NIG-NOAF-proj": dict(input_gate=False, output_activation=False, proj_size=3),
+    "NOG-NIAF-peephole-proj": dict(
+        output_gate=False, input_activation=False, peephole=True, proj_size=3
+    ),
+}
+
+# id: the layer norms and full gate recurrence, with the other options (each combination one
+# LSTMFamily accepts; FGR goes with no norm or "cell"), as the fused kernels' grids run them
+# (test_fused_lstm_options, test_fused_simd_rows)
+LSTM_NORM_AND_FGR_OPTIONS = {
+    "LN-ba2016": dict(layer_norm="ba2016"),
+    "LN-per-gate": dict(layer_norm="per-gate"),
+    "LN-cell": dict(layer_norm="cell"),
+    "FGR": dict(gate_recurrence=True),
+    "FGR-LN-cell": dict(gate_recurrence=True, layer_norm="cell"),
+    "LN-ba2016-peephole-proj": dict(layer_norm="ba2016", peephole=True, proj_size=3),
+    "LN-ba2016-nobias-NIG": dict(layer_norm="ba2016", bias=False, input_gate=False),
+    "LN-per-gate-CIFG-peephole": dict(layer_norm="per-gate", coupled=True, peephole=True),
+    "LN-per-gate-nobias-NFG-NOG-NIAF": dict(
+        layer_norm="per-gate",
+        bias=False,
+        forget_gate=False,
+        output_gate=False,
+        input_activation=False,
+    ),
+    "LN-per-gate-peephole-proj": dict(layer_norm="per-gate", peephole=True, proj_size=2),
+    "LN-cell-NOAF-NIG-peephole": dict(
+        layer_norm="cell", output_activation=False, input_gate=False, peephole=True
+    ),
+    "FGR-peephole-proj": dict(gate_recurrence=True, peephole=True, proj_size=3),
+    "LN-cell-CIFG-proj": dict(layer_norm="cell", coupled=True, proj_size=3),
+    "FGR-LN-cell-NOG-proj": dict(
+        gate_recurrence=True, layer_norm="cell", output_gate=False, proj_size=2
+    ),
+    "FGR-NIG-NOG": dict(gate_recurrence=True, input_gate=False, output_gate=False),  # f only
+    "FGR-CIFG-NIAF-nobias": dict(
+        gate_recurrence=True, coupled=True, input_activation=False, bias=False
+    ),
+    "FGR-LN-cell-NFG-NOAF-peephole": dict(
+        gate_recurrence=True,
+        layer_norm="cell",
+        forget_gate=False,
+        output_activation=False,
+        peephole=True,
+    ),
 }
 
 TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}

@@ -17,7 +17,13 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
+from helpers import (
+    LSTM_ABLATIONS,
+    TOLERANCE,
+    assert_close_all,
+    outputs_and_grads,
+    products_through_aten,
+)
 from torch.autograd import gradcheck
 from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -28,39 +34,12 @@ from lstmkit.layers.backends import Backend, choose_backend, fused_triton
 I, T, B = 4, 6, 3
 LENGTHS = [6, 2, 5]
 
-# id: the options of one ablation or combination (each one LSTMFamily accepts)
-ABLATIONS = {
-    "NIG": dict(input_gate=False),
-    "NOG": dict(output_gate=False),
-    "NIAF": dict(input_activation=False),
-    "NOAF": dict(output_activation=False),
-    "NIG-NOG": dict(input_gate=False, output_gate=False),
-    "NIAF-NOAF": dict(input_activation=False, output_activation=False),
-    "NIG-peephole": dict(input_gate=False, peephole=True),  # no p_i: only p_f and p_o
-    "NOG-peephole": dict(output_gate=False, peephole=True),  # no p_o
-    "NIG-NOG-peephole": dict(input_gate=False, output_gate=False, peephole=True),  # p_f only
-    "NIG-NFG": dict(input_gate=False, forget_gate=False),  # C_t = C_{t-1} + C~_t
-    "NIG-NFG-NOG": dict(input_gate=False, forget_gate=False, output_gate=False),  # one block
-    "NOG-NFG-peephole": dict(output_gate=False, forget_gate=False, peephole=True),  # p_i only
-    "CIFG-NOG-NIAF-NOAF-peephole": dict(
-        coupled=True,
-        output_gate=False,
-        input_activation=False,
-        output_activation=False,
-        peephole=True,
-    ),
-    "NIG-NOAF-proj": dict(input_gate=False, output_activation=False, proj_size=3),
-    "NOG-NIAF-peephole-proj": dict(
-        output_gate=False, input_activation=False, peephole=True, proj_size=3
-    ),
-}
-
 # hidden size, layers, lengths or full, uni- or bidirectional
 SHAPES = {
     "H5-L1-full-uni": (5, 1, False, False),
     "H6-L2-lengths-bi": (6, 2, True, True),
 }
-CPU_GRID = list(itertools.product(ABLATIONS, SHAPES))
+CPU_GRID = list(itertools.product(LSTM_ABLATIONS, SHAPES))
 
 
 def _pair(options: dict, hidden: int, layers: int, bidirectional: bool, dtype=torch.float32):
@@ -92,7 +71,7 @@ def _run(layer, x, h0, c0, lengths):
 
 def _compare(name: str, shape: str, dtype, batch: int = B) -> None:
     hidden, layers, use_lengths, bidirectional = SHAPES[shape]
-    reference, ours = _pair(ABLATIONS[name], hidden, layers, bidirectional, dtype)
+    reference, ours = _pair(LSTM_ABLATIONS[name], hidden, layers, bidirectional, dtype)
     x, h0, c0 = _inputs(reference, batch, dtype)
     lengths = torch.tensor((LENGTHS * batch)[:batch]) if use_lengths else None
     mine, theirs = _run(ours, x, h0, c0, lengths), _run(reference, x, h0, c0, lengths)
@@ -119,7 +98,7 @@ def test_cpu_kernels_past_the_small_batch_path_match_too(name, monkeypatch):
 @pytest.mark.parametrize("name", ["NIG", "NOG", "NIAF", "NOAF", "CIFG-NOG-NIAF-NOAF-peephole"])
 def test_cpu_kernels_gradcheck(name):
     """Finite differences in float64 against the kernels' hand-written backward."""
-    layer = lstmkit.LSTM(2, 3, bidirectional=True, backend="fused", **ABLATIONS[name]).double()
+    layer = lstmkit.LSTM(2, 3, bidirectional=True, backend="fused", **LSTM_ABLATIONS[name]).double()
     names = [n for n, _ in layer.named_parameters()]
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
 
@@ -135,7 +114,7 @@ def test_cpu_kernels_gradcheck(name):
 def test_cpu_kernels_bfloat16_follow_float32():
     """The kernels compute in float32 and round on store (test_fused_cpu.py's bfloat16
     check, on an ablation with every gate branch that changed: no i, no o, no tanh)."""
-    reference, ours = _pair(ABLATIONS["NIG-NOAF-proj"], 6, 2, True)
+    reference, ours = _pair(LSTM_ABLATIONS["NIG-NOAF-proj"], 6, 2, True)
     ours = ours.to(torch.bfloat16)
     reference.load_state_dict({k: v.float() for k, v in ours.state_dict().items()})
     x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(2)).bfloat16()
@@ -150,7 +129,7 @@ def test_cpu_kernels_bfloat16_follow_float32():
 def test_cpu_traces_match_the_reference(name):
     """The same named quantities (a gate without a block is not reported, as the
     reference's step does not report it) with the same values."""
-    reference, ours = _pair(ABLATIONS[name], 5, 1, True, torch.float64)
+    reference, ours = _pair(LSTM_ABLATIONS[name], 5, 1, True, torch.float64)
     x = torch.randn(T, B, I, dtype=torch.float64)
     lengths = torch.tensor(LENGTHS)
     mine = ours(x, lengths=lengths, return_trace=True)[2]
@@ -163,17 +142,17 @@ def test_cpu_traces_match_the_reference(name):
 # -- which backend runs what ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(ABLATIONS))
+@pytest.mark.parametrize("name", list(LSTM_ABLATIONS))
 def test_auto_runs_the_ablations_on_the_fused_kernels_on_the_cpu(name):
-    family = LSTMFamily(4, **ABLATIONS[name])
+    family = LSTMFamily(4, **LSTM_ABLATIONS[name])
     assert choose_backend(Backend.AUTO, family, tracing=False) is Backend.FUSED
     # off the CPU auto does not take the Triton kernels (unmeasured on a GPU), and the
     # manual backend has no ablations: the reference loop runs them
     assert choose_backend(Backend.AUTO, family, False, "cuda") is Backend.REFERENCE
     with pytest.raises(ValueError, match="the manual backend's loops have no"):
-        lstmkit.LSTM(I, 4, backend="manual", **ABLATIONS[name])
+        lstmkit.LSTM(I, 4, backend="manual", **LSTM_ABLATIONS[name])
     with pytest.raises(ValueError, match="torch's fused kernels have no"):
-        lstmkit.LSTM(I, 4, backend="torch", **ABLATIONS[name])
+        lstmkit.LSTM(I, 4, backend="torch", **LSTM_ABLATIONS[name])
 
 
 # -- the Triton kernels, under the interpreter ---------------------------------------------
@@ -193,7 +172,7 @@ TRITON_GRID = list(itertools.product(TRITON_CASES, TRITON_SHAPES))
 def test_triton_kernels_match_reference(name, shape, monkeypatch):
     hidden, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[shape]
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
-    reference, ours = _pair(ABLATIONS[name], hidden, layers, bidirectional)
+    reference, ours = _pair(LSTM_ABLATIONS[name], hidden, layers, bidirectional)
     x, h0, c0 = _inputs(reference, B, torch.float32)
     lengths = torch.tensor(LENGTHS) if use_lengths else None
     mine, theirs = _run(ours, x, h0, c0, lengths), _run(reference, x, h0, c0, lengths)
@@ -203,7 +182,7 @@ def test_triton_kernels_match_reference(name, shape, monkeypatch):
 @pytest.mark.usefixtures("triton_on_the_cpu")
 @pytest.mark.parametrize("name", ["NIG-peephole", "NOG", "NIAF-NOAF"])
 def test_triton_traces_match_the_reference(name):
-    reference, ours = _pair(ABLATIONS[name], 5, 1, True)
+    reference, ours = _pair(LSTM_ABLATIONS[name], 5, 1, True)
     x = torch.randn(T, B, I)
     lengths = torch.tensor(LENGTHS)
     mine = ours(x, lengths=lengths, return_trace=True)[2]

@@ -27,7 +27,13 @@ import itertools
 
 import pytest
 import torch
-from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
+from helpers import (
+    LSTM_NORM_AND_FGR_OPTIONS,
+    TOLERANCE,
+    assert_close_all,
+    outputs_and_grads,
+    products_through_aten,
+)
 from torch.autograd import gradcheck
 from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
@@ -38,45 +44,6 @@ from lstmkit.layers.backends import Backend, choose_backend, fused_triton
 I, T = 4, 6
 LENGTHS = [6, 2, 5, 3, 1, 4]
 
-# id: the options (each combination one LSTMFamily accepts; FGR goes with no norm or "cell")
-OPTIONS = {
-    "LN-ba2016": dict(layer_norm="ba2016"),
-    "LN-per-gate": dict(layer_norm="per-gate"),
-    "LN-cell": dict(layer_norm="cell"),
-    "FGR": dict(gate_recurrence=True),
-    "FGR-LN-cell": dict(gate_recurrence=True, layer_norm="cell"),
-    "LN-ba2016-peephole-proj": dict(layer_norm="ba2016", peephole=True, proj_size=3),
-    "LN-ba2016-nobias-NIG": dict(layer_norm="ba2016", bias=False, input_gate=False),
-    "LN-per-gate-CIFG-peephole": dict(layer_norm="per-gate", coupled=True, peephole=True),
-    "LN-per-gate-nobias-NFG-NOG-NIAF": dict(
-        layer_norm="per-gate",
-        bias=False,
-        forget_gate=False,
-        output_gate=False,
-        input_activation=False,
-    ),
-    "LN-per-gate-peephole-proj": dict(layer_norm="per-gate", peephole=True, proj_size=2),
-    "LN-cell-NOAF-NIG-peephole": dict(
-        layer_norm="cell", output_activation=False, input_gate=False, peephole=True
-    ),
-    "FGR-peephole-proj": dict(gate_recurrence=True, peephole=True, proj_size=3),
-    "LN-cell-CIFG-proj": dict(layer_norm="cell", coupled=True, proj_size=3),
-    "FGR-LN-cell-NOG-proj": dict(
-        gate_recurrence=True, layer_norm="cell", output_gate=False, proj_size=2
-    ),
-    "FGR-NIG-NOG": dict(gate_recurrence=True, input_gate=False, output_gate=False),  # f only
-    "FGR-CIFG-NIAF-nobias": dict(
-        gate_recurrence=True, coupled=True, input_activation=False, bias=False
-    ),
-    "FGR-LN-cell-NFG-NOAF-peephole": dict(
-        gate_recurrence=True,
-        layer_norm="cell",
-        forget_gate=False,
-        output_activation=False,
-        peephole=True,
-    ),
-}
-
 # hidden size, layers, lengths or full, uni- or bidirectional
 SHAPES = {
     "H5-L1-full-uni": (5, 1, False, False),
@@ -85,7 +52,7 @@ SHAPES = {
 # batch 3 takes kernels.cpp's own products (vec_mat); batch 6 ATen's GEMM, sent there by
 # LSTMKIT_NO_VEC_MAT (vec_mat would take it too at these sizes)
 BATCHES = {"B3": 3, "B6": 6}
-CPU_GRID = list(itertools.product(OPTIONS, SHAPES, BATCHES))
+CPU_GRID = list(itertools.product(LSTM_NORM_AND_FGR_OPTIONS, SHAPES, BATCHES))
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +107,7 @@ def _assert_close(mine, theirs, name: str, dtype, what: str) -> None:
     """helpers.TOLERANCE, but 1e-4 for the norms in float32: a norm divides by sigma, which
     scales up the rounding of both loops (each of them differs from a float64 run by as much
     as from the other, tests/ has no float32 oracle closer than that)."""
-    if dtype != torch.float32 or "layer_norm" not in OPTIONS[name]:
+    if dtype != torch.float32 or "layer_norm" not in LSTM_NORM_AND_FGR_OPTIONS[name]:
         assert_close_all(mine, theirs, dtype, what)
         return
     assert len(mine) == len(theirs), what
@@ -152,7 +119,7 @@ def _assert_close(mine, theirs, name: str, dtype, what: str) -> None:
 
 def _compare(name: str, shape: str, dtype, batch: int) -> None:
     hidden, layers, use_lengths, bidirectional = SHAPES[shape]
-    reference, ours = _pair(OPTIONS[name], hidden, layers, bidirectional, dtype)
+    reference, ours = _pair(LSTM_NORM_AND_FGR_OPTIONS[name], hidden, layers, bidirectional, dtype)
     inputs = _inputs(reference, batch, dtype)
     lengths = torch.tensor(LENGTHS[:batch]) if use_lengths else None
     mine, theirs = _run(ours, *inputs, lengths=lengths), _run(reference, *inputs, lengths=lengths)
@@ -169,7 +136,7 @@ def test_cpu_kernels_match_reference(name, shape, batch, monkeypatch):
     _compare(name, shape, torch.float64, BATCHES[batch])
 
 
-@pytest.mark.parametrize("name", list(OPTIONS))
+@pytest.mark.parametrize("name", list(LSTM_NORM_AND_FGR_OPTIONS))
 def test_cpu_kernels_match_reference_in_float32(name):
     """The same in float32, the kernels' accumulation type for bfloat16 too."""
     _compare(name, "H6-L2-lengths-bi", torch.float32, 3)
@@ -183,7 +150,9 @@ GRADCHECK = ["LN-ba2016", "LN-per-gate", "LN-cell", "FGR", "FGR-LN-cell-NFG-NOAF
 def test_cpu_kernels_gradcheck(name):
     """Finite differences in float64 against the kernels' hand-written backward, through
     the initial state (FGR's gates0 too) and every parameter."""
-    layer = _randomise(lstmkit.LSTM(2, 3, bidirectional=True, backend="fused", **OPTIONS[name]))
+    layer = _randomise(
+        lstmkit.LSTM(2, 3, bidirectional=True, backend="fused", **LSTM_NORM_AND_FGR_OPTIONS[name])
+    )
     layer = layer.double()
     names = [n for n, _ in layer.named_parameters()]
     x, *state = _inputs(layer, 2, torch.float64)
@@ -203,7 +172,7 @@ def test_cpu_kernels_gradcheck(name):
 @pytest.mark.parametrize("name", ["LN-ba2016-peephole-proj", "LN-per-gate", "FGR-LN-cell"])
 def test_cpu_kernels_bfloat16_follow_float32(name):
     """The kernels compute in float32 (the norms' statistics too) and round on store."""
-    reference, ours = _pair(OPTIONS[name], 6, 2, True)
+    reference, ours = _pair(LSTM_NORM_AND_FGR_OPTIONS[name], 6, 2, True)
     ours = ours.to(torch.bfloat16)
     reference.load_state_dict({k: v.float() for k, v in ours.state_dict().items()})
     x = torch.randn(T, 3, I, generator=torch.Generator().manual_seed(2)).bfloat16()
@@ -218,7 +187,7 @@ def test_cpu_kernels_bfloat16_follow_float32(name):
 def test_cpu_traces_match_the_reference(name):
     """The same named quantities with the same values: the per-gate cell reports its
     normalised (carried) C_t, the others C_t itself."""
-    reference, ours = _pair(OPTIONS[name], 5, 1, True, torch.float64)
+    reference, ours = _pair(LSTM_NORM_AND_FGR_OPTIONS[name], 5, 1, True, torch.float64)
     x = torch.randn(T, 3, I, dtype=torch.float64)
     lengths = torch.tensor(LENGTHS[:3])
     mine = ours(x, lengths=lengths, return_trace=True)[2]
@@ -232,9 +201,14 @@ def test_cpu_traces_match_the_reference(name):
 def test_cpu_recomputation_matches_the_plain_run(name):
     """recompute_every reruns the kernels on chunks from their saved start state (FGR's
     previous gates included): outputs and every gradient equal the plain fused run's."""
-    plain = _pair(OPTIONS[name], 5, 1, True, torch.float64)[1]
+    plain = _pair(LSTM_NORM_AND_FGR_OPTIONS[name], 5, 1, True, torch.float64)[1]
     chunked = lstmkit.LSTM(
-        I, 5, bidirectional=True, backend="fused", recompute_every=2, **OPTIONS[name]
+        I,
+        5,
+        bidirectional=True,
+        backend="fused",
+        recompute_every=2,
+        **LSTM_NORM_AND_FGR_OPTIONS[name],
     ).double()
     chunked.load_state_dict(plain.state_dict())
     inputs = _inputs(plain, 3, torch.float64)
@@ -246,9 +220,9 @@ def test_cpu_recomputation_matches_the_plain_run(name):
 # -- which backend runs what ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(OPTIONS))
+@pytest.mark.parametrize("name", list(LSTM_NORM_AND_FGR_OPTIONS))
 def test_auto_runs_the_options_on_the_fused_kernels_on_the_cpu(name):
-    options = {k: v for k, v in OPTIONS[name].items() if k != "bias"}
+    options = {k: v for k, v in LSTM_NORM_AND_FGR_OPTIONS[name].items() if k != "bias"}
     family = LSTMFamily(4, **options)
     assert choose_backend(Backend.AUTO, family, tracing=False) is Backend.FUSED
     # off the CPU auto does not take the Triton kernels (unmeasured on a GPU), and the manual
@@ -299,7 +273,7 @@ def _triton_pair(name: str, shape: str, monkeypatch, dtype=torch.float32):
     """A reference layer and a fused one for a TRITON_SHAPES shape, and its lengths."""
     hidden, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[shape]
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
-    reference, ours = _pair(OPTIONS[name], hidden, layers, bidirectional, dtype)
+    reference, ours = _pair(LSTM_NORM_AND_FGR_OPTIONS[name], hidden, layers, bidirectional, dtype)
     return reference, ours, torch.tensor(LENGTHS[:3]) if use_lengths else None
 
 

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import LAYER_CASES, assert_close_all, random_loss
-from test_fused_ablations import ABLATIONS
-from test_fused_lstm_options import OPTIONS
+from helpers import (
+    LAYER_CASES,
+    LSTM_ABLATIONS,
+    LSTM_NORM_AND_FGR_OPTIONS,
+    assert_close_all,
+    random_loss,
+)
 
 import lstmkit
 from lstmkit.layers.backends import fused_cpu
@@ -33,7 +37,10 @@ CASES = {
     name: (cls, options, H)
     for name, (cls, options) in (
         LAYER_CASES
-        | {f"lstm-{name}": (lstmkit.LSTM, opts) for name, opts in (ABLATIONS | OPTIONS).items()}
+        | {
+            f"lstm-{name}": (lstmkit.LSTM, opts)
+            for name, opts in (LSTM_ABLATIONS | LSTM_NORM_AND_FGR_OPTIONS).items()
+        }
         | {"mingru": (MinGRU, {}), "minlstm": (MinLSTM, {})}
     ).items()
 } | {"clockwork": (ClockworkRNN, dict(num_modules=3), 3 * H)}
