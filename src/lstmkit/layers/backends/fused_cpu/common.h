@@ -91,6 +91,8 @@ struct ScalarLane {
     return condition ? then : otherwise;
   }
   static Value sigmoid(Value x) { return acc(1) / (acc(1) + std::exp(-x)); }
+  static Value exp(Value x) { return std::exp(x); }
+  static Value log1p(Value x) { return std::log1p(x); }
 };
 
 template <typename acc>
@@ -120,6 +122,8 @@ struct SimdLane {
     return Value::blendv(otherwise, then, condition);
   }
   static Value sigmoid(const Value& x) { return Value(1) / (Value(1) + (Value(0) - x).exp()); }
+  static Value exp(const Value& x) { return x.exp(); }
+  static Value log1p(const Value& x) { return x.log1p(); }
 };
 
 template <typename acc, typename F>

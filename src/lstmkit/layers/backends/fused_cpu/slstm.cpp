@@ -27,25 +27,6 @@
 
 namespace {
 
-// In place over n contiguous values: x = exp(x), and x = log(sigmoid(x)) computed as torch's
-// log_sigmoid does, min(x, 0) - log1p(exp(-|x|)), which neither overflows nor rounds to
-// log(0) for very negative x (cellmath/slstm.py explains why the sLSTM needs it).
-template <typename T>
-void exp_(T* x, int64_t n) {
-  using Vec = at::vec::Vectorized<T>;
-  at::vec::map([](Vec v) { return v.exp(); }, x, x, n);
-}
-
-template <typename T>
-void log_sigmoid_(T* x, int64_t n) {
-  using Vec = at::vec::Vectorized<T>;
-  at::vec::map(
-      [](Vec v) {
-        return at::vec::minimum(v, Vec(T(0))) - (Vec(T(0)) - v.abs()).exp().log1p();
-      },
-      x, x, n);
-}
-
 // The sizes of one call, and the recurrent blocks in the two layouts the products take.
 struct Shape {
   int64_t T, B, H, K, D;
@@ -107,8 +88,7 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
   scalar_t* n_p = n_all.data_ptr<scalar_t>();
   scalar_t* m_p = m_all.data_ptr<scalar_t>();
   scalar_t* h_p = h_all.data_ptr<scalar_t>();
-  // pre-activations (then gates); log f~ (then f'); sigma(-f~)
-  StepRows<acc> rows(B, 24 * H, {GH, H, H});
+  StepRows<acc> rows(B, 24 * H, {GH});  // the pre-activations, then the gates
 
   for (int64_t t = 0; t < T; ++t) {
     const int64_t prev = (t - 1) * B * H;
@@ -136,7 +116,6 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
     const int64_t here = t * B * H;
     rows.run([&](int64_t b, std::vector<RowBuffer<acc>>& buf) {
       acc* pre = buf[0].get();
-      acc *log_f = buf[1].get(), *slope = buf[2].get();
       const scalar_t* xr = xg_p + (t * B + b) * GH;
       for (int64_t g = 0; g < 4; ++g)
         for (int64_t k = 0; k < K; ++k) {
@@ -151,35 +130,36 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
       scalar_t* m_out = m_p + here + b * H;
       if (stabilized) {
         scalar_t* ar = aux_p + (t * B + b) * 2 * H;
-        for (int64_t j = 0; j < H; ++j) log_f[j] = fg[j];
-        if (!exp_forget) {
-          for (int64_t j = 0; j < H; ++j) slope[j] = -fg[j];
-          sigmoid_(slope, H);        // d log sigma(f~) / d f~ = sigma(-f~)
-          log_sigmoid_(log_f, H);  // log f_t
-        }
-        for (int64_t j = 0; j < H; ++j) {
-          // m_t = max(log f_t + m_{t-1}, i~_t), then i' = exp(i~ - m), f' = exp(a - m)
-          const acc a = log_f[j] + acc(m_prev[j]), i_pre = ig[j];
-          const acc m = a > i_pre ? a : i_pre;
-          ar[j] = scalar_t(a > i_pre ? acc(1) : (a < i_pre ? acc(0) : acc(0.5)));
-          ar[H + j] = scalar_t(exp_forget ? acc(1) : slope[j]);
-          ig[j] = i_pre - m;
-          fg[j] = a - m;
-          m_out[j] = live ? scalar_t(m) : m_prev[j];
-        }
-        exp_(ig, H);
-        exp_(fg, H);
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto one = L.splat(1), zero = L.splat(0), f_pre = L.load(fg + j);
+          // log f_t, and d log f_t / d f~_t for the backward: for the sigmoid forget gate
+          // both from e = exp(-|f~|), log sigma(f~) = min(f~, 0) - log1p(e) (torch's
+          // log_sigmoid, which neither overflows nor rounds to log 0: cellmath/slstm.py
+          // says why) and sigma(-f~) = e / (1 + e) for f~ >= 0, else 1 / (1 + e); the
+          // exponential gate's log f is f~ itself
+          auto log_f = f_pre, slope = one;
+          if (!exp_forget) {
+            const auto e = L.exp(L.where(f_pre >= zero, zero - f_pre, f_pre));
+            log_f = L.where(f_pre >= zero, zero, f_pre) - L.log1p(e);
+            slope = L.where(f_pre >= zero, e, one) / (one + e);
+          }
+          // m_t = max(log f_t + m_{t-1}, i~_t), then i' = exp(i~ - m), f' = exp(a - m); the
+          // max's share of dL/dm_t to a: 1 where a is larger, 0 where i~ is, 1/2 on a tie
+          const auto m_prev_j = L.load(m_prev + j), i_pre = L.load(ig + j);
+          const auto a = log_f + m_prev_j, m = L.where(a > i_pre, a, i_pre);
+          L.store(ar + j, L.where(a > i_pre, one, L.where(a < i_pre, zero, L.splat(0.5))));
+          L.store(ar + H + j, slope);
+          L.store(ig + j, L.exp(i_pre - m));
+          L.store(fg + j, L.exp(a - m));
+          L.store(m_out + j, live ? m : m_prev_j);
+        });
       } else {  // the plain form on the fixed scale m_{t-1}: i = exp(i~ - m_{t-1})
-        for (int64_t j = 0; j < H; ++j) {
-          ig[j] -= acc(m_prev[j]);
-          m_out[j] = m_prev[j];
-        }
-        exp_(ig, H);
-        if (exp_forget) {
-          exp_(fg, H);
-        } else {
-          sigmoid_(fg, H);
-        }
+        for_lanes<acc>(H, [&](int64_t j, auto L) {
+          const auto m_prev_j = L.load(m_prev + j), f_pre = L.load(fg + j);
+          L.store(ig + j, L.exp(L.load(ig + j) - m_prev_j));
+          L.store(fg + j, exp_forget ? L.exp(f_pre) : L.sigmoid(f_pre));
+          L.store(m_out + j, m_prev_j);
+        });
       }
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
       convert_row<acc>(pre, acts_p + (t * B + b) * GH, GH);
