@@ -1038,7 +1038,10 @@ std::vector<Tensor> rnn_forward(
           }
           convert_row<acc>(pp + b * H, u, H);
           if (relu) {
-            for (int64_t j = 0; j < H; ++j) u[j] = u[j] > acc(0) ? u[j] : acc(0);
+            for_lanes<acc>(H, [&](int64_t j, auto L) {
+              const auto x = L.load(u + j), zero = L.splat(0);
+              L.store(u + j, L.where(x > zero, x, zero));
+            });
           } else {
             tanh_(u, H);
           }
@@ -1080,9 +1083,11 @@ std::vector<Tensor> rnn_backward(
         const int64_t row = b * H;
         if (keep != nullptr && !keep[b]) {
           std::fill(op + row, op + row + H, scalar_t(0));
-        } else if (relu) {
-          for (int64_t j = 0; j < H; ++j)
-            op[row + j] = acc(hp[row + j]) > acc(0) ? dp[row + j] : scalar_t(0);
+        } else if (relu) {  // h > 0 where the unit was on
+          for_lanes<acc>(H, [&](int64_t j, auto L) {
+            const auto zero = L.splat(0);
+            L.store(op + row + j, L.where(L.load(hp + row + j) > zero, L.load(dp + row + j), zero));
+          });
         } else {
           for_lanes<acc>(H, [&](int64_t j, auto L) {
             const auto h = L.load(hp + row + j);
