@@ -464,30 +464,25 @@ void grid_backward_loop(const Tensor& d_h_seq, const Tensor& d_eta, const Tensor
       const int64_t r = t * B + b;
       const scalar_t* ar = acts_p + r * GH;
       scalar_t* dzr = dz_p + r * GH;
-      for (int64_t j = 0; j < H; ++j) {
-        gh[j] = acc(dhp[b * H + j]) + acc(dhs_p[r * H + j]);
-        gm[j] = acc(dmp[b * H + j]);
-        dht_p[b * H + j] = scalar_t(gh[j]);
-      }
+      add_row<acc>(dhp + b * H, dhs_p + r * H, gh, H);
+      convert_row<acc>(gh, dht_p + b * H, H);
+      convert_row<acc>(dmp + b * H, gm, H);
       if (keep != nullptr && !keep[b]) {  // ended: the time pair passed through this step
-        for (int64_t k = 0; k < H4; ++k) dzr[k] = scalar_t(0);
-        for (int64_t j = 0; j < H; ++j) dmn[b * H + j] = scalar_t(gm[j]);
+        std::fill(dzr, dzr + H4, scalar_t(0));
+        convert_row<acc>(gm, dmn + b * H, H);
       } else {
         transform_backward<scalar_t, acc>(ar, m_all_p + r * H, mp + b * H, gh, gm, dzr, gprev,
                                           tmp, H, printed);
-        for (int64_t j = 0; j < H; ++j) dmn[b * H + j] = scalar_t(gprev[j]);
+        convert_row<acc>(gprev, dmn + b * H, H);
       }
       if (!depth) return;
       // the depth transform runs at every step (its outputs go up even past the end)
-      for (int64_t j = 0; j < H; ++j) {
-        gh[j] = acc(deta_p[r * H + j]);
-        gm[j] = acc(dmu_p[r * H + j]);
-      }
+      convert_row<acc>(deta_p + r * H, gh, H);
+      convert_row<acc>(dmu_p + r * H, gm, H);
       const scalar_t* mu_low = low_p == nullptr ? nullptr : low_p + r * H;
       transform_backward<scalar_t, acc>(ar + H4, mu_p + r * H, mu_low, gh, gm, dzr + H4,
                                         mu_low == nullptr ? nullptr : gprev, tmp, H, printed);
-      if (mu_low != nullptr)
-        for (int64_t j = 0; j < H; ++j) dlow_p[r * H + j] = scalar_t(gprev[j]);
+      if (mu_low != nullptr) convert_row<acc>(gprev, dlow_p + r * H, H);
     });
     // both transforms read h_{t-1}: dL/dh_{t-1} = dz [W_hh; W_dhh]
     scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
