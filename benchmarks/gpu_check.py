@@ -6,6 +6,12 @@ runs their arithmetic but not the compiler, the persistent launch or the grid ba
     python benchmarks/gpu_check.py --out DIR            # on the GPU machine (a few minutes)
     python benchmarks/gpu_check.py --interpret --quick  # the same checks, interpreted on the CPU
 
+In steps, where device time is short or a run may hang (the grid barrier spins until every
+program of a batch block has arrived): ``--quick`` on the GPU first (no barrier), then
+``--no-timing --shapes one-program,batch-1``, ``--no-timing --shapes split-barrier``, and
+``--timing-only``. Each result line is printed, and check.txt and check.json rewritten, as
+soon as it is known, so a run cut short still says how far it got.
+
 1. Correctness: for each registry cell the fused backend runs, a layer on ``backend="fused"``
    and one on ``backend="reference"`` with the same weights, on the same device: outputs,
    final states and the gradients of the input and of every parameter under one random
@@ -13,11 +19,12 @@ runs their arithmetic but not the compiler, the persistent launch or the grid ba
    bfloat16 (against the float32 reference on the bfloat16-rounded weights). Sizes that take
    each launch path: one program per batch block (H = 64), hidden units split over programs
    with the grid barrier (H = 768), batch 1, and sequences that end early.
-2. Timing (GPU only, not with ``--quick``): ``lstmkit bench`` at FlashRNN's size (T = 1024,
-   B = 16, H = 768) in bfloat16 and float32, every cell on ``fused``, ``torch`` (cuDNN where
-   torch has the cell) and ``auto``, against torch.nn.LSTM (cuDNN) and a per-step
-   torch.nn.LSTMCell loop in the same rounds: the issue's targets are cuDNN's time for the
-   plain LSTM, within 1.3x of it for every other cell, and 30x faster than the loop.
+2. Timing (GPU only, not with ``--quick`` or ``--no-timing``): ``lstmkit bench`` at
+   FlashRNN's size (T = 1024, B = 16, H = 768) in bfloat16 and float32, every cell on
+   ``fused``, ``torch`` (cuDNN where torch has the cell) and ``auto``, against torch.nn.LSTM
+   (cuDNN) and a per-step torch.nn.LSTMCell loop in the same rounds: the issue's targets are
+   cuDNN's time for the plain LSTM, within 1.3x of it for every other cell, and 30x faster
+   than the loop.
 
 Writes ``check.json``, ``check.txt`` and (timing) ``bench.json``, ``bench.txt`` under
 ``--out``; exits 1 when a check fails.
@@ -183,15 +190,37 @@ def fused_cells() -> list[str]:
     return [*names, *PROJECTED]
 
 
+RESULTS_HEADER = f"{'cell':14} {'shape':14} {'dtype':9} {'error':>9} {'bound':>8}  result"
+
+
+def format_result(r: Result) -> str:
+    error = "-" if r.error is None else f"{r.error:.1e}"
+    verdict = "refused" if r.dtype == "-" else ("ok" if r.passed else "FAIL")
+    return f"{r.cell:14} {r.shape:14} {r.dtype:9} {error:>9} {r.bound:>8.0e}  {verdict} {r.note}"
+
+
 def format_results(results: list[Result]) -> str:
-    lines = [f"{'cell':14} {'shape':14} {'dtype':9} {'error':>9} {'bound':>8}  result"]
-    for r in results:
-        error = "-" if r.error is None else f"{r.error:.1e}"
-        verdict = "refused" if r.dtype == "-" else ("ok" if r.passed else "FAIL")
-        lines.append(
-            f"{r.cell:14} {r.shape:14} {r.dtype:9} {error:>9} {r.bound:>8.0e}  {verdict} {r.note}"
+    return "\n".join([RESULTS_HEADER, *(format_result(r) for r in results)])
+
+
+def write_results(out: Path, results: list[Result]) -> None:
+    """check.txt and check.json with every result so far."""
+    (out / "check.txt").write_text(format_results(results) + "\n")
+    (out / "check.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+
+
+def chosen_shapes(names: str | None, available: tuple[Shape, ...]) -> tuple[Shape, ...]:
+    """The shapes ``--shapes`` names, in their order (all of them without it); ValueError
+    for a name that is not one of ``available``."""
+    if names is None:
+        return available
+    by_name = {shape.name: shape for shape in available}
+    unknown = [name for name in names.split(",") if name not in by_name]
+    if unknown:
+        raise ValueError(
+            f"--shapes: unknown {', '.join(unknown)}; expected names from {', '.join(by_name)}"
         )
-    return "\n".join(lines)
+    return tuple(by_name[name] for name in names.split(","))
 
 
 def run_timing(out: Path) -> None:
@@ -220,7 +249,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interpret", action="store_true", help="CPU tensors, Triton interpreted")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, no timing")
     parser.add_argument("--cells", default=None, help="comma list (default: every fused cell)")
+    shape_names = ", ".join(shape.name for shape in GPU_SHAPES)
+    parser.add_argument(
+        "--shapes", default=None, help=f"comma list from {shape_names} (tiny with --quick)"
+    )
+    steps = parser.add_mutually_exclusive_group()
+    steps.add_argument("--no-timing", action="store_true", help="the checks only")
+    steps.add_argument("--timing-only", action="store_true", help="the timing only (GPU)")
     args = parser.parse_args(argv)
+    try:
+        shapes = chosen_shapes(args.shapes, QUICK_SHAPES if args.quick else GPU_SHAPES)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.timing_only and (args.interpret or args.quick):
+        parser.error("--timing-only times on the GPU: it takes neither --interpret nor --quick")
     if args.interpret:  # before triton is first used: the kernels are defined for it then
         os.environ["TRITON_INTERPRET"] = "1"
     import torch
@@ -239,15 +281,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("no CUDA device here; use --interpret to run the checks on the CPU")
     cells = args.cells.split(",") if args.cells else fused_cells()
-    shapes = QUICK_SHAPES if args.quick else GPU_SHAPES
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [r for name in cells for shape in shapes for r in check_cell(name, shape, device)]
-    table = format_results(results)
-    print(table, flush=True)
-    (args.out / "check.txt").write_text(table + "\n")
-    (args.out / "check.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    results: list[Result] = []
+    if not args.timing_only:
+        print(RESULTS_HEADER, flush=True)
+        for name in cells:
+            for shape in shapes:
+                for result in check_cell(name, shape, device):
+                    results.append(result)
+                    print(format_result(result), flush=True)
+                write_results(args.out, results)
     failed = [r for r in results if r.dtype != "-" and not r.passed]
-    if device == "cuda" and not args.quick:
+    if device == "cuda" and not args.quick and not args.no_timing:
         run_timing(args.out)
     return 1 if failed else 0
 

@@ -56,6 +56,30 @@ def test_gpu_check_runs_its_checks_on_the_interpreter(tmp_path):
     assert "mingru" in (tmp_path / "check.txt").read_text()
 
 
+def test_gpu_check_prints_each_result_and_takes_chosen_shapes(tmp_path):
+    """Step by step, as a short GPU lease wants it: the shapes by name, each result printed
+    (and check.txt rewritten) as it comes; a wrong name or step is a one-line usage error."""
+    result = _script(
+        "gpu_check.py", "--interpret", "--quick", "--shapes", "tiny", "--cells", "rnn",
+        "--no-timing", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["cell", "shape", "dtype", "error", "bound", "result"]
+    assert [line.split()[:3] for line in lines[1:3]] == [
+        ["rnn", "tiny", "float32"],
+        ["rnn", "tiny", "bfloat16"],
+    ]
+    assert (tmp_path / "check.txt").read_text().splitlines() == lines[:3]
+    for wrong, message in (
+        (["--shapes", "tiny,huge"], "--shapes: unknown huge; expected names from tiny"),
+        (["--timing-only"], "--timing-only times on the GPU"),
+    ):
+        bad = _script("gpu_check.py", "--interpret", "--quick", *wrong, "--out", str(tmp_path))
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+
+
 def test_tanh_speed_times_three_functions_and_checks_the_kernels_tanh():
     result = _script("tanh_speed.py", "--values", "4096")
     assert result.returncode == 0, result.stderr[-3000:]
