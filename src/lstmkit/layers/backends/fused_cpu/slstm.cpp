@@ -55,6 +55,25 @@ Tensor forward_operand(const Tensor& w_hh) {
   return backward_operand(w_hh).transpose(1, 2).contiguous();
 }
 
+// How a call runs its steps' products, forward and backward alike. One head: an ordinary
+// product, by the other kernels' rule (common.h's step_operand) on `head`, its (rows, cols)
+// operand. Several heads: vec_mat per head at a small batch on `heads` (K, rows, cols),
+// else one bmm over them. vec_mat runs on raw pointers wherever it runs: tensor views per
+// step would cost as much at batch 1.
+struct HeadProducts {
+  StepOperand op;        // the one head's
+  Tensor vec_mat_heads;  // where vec_mat runs: the operand per head in the accumulation type
+  HeadProducts(const Tensor& head, const Tensor& heads, int64_t K, int64_t B) {
+    if (K == 1) {
+      op = step_operand(head, B);
+      vec_mat_heads = op.small;
+    } else if (B <= kSmallBatch) {
+      vec_mat_heads = in_accumulation_type(heads);
+    }
+  }
+  bool vec_mat() const { return vec_mat_heads.defined(); }
+};
+
 // Kept per step for the backward besides the gates and states, stabilised form only:
 // aux[.., 0:H] the share of dL/dm_t that goes to log f_t + m_{t-1} through the max (1 where
 // it is the larger, 0 where i~_t is, 1/2 on a tie: torch.maximum's rule, which the reference
@@ -74,12 +93,11 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
   // runs in chunks of steps); several: (K, D, G*D), contiguous per head
   const Tensor w_fwd = K == 1 ? Tensor() : forward_operand(w_hh);
   const Tensor head = K == 1 ? backward_operand(w_hh)[0].t() : Tensor();
-  const StepOperand op = K == 1 ? step_operand(head, B) : StepOperand();
-  // vec_mat on raw pointers wherever it runs: views per step would cost as much at batch 1
-  const bool small = K == 1 ? op.small.defined() : B <= kSmallBatch;
-  const Tensor w_fwd_small = K == 1 ? op.small : small ? in_accumulation_type(w_fwd) : Tensor();
+  const HeadProducts products(head, w_fwd, K, B);
+  const bool small = products.vec_mat();
+  const acc* wf = small ? products.vec_mat_heads.data_ptr<acc>() : nullptr;
   Tensor rec = at::empty({K, B, GD}, x_gates.options());  // h_{t-1} R^T, head-major
-  const acc* wf = small ? w_fwd_small.data_ptr<acc>() : nullptr;
+  Tensor rec_head = rec[0];
   const scalar_t* xg_p = x_gates.data_ptr<scalar_t>();
   scalar_t* rec_p = rec.data_ptr<scalar_t>();
   scalar_t* acts_p = acts.data_ptr<scalar_t>();
@@ -105,8 +123,7 @@ void slstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c
         vec_mat<scalar_t>(hp + k * D, H, wf + k * D * GD, nullptr, 0, rec_p + k * B * GD, GD,
                           B, D, GD);
     } else if (K == 1) {  // oneDNN's or ATen's
-      Tensor out = rec[0];
-      product = product_result(out, Tensor(), t > 0 ? h_all[t - 1] : h0, head, op);
+      product = product_result(rec_head, Tensor(), t > 0 ? h_all[t - 1] : h0, head, products.op);
       rec_in = product.data_ptr<scalar_t>();
     } else {
       const Tensor h_prev = t > 0 ? h_all[t - 1] : h0;
@@ -226,11 +243,10 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
   const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 4;
   const int64_t K = w_hh.size(1), D = w_hh.size(2), GH = 4 * H, GD = 4 * D;
   const Tensor w_bwd = backward_operand(w_hh);  // (K, G*D, D)
-  const Tensor head = w_bwd[0];
-  const StepOperand op = K == 1 ? step_operand(head, B) : StepOperand();
-  const bool small = K == 1 ? op.small.defined() : B <= kSmallBatch;  // as in the forward
-  const Tensor w_bwd_small = K == 1 ? op.small : small ? in_accumulation_type(w_bwd) : Tensor();
-  const acc* wb = small ? w_bwd_small.data_ptr<acc>() : nullptr;
+  const Tensor head = K == 1 ? w_bwd[0] : Tensor();
+  const HeadProducts products(head, w_bwd, K, B);
+  const bool small = products.vec_mat();
+  const acc* wb = small ? products.vec_mat_heads.data_ptr<acc>() : nullptr;
   Tensor drec = at::empty({K, B, GD}, acts.options());  // this step's dL/dpre, head-major
   Tensor back = small || K == 1 ? Tensor() : at::empty({K, B, D}, acts.options());
   const Tensor drec_head = drec[0];
@@ -303,7 +319,7 @@ void slstm_backward_loop(const Tensor& d_output, const Tensor& acts, const Tenso
         vec_mat<scalar_t>(drec_p + k * B * GD, GD, wb + k * GD * D, nullptr, 0, dhn + k * D, H,
                           B, GD, D);
     } else if (K == 1) {  // oneDNN's or ATen's (B, G*D) x (G*D, D)
-      add_product(dh_prev, Tensor(), drec_head, head, op);
+      add_product(dh_prev, Tensor(), drec_head, head, products.op);
     } else {
       at::bmm_out(back, drec, w_bwd);
       dh_prev.view({B, K, D}).copy_(back.transpose(0, 1));
