@@ -6,8 +6,9 @@ runs their arithmetic but not the compiler, the persistent launch or the grid ba
     python benchmarks/gpu_check.py --out DIR            # on the GPU machine (a few minutes)
     python benchmarks/gpu_check.py --interpret --quick  # the same checks, interpreted on the CPU
 
-In steps, where device time is short or a run may hang (the grid barrier spins until every
-program of a batch block has arrived): ``--quick`` on the GPU first (no barrier), then
+In steps, where device time is short or a run may stall (a grid barrier whose programs are
+not all running spins for seconds before it gives up, and that check then reports
+GridBarrierGaveUp): ``--quick`` on the GPU first (no barrier), then
 ``--no-timing --shapes one-program,batch-1``, ``--no-timing --shapes split-barrier``, and
 ``--timing-only``. Each result line is printed, and check.txt and check.json rewritten, as
 soon as it is known, so a run cut short still says how far it got.

@@ -12,6 +12,7 @@ points the fused backend's CPU tensors at the Triton kernels instead of the C++ 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -86,6 +87,21 @@ def test_on_a_gpu_each_program_holds_its_weights_on_chip(monkeypatch):
     assert 4 * layout.block_k * layout.block_h * 2 <= fused_triton.WEIGHT_BYTES_PER_PROGRAM
     # not on a GPU: no barrier to rely on, so one launch per step
     assert not layout.persistent
+
+
+def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monkeypatch):
+    """The interpreter runs a launch's programs one after another, so a persistent launch
+    split over two programs is what the barrier's spin limit is for: the first program waits
+    for a second that cannot start until the first ends. With the limit cut to a few polls
+    it gives up, the launch ends instead of hanging, and the call raises."""
+    monkeypatch.setattr(fused_triton._kernels(), "SPIN_LIMIT", 8)
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
+    plan = fused_triton.plan
+    persistent = lambda *args: dataclasses.replace(plan(*args), persistent=True)  # noqa: E731
+    monkeypatch.setattr(fused_triton, "plan", persistent)
+    layer = lstmkit.LSTM(I, 20, backend="fused")
+    with pytest.raises(fused_triton.GridBarrierGaveUp, match="the 2 programs of a batch block"):
+        layer(torch.randn(T, B, I))
 
 
 @pytest.mark.parametrize("family", ["lstm-peephole-coupled", "lstm-proj", "gru", "rnn-tanh"])

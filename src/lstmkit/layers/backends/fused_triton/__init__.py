@@ -166,9 +166,32 @@ def _time_loop(launch, steps: int, layout: Plan, backward: bool, device) -> None
     sync = torch.zeros(layout.batch_blocks, dtype=torch.int32, device=device)
     if layout.persistent:
         launch(steps - 1 if backward else 0, steps, layout.sync_programs, sync)
+        if layout.sync_programs > 1:
+            _check_barrier(sync, layout)
         return
     for t in reversed(range(steps)) if backward else range(steps):
         launch(t, 1, 1, sync)
+
+
+class GridBarrierGaveUp(RuntimeError):
+    """A persistent launch's programs were not all running at once: its results are wrong."""
+
+
+def _check_barrier(sync: Tensor, layout: Plan) -> None:
+    """Raise if a barrier of the launch that used ``sync`` gave up (``kernels.SPIN_LIMIT``).
+    Reading the counters waits for the launch to finish, which costs the overlap of the next
+    launches' set-up with it, not GPU time; under CUDA graph capture, which cannot wait,
+    the check is skipped."""
+    if sync.is_cuda and torch.cuda.is_current_stream_capturing():
+        return
+    if int(sync.max()) & _kernels().GAVE_UP.value:
+        raise GridBarrierGaveUp(
+            f"the Triton kernels' grid barrier gave up waiting: the {layout.sync_programs} "
+            f"programs of a batch block were not all running at once on this GPU (the plan "
+            f"counted on {layout.batch_blocks * layout.sync_programs} programs fitting its "
+            f"multiprocessors; another process's kernels may hold some), so this call's "
+            f"results are wrong; backend='reference' runs without the barrier"
+        )
 
 
 def _absent(like: Tensor) -> Tensor:

@@ -17,7 +17,8 @@ several programs, each step ends with a barrier across the programs of a batch b
 kernels also run one step per launch (``n_steps`` = 1, ``N_SPLIT`` = 1), where the launch
 boundary is the barrier: the caller does so when the programs of a batch block cannot all
 be resident at once (the spin barrier would never open) and under ``TRITON_INTERPRET=1``, which runs
-programs one after another.
+programs one after another. Should they still not all run at once, the barrier gives up
+after ``SPIN_LIMIT`` polls rather than hang the GPU, and the caller raises.
 
 Backward kernels run time backwards with the columns of ``W_hh`` on chip: a program's
 share of dL/dh_{t-1} is the product of every unit's pre-activation gradient at step t with
@@ -36,6 +37,16 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+# A barrier polls its counter at most SPIN_LIMIT times (each poll an acquiring read from L2,
+# so by estimate a second or more on an H100, not yet measured; a step's real wait should be
+# microseconds). A program that runs out has waited for programs that are not running, which
+# would otherwise hang the GPU: it sets the counter's GAVE_UP bit, which opens this barrier
+# and every later one of the launch to all its programs at once, and the host reports the
+# bit (fused_triton's _time_loop). The bit is set with an OR, not added, so that programs
+# giving up together cannot overflow the counter; the arrivals' own count stays far below.
+SPIN_LIMIT = tl.constexpr(1 << 22)
+GAVE_UP = tl.constexpr(1 << 30)
+
 
 @triton.jit
 def _sync(sync_ptr, step, N_SPLIT: tl.constexpr):
@@ -44,8 +55,12 @@ def _sync(sync_ptr, step, N_SPLIT: tl.constexpr):
     tl.debug_barrier()
     count = tl.atomic_add(sync_ptr, 1, sem="acq_rel", scope="gpu") + 1
     target = (step + 1) * N_SPLIT
-    while count < target:
+    polls = 0
+    while (count < target) & (polls < SPIN_LIMIT):
         count = tl.atomic_add(sync_ptr, 0, sem="acquire", scope="gpu")
+        polls += 1
+    if count < target:
+        tl.atomic_or(sync_ptr, GAVE_UP, sem="acq_rel", scope="gpu")
     tl.debug_barrier()
 
 
