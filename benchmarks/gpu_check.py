@@ -191,13 +191,16 @@ def fused_cells() -> list[str]:
     return [*names, *PROJECTED]
 
 
-RESULTS_HEADER = f"{'cell':14} {'shape':14} {'dtype':9} {'error':>9} {'bound':>8}  result"
+# the cell column fits the longest name, a projected one ("lstm-ln-per-gate+proj")
+CELL_WIDTH = max(len(name) for name in PROJECTED)
+RESULTS_HEADER = f"{'cell':{CELL_WIDTH}} {'shape':14} {'dtype':9} {'error':>9} {'bound':>8}  result"
 
 
 def format_result(r: Result) -> str:
     error = "-" if r.error is None else f"{r.error:.1e}"
     verdict = "refused" if r.dtype == "-" else ("ok" if r.passed else "FAIL")
-    return f"{r.cell:14} {r.shape:14} {r.dtype:9} {error:>9} {r.bound:>8.0e}  {verdict} {r.note}"
+    columns = f"{r.cell:{CELL_WIDTH}} {r.shape:14} {r.dtype:9} {error:>9} {r.bound:>8.0e}"
+    return f"{columns}  {verdict} {r.note}"
 
 
 def format_results(results: list[Result]) -> str:
