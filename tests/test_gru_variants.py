@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from onnx_graphs import onnx_forward, onnx_weights, padded
-from test_onnx_oracle import (
+from onnx_cases import (
     ATOL,
     LENGTHS,
     assert_matches,
@@ -22,8 +21,9 @@ from test_onnx_oracle import (
     make_inputs,
     max_difference,
 )
-from test_onnx_oracle import H as ONNX_H
-from test_onnx_oracle import I as ONNX_I
+from onnx_cases import H as ONNX_H
+from onnx_cases import I as ONNX_I
+from onnx_graphs import onnx_forward, onnx_weights, padded
 from torch import nn
 from torch.autograd import gradcheck
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -37,7 +37,7 @@ from lstmkit.layers.mgu import MGU
 
 F64 = dict(rtol=1e-10, atol=1e-10)
 # I input, H hidden, T time, B batch: tiny, for gradcheck and the other float64 tests (the ONNX
-# tests take test_onnx_oracle's sizes, ONNX_I and ONNX_H, and its inputs)
+# tests take onnx_cases' sizes, ONNX_I and ONNX_H, and its inputs)
 I, H, T, B = 2, 3, 3, 2
 
 # id: (layer class, cell class, keyword arguments of both)

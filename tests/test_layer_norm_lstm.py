@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_lstm_ablations import F64, LENGTHS, B, H, I, T, inputs, randomised, run_stacked
+from stacked_loop import F64, LENGTHS, B, H, I, T, inputs, randomised, run_stacked
 from torch.autograd import gradcheck
 
 import lstmkit
