@@ -4,9 +4,9 @@ four final states (h, c, n, m) and every gradient (input, each initial state, ev
 parameter) under random upstream gradients, over heads, both forget gates, the stabilised
 and the plain form, with and without biases, at batch 1 (the C++ kernels' own products) and
 batch 6 (ATen's: bmm over several heads, the GEMM for one), lengths, bidirectional and
-stacked; finite differences on the C++
-kernels; the max's gradient on an exact tie and the first step from the zero state;
-bfloat16 against float32; traces; and which backend runs what.
+stacked; finite differences on the C++ kernels; the max's gradient on an exact tie and the
+first step from the zero state; bfloat16 against float32; traces; and which backend runs
+what.
 
 The reference loop is lstmkit.cellmath.slstm's step under autograd, which tests/test_slstm.py
 checks against loops of the paper's equations, a log-space evaluation and finite
