@@ -78,15 +78,52 @@ def test_the_split_runs_one_launch_per_step_and_one_program_one_launch(monkeypat
     assert (whole.grid, whole.persistent, whole.block_h) == ((1, 1), True, 32)
 
 
+def _gpu_plan(monkeypatch, limits=fused_triton.H100_LIMITS):
+    """``plan`` as it lays a direction out on a GPU with these limits."""
+    monkeypatch.setattr(fused_triton, "gpu_limits", lambda device: limits)
+    return lambda *args: fused_triton.plan(*args, torch.device("cuda"))
+
+
 def test_on_a_gpu_each_program_holds_its_weights_on_chip(monkeypatch):
-    """FlashRNN's size in bfloat16: 4 gates of 768 units padded to 1024 columns; a program
-    takes as many units as fit the on-chip budget, 16 here, so 48 programs split them."""
-    monkeypatch.delenv("TRITON_INTERPRET")
-    layout = fused_triton.plan(16, 768, 4, torch.bfloat16, torch.device("cpu"))
-    assert (layout.block_k, layout.block_h, layout.hidden_blocks) == (1024, 16, 48)
+    """FlashRNN's size in bfloat16 on an H100: 4 gates of 768 units padded to 1024 columns;
+    a program takes 16 batch rows and as many units as fit the on-chip budget, 16 here, so
+    48 programs split them, few enough for one launch with a barrier per step."""
+    layout = _gpu_plan(monkeypatch)(16, 768, 4, torch.bfloat16)
+    assert (layout.block_b, layout.block_k, layout.block_h) == (16, 1024, 16)
+    assert (layout.grid, layout.persistent, layout.sync_programs) == ((1, 48), True, 48)
     assert 4 * layout.block_k * layout.block_h * 2 <= fused_triton.WEIGHT_BYTES_PER_PROGRAM
-    # not on a GPU: no barrier to rely on, so one launch per step
-    assert not layout.persistent
+
+
+def test_on_a_gpu_a_large_batch_takes_more_batch_blocks_not_larger_ones(monkeypatch):
+    """fastrnns' size: 64 rows in four blocks of 16 (larger ones made the compiler spill
+    registers); 4 x 32 programs still fit an H100's 132 multiprocessors, 4 x 64 do not and
+    run a launch per step."""
+    gpu = _gpu_plan(monkeypatch)
+    assert (gpu(64, 512, 4, torch.float32).grid, gpu(64, 512, 4, torch.float32).persistent) == (
+        (4, 32), True)  # fmt: skip
+    assert (gpu(64, 1024, 4, torch.bfloat16).grid, gpu(64, 1024, 4, torch.bfloat16).persistent) == (
+        (4, 64), False)  # fmt: skip
+
+
+def test_on_a_gpu_with_less_shared_memory_a_program_takes_fewer_units(monkeypatch):
+    """The weight budget allows 32 units of a bfloat16 H=512 LSTM per program, whose tiles
+    need up to 149,504 bytes of shared memory: an H100 has them, a GPU with 99 KiB per
+    program (an RTX 4090's) does not, so there a program takes 16 units (82,944 bytes)."""
+    h100 = _gpu_plan(monkeypatch)(16, 512, 4, torch.bfloat16)
+    small = fused_triton.GPULimits(multiprocessors=128, shared_bytes=101376)
+    smaller = _gpu_plan(monkeypatch, small)(16, 512, 4, torch.bfloat16)
+    assert (h100.block_h, smaller.block_h) == (32, 16)
+    assert fused_triton.shared_bytes(16, 32, 512, 4, 2) > small.shared_bytes
+    assert fused_triton.shared_bytes(16, 16, 512, 4, 2) <= small.shared_bytes
+
+
+def test_on_a_gpu_a_size_whose_tiles_cannot_fit_is_refused_by_name(monkeypatch):
+    """FlashRNN's size in float32: even 16 units of 768 (padded to 1024) over 16 rows need
+    up to 328,704 bytes of shared memory, more than an H100's 232,448 for one program. The
+    plan says so instead of handing Triton a launch that fails with OutOfResources."""
+    message = r"hidden size 768 in float32 .* needs 328704 bytes .* allows 232448"
+    with pytest.raises(fused_triton.TritonUnavailable, match=message):
+        _gpu_plan(monkeypatch)(16, 768, 4, torch.float32)
 
 
 def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monkeypatch):
@@ -274,3 +311,39 @@ def test_the_kernels_compile_for_a_hopper_gpu_without_one():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     compiled = re.search(r"compiled (\d+) of (\d+) kernel variants for sm_90", result.stdout)
     assert compiled and compiled[1] == compiled[2] and int(compiled[1]) >= 4, result.stdout
+
+
+def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
+    """tools/triton_resources.py on the LSTM at fastrnns' and FlashRNN's sizes: each launch
+    an H100's plan makes, compiled for sm_90, takes no more shared memory than the plan
+    counted on (fused_triton.shared_bytes) nor than the GPU allows, and float32 at H=768,
+    which cannot fit, is refused by the plan rather than compiled."""
+    tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
+    result = subprocess.run(
+        [sys.executable, str(tool), "--cells", "lstm", "--sizes", "fastrnns,flashrnn"],
+        env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "6 launches compiled for sm_90, 0 wrong; 1 (cell, size, dtype) refused" in result.stdout
+    refused = re.search(r"lstm +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
+    assert refused and int(refused[1]) > fused_triton.H100_LIMITS.shared_bytes, result.stdout
+
+
+def test_the_resource_tool_names_a_launch_the_plan_undercounted():
+    """The check behind the test above: a launch whose compiled shared memory is above the
+    plan's count, or above the GPU's limit, or whose registers cannot all be resident, is
+    reported, each in words."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from triton_resources import _problems
+
+    fine = dict(num_warps=8, shared=150_000, model=160_000, registers=200)
+    assert _problems(fine, 232_448) == []
+    worse = dict(fine, shared=240_000, num_warps=16)
+    assert _problems(worse, 232_448) == [
+        "shared 240000 > the limit 232448",
+        "shared 240000 > the plan's 160000",
+        "registers 200 x 512 threads > 65536",
+    ]

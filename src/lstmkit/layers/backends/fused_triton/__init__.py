@@ -8,13 +8,14 @@ run the recurrence, keeping the gate activations and states; their backward retu
 gradient of every gate pre-activation, from which the weight gradients (and the peephole
 and bias gradients) are single products or sums over all steps, done here by torch.
 
-How a call is laid out (:func:`plan`): batch rows in blocks of 16 to 64, hidden units in
-blocks sized so that a program's share of ``W_hh`` fits on chip, one program per block pair.
-When all the programs of a batch block fit on the GPU at once, one launch runs every step
-(persistent, a grid barrier per step); otherwise, and under the interpreter, one launch per
-step. The projected LSTM (``proj_size``, with or without the norms and FGR) runs one launch
-per step (per phase of a step where its units are split) with torch's products for the
-recurrence and the projection between them.
+How a call is laid out (:func:`plan`): batch rows in blocks of 16 on a GPU (16 to 64 under
+the interpreter), hidden units in blocks sized so that a program's share of ``W_hh`` and its
+other tiles fit the GPU's shared memory, one program per block pair; a size whose smallest
+tiles do not fit is refused by name. When all the programs fit on the GPU at once, one
+launch runs every step (persistent, a grid barrier per step); otherwise, and under the
+interpreter, one launch per step. The projected LSTM (``proj_size``, with or without the
+norms and FGR) runs one launch per step (per phase of a step where its units are split)
+with torch's products for the recurrence and the projection between them.
 
 Not yet measured on a GPU: this module was written and checked under the interpreter only.
 That is why ``backend="auto"`` does not choose it (it uses torch's cuDNN kernels where torch
@@ -39,8 +40,9 @@ from lstmkit.layers.backends.fused import gate_inputs, lstm_gate_inputs, zeros_i
 
 # the kernels compute in float32: float64 would need every cast and product widened
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-# on-chip weights per program: a program's rows of W_hh for every gate, in bytes; the
-# register file of one H100 SM is 256 KiB
+# on-chip weights per program: a program's rows of W_hh for every gate, in bytes. The
+# compiler keeps them in shared memory (tools/triton_resources.py); this much leaves room
+# for h's tile in an H100's 227 KiB, and spreads a layer over more programs
 WEIGHT_BYTES_PER_PROGRAM = 128 * 1024
 # tests set this to force a split of the hidden units over several programs
 FORCE_BLOCK_H: int | None = None
@@ -129,30 +131,86 @@ class Plan:
         return self.hidden_blocks if self.persistent else 1
 
 
+@dataclass(frozen=True)
+class GPULimits:
+    """What a plan must fit on one GPU."""
+
+    multiprocessors: int  # programs that can run at once, one per multiprocessor
+    shared_bytes: int  # the most shared memory one program may have (the opt-in maximum)
+
+
+H100_LIMITS = GPULimits(multiprocessors=132, shared_bytes=232448)
+"""An H100 SXM's, as its driver reports them (tools/triton_resources.py plans for it)."""
+
+
+def gpu_limits(device: torch.device) -> GPULimits | None:
+    """The limits of the GPU that runs ``device``'s tensors; None under the interpreter,
+    whose programs run one after another on the CPU with no such limits."""
+    if interpreting() or device.type != "cuda":
+        return None
+    from triton.runtime import driver  # what Triton checks a launch against
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    properties = driver.active.utils.get_device_properties(index)
+    return GPULimits(properties["multiprocessor_count"], properties["max_shared_mem"])
+
+
 def plan(batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device) -> Plan:
+    """The layout of one direction's programs for ``gates`` (G*H, H) blocks of W_hh.
+
+    On a GPU a program takes 16 batch rows, the fewest a tensor-core product takes: with 32
+    or 64, sm_90's compiler spills registers to local memory in every LSTM kernel it was
+    shown (tools/triton_resources.py; the counts are in docs/performance.md). Its units are
+    as many as keep the weight tiles within WEIGHT_BYTES_PER_PROGRAM and all its tiles
+    within the GPU's shared memory (:func:`shared_bytes`), at least 16. A size that does not
+    fit even then is refused with :class:`TritonUnavailable`: the kernels reduce over all of
+    H at once and have no loop over parts of it."""
     block_k = max(16, _next_power_of_two(hidden))
-    block_b = max(16, min(64, _next_power_of_two(batch)))
-    if FORCE_BLOCK_H is not None:
-        block_h = FORCE_BLOCK_H
-    elif interpreting():  # programs run one after another: one holds every unit
-        block_h = block_k
+    limits = gpu_limits(device)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if limits is None:  # programs run one after another: one holds every unit
+        block_b = max(16, min(64, _next_power_of_two(batch)))
+        block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
     else:
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        block_h = block_k
-        while block_h > 16 and gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM:
+        block_b = 16
+        block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
+        while block_h > 16 and (
+            gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM
+            or shared_bytes(block_b, block_h, block_k, gates, itemsize) > limits.shared_bytes
+        ):
             block_h //= 2
+        need = shared_bytes(block_b, block_h, block_k, gates, itemsize)
+        if need > limits.shared_bytes:
+            name = str(dtype).removeprefix("torch.")
+            raise TritonUnavailable(
+                f"the Triton kernels cannot fit hidden size {hidden} in {name} on this GPU: "
+                f"a program needs {need} bytes of shared memory at its smallest tile "
+                f"({block_b} rows, {block_h} units, the reduction over H padded to "
+                f"{block_k}), the GPU allows {limits.shared_bytes}; a smaller dtype or "
+                f"hidden size fits, or backend='reference' runs it"
+            )
     batch_blocks = -(-batch // block_b)
     hidden_blocks = -(-hidden // block_h)
     if hidden_blocks == 1:
         persistent = True
-    elif interpreting() or device.type != "cuda":
+    elif limits is None:
         persistent = False  # a spin barrier needs every program running at once
     else:
-        sms = torch.cuda.get_device_properties(device).multi_processor_count
-        persistent = batch_blocks * hidden_blocks <= sms
+        persistent = batch_blocks * hidden_blocks <= limits.multiprocessors
     tile = gates * block_k * block_h
     return Plan(block_b, block_h, block_k, batch_blocks, hidden_blocks, persistent,
                 num_warps=8 if tile >= 16384 else 4)  # fmt: skip
+
+
+def shared_bytes(block_b: int, block_h: int, block_k: int, gates: int, itemsize: int) -> int:
+    """At most the shared memory one program takes, as Triton's compiler lays the kernels
+    out for sm_90: each product's operands go through shared memory, the gates' weight tiles
+    (K, BLOCK_H) held for the whole launch and one (BLOCK_B, K) tile of h (or of dz in the
+    backward) at a time; some kernels also pass a (BLOCK_B, BLOCK_H) tile through it to
+    change its layout, counted here in float32. tools/triton_resources.py compiles every
+    kernel and checks its shared memory against this."""
+    operands = itemsize * (gates * block_k * block_h + block_b * block_k)
+    return operands + 4 * block_b * block_h
 
 
 def _next_power_of_two(n: int) -> int:
