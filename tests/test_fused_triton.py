@@ -81,7 +81,7 @@ def test_the_split_runs_one_launch_per_step_and_one_program_one_launch(monkeypat
 def _gpu_plan(monkeypatch, limits=fused_triton.H100_LIMITS):
     """``plan`` as it lays a direction out on a GPU with these limits."""
     monkeypatch.setattr(fused_triton, "gpu_limits", lambda device: limits)
-    return lambda *args: fused_triton.plan(*args, torch.device("cuda"))
+    return lambda *args, **options: fused_triton.plan(*args, torch.device("cuda"), **options)
 
 
 def test_on_a_gpu_each_program_holds_its_weights_on_chip(monkeypatch):
@@ -126,6 +126,49 @@ def test_on_a_gpu_a_size_whose_tiles_cannot_fit_is_refused_by_name(monkeypatch):
         _gpu_plan(monkeypatch)(16, 768, 4, torch.float32)
 
 
+# the LSTM options whose products lstm_forward/backward do, and so can stream W_hh
+STREAMED = ["lstm-plain", "lstm-peephole-coupled", "lstm-peephole-no-forget-gate"]
+
+
+# (hidden size, layers, units per program) with W_hh streamed in slices of 16 columns: two
+# slices, the second partial, over two programs; three, the last partial, in one program
+STREAMED_SHAPES = {"H20-L2-split": (20, 2, 16), "H40-L1-one-program": (40, 1, None)}
+
+
+@pytest.mark.parametrize("shape", list(STREAMED_SHAPES))
+@pytest.mark.parametrize("family", STREAMED)
+def test_streamed_weights_match_the_reference(family, shape, monkeypatch):
+    """W_hh read at every step in slices of 16 columns, as where a program's rows of it do
+    not fit on chip; ragged lengths, both directions."""
+    hidden, layers, block_h = STREAMED_SHAPES[shape]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16)
+    cls, options = LAYER_CASES[family]
+    make = lambda backend: cls(I, hidden, layers, bidirectional=True, backend=backend, **options)  # noqa: E731
+    reference, triton = make("reference"), make("fused")
+    triton.load_state_dict(reference.state_dict())
+    x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+    lengths = torch.tensor(LENGTHS)
+    ours, theirs = _run(triton, x, lengths), _run(reference, x, lengths)
+    assert_close_all(ours, theirs, torch.float32, f"streamed triton vs reference, {family}")
+
+
+def test_streaming_is_what_the_plan_asks_for_where_the_weights_do_not_fit(monkeypatch):
+    """FlashRNN's size in float32 on an H100: 16 units' rows of W_hh (padded to 1024
+    columns) with h's tile need more shared memory than a program has, so the LSTM's kernels
+    stream them in slices of 256 columns, whose tiles fit with the two stages of pipelining;
+    bfloat16 keeps them on chip, and the GRU's kernels, which cannot stream, refuse."""
+    gpu = _gpu_plan(monkeypatch)
+    streamed = gpu(16, 768, 4, torch.float32, streams=True)
+    assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 256, 256)
+    assert streamed.num_stages == fused_triton.STREAMED_STAGES
+    assert streamed.shared <= fused_triton.H100_LIMITS.shared_bytes
+    on_chip = gpu(16, 768, 4, torch.bfloat16, streams=True)
+    assert (on_chip.streamed_k, on_chip.block_kc) == (None, 1024)
+    with pytest.raises(fused_triton.TritonUnavailable, match="hidden size 768 in float32"):
+        gpu(16, 768, 3, torch.float32)
+
+
 def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monkeypatch):
     """The interpreter runs a launch's programs one after another, so a persistent launch
     split over two programs is what the barrier's spin limit is for: the first program waits
@@ -134,7 +177,7 @@ def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monke
     monkeypatch.setattr(fused_triton._kernels(), "SPIN_LIMIT", 8)
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
     plan = fused_triton.plan
-    persistent = lambda *args: dataclasses.replace(plan(*args), persistent=True)  # noqa: E731
+    persistent = lambda *a, **k: dataclasses.replace(plan(*a, **k), persistent=True)  # noqa: E731
     monkeypatch.setattr(fused_triton, "plan", persistent)
     layer = lstmkit.LSTM(I, 20, backend="fused")
     with pytest.raises(fused_triton.GridBarrierGaveUp, match="the 2 programs of a batch block"):
@@ -314,13 +357,16 @@ def test_the_kernels_compile_for_a_hopper_gpu_without_one():
 
 
 def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
-    """tools/triton_resources.py on the LSTM at fastrnns' and FlashRNN's sizes: each launch
-    an H100's plan makes, compiled for sm_90, takes no more shared memory than the plan
-    counted on (fused_triton.shared_bytes) nor than the GPU allows, and float32 at H=768,
-    which cannot fit, is refused by the plan rather than compiled."""
+    """tools/triton_resources.py on the LSTM and the GRU in float32 at fastrnns' and
+    FlashRNN's sizes: each launch an H100's plan makes, compiled for sm_90, takes no more
+    shared memory than the plan counted on nor than the GPU allows. At H=768 the LSTM's
+    kernels stream W_hh in slices of 256 columns; the GRU's, which cannot, are refused by
+    the plan rather than compiled."""
     tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
+    command = [sys.executable, str(tool), "--cells", "lstm,gru", "--sizes", "fastrnns,flashrnn",
+               "--dtype", "float32"]  # fmt: skip
     result = subprocess.run(
-        [sys.executable, str(tool), "--cells", "lstm", "--sizes", "fastrnns,flashrnn"],
+        command,
         env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
         capture_output=True,
         text=True,
@@ -328,7 +374,9 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "6 launches compiled for sm_90, 0 wrong; 1 (cell, size, dtype) refused" in result.stdout
-    refused = re.search(r"lstm +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
+    streamed = r"lstm +flashrnn +float32 +lstm_\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
+    assert len(re.findall(streamed, result.stdout)) == 2, result.stdout
+    refused = re.search(r"gru +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
     assert refused and int(refused[1]) > fused_triton.H100_LIMITS.shared_bytes, result.stdout
 
 

@@ -57,13 +57,10 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
     context: dict = {}
     plan = fused_triton.plan
 
-    def planning(batch, hidden, gates, dtype, device):
+    def planning(batch, hidden, gates, dtype, device, **options):
         """The plan, and the shared memory it counted on for the launches that follow."""
-        layout = plan(batch, hidden, gates, dtype, device)
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        context["model"] = fused_triton.shared_bytes(
-            layout.block_b, layout.block_h, layout.block_k, gates, itemsize
-        )
+        layout = plan(batch, hidden, gates, dtype, device, **options)
+        context["model"] = layout.shared
         return layout
 
     import importlib
@@ -80,6 +77,7 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
         launches.append(dict(
             **context, module=self.fn.__module__, name=self.fn.__name__,
             signature=signature, constexprs=constexprs, num_warps=kwargs.get("num_warps", 4),
+            num_stages=kwargs.get("num_stages", 3),
             grid=[int(g) for g in (grid(kwargs) if callable(grid) else grid)],
         ))  # fmt: skip
 
@@ -125,9 +123,8 @@ def _measure(launch: dict, folder: str) -> dict:
         signature={n: launch["signature"].get(n, "constexpr") for n in params},
         constexprs={(params.index(k),): v for k, v in launch["constexprs"].items()},
     )
-    kernel = triton.compile(
-        source, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=launch["num_warps"])
-    )
+    options = dict(num_warps=launch["num_warps"], num_stages=launch["num_stages"])
+    kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
     cubin = os.path.join(folder, "kernel.cubin")
     with open(cubin, "wb") as out:
         out.write(kernel.asm["cubin"])
@@ -168,6 +165,8 @@ def _row(launch: dict) -> str:
         return head + "refused: " + launch["refused"].split(": ", 1)[-1]
     c = launch["constexprs"]
     tile = f"{c.get('BLOCK_B', '-')}/{c.get('BLOCK_H', '-')}/{c.get('BLOCK_K', '-')}"
+    if c.get("BLOCK_KC", c.get("BLOCK_K")) != c.get("BLOCK_K"):  # W_hh streamed in slices
+        tile += f"/{c['BLOCK_KC']}"
     grid = "x".join(str(g) for g in launch["grid"][:2])
     model = "-" if launch["model"] is None else launch["model"]
     return (

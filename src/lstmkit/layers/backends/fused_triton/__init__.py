@@ -44,8 +44,10 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # compiler keeps them in shared memory (tools/triton_resources.py); this much leaves room
 # for h's tile in an H100's 227 KiB, and spreads a layer over more programs
 WEIGHT_BYTES_PER_PROGRAM = 128 * 1024
-# tests set this to force a split of the hidden units over several programs
+# tests set these to force a split of the hidden units over several programs, and W_hh
+# streamed in slices of this many columns (kernels that can stream it)
 FORCE_BLOCK_H: int | None = None
+FORCE_STREAMED_K: int | None = None
 
 
 class TritonUnavailable(RuntimeError):
@@ -120,6 +122,14 @@ class Plan:
     hidden_blocks: int
     persistent: bool  # one launch for all steps, with a grid barrier per step
     num_warps: int
+    shared: int  # at most this many bytes of shared memory per program (0: interpreted)
+    streamed_k: int | None = None  # W_hh read each step, this many columns at a time
+    num_stages: int = 3  # the compiler's software pipelining (3: Triton's default)
+
+    @property
+    def block_kc(self) -> int:
+        """Columns of W_hh per product: all (block_k) when they stay on chip."""
+        return self.streamed_k or self.block_k
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -155,36 +165,49 @@ def gpu_limits(device: torch.device) -> GPULimits | None:
     return GPULimits(properties["multiprocessor_count"], properties["max_shared_mem"])
 
 
-def plan(batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device) -> Plan:
+def plan(
+    batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device,
+    streams: bool = False,
+) -> Plan:  # fmt: skip
     """The layout of one direction's programs for ``gates`` (G*H, H) blocks of W_hh.
 
     On a GPU a program takes 16 batch rows, the fewest a tensor-core product takes: with 32
-    or 64, sm_90's compiler spills registers to local memory in every LSTM kernel it was
-    shown (tools/triton_resources.py; the counts are in docs/performance.md). Its units are
-    as many as keep the weight tiles within WEIGHT_BYTES_PER_PROGRAM and all its tiles
-    within the GPU's shared memory (:func:`shared_bytes`), at least 16. A size that does not
-    fit even then is refused with :class:`TritonUnavailable`: the kernels reduce over all of
-    H at once and have no loop over parts of it."""
+    or 64, sm_90's compiler spilled registers to local memory in the LSTM's kernels
+    (tools/triton_resources.py; the counts are in docs/performance.md). Its units are as
+    many as keep the weight tiles within WEIGHT_BYTES_PER_PROGRAM and all its tiles within
+    the GPU's shared memory (:func:`shared_bytes`), at least 16. Where even 16 units' rows
+    of W_hh do not fit, kernels that can (``streams``) read them from L2 at every step, in
+    slices of columns that fit (:func:`streamed_shared_bytes`); the others refuse the size
+    with :class:`TritonUnavailable`."""
     block_k = max(16, _next_power_of_two(hidden))
     limits = gpu_limits(device)
     itemsize = torch.empty((), dtype=dtype).element_size()
+    streamed_k = FORCE_STREAMED_K if streams else None
+    block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
+    shared = 0
     if limits is None:  # programs run one after another: one holds every unit
         block_b = max(16, min(64, _next_power_of_two(batch)))
-        block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
     else:
         block_b = 16
-        block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
         while block_h > 16 and (
             gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM
             or shared_bytes(block_b, block_h, block_k, gates, itemsize) > limits.shared_bytes
         ):
             block_h //= 2
-        need = shared_bytes(block_b, block_h, block_k, gates, itemsize)
-        if need > limits.shared_bytes:
+        shared = shared_bytes(block_b, block_h, block_k, gates, itemsize)
+        if streams and (streamed_k is not None or shared > limits.shared_bytes):
+            streamed_k = streamed_k or block_k // 2
+            while streamed_k > 16 and (
+                streamed_shared_bytes(block_b, block_h, streamed_k, gates, itemsize)
+                > limits.shared_bytes
+            ):
+                streamed_k //= 2
+            shared = streamed_shared_bytes(block_b, block_h, streamed_k, gates, itemsize)
+        if shared > limits.shared_bytes:
             name = str(dtype).removeprefix("torch.")
             raise TritonUnavailable(
                 f"the Triton kernels cannot fit hidden size {hidden} in {name} on this GPU: "
-                f"a program needs {need} bytes of shared memory at its smallest tile "
+                f"a program needs {shared} bytes of shared memory at its smallest tile "
                 f"({block_b} rows, {block_h} units, the reduction over H padded to "
                 f"{block_k}), the GPU allows {limits.shared_bytes}; a smaller dtype or "
                 f"hidden size fits, or backend='reference' runs it"
@@ -198,19 +221,38 @@ def plan(batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.
     else:
         persistent = batch_blocks * hidden_blocks <= limits.multiprocessors
     tile = gates * block_k * block_h
-    return Plan(block_b, block_h, block_k, batch_blocks, hidden_blocks, persistent,
-                num_warps=8 if tile >= 16384 else 4)  # fmt: skip
+    return Plan(
+        block_b, block_h, block_k, batch_blocks, hidden_blocks, persistent,
+        num_warps=8 if tile >= 16384 else 4, shared=shared, streamed_k=streamed_k,
+        num_stages=3 if streamed_k is None else STREAMED_STAGES,
+    )  # fmt: skip
 
 
 def shared_bytes(block_b: int, block_h: int, block_k: int, gates: int, itemsize: int) -> int:
-    """At most the shared memory one program takes, as Triton's compiler lays the kernels
-    out for sm_90: each product's operands go through shared memory, the gates' weight tiles
-    (K, BLOCK_H) held for the whole launch and one (BLOCK_B, K) tile of h (or of dz in the
-    backward) at a time; some kernels also pass a (BLOCK_B, BLOCK_H) tile through it to
-    change its layout, counted here in float32. tools/triton_resources.py compiles every
-    kernel and checks its shared memory against this."""
+    """At most the shared memory one program takes with its weights on chip, as Triton's
+    compiler lays the kernels out for sm_90: each product's operands go through shared
+    memory, the gates' weight tiles (K, BLOCK_H) held for the whole launch and one
+    (BLOCK_B, K) tile of h (or of dz in the backward) at a time; some kernels also pass a
+    (BLOCK_B, BLOCK_H) tile through it to change its layout, counted here in float32.
+    tools/triton_resources.py compiles every kernel and checks its shared memory against
+    the plan's count."""
     operands = itemsize * (gates * block_k * block_h + block_b * block_k)
     return operands + 4 * block_b * block_h
+
+
+# Streamed products pipeline their loads over two stages: the compiler then keeps every
+# tile of one slice's products in shared memory (with three stages, twice that)
+STREAMED_STAGES = 2
+
+
+def streamed_shared_bytes(
+    block_b: int, block_h: int, block_kc: int, gates: int, itemsize: int
+) -> int:
+    """At most the shared memory one program takes with W_hh streamed in slices of
+    ``block_kc`` columns (:data:`STREAMED_STAGES`): the backward's, whose slice holds every
+    gate's (BLOCK_B, KC) tile of dz and (KC, BLOCK_H) tile of W_hh (the forward holds one
+    tile of h for all gates), and the layout change of :func:`shared_bytes`."""
+    return itemsize * gates * block_kc * (block_b + block_h) + 4 * block_b * block_h
 
 
 def _next_power_of_two(n: int) -> int:
@@ -310,7 +352,7 @@ class _LSTMFunction(torch.autograd.Function):
         steps, batch, gh = xg.shape
         hidden, out_size = c0.shape[1], h0.shape[1]
         project = w_hr is not None
-        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device)
+        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device, streams=True)
         acts = torch.empty_like(xg)
         c_all = xg.new_empty(steps, batch, hidden)
         h_all = xg.new_empty(steps, batch, out_size)
@@ -327,8 +369,8 @@ class _LSTMFunction(torch.autograd.Function):
             kernels.lstm_forward[layout.grid](
                 source, w_chip, h0, c0, *peep, mask_u8, acts, c_all, h_slots, output, sync,
                 t_begin, n_steps, batch, hidden, **flags, BLOCK_B=layout.block_b,
-                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
-                num_warps=layout.num_warps,
+                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc,
+                N_SPLIT=sync_programs, num_warps=layout.num_warps, num_stages=layout.num_stages,
             )  # fmt: skip
 
         if not project:
@@ -367,8 +409,8 @@ class _LSTMFunction(torch.autograd.Function):
             kernels.lstm_backward[layout.grid](
                 d_source, acts, c_all, c0, w_chip, *peep, mask_u8, dz, dh_buf, dc_buf, sync,
                 t_begin, n_steps, steps, batch, hidden, **flags, BLOCK_B=layout.block_b,
-                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
-                num_warps=layout.num_warps,
+                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc,
+                N_SPLIT=sync_programs, num_warps=layout.num_warps, num_stages=layout.num_stages,
             )  # fmt: skip
 
         d_w_hr = None

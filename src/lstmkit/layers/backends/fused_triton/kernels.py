@@ -188,7 +188,8 @@ def lstm_forward(
     HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
     SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
     HAS_MASK: tl.constexpr, DOT: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1. C = f C_prev + i g with a forget block;
     CIFG's C = (1 - i) C_prev + i g; else the 1997 C = C_prev + i g. Stores the gates and
@@ -196,7 +197,10 @@ def lstm_forward(
 
     ``DOT`` false (the projected LSTM): ``xg`` already holds the full pre-activations of
     the one step (the caller did the product with the projected h), and the kernel stores
-    m = o tanh(C) unmasked to ``h_all``'s slot, for the caller to project."""
+    m = o tanh(C) unmasked to ``h_all``'s slot, for the caller to project.
+
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh: where a program's rows of it do not fit on chip,
+    each step reads them again (from L2, where they stay), BLOCK_KC columns at a time."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
@@ -205,9 +209,10 @@ def lstm_forward(
     OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
     OFF_O: tl.constexpr = OFF_G + 1
     N_BLOCKS: tl.constexpr = OFF_O + 1 if HAS_O else OFF_O
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = N_BLOCKS * H
 
-    if DOT:
+    if DOT and ON_CHIP:
         w_g = _forward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
         if HAS_I:
             w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
@@ -236,7 +241,7 @@ def lstm_forward(
             z_f = _rows_tile(xg + OFF_F * H, rows, units, gh, ok).to(tl.float32)
         if HAS_O:
             z_o = _rows_tile(xg + OFF_O * H, rows, units, gh, ok).to(tl.float32)
-        if DOT:
+        if DOT and ON_CHIP:
             h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_g.dtype)
             z_g += tl.dot(h_prev, w_g, input_precision="ieee")
             if HAS_I:
@@ -245,6 +250,24 @@ def lstm_forward(
                 z_f += tl.dot(h_prev, w_f, input_precision="ieee")
             if HAS_O:
                 z_o += tl.dot(h_prev, w_o, input_precision="ieee")
+        elif DOT:  # streamed: the same products, a slice of h's columns and W_hh's at a time
+            for k0 in range(0, H, BLOCK_KC):
+                kc = k0 + tl.arange(0, BLOCK_KC)
+                kc_ok = kc < H
+                tile_ok = row_ok[:, None] & kc_ok[None, :]
+                h_c = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, kc, tile_ok)
+                h_c = h_c.to(w_ptr.dtype.element_ty)
+                w_c = _forward_weight(w_ptr, OFF_G, units, kc, H, unit_ok, kc_ok)
+                z_g += tl.dot(h_c, w_c, input_precision="ieee")
+                if HAS_I:
+                    w_c = _forward_weight(w_ptr, 0, units, kc, H, unit_ok, kc_ok)
+                    z_i += tl.dot(h_c, w_c, input_precision="ieee")
+                if HAS_F:
+                    w_c = _forward_weight(w_ptr, OFF_F, units, kc, H, unit_ok, kc_ok)
+                    z_f += tl.dot(h_c, w_c, input_precision="ieee")
+                if HAS_O:
+                    w_c = _forward_weight(w_ptr, OFF_O, units, kc, H, unit_ok, kc_ok)
+                    z_o += tl.dot(h_c, w_c, input_precision="ieee")
         if SQUASH_IN:
             g = _tanh(z_g)
         else:  # NIAF: the candidate is its pre-activation
@@ -307,14 +330,17 @@ def lstm_backward(
     HAS_I: tl.constexpr, HAS_F: tl.constexpr, COUPLED: tl.constexpr, HAS_O: tl.constexpr,
     SQUASH_IN: tl.constexpr, SQUASH_OUT: tl.constexpr, PEEPHOLE: tl.constexpr,
     HAS_MASK: tl.constexpr, DOT: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... (n_steps of them). Writes dz (T, B, G*H), the
     gradient of every gate pre-activation, and leaves in the fp32 buffers dh_buf the part
     of dL/dh_{t-1} that does not go through W_hh, and dc_buf dL/dC_{t-1}.
 
     ``DOT`` false (the projected LSTM): ``dout``'s slot at t holds dL/dm_t for the step,
-    and the caller handles h's gradient (through W_hr and W_hh) itself."""
+    and the caller handles h's gradient (through W_hr and W_hh) itself.
+
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh, as lstm_forward does."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
@@ -323,9 +349,10 @@ def lstm_backward(
     OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
     OFF_O: tl.constexpr = OFF_G + 1
     N_BLOCKS: tl.constexpr = OFF_O + 1 if HAS_O else OFF_O
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = N_BLOCKS * H
 
-    if DOT:
+    if DOT and ON_CHIP:
         w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
         if HAS_I:
             w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
@@ -347,7 +374,7 @@ def lstm_backward(
         t = t_begin - step
         dh = dh_local
         # two ifs, not one `and`: DOT is a compile-time constant, t a run-time value
-        if DOT:  # noqa: SIM102
+        if DOT and ON_CHIP:
             if t + 1 < T:  # what step t+1's gates (every program's units) send back via W_hh
                 base = dz_ptr + _step_offset(t + 1, B, gh)
                 d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
@@ -363,6 +390,29 @@ def lstm_backward(
                     back += tl.dot(d_o, w_o, input_precision="ieee")
                 # an ended row's dz is 0, so its share is 0 already
                 dh += back
+        elif DOT:  # noqa: SIM102
+            if t + 1 < T:  # streamed: the same products, a slice of the columns at a time
+                base = dz_ptr + _step_offset(t + 1, B, gh)
+                ty = w_ptr.dtype.element_ty
+                for k0 in range(0, H, BLOCK_KC):
+                    kc = k0 + tl.arange(0, BLOCK_KC)
+                    kc_ok = kc < H
+                    tile_ok = row_ok[:, None] & kc_ok[None, :]
+                    d_c = _shared_tile(base + OFF_G * H, rows, kc, gh, tile_ok).to(ty)
+                    w_c = _backward_weight(w_ptr, OFF_G, units, kc, H, unit_ok, kc_ok)
+                    dh += tl.dot(d_c, w_c, input_precision="ieee")
+                    if HAS_I:
+                        d_c = _shared_tile(base, rows, kc, gh, tile_ok).to(ty)
+                        w_c = _backward_weight(w_ptr, 0, units, kc, H, unit_ok, kc_ok)
+                        dh += tl.dot(d_c, w_c, input_precision="ieee")
+                    if HAS_F:
+                        d_c = _shared_tile(base + OFF_F * H, rows, kc, gh, tile_ok).to(ty)
+                        w_c = _backward_weight(w_ptr, OFF_F, units, kc, H, unit_ok, kc_ok)
+                        dh += tl.dot(d_c, w_c, input_precision="ieee")
+                    if HAS_O:
+                        d_c = _shared_tile(base + OFF_O * H, rows, kc, gh, tile_ok).to(ty)
+                        w_c = _backward_weight(w_ptr, OFF_O, units, kc, H, unit_ok, kc_ok)
+                        dh += tl.dot(d_c, w_c, input_precision="ieee")
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dm = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
 
