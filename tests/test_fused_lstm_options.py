@@ -352,7 +352,7 @@ def test_the_projected_cell_launches_each_phase_alone_when_the_units_split(monke
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
     split = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
     persistent_split = dataclasses.replace(split, persistent=True)
-    monkeypatch.setattr(fused_triton, "plan", lambda *args: persistent_split)
+    monkeypatch.setattr(fused_triton, "plan", lambda *args, **options: persistent_split)
     cpu = torch.device("cpu")
     projected = LSTMFamily(20, proj_size=3, layer_norm="cell")
     layout = fused_triton._options_layout(projected, None, 3, torch.float32, cpu)

@@ -10,8 +10,10 @@ and bias gradients) are single products or sums over all steps, done here by tor
 
 How a call is laid out (:func:`plan`): batch rows in blocks of 16 on a GPU (16 to 64 under
 the interpreter), hidden units in blocks sized so that a program's share of ``W_hh`` and its
-other tiles fit the GPU's shared memory, one program per block pair; a size whose smallest
-tiles do not fit is refused by name. When all the programs fit on the GPU at once, one
+other tiles fit the GPU's shared memory, one program per block pair. Where even the
+smallest block's rows of ``W_hh`` do not fit, the LSTM's kernels read them from L2 at every
+step, a slice of columns at a time; the other cells' kernels refuse the size by name.
+When all the programs fit on the GPU at once, one
 launch runs every step (persistent, a grid barrier per step); otherwise, and under the
 interpreter, one launch per step. The projected LSTM (``proj_size``, with or without the
 norms and FGR) runs one launch per step (per phase of a step where its units are split)
@@ -167,9 +169,10 @@ def gpu_limits(device: torch.device) -> GPULimits | None:
 
 def plan(
     batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device,
-    streams: bool = False,
+    streams: bool = False, operand_columns: int | None = None,
 ) -> Plan:  # fmt: skip
-    """The layout of one direction's programs for ``gates`` (G*H, H) blocks of W_hh.
+    """The layout of one direction's programs for ``gates`` (G*H, H) blocks of W_hh, whose
+    products' widest left operand has ``operand_columns`` (default H, padded).
 
     On a GPU a program takes 16 batch rows, the fewest a tensor-core product takes: with 32
     or 64, sm_90's compiler spilled registers to local memory in the LSTM's kernels
@@ -184,6 +187,7 @@ def plan(
     itemsize = torch.empty((), dtype=dtype).element_size()
     streamed_k = FORCE_STREAMED_K if streams else None
     block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
+    operand_k = operand_columns or block_k
     shared = 0
     if limits is None:  # programs run one after another: one holds every unit
         block_b = max(16, min(64, _next_power_of_two(batch)))
@@ -191,10 +195,11 @@ def plan(
         block_b = 16
         while block_h > 16 and (
             gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM
-            or shared_bytes(block_b, block_h, block_k, gates, itemsize) > limits.shared_bytes
+            or shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
+            > limits.shared_bytes
         ):
             block_h //= 2
-        shared = shared_bytes(block_b, block_h, block_k, gates, itemsize)
+        shared = shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
         if streams and (streamed_k is not None or shared > limits.shared_bytes):
             streamed_k = streamed_k or block_k // 2
             while streamed_k > 16 and (
@@ -228,15 +233,18 @@ def plan(
     )  # fmt: skip
 
 
-def shared_bytes(block_b: int, block_h: int, block_k: int, gates: int, itemsize: int) -> int:
+def shared_bytes(
+    block_b: int, block_h: int, block_k: int, gates: int, itemsize: int,
+    operand_k: int | None = None,
+) -> int:  # fmt: skip
     """At most the shared memory one program takes with its weights on chip, as Triton's
     compiler lays the kernels out for sm_90: each product's operands go through shared
-    memory, the gates' weight tiles (K, BLOCK_H) held for the whole launch and one
-    (BLOCK_B, K) tile of h (or of dz in the backward) at a time; some kernels also pass a
-    (BLOCK_B, BLOCK_H) tile through it to change its layout, counted here in float32.
-    tools/triton_resources.py compiles every kernel and checks its shared memory against
-    the plan's count."""
-    operands = itemsize * (gates * block_k * block_h + block_b * block_k)
+    memory, the gates' weight tiles (K, BLOCK_H) held for the whole launch and one left
+    operand at a time, (BLOCK_B, ``operand_k``): h's or dz's (``block_k``), FGR's previous
+    gates (wider). Some kernels also pass a (BLOCK_B, BLOCK_H) tile through it to change
+    its layout, counted here in float32. tools/triton_resources.py compiles every kernel
+    and checks its shared memory against the plan's count."""
+    operands = itemsize * (gates * block_k * block_h + block_b * (operand_k or block_k))
     return operands + 4 * block_b * block_h
 
 
@@ -484,7 +492,9 @@ def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _Opt
     # count of (block_k x block_h) weight tiles, K of block_kg / block_k each
     tiles = blocks + (len(family.sigmoid_gates) * block_kg // block_k if family.gate_recurrence
                       else 0)  # fmt: skip
-    layout = plan(batch, hidden, tiles, dtype, device)
+    # and FGR's product takes the previous gates of every unit, wider than h
+    widest = block_kg if family.gate_recurrence else block_k
+    layout = plan(batch, hidden, tiles, dtype, device, operand_columns=widest)
     project = bool(family.proj_size)
     if project and layout.hidden_blocks > 1:
         # torch's products between the steps make every launch one step; with the units
