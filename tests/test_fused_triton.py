@@ -126,8 +126,10 @@ def test_on_a_gpu_a_size_whose_tiles_cannot_fit_is_refused_by_name(monkeypatch):
         _gpu_plan(monkeypatch)(16, 768, 4, torch.float32)
 
 
-# the LSTM options whose products lstm_forward/backward do, and so can stream W_hh
-STREAMED = ["lstm-plain", "lstm-peephole-coupled", "lstm-peephole-no-forget-gate"]
+# the cells whose kernels can stream W_hh: LSTM options lstm_forward/backward run, the GRU
+STREAMED = [
+    "lstm-plain", "lstm-peephole-coupled", "lstm-peephole-no-forget-gate", "gru", "gru-nobias",
+]  # fmt: skip
 
 
 # (hidden size, layers, units per program) with W_hh streamed in slices of 16 columns: two
@@ -156,17 +158,17 @@ def test_streamed_weights_match_the_reference(family, shape, monkeypatch):
 def test_streaming_is_what_the_plan_asks_for_where_the_weights_do_not_fit(monkeypatch):
     """FlashRNN's size in float32 on an H100: 16 units' rows of W_hh (padded to 1024
     columns) with h's tile need more shared memory than a program has, so the LSTM's kernels
-    stream them in slices of 256 columns, whose tiles fit with the two stages of pipelining;
-    bfloat16 keeps them on chip, and the GRU's kernels, which cannot stream, refuse."""
+    stream them in slices of 512 columns, whose tiles fit with the two stages of pipelining;
+    bfloat16 keeps them on chip, and kernels that cannot stream (the sLSTM's) refuse."""
     gpu = _gpu_plan(monkeypatch)
     streamed = gpu(16, 768, 4, torch.float32, streams=True)
-    assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 256, 256)
+    assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 512, 512)
     assert streamed.num_stages == fused_triton.STREAMED_STAGES
     assert streamed.shared <= fused_triton.H100_LIMITS.shared_bytes
     on_chip = gpu(16, 768, 4, torch.bfloat16, streams=True)
     assert (on_chip.streamed_k, on_chip.block_kc) == (None, 1024)
     with pytest.raises(fused_triton.TritonUnavailable, match="hidden size 768 in float32"):
-        gpu(16, 768, 3, torch.float32)
+        gpu(16, 768, 4, torch.float32)
 
 
 def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monkeypatch):
@@ -357,14 +359,14 @@ def test_the_kernels_compile_for_a_hopper_gpu_without_one():
 
 
 def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
-    """tools/triton_resources.py on the LSTM and the GRU in float32 at fastrnns' and
-    FlashRNN's sizes: each launch an H100's plan makes, compiled for sm_90, takes no more
-    shared memory than the plan counted on nor than the GPU allows. At H=768 the LSTM's
-    kernels stream W_hh in slices of 256 columns; the GRU's, which cannot, are refused by
-    the plan rather than compiled."""
+    """tools/triton_resources.py on the LSTM, the GRU and the sLSTM in float32 at fastrnns'
+    and FlashRNN's sizes: each launch an H100's plan makes, compiled for sm_90, takes no
+    more shared memory than the plan counted on nor than the GPU allows. At H=768 the LSTM's
+    and the GRU's kernels stream W_hh in slices of 512 columns; the sLSTM's, which cannot,
+    are refused by the plan rather than compiled."""
     tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
-    command = [sys.executable, str(tool), "--cells", "lstm,gru", "--sizes", "fastrnns,flashrnn",
-               "--dtype", "float32"]  # fmt: skip
+    command = [sys.executable, str(tool), "--cells", "lstm,gru,slstm", "--sizes",
+               "fastrnns,flashrnn", "--dtype", "float32"]  # fmt: skip
     result = subprocess.run(
         command,
         env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
@@ -373,10 +375,10 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "6 launches compiled for sm_90, 0 wrong; 1 (cell, size, dtype) refused" in result.stdout
-    streamed = r"lstm +flashrnn +float32 +lstm_\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
-    assert len(re.findall(streamed, result.stdout)) == 2, result.stdout
-    refused = re.search(r"gru +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
+    assert "10 launches compiled for sm_90, 0 wrong; 1 (cell, size, dtype) refused" in result.stdout
+    streamed = r"(lstm|gru) +flashrnn +float32 +\w+ +1x48 +16/16/1024/512 "  # b/h/k/slice
+    assert len(re.findall(streamed, result.stdout)) == 4, result.stdout
+    refused = re.search(r"slstm +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
     assert refused and int(refused[1]) > fused_triton.H100_LIMITS.shared_bytes, result.stdout
 
 

@@ -203,11 +203,10 @@ def plan(
         if streams and (streamed_k is not None or shared > limits.shared_bytes):
             streamed_k = streamed_k or block_k // 2
             while streamed_k > 16 and (
-                streamed_shared_bytes(block_b, block_h, streamed_k, gates, itemsize)
-                > limits.shared_bytes
+                streamed_shared_bytes(block_b, block_h, streamed_k, itemsize) > limits.shared_bytes
             ):
                 streamed_k //= 2
-            shared = streamed_shared_bytes(block_b, block_h, streamed_k, gates, itemsize)
+            shared = streamed_shared_bytes(block_b, block_h, streamed_k, itemsize)
         if shared > limits.shared_bytes:
             name = str(dtype).removeprefix("torch.")
             raise TritonUnavailable(
@@ -248,19 +247,17 @@ def shared_bytes(
     return operands + 4 * block_b * block_h
 
 
-# Streamed products pipeline their loads over two stages: the compiler then keeps every
-# tile of one slice's products in shared memory (with three stages, twice that)
+# Streamed products pipeline the loads of their slices over this many stages
 STREAMED_STAGES = 2
 
 
-def streamed_shared_bytes(
-    block_b: int, block_h: int, block_kc: int, gates: int, itemsize: int
-) -> int:
+def streamed_shared_bytes(block_b: int, block_h: int, block_kc: int, itemsize: int) -> int:
     """At most the shared memory one program takes with W_hh streamed in slices of
-    ``block_kc`` columns (:data:`STREAMED_STAGES`): the backward's, whose slice holds every
-    gate's (BLOCK_B, KC) tile of dz and (KC, BLOCK_H) tile of W_hh (the forward holds one
-    tile of h for all gates), and the layout change of :func:`shared_bytes`."""
-    return itemsize * gates * block_kc * (block_b + block_h) + 4 * block_b * block_h
+    ``block_kc`` columns: each gate's product is a loop of its own over the slices, whose
+    (BLOCK_B, KC) tile of h or dz and (KC, BLOCK_H) tile of W_hh are in flight for each
+    pipelining stage (:data:`STREAMED_STAGES`), whatever the number of gates; and the
+    layout change of :func:`shared_bytes`."""
+    return STREAMED_STAGES * itemsize * block_kc * (block_b + block_h) + 4 * block_b * block_h
 
 
 def _next_power_of_two(n: int) -> int:
@@ -749,7 +746,7 @@ class _GRUFunction(torch.autograd.Function):
         if b_hh is not None:  # b_hr and b_hz add where x's do; b_hn goes inside r's product
             xg[..., : 2 * hidden] += b_hh[: 2 * hidden]
         b_n = _absent(xg) if b_hh is None else b_hh[2 * hidden :].contiguous()
-        layout = plan(batch, hidden, 3, w_hh.dtype, xg.device)
+        layout = plan(batch, hidden, 3, w_hh.dtype, xg.device, streams=True)
         acts = torch.empty_like(xg)
         hn_all = xg.new_empty(steps, batch, hidden)
         h_all = xg.new_empty(steps, batch, hidden)
@@ -763,7 +760,8 @@ class _GRUFunction(torch.autograd.Function):
                 xg, w_chip, b_n, h0, mask_u8, acts, hn_all, h_all, output, sync,
                 t_begin, n_steps, batch, hidden, HAS_BN=b_hh is not None,
                 HAS_MASK=mask is not None, BLOCK_B=layout.block_b, BLOCK_H=layout.block_h,
-                BLOCK_K=layout.block_k, N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc, N_SPLIT=sync_programs,
+                num_warps=layout.num_warps, num_stages=layout.num_stages,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
@@ -791,7 +789,8 @@ class _GRUFunction(torch.autograd.Function):
                 d_output, acts, hn_all, h_all, h0, w_chip, mask_u8, dx, drec, dh_buf, sync,
                 t_begin, n_steps, steps, batch, hidden, HAS_MASK=mask is not None,
                 BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
-                N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                BLOCK_KC=layout.block_kc, N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                num_stages=layout.num_stages,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=True, device=w.device)

@@ -104,6 +104,36 @@ def _backward_weight(w_ptr, gate, units, ks, H, unit_ok, k_ok):
 
 
 @triton.jit
+def _streamed_forward(acc, h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr, gate, units,
+                      unit_ok, BLOCK_KC: tl.constexpr):  # fmt: skip
+    """acc + h_{t-1} W_gate^T for these units, with W_hh streamed: where a program's rows
+    of it do not fit on chip, each step reads them again (from L2, where they stay), with
+    h's, BLOCK_KC columns at a time."""
+    for k0 in range(0, H, BLOCK_KC):
+        kc = k0 + tl.arange(0, BLOCK_KC)
+        kc_ok = kc < H
+        h_c = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, kc, row_ok[:, None] & kc_ok[None, :])
+        w_c = _forward_weight(w_ptr, gate, units, kc, H, unit_ok, kc_ok)
+        acc += tl.dot(h_c.to(w_c.dtype), w_c, input_precision="ieee")
+    return acc
+
+
+@triton.jit
+def _streamed_backward(acc, d_ptr, stride, rows, row_ok, w_ptr, gate, units, unit_ok, H,
+                       BLOCK_KC: tl.constexpr):  # fmt: skip
+    """acc + d W_gate for these units (d: the (B, stride) slice of a gate's pre-activation
+    gradients at ``d_ptr``, which every program wrote), W_hh streamed as in
+    :func:`_streamed_forward`."""
+    for k0 in range(0, H, BLOCK_KC):
+        kc = k0 + tl.arange(0, BLOCK_KC)
+        kc_ok = kc < H
+        d_c = _shared_tile(d_ptr, rows, kc, stride, row_ok[:, None] & kc_ok[None, :])
+        w_c = _backward_weight(w_ptr, gate, units, kc, H, unit_ok, kc_ok)
+        acc += tl.dot(d_c.to(w_c.dtype), w_c, input_precision="ieee")
+    return acc
+
+
+@triton.jit
 def _step_offset(t, B, width):
     return t.to(tl.int64) * B * width
 
@@ -250,24 +280,15 @@ def lstm_forward(
                 z_f += tl.dot(h_prev, w_f, input_precision="ieee")
             if HAS_O:
                 z_o += tl.dot(h_prev, w_o, input_precision="ieee")
-        elif DOT:  # streamed: the same products, a slice of h's columns and W_hh's at a time
-            for k0 in range(0, H, BLOCK_KC):
-                kc = k0 + tl.arange(0, BLOCK_KC)
-                kc_ok = kc < H
-                tile_ok = row_ok[:, None] & kc_ok[None, :]
-                h_c = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, kc, tile_ok)
-                h_c = h_c.to(w_ptr.dtype.element_ty)
-                w_c = _forward_weight(w_ptr, OFF_G, units, kc, H, unit_ok, kc_ok)
-                z_g += tl.dot(h_c, w_c, input_precision="ieee")
-                if HAS_I:
-                    w_c = _forward_weight(w_ptr, 0, units, kc, H, unit_ok, kc_ok)
-                    z_i += tl.dot(h_c, w_c, input_precision="ieee")
-                if HAS_F:
-                    w_c = _forward_weight(w_ptr, OFF_F, units, kc, H, unit_ok, kc_ok)
-                    z_f += tl.dot(h_c, w_c, input_precision="ieee")
-                if HAS_O:
-                    w_c = _forward_weight(w_ptr, OFF_O, units, kc, H, unit_ok, kc_ok)
-                    z_o += tl.dot(h_c, w_c, input_precision="ieee")
+        elif DOT:  # streamed
+            args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr)
+            z_g = _streamed_forward(z_g, *args, OFF_G, units, unit_ok, BLOCK_KC)
+            if HAS_I:
+                z_i = _streamed_forward(z_i, *args, 0, units, unit_ok, BLOCK_KC)
+            if HAS_F:
+                z_f = _streamed_forward(z_f, *args, OFF_F, units, unit_ok, BLOCK_KC)
+            if HAS_O:
+                z_o = _streamed_forward(z_o, *args, OFF_O, units, unit_ok, BLOCK_KC)
         if SQUASH_IN:
             g = _tanh(z_g)
         else:  # NIAF: the candidate is its pre-activation
@@ -391,28 +412,19 @@ def lstm_backward(
                 # an ended row's dz is 0, so its share is 0 already
                 dh += back
         elif DOT:  # noqa: SIM102
-            if t + 1 < T:  # streamed: the same products, a slice of the columns at a time
+            if t + 1 < T:  # streamed
                 base = dz_ptr + _step_offset(t + 1, B, gh)
-                ty = w_ptr.dtype.element_ty
-                for k0 in range(0, H, BLOCK_KC):
-                    kc = k0 + tl.arange(0, BLOCK_KC)
-                    kc_ok = kc < H
-                    tile_ok = row_ok[:, None] & kc_ok[None, :]
-                    d_c = _shared_tile(base + OFF_G * H, rows, kc, gh, tile_ok).to(ty)
-                    w_c = _backward_weight(w_ptr, OFF_G, units, kc, H, unit_ok, kc_ok)
-                    dh += tl.dot(d_c, w_c, input_precision="ieee")
-                    if HAS_I:
-                        d_c = _shared_tile(base, rows, kc, gh, tile_ok).to(ty)
-                        w_c = _backward_weight(w_ptr, 0, units, kc, H, unit_ok, kc_ok)
-                        dh += tl.dot(d_c, w_c, input_precision="ieee")
-                    if HAS_F:
-                        d_c = _shared_tile(base + OFF_F * H, rows, kc, gh, tile_ok).to(ty)
-                        w_c = _backward_weight(w_ptr, OFF_F, units, kc, H, unit_ok, kc_ok)
-                        dh += tl.dot(d_c, w_c, input_precision="ieee")
-                    if HAS_O:
-                        d_c = _shared_tile(base + OFF_O * H, rows, kc, gh, tile_ok).to(ty)
-                        w_c = _backward_weight(w_ptr, OFF_O, units, kc, H, unit_ok, kc_ok)
-                        dh += tl.dot(d_c, w_c, input_precision="ieee")
+                rest = (rows, row_ok, w_ptr)
+                dh = _streamed_backward(dh, base + OFF_G * H, gh, *rest, OFF_G, units, unit_ok,
+                                        H, BLOCK_KC)  # fmt: skip
+                if HAS_I:
+                    dh = _streamed_backward(dh, base, gh, *rest, 0, units, unit_ok, H, BLOCK_KC)
+                if HAS_F:
+                    dh = _streamed_backward(dh, base + OFF_F * H, gh, *rest, OFF_F, units,
+                                            unit_ok, H, BLOCK_KC)  # fmt: skip
+                if HAS_O:
+                    dh = _streamed_backward(dh, base + OFF_O * H, gh, *rest, OFF_O, units,
+                                            unit_ok, H, BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dm = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
 
@@ -1150,17 +1162,21 @@ def gru_forward(
     acts_ptr, hn_all_ptr, h_all_ptr, out_ptr, sync_ptr,
     t_begin, n_steps, B, H,
     HAS_BN: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """xg (T, B, 3H) holds x W_ih^T + b_ih, with b_hr and b_hz added. Stores acts (r, z, n)
-    and hn = W_hn h_{t-1} + b_hn for the backward."""
+    and hn = W_hn h_{t-1} + b_hn for the backward. ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh
+    (:func:`_streamed_forward`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = 3 * H
-    w_r = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-    w_z = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    w_n = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+    if ON_CHIP:
+        w_r = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_z = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+        w_n = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
     if HAS_BN:
         b_n = tl.load(bn_ptr + units, mask=unit_ok, other=0.0).to(tl.float32)[None, :]
 
@@ -1168,16 +1184,21 @@ def gru_forward(
     for step in range(n_steps):
         t = t_begin + step
         xg = xg_ptr + _step_offset(t, B, gh)
-        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
-        r = _sigmoid(
-            _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
-            + tl.dot(h_prev, w_r, input_precision="ieee")
-        )
-        z = _sigmoid(
-            _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
-            + tl.dot(h_prev, w_z, input_precision="ieee")
-        )
-        hn = tl.dot(h_prev, w_n, input_precision="ieee").to(tl.float32)
+        pre_r = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
+        pre_z = _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+        if ON_CHIP:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
+            pre_r += tl.dot(h_prev, w_r, input_precision="ieee")
+            pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
+            hn = tl.dot(h_prev, w_n, input_precision="ieee").to(tl.float32)
+        else:
+            args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr)
+            pre_r = _streamed_forward(pre_r, *args, 0, units, unit_ok, BLOCK_KC)
+            pre_z = _streamed_forward(pre_z, *args, 1, units, unit_ok, BLOCK_KC)
+            hn = tl.zeros((BLOCK_B, BLOCK_H), tl.float32)
+            hn = _streamed_forward(hn, *args, 2, units, unit_ok, BLOCK_KC)
+        r = _sigmoid(pre_r)
+        z = _sigmoid(pre_z)
         if HAS_BN:
             hn += b_n
         n = _tanh(_rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32) + r * hn)
@@ -1203,32 +1224,45 @@ def gru_backward(
     dx_ptr, drec_ptr, dh_buf_ptr, sync_ptr,
     t_begin, n_steps, T, B, H,
     HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Writes dx (T, B, 3H), the gradients of the input pre-activations (r, z, n), and
     drec (T, B, 3H), those of W_hh h + b_hh (r, z, and r times n's), which also feed
-    dL/dh_{t-1} through W_hh. dh_buf carries the part that does not (z h_{t-1})."""
+    dL/dh_{t-1} through W_hh. dh_buf carries the part that does not (z h_{t-1}).
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_backward`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = 3 * H
-    w_r = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-    w_z = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    w_n = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+    if ON_CHIP:
+        w_r = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_z = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+        w_n = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
 
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     for step in range(n_steps):
         t = t_begin - step
         dh = dh_local
-        if t + 1 < T:
-            base = drec_ptr + _step_offset(t + 1, B, gh)
-            back = tl.dot(_rows_tile(base, rows, ks, gh, full_ok).to(w_r.dtype), w_r,
-                          input_precision="ieee")  # fmt: skip
-            back += tl.dot(_rows_tile(base + H, rows, ks, gh, full_ok).to(w_r.dtype), w_z,
-                           input_precision="ieee")  # fmt: skip
-            back += tl.dot(_rows_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_r.dtype), w_n,
-                           input_precision="ieee")  # fmt: skip
-            dh += back
+        # two ifs, not one `and`: ON_CHIP is a compile-time constant, t a run-time value
+        if ON_CHIP:
+            if t + 1 < T:  # step t+1's gradients, which other programs wrote: read past L1
+                base = drec_ptr + _step_offset(t + 1, B, gh)
+                d_r = _shared_tile(base, rows, ks, gh, full_ok).to(w_r.dtype)
+                back = tl.dot(d_r, w_r, input_precision="ieee")
+                d_z = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_r.dtype)
+                back += tl.dot(d_z, w_z, input_precision="ieee")
+                d_n = _shared_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_r.dtype)
+                back += tl.dot(d_n, w_n, input_precision="ieee")
+                dh += back
+        else:
+            if t + 1 < T:
+                base = drec_ptr + _step_offset(t + 1, B, gh)
+                rest = (gh, rows, row_ok, w_ptr)
+                dh = _streamed_backward(dh, base, *rest, 0, units, unit_ok, H, BLOCK_KC)
+                dh = _streamed_backward(dh, base + H, *rest, 1, units, unit_ok, H, BLOCK_KC)
+                dh = _streamed_backward(dh, base + 2 * H, *rest, 2, units, unit_ok, H, BLOCK_KC)
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
