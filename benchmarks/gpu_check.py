@@ -25,8 +25,8 @@ soon as it is known, so a run cut short still says how far it got.
    ``fused``, ``torch`` (cuDNN where torch has the cell) and ``auto``, against torch.nn.LSTM
    (cuDNN) and a per-step torch.nn.LSTMCell loop in the same rounds: the issue's targets are
    cuDNN's time for the plain LSTM, within 1.3x of it for every other cell, and 30x faster
-   than the loop. In float32 at H = 768 the LSTM's kernels stream W_hh from L2 (its rows do
-   not fit on chip), and the other cells' fused rows say that the plan refuses the size
+   than the loop. In float32 at H = 768 the LSTM's and the GRU's kernels stream W_hh from L2
+   (its rows do not fit on chip), and the other cells' fused rows say that the plan refuses the size
    (tools/triton_resources.py).
 
 Writes ``check.json``, ``check.txt`` and (timing) ``bench.json``, ``bench.txt`` under

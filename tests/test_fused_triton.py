@@ -158,11 +158,12 @@ def test_streamed_weights_match_the_reference(family, shape, monkeypatch):
 def test_streaming_is_what_the_plan_asks_for_where_the_weights_do_not_fit(monkeypatch):
     """FlashRNN's size in float32 on an H100: 16 units' rows of W_hh (padded to 1024
     columns) with h's tile need more shared memory than a program has, so the LSTM's kernels
-    stream them in slices of 512 columns, whose tiles fit with the two stages of pipelining;
+    stream them in slices of 256 columns (STREAMED_SLICE), which fit with the two stages of
+    pipelining;
     bfloat16 keeps them on chip, and kernels that cannot stream (the sLSTM's) refuse."""
     gpu = _gpu_plan(monkeypatch)
     streamed = gpu(16, 768, 4, torch.float32, streams=True)
-    assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 512, 512)
+    assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 256, 256)
     assert streamed.num_stages == fused_triton.STREAMED_STAGES
     assert streamed.shared <= fused_triton.H100_LIMITS.shared_bytes
     on_chip = gpu(16, 768, 4, torch.bfloat16, streams=True)
@@ -362,7 +363,7 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     """tools/triton_resources.py on the LSTM, the GRU and the sLSTM in float32 at fastrnns'
     and FlashRNN's sizes: each launch an H100's plan makes, compiled for sm_90, takes no
     more shared memory than the plan counted on nor than the GPU allows. At H=768 the LSTM's
-    and the GRU's kernels stream W_hh in slices of 512 columns; the sLSTM's, which cannot,
+    and the GRU's kernels stream W_hh in slices of 256 columns; the sLSTM's, which cannot,
     are refused by the plan rather than compiled."""
     tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
     command = [sys.executable, str(tool), "--cells", "lstm,gru,slstm", "--sizes",
@@ -376,7 +377,7 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "10 launches compiled for sm_90, 0 wrong; 1 (cell, size, dtype) refused" in result.stdout
-    streamed = r"(lstm|gru) +flashrnn +float32 +\w+ +1x48 +16/16/1024/512 "  # b/h/k/slice
+    streamed = r"(lstm|gru) +flashrnn +float32 +\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
     assert len(re.findall(streamed, result.stdout)) == 4, result.stdout
     refused = re.search(r"slstm +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
     assert refused and int(refused[1]) > fused_triton.H100_LIMITS.shared_bytes, result.stdout

@@ -11,8 +11,9 @@ and bias gradients) are single products or sums over all steps, done here by tor
 How a call is laid out (:func:`plan`): batch rows in blocks of 16 on a GPU (16 to 64 under
 the interpreter), hidden units in blocks sized so that a program's share of ``W_hh`` and its
 other tiles fit the GPU's shared memory, one program per block pair. Where even the
-smallest block's rows of ``W_hh`` do not fit, the LSTM's kernels read them from L2 at every
-step, a slice of columns at a time; the other cells' kernels refuse the size by name.
+smallest block's rows of ``W_hh`` do not fit, the LSTM's and the GRU's kernels read them
+from L2 at every step, a slice of columns at a time; the other cells' kernels refuse the
+size by name.
 When all the programs fit on the GPU at once, one
 launch runs every step (persistent, a grid barrier per step); otherwise, and under the
 interpreter, one launch per step. The projected LSTM (``proj_size``, with or without the
@@ -201,7 +202,7 @@ def plan(
             block_h //= 2
         shared = shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
         if streams and (streamed_k is not None or shared > limits.shared_bytes):
-            streamed_k = streamed_k or block_k // 2
+            streamed_k = streamed_k or min(block_k // 2, STREAMED_SLICE)
             while streamed_k > 16 and (
                 streamed_shared_bytes(block_b, block_h, streamed_k, itemsize) > limits.shared_bytes
             ):
@@ -247,8 +248,12 @@ def shared_bytes(
     return operands + 4 * block_b * block_h
 
 
-# Streamed products pipeline the loads of their slices over this many stages
+# Streamed products pipeline the loads of their slices over this many stages, and take at
+# most this many columns a slice: with 512, sm_90's compiler spilled 2.6 to 10 times as
+# much in the LSTM's and GRU's streamed kernels at FlashRNN's float32 size
+# (tools/triton_resources.py)
 STREAMED_STAGES = 2
+STREAMED_SLICE = 256
 
 
 def streamed_shared_bytes(block_b: int, block_h: int, block_kc: int, itemsize: int) -> int:

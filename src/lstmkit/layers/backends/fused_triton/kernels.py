@@ -1195,7 +1195,7 @@ def gru_forward(
             args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr)
             pre_r = _streamed_forward(pre_r, *args, 0, units, unit_ok, BLOCK_KC)
             pre_z = _streamed_forward(pre_z, *args, 1, units, unit_ok, BLOCK_KC)
-            hn = tl.zeros((BLOCK_B, BLOCK_H), tl.float32)
+            hn = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)  # not tl.zeros: see _sigmoid
             hn = _streamed_forward(hn, *args, 2, units, unit_ok, BLOCK_KC)
         r = _sigmoid(pre_r)
         z = _sigmoid(pre_z)
