@@ -159,8 +159,8 @@ def test_streaming_is_what_the_plan_asks_for_where_the_weights_do_not_fit(monkey
     """FlashRNN's size in float32 on an H100: 16 units' rows of W_hh (padded to 1024
     columns) with h's tile need more shared memory than a program has, so the LSTM's kernels
     stream them in slices of 256 columns (STREAMED_SLICE), which fit with the two stages of
-    pipelining;
-    bfloat16 keeps them on chip, and kernels that cannot stream (the sLSTM's) refuse."""
+    pipelining; bfloat16 keeps them on chip, and kernels that cannot stream (the sLSTM's)
+    refuse."""
     gpu = _gpu_plan(monkeypatch)
     streamed = gpu(16, 768, 4, torch.float32, streams=True)
     assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 256, 256)
@@ -383,11 +383,11 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     assert refused and int(refused[1]) > fused_triton.H100_LIMITS.shared_bytes, result.stdout
 
 
-def test_the_resource_tool_names_a_launch_the_plan_undercounted():
+def test_the_resource_tool_names_a_launch_the_plan_undercounted(monkeypatch):
     """The check behind the test above: a launch whose compiled shared memory is above the
     plan's count, or above the GPU's limit, or whose registers cannot all be resident, is
     reported, each in words."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "tools"))
     from triton_resources import _problems
 
     fine = dict(num_warps=8, shared=150_000, model=160_000, registers=200)

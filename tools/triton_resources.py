@@ -15,14 +15,17 @@ metadata (what its launcher checks against the GPU's limit) and the registers an
 ``cuobjdump -res-usage`` on the cubin (Triton's wheel ships both).
 
 A launch whose shared memory is above the limit would fail on the GPU (Triton's
-OutOfResources); registers times threads above 65,536 would too. Those rows are marked
-OVER and make the exit status 1. A stack above 0 bytes means registers spilled to local
-memory: it runs, slower; the column shows it, it is not an error.
+OutOfResources); registers times threads above 65,536 would too; and one above the plan's
+own count (the "plan" column, ``Plan.shared``) means the plan could lay out a launch that
+fails. Those rows are marked WRONG and make the exit status 1. A stack above 0 bytes means
+registers spilled to local memory: it runs, slower; the column shows it, it is not an
+error.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -62,8 +65,6 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
         layout = plan(batch, hidden, gates, dtype, device, **options)
         context["model"] = layout.shared
         return layout
-
-    import importlib
 
     for module in ("", ".clockwork", ".slstm", ".stacks"):
         owner = importlib.import_module(f"lstmkit.layers.backends.fused_triton{module}")
@@ -109,7 +110,6 @@ def _distinct(launches: list[dict]) -> list[dict]:
 
 def _measure(launch: dict, folder: str) -> dict:
     """Compile one launch for sm_90: its shared memory, registers and stack."""
-    import importlib
     import inspect
 
     import triton
