@@ -16,6 +16,7 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _own_state,
     _program_tile,
     _rows_tile,
+    _shared_tile,
     _step_offset,
     _sync,
     _tanh,
@@ -90,7 +91,8 @@ def clockwork_backward(
         t = t_begin - step
         dh = dh_local
         if t + 1 < T:  # what step t+1's running units send back through W_H
-            back = _rows_tile(dpre_ptr + _step_offset(t + 1, B, H), rows, ks, H, full_ok)
+            # step t+1's gradients, which other programs wrote: read past L1
+            back = _shared_tile(dpre_ptr + _step_offset(t + 1, B, H), rows, ks, H, full_ok)
             dh += tl.dot(back.to(w.dtype), w, input_precision="ieee")
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)

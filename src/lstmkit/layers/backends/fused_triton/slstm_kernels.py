@@ -17,6 +17,7 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _own_state,
     _program_tile,
     _rows_tile,
+    _shared_tile,
     _sigmoid,
     _step_offset,
     _sync,
@@ -149,13 +150,13 @@ def slstm_backward(
         dh = dh_local
         if t + 1 < T:  # what step t+1's pre-activations send back through R
             base = dpre_ptr + _step_offset(t + 1, B, gh)
-            back_i = _rows_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
+            back_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
             dh += tl.dot(back_i, w_i, input_precision="ieee")
-            back_f = _rows_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
+            back_f = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
             dh += tl.dot(back_f, w_f, input_precision="ieee")
-            back_z = _rows_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_i.dtype)
+            back_z = _shared_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_i.dtype)
             dh += tl.dot(back_z, w_z, input_precision="ieee")
-            back_o = _rows_tile(base + 3 * H, rows, ks, gh, full_ok).to(w_i.dtype)
+            back_o = _shared_tile(base + 3 * H, rows, ks, gh, full_ok).to(w_i.dtype)
             dh += tl.dot(back_o, w_o, input_precision="ieee")
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         g_h = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
