@@ -26,14 +26,13 @@ import tempfile
 import time
 
 
-def _record_launches(cells: list[str]) -> list[dict]:
-    """The kernel (module and name), signature, constexprs and warps of every launch the
-    cells make, under the interpreter (this process must not have defined the kernels
-    compiled before)."""
-    os.environ["TRITON_INTERPRET"] = "1"
-    import torch
-    from gpu_check import make_layer  # main() put benchmarks/ on the path
-    from triton.runtime import interpreter
+def kernels_on_the_cpu() -> None:
+    """Point the fused backend's CPU tensors (and the stacks') at the Triton kernels, with
+    W_hh handed to them in its own dtype. On a GPU the weights go on chip in their own
+    dtype; the interpreter gets bfloat16 ones in float32 (its NumPy has no bfloat16
+    arithmetic): recording wants the GPU's types, and accepts that the interpreted bfloat16
+    numbers are meaningless."""
+    import importlib
 
     from lstmkit.layers import _memory_stack
     from lstmkit.layers.backends import fused, fused_triton
@@ -41,33 +40,63 @@ def _record_launches(cells: list[str]) -> list[dict]:
 
     fused.kernels_for = lambda device_type: fused_triton
     _memory_stack.stack_kernels = lambda device_type: stacks
-    # on a GPU the weights go on chip in their own dtype; the interpreter gets bfloat16 ones
-    # in float32 (its NumPy has no bfloat16 arithmetic): record the GPU's types, and accept
-    # that the interpreted bfloat16 numbers are meaningless here
-    import importlib
-
     for module in ("", ".clockwork", ".slstm", ".stacks"):
         owner = importlib.import_module(f"lstmkit.layers.backends.fused_triton{module}")
         owner._on_chip = lambda w: w.contiguous()
-    launches: dict[tuple, tuple] = {}
+
+
+def describe_launch(kernel, args: tuple, kwargs: dict) -> dict:
+    """One launch of an interpreted kernel: its module and name, its arguments' Triton
+    types, its constexprs and its warps and pipelining stages (Triton's defaults if not
+    given)."""
+    names = list(kernel.arg_names)
+    return dict(
+        module=kernel.fn.__module__, name=kernel.fn.__name__,
+        signature={name: _type_of(value) for name, value in zip(names, args, strict=False)},
+        constexprs={n: kwargs[n] for n in names if n in kwargs},
+        num_warps=kwargs.get("num_warps", 4), num_stages=kwargs.get("num_stages", 3),
+    )  # fmt: skip
+
+
+def compile_for_hopper(launch: dict, constexprs: dict | None = None):
+    """A recorded launch compiled for sm_90 by Triton's own compiler (with ``constexprs``
+    instead of the recorded ones, if given); the kernels must be defined compiled."""
+    import importlib
+    import inspect
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    fn = getattr(importlib.import_module(launch["module"]), launch["name"])
+    params = list(inspect.signature(fn.fn).parameters)
+    consts = launch["constexprs"] if constexprs is None else constexprs
+    source = ASTSource(
+        fn=fn,
+        signature={n: launch["signature"].get(n, "constexpr") for n in params},
+        constexprs={(params.index(k),): v for k, v in consts.items()},
+    )
+    options = dict(num_warps=launch["num_warps"], num_stages=launch.get("num_stages", 3))
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def _record_launches(cells: list[str]) -> list[dict]:
+    """Every distinct launch the cells make (:func:`describe_launch`), under the interpreter
+    (this process must not have defined the kernels compiled before)."""
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+    from gpu_check import make_layer  # main() put benchmarks/ on the path
+    from triton.runtime import interpreter
+
+    from lstmkit.layers.backends import fused_triton
+
+    kernels_on_the_cpu()
+    launches: dict[str, dict] = {}
     run = interpreter.InterpretedFunction.run
 
     def recording(self, *args, grid, warmup, **kwargs):
-        names = list(self.arg_names)
-        constexprs = {n: kwargs[n] for n in names if n in kwargs}
-        signature = {}
-        for name, value in zip(names, args, strict=False):
-            signature[name] = _type_of(value)
-        for name in names[len(args) :]:
-            if name in constexprs:
-                signature[name] = "constexpr"
-        warps = kwargs.get("num_warps", 4)
-        key = (self.fn.__module__, self.fn.__name__, tuple(sorted(signature.items())),
-               tuple(sorted(constexprs.items())), warps)  # fmt: skip
-        launches[key] = dict(
-            module=self.fn.__module__, name=self.fn.__name__, signature=signature,
-            constexprs=constexprs, num_warps=warps,
-        )  # fmt: skip
+        launch = describe_launch(self, args, kwargs)
+        launches.setdefault(json.dumps(launch, sort_keys=True), launch)
         return run(self, *args, grid=grid, warmup=warmup, **kwargs)
 
     interpreter.InterpretedFunction.run = recording
@@ -104,37 +133,17 @@ def _type_of(value) -> str:
 def _compile(launches: list[dict]) -> list[str]:
     """Compile each launch for sm_90 (twice where it has a barrier: off and on); returns
     the failures, one line each. The kernels are imported here compiled, not interpreted."""
-    import importlib
-    import inspect
-
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    target = GPUTarget("cuda", 90, 32)
     failures, done = [], 0
     for launch in launches:
-        fn = getattr(importlib.import_module(launch["module"]), launch["name"])
-        signature, constexprs, warps = (
-            launch["signature"],
-            launch["constexprs"],
-            launch["num_warps"],
-        )
-        variants = [constexprs]
-        if constexprs.get("N_SPLIT") == 1:
-            variants.append({**constexprs, "N_SPLIT": 2})
-        params = list(inspect.signature(fn.fn).parameters)
+        variants = [launch["constexprs"]]
+        if launch["constexprs"].get("N_SPLIT") == 1:
+            variants.append({**launch["constexprs"], "N_SPLIT": 2})
         for consts in variants:
-            source = ASTSource(
-                fn=fn,
-                signature={n: signature.get(n, "constexpr") for n in params},
-                constexprs={(params.index(k),): v for k, v in consts.items()},
-            )
             try:
-                triton.compile(source, target=target, options=dict(num_warps=warps))
+                compile_for_hopper(launch, consts)
             except Exception as error:  # every refusal is a finding, reported together
                 first = str(error).strip().splitlines()
-                failures.append(f"{fn.fn.__name__} {consts}: {first[-1] if first else error!r}")
+                failures.append(f"{launch['name']} {consts}: {first[-1] if first else error!r}")
             done += 1
     print(f"compiled {done - len(failures)} of {done} kernel variants for sm_90", flush=True)
     return failures

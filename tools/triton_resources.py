@@ -34,7 +34,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compile_triton_kernels import _type_of  # a sibling script, not a package
+from compile_triton_kernels import (  # a sibling script, not a package
+    compile_for_hopper,
+    describe_launch,
+    kernels_on_the_cpu,
+)
 
 REGISTERS_PER_MULTIPROCESSOR = 65536
 DEFAULT_CELLS = "lstm,gru,rnn"
@@ -49,12 +53,9 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
     from triton.runtime import interpreter
 
     from lstmkit.bench.configs import preset_sizes
-    from lstmkit.layers import _memory_stack
-    from lstmkit.layers.backends import fused, fused_triton
-    from lstmkit.layers.backends.fused_triton import stacks
+    from lstmkit.layers.backends import fused_triton
 
-    fused.kernels_for = lambda device_type: fused_triton
-    _memory_stack.stack_kernels = lambda device_type: stacks
+    kernels_on_the_cpu()
     fused_triton.gpu_limits = lambda device: fused_triton.H100_LIMITS
     launches: list[dict] = []
     context: dict = {}
@@ -66,21 +67,12 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
         context["model"] = layout.shared
         return layout
 
-    for module in ("", ".clockwork", ".slstm", ".stacks"):
-        owner = importlib.import_module(f"lstmkit.layers.backends.fused_triton{module}")
-        owner._on_chip = lambda w: w.contiguous()  # a GPU's dtype, not the interpreter's
-        owner.plan = planning
+    for module in ("", ".clockwork", ".slstm", ".stacks"):  # each imported plan by name
+        importlib.import_module(f"lstmkit.layers.backends.fused_triton{module}").plan = planning
 
-    def recording(self, *args, grid, warmup, **kwargs):
-        names = list(self.arg_names)
-        signature = {name: _type_of(value) for name, value in zip(names, args, strict=False)}
-        constexprs = {n: kwargs[n] for n in names if n in kwargs}
-        launches.append(dict(
-            **context, module=self.fn.__module__, name=self.fn.__name__,
-            signature=signature, constexprs=constexprs, num_warps=kwargs.get("num_warps", 4),
-            num_stages=kwargs.get("num_stages", 3),
-            grid=[int(g) for g in (grid(kwargs) if callable(grid) else grid)],
-        ))  # fmt: skip
+    def recording(self, *args, grid, warmup, **kwargs):  # records, and does not run
+        grid = [int(g) for g in (grid(kwargs) if callable(grid) else grid)]
+        launches.append(dict(**context, **describe_launch(self, args, kwargs), grid=grid))
 
     interpreter.InterpretedFunction.run = recording
     for size in preset_sizes(sizes):
@@ -110,21 +102,9 @@ def _distinct(launches: list[dict]) -> list[dict]:
 
 def _measure(launch: dict, folder: str) -> dict:
     """Compile one launch for sm_90: its shared memory, registers and stack."""
-    import inspect
-
     import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
-    fn = getattr(importlib.import_module(launch["module"]), launch["name"])
-    params = list(inspect.signature(fn.fn).parameters)
-    source = ASTSource(
-        fn=fn,
-        signature={n: launch["signature"].get(n, "constexpr") for n in params},
-        constexprs={(params.index(k),): v for k, v in launch["constexprs"].items()},
-    )
-    options = dict(num_warps=launch["num_warps"], num_stages=launch["num_stages"])
-    kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+    kernel = compile_for_hopper(launch)
     cubin = os.path.join(folder, "kernel.cubin")
     with open(cubin, "wb") as out:
         out.write(kernel.asm["cubin"])
