@@ -103,11 +103,13 @@ def _run(layer, x, *state, lengths=None):
     return outputs_and_grads(layer, x, state, lengths)
 
 
-def _assert_close(mine, theirs, name: str, dtype, what: str) -> None:
-    """helpers.TOLERANCE, but 1e-4 for the norms in float32: a norm divides by sigma, which
-    scales up the rounding of both loops (each of them differs from a float64 run by as much
-    as from the other, tests/ has no float32 oracle closer than that)."""
-    if dtype != torch.float32 or "layer_norm" not in LSTM_NORM_AND_FGR_OPTIONS[name]:
+def _assert_close(mine, theirs, name: str, dtype, what: str, loose: bool = False) -> None:
+    """helpers.TOLERANCE, but 1e-4 for the norms in float32 (and where ``loose`` says): a
+    norm divides by sigma, which scales up the rounding of both loops (each of them differs
+    from a float64 run by as much as from the other, tests/ has no float32 oracle closer
+    than that)."""
+    normed = "layer_norm" in LSTM_NORM_AND_FGR_OPTIONS[name]
+    if dtype != torch.float32 or not (normed or loose):
         assert_close_all(mine, theirs, dtype, what)
         return
     assert len(mine) == len(theirs), what
@@ -284,6 +286,36 @@ def test_triton_kernels_match_reference(name, shape, monkeypatch):
     inputs = _inputs(reference, 3, torch.float32)
     mine, theirs = _run(ours, *inputs, lengths=lengths), _run(reference, *inputs, lengths=lengths)
     _assert_close(mine, theirs, name, torch.float32, f"triton vs reference, {name} {shape}")
+
+
+# W_hh and W_gg streamed in slices of 16 columns, as where a program's rows of them do not
+# fit on chip: each norm and FGR alone, FGR with fewer gates (W_gg's blocks at other
+# offsets), and with the projection (W_gg alone streamed: torch does the product with W_hh)
+STREAMED = ["LN-ba2016", "LN-per-gate", "LN-cell", "FGR", "FGR-LN-cell", "FGR-NIG-NOG",
+            "FGR-CIFG-NIAF-nobias", "FGR-peephole-proj"]  # fmt: skip
+# H20 split: two slices of h, the second partial, and four of FGR's gates (K*H = 60), over
+# two programs; H40 in one program: three slices of h, eight of the gates. At H40 the
+# reference loop's own float32 gradients differ from a float64 run's by up to 3.3e-5 with
+# FGR (FGR-NIG-NOG's W_hh), so FGR there is held to the norms' 1e-4 (_assert_close)
+STREAMED_SHAPES = {"H20-lengths-uni-split": _SPLIT, "H40-full-bi-one-program": _ONE}
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+@pytest.mark.parametrize("shape", list(STREAMED_SHAPES))
+@pytest.mark.parametrize("name", STREAMED)
+def test_triton_kernels_with_streamed_weights_match_reference(name, shape, monkeypatch):
+    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16)
+    _, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[STREAMED_SHAPES[shape]]
+    hidden = int(shape.split("-")[0].removeprefix("H"))
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    options = LSTM_NORM_AND_FGR_OPTIONS[name]
+    reference, ours = _pair(options, hidden, layers, bidirectional, torch.float32)
+    lengths = torch.tensor(LENGTHS[:3]) if use_lengths else None
+    inputs = _inputs(reference, 3, torch.float32)
+    mine, theirs = _run(ours, *inputs, lengths=lengths), _run(reference, *inputs, lengths=lengths)
+    what = f"streamed triton vs reference, {name} {shape}"
+    loose = hidden == 40 and options.get("gate_recurrence", False)
+    _assert_close(mine, theirs, name, torch.float32, what, loose=loose)
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")

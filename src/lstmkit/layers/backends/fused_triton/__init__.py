@@ -481,8 +481,9 @@ class _OptionsLayout:
     def kwargs(self, sync_programs: int, phase: dict) -> dict:
         p = self.plan
         return dict(**self.flags, **phase, BLOCK_B=p.block_b, BLOCK_H=p.block_h,
-                    BLOCK_K=p.block_k, BLOCK_KG=self.block_kg, BLOCK_GH=self.block_gh,
-                    N_SPLIT=sync_programs, num_warps=p.num_warps)  # fmt: skip
+                    BLOCK_K=p.block_k, BLOCK_KC=p.block_kc, BLOCK_KG=self.block_kg,
+                    BLOCK_GH=self.block_gh, N_SPLIT=sync_programs, num_warps=p.num_warps,
+                    num_stages=p.num_stages)  # fmt: skip
 
 
 def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _OptionsLayout:
@@ -496,7 +497,7 @@ def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _Opt
                       else 0)  # fmt: skip
     # and FGR's product takes the previous gates of every unit, wider than h
     widest = block_kg if family.gate_recurrence else block_k
-    layout = plan(batch, hidden, tiles, dtype, device, operand_columns=widest)
+    layout = plan(batch, hidden, tiles, dtype, device, streams=True, operand_columns=widest)
     project = bool(family.proj_size)
     if project and layout.hidden_blocks > 1:
         # torch's products between the steps make every launch one step; with the units

@@ -87,48 +87,64 @@ def _rows_tile(ptr, rows, cols, stride, ok):
 
 
 @triton.jit
+def _weight_rows(block_ptr, units, ks, width, unit_ok, k_ok):
+    """(K, BLOCK_H): rows ``units`` of a row-major block of weights ``width`` columns wide
+    (from ``block_ptr``), transposed: what each of these units takes from inputs ``ks``."""
+    ok = k_ok[:, None] & unit_ok[None, :]
+    return tl.load(block_ptr + units[None, :] * width + ks[:, None], mask=ok, other=0.0)
+
+
+@triton.jit
+def _weight_columns(block_ptr, units, ks, width, unit_ok, k_ok):
+    """(K, BLOCK_H): rows ``ks``, columns ``units`` of a row-major block of weights whose
+    rows are ``width`` apart: what the pre-activations ``ks`` send back to these units."""
+    ok = k_ok[:, None] & unit_ok[None, :]
+    return tl.load(block_ptr + ks[:, None] * width + units[None, :], mask=ok, other=0.0)
+
+
+@triton.jit
 def _forward_weight(w_ptr, gate, units, ks, H, unit_ok, k_ok):
     """(K, BLOCK_H): the gate's rows of W_hh (G*H, H) for these units, transposed."""
-    rows = gate * H + units
-    ok = k_ok[:, None] & unit_ok[None, :]
-    return tl.load(w_ptr + rows[None, :] * H + ks[:, None], mask=ok, other=0.0)
+    return _weight_rows(w_ptr + gate * H * H, units, ks, H, unit_ok, k_ok)
 
 
 @triton.jit
 def _backward_weight(w_ptr, gate, units, ks, H, unit_ok, k_ok):
     """(K, BLOCK_H): the gate's block of W_hh (G*H, H), rows over every unit k, columns
     these units."""
-    rows = gate * H + ks
-    ok = k_ok[:, None] & unit_ok[None, :]
-    return tl.load(w_ptr + rows[:, None] * H + units[None, :], mask=ok, other=0.0)
+    return _weight_columns(w_ptr + gate * H * H, units, ks, H, unit_ok, k_ok)
 
 
 @triton.jit
-def _streamed_forward(acc, h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr, gate, units,
+def _streamed_forward(acc, first_ptr, all_ptr, t, B, width, rows, row_ok, w_block, units,
                       unit_ok, BLOCK_KC: tl.constexpr):  # fmt: skip
-    """acc + h_{t-1} W_gate^T for these units, with W_hh streamed: where a program's rows
-    of it do not fit on chip, each step reads them again (from L2, where they stay), with
-    h's, BLOCK_KC columns at a time."""
-    for k0 in range(0, H, BLOCK_KC):
+    """acc + s_{t-1} W^T for these units, with W streamed: where a program's rows of it do
+    not fit on chip, each step reads them again (from L2, where they stay), with the
+    state's, BLOCK_KC columns at a time. s is a (B, width) state (h; FGR's gates), its
+    first value at ``first_ptr``, later ones at ``all_ptr`` (:func:`_full_h`); ``w_block``
+    the first of the gate's rows of W, ``width`` wide (:func:`_weight_rows`)."""
+    for k0 in range(0, width, BLOCK_KC):
         kc = k0 + tl.arange(0, BLOCK_KC)
-        kc_ok = kc < H
-        h_c = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, kc, row_ok[:, None] & kc_ok[None, :])
-        w_c = _forward_weight(w_ptr, gate, units, kc, H, unit_ok, kc_ok)
-        acc += tl.dot(h_c.to(w_c.dtype), w_c, input_precision="ieee")
+        kc_ok = kc < width
+        s_c = _full_h(first_ptr, all_ptr, t, B, width, rows, kc,
+                      row_ok[:, None] & kc_ok[None, :])  # fmt: skip
+        w_c = _weight_rows(w_block, units, kc, width, unit_ok, kc_ok)
+        acc += tl.dot(s_c.to(w_c.dtype), w_c, input_precision="ieee")
     return acc
 
 
 @triton.jit
-def _streamed_backward(acc, d_ptr, stride, rows, row_ok, w_ptr, gate, units, unit_ok, H,
+def _streamed_backward(acc, d_ptr, stride, rows, row_ok, w_block, units, unit_ok, width,
                        BLOCK_KC: tl.constexpr):  # fmt: skip
-    """acc + d W_gate for these units (d: the (B, stride) slice of a gate's pre-activation
-    gradients at ``d_ptr``, which every program wrote), W_hh streamed as in
-    :func:`_streamed_forward`."""
-    for k0 in range(0, H, BLOCK_KC):
+    """acc + d W for these units' columns of W, streamed as in :func:`_streamed_forward`:
+    d is the (B, width) slice of a gate's pre-activation gradients at ``d_ptr`` (rows
+    ``stride`` apart), which every program wrote; ``w_block`` the first of the gate's rows
+    of W, ``width`` apart (:func:`_weight_columns`)."""
+    for k0 in range(0, width, BLOCK_KC):
         kc = k0 + tl.arange(0, BLOCK_KC)
-        kc_ok = kc < H
+        kc_ok = kc < width
         d_c = _shared_tile(d_ptr, rows, kc, stride, row_ok[:, None] & kc_ok[None, :])
-        w_c = _backward_weight(w_ptr, gate, units, kc, H, unit_ok, kc_ok)
+        w_c = _weight_columns(w_block, units, kc, width, unit_ok, kc_ok)
         acc += tl.dot(d_c.to(w_c.dtype), w_c, input_precision="ieee")
     return acc
 
@@ -211,6 +227,30 @@ def _peephole(p_ptr, units, unit_ok):
 
 
 @triton.jit
+def _lstm_streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
+                        HAS_I: tl.constexpr, HAS_F: tl.constexpr, HAS_O: tl.constexpr,
+                        BLOCK_KC: tl.constexpr):  # fmt: skip
+    """dh + what step t+1's gate blocks send back to these units of h_t through W_hh (G*H,
+    H), streamed (:func:`_streamed_backward`); ``base`` holds their pre-activations'
+    gradients, (B, G*H) with rows ``gh`` apart."""
+    OFF_F: tl.constexpr = 1 if HAS_I else 0
+    OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
+    OFF_O: tl.constexpr = OFF_G + 1
+    at = (rows, row_ok)
+    dh = _streamed_backward(dh, base + OFF_G * H, gh, *at, w_ptr + OFF_G * H * H, units, unit_ok,
+                            H, BLOCK_KC)  # fmt: skip
+    if HAS_I:
+        dh = _streamed_backward(dh, base, gh, *at, w_ptr, units, unit_ok, H, BLOCK_KC)
+    if HAS_F:
+        dh = _streamed_backward(dh, base + OFF_F * H, gh, *at, w_ptr + OFF_F * H * H, units,
+                                unit_ok, H, BLOCK_KC)  # fmt: skip
+    if HAS_O:
+        dh = _streamed_backward(dh, base + OFF_O * H, gh, *at, w_ptr + OFF_O * H * H, units,
+                                unit_ok, H, BLOCK_KC)  # fmt: skip
+    return dh
+
+
+@triton.jit
 def lstm_forward(
     xg_ptr, w_ptr, h0_ptr, c0_ptr, pi_ptr, pf_ptr, po_ptr, mask_ptr,
     acts_ptr, c_all_ptr, h_all_ptr, out_ptr, sync_ptr,
@@ -281,14 +321,16 @@ def lstm_forward(
             if HAS_O:
                 z_o += tl.dot(h_prev, w_o, input_precision="ieee")
         elif DOT:  # streamed
-            args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr)
-            z_g = _streamed_forward(z_g, *args, OFF_G, units, unit_ok, BLOCK_KC)
+            args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok)
+            z_g = _streamed_forward(z_g, *args, w_ptr + OFF_G * H * H, units, unit_ok, BLOCK_KC)
             if HAS_I:
-                z_i = _streamed_forward(z_i, *args, 0, units, unit_ok, BLOCK_KC)
+                z_i = _streamed_forward(z_i, *args, w_ptr, units, unit_ok, BLOCK_KC)
             if HAS_F:
-                z_f = _streamed_forward(z_f, *args, OFF_F, units, unit_ok, BLOCK_KC)
+                z_f = _streamed_forward(z_f, *args, w_ptr + OFF_F * H * H, units, unit_ok,
+                                        BLOCK_KC)  # fmt: skip
             if HAS_O:
-                z_o = _streamed_forward(z_o, *args, OFF_O, units, unit_ok, BLOCK_KC)
+                z_o = _streamed_forward(z_o, *args, w_ptr + OFF_O * H * H, units, unit_ok,
+                                        BLOCK_KC)  # fmt: skip
         if SQUASH_IN:
             g = _tanh(z_g)
         else:  # NIAF: the candidate is its pre-activation
@@ -414,17 +456,8 @@ def lstm_backward(
         elif DOT:  # noqa: SIM102
             if t + 1 < T:  # streamed
                 base = dz_ptr + _step_offset(t + 1, B, gh)
-                rest = (rows, row_ok, w_ptr)
-                dh = _streamed_backward(dh, base + OFF_G * H, gh, *rest, OFF_G, units, unit_ok,
-                                        H, BLOCK_KC)  # fmt: skip
-                if HAS_I:
-                    dh = _streamed_backward(dh, base, gh, *rest, 0, units, unit_ok, H, BLOCK_KC)
-                if HAS_F:
-                    dh = _streamed_backward(dh, base + OFF_F * H, gh, *rest, OFF_F, units,
-                                            unit_ok, H, BLOCK_KC)  # fmt: skip
-                if HAS_O:
-                    dh = _streamed_backward(dh, base + OFF_O * H, gh, *rest, OFF_O, units,
-                                            unit_ok, H, BLOCK_KC)  # fmt: skip
+                dh = _lstm_streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
+                                         HAS_I, HAS_F, HAS_O, BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dm = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
 
@@ -610,17 +643,29 @@ def _block_product(h_prev, w, xg, q, H, gh, rows, units, ok, ADD_X: tl.constexpr
 
 
 @triton.jit
+def _streamed_block(xg, q, H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok,
+                    ok, ADD_X: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                    BLOCK_KC: tl.constexpr):  # fmt: skip
+    """:func:`_block_product` with W_hh streamed (:func:`_streamed_forward`)."""
+    if ADD_X:
+        z = _rows_tile(xg + q * H, rows, units, gh, ok).to(tl.float32)
+    else:
+        z = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)  # not tl.zeros: see _sigmoid
+    return _streamed_forward(z, h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr + q * H * H,
+                             units, unit_ok, BLOCK_KC)  # fmt: skip
+
+
+@triton.jit
 def _gate_weight(wgg_ptr, first, units, kks, KH, unit_ok, kk_ok, BACKWARD: tl.constexpr):
     """(KG, BLOCK_H) of W_gg (K*H, K*H) for these units of the gate block whose rows (or
     columns) start at ``first``. Forwards: those rows, transposed (what gates_{t-1} of every
     unit sends to these units). Backwards: those columns (what every unit's gate gradient
     at t+1 sends back to these units' gates at t)."""
-    ok = kk_ok[:, None] & unit_ok[None, :]
     if BACKWARD:
-        offsets = kks[:, None].to(tl.int64) * KH + (first + units)[None, :]
+        w = _weight_columns(wgg_ptr + first, units, kks, KH, unit_ok, kk_ok)
     else:
-        offsets = (first + units)[None, :].to(tl.int64) * KH + kks[:, None]
-    return tl.load(wgg_ptr + offsets, mask=ok, other=0.0)
+        w = _weight_rows(wgg_ptr + first * KH, units, kks, KH, unit_ok, kk_ok)
+    return w
 
 
 @triton.jit
@@ -658,7 +703,7 @@ def lstm_options_forward(
     HAS_MASK: tl.constexpr, NORM_PRODUCT: tl.constexpr, NORM_GATES: tl.constexpr,
     NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr, DOT: tl.constexpr,
     PRODUCT: tl.constexpr, GATES: tl.constexpr, CELL: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
     BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1 of the LSTM with its norms and FGR, the phases
@@ -672,7 +717,9 @@ def lstm_options_forward(
     recurrent product with the projected h_{t-1} and left in ``rec`` what PRODUCT would
     (the product norm's input) or, without a product norm, the pre-activations xg +
     h W_hh^T; the caller runs no PRODUCT phase, and the kernel stores m = o tanh(...)
-    unmasked to ``h_all``'s slot, for the caller to project (as lstm_forward does)."""
+    unmasked to ``h_all``'s slot, for the caller to project (as lstm_forward does).
+
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh and W_gg, as lstm_forward does W_hh."""
     pid_b = tl.program_id(0)
     pid_h = tl.program_id(1)
     rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -703,8 +750,9 @@ def lstm_options_forward(
     gh = N_BLOCKS * H
     kh = N_SIGMOID * H
     kg_ok = row_ok[:, None] & (kks < kh)[None, :]
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
 
-    if MULTIPLY:
+    if MULTIPLY and ON_CHIP:
         w_g = _forward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
         if HAS_I:
             w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
@@ -712,7 +760,7 @@ def lstm_options_forward(
             w_f = _forward_weight(w_ptr, OFF_F, units, ks, H, unit_ok, ks < H)
         if HAS_O:
             w_o = _forward_weight(w_ptr, OFF_O, units, ks, H, unit_ok, ks < H)
-    if FGR and GATES:  # the rows of W_gg into these units of each gate
+    if FGR and GATES and ON_CHIP:  # the rows of W_gg into these units of each gate
         if HAS_I:
             r_i = _gate_weight(wgg_ptr, 0, units, kks, kh, unit_ok, kks < kh, False)
         if HAS_F:
@@ -742,20 +790,36 @@ def lstm_options_forward(
         ty = acts_ptr.dtype.element_ty
         barrier = sync_ptr + pid_b
         first = step * N_BARRIERS
-        if MULTIPLY:
+        if MULTIPLY and ON_CHIP:
             h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_g.dtype)
+        # what a streamed product of W_hh takes besides the input, the gate and its switches
+        sb = (H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok, ok)
         if PRODUCT:  # the products for the norm; the per-gate norm's is x W_ih^T + h W_hh^T
             rec = rec_ptr + tile
-            z = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, NORM_GATES)
+            if ON_CHIP:
+                z = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, NORM_GATES)
+            else:
+                z = _streamed_block(xg, OFF_G, *sb, NORM_GATES, BLOCK_B, BLOCK_H, BLOCK_KC)
             tl.store(rec + OFF_G * H, z, mask=ok)
             if HAS_I:
-                z = _block_product(h_prev, w_i, xg, 0, H, gh, rows, units, ok, NORM_GATES)
+                if ON_CHIP:
+                    z = _block_product(h_prev, w_i, xg, 0, H, gh, rows, units, ok, NORM_GATES)
+                else:
+                    z = _streamed_block(xg, 0, *sb, NORM_GATES, BLOCK_B, BLOCK_H, BLOCK_KC)
                 tl.store(rec, z, mask=ok)
             if HAS_F:
-                z = _block_product(h_prev, w_f, xg, OFF_F, H, gh, rows, units, ok, NORM_GATES)
+                if ON_CHIP:
+                    z = _block_product(h_prev, w_f, xg, OFF_F, H, gh, rows, units, ok,
+                                       NORM_GATES)  # fmt: skip
+                else:
+                    z = _streamed_block(xg, OFF_F, *sb, NORM_GATES, BLOCK_B, BLOCK_H, BLOCK_KC)
                 tl.store(rec + OFF_F * H, z, mask=ok)
             if HAS_O:
-                z = _block_product(h_prev, w_o, xg, OFF_O, H, gh, rows, units, ok, NORM_GATES)
+                if ON_CHIP:
+                    z = _block_product(h_prev, w_o, xg, OFF_O, H, gh, rows, units, ok,
+                                       NORM_GATES)  # fmt: skip
+                else:
+                    z = _streamed_block(xg, OFF_O, *sb, NORM_GATES, BLOCK_B, BLOCK_H, BLOCK_KC)
                 tl.store(rec + OFF_O * H, z, mask=ok)
             _phase_barrier(barrier, first, N_SPLIT)
         if GATES:
@@ -777,7 +841,7 @@ def lstm_options_forward(
                     z_o = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_O, H, gh, rows,
                                         units, ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
                                         N_GROUPS, NORM_PRODUCT)  # fmt: skip
-            elif DOT:
+            elif DOT and ON_CHIP:
                 z_g = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, True)
                 if HAS_I:
                     z_i = _block_product(h_prev, w_i, xg, 0, H, gh, rows, units, ok, True)
@@ -785,6 +849,14 @@ def lstm_options_forward(
                     z_f = _block_product(h_prev, w_f, xg, OFF_F, H, gh, rows, units, ok, True)
                 if HAS_O:
                     z_o = _block_product(h_prev, w_o, xg, OFF_O, H, gh, rows, units, ok, True)
+            elif DOT:  # W_hh streamed
+                z_g = _streamed_block(xg, OFF_G, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                if HAS_I:
+                    z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                if HAS_F:
+                    z_f = _streamed_block(xg, OFF_F, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                if HAS_O:
+                    z_o = _streamed_block(xg, OFF_O, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
             else:  # the projected LSTM: the caller's xg + h W_hh^T, in rec
                 z_g = _scratch_tile(rec_ptr + OFF_G * H, rows, units, gh, ok)
                 if HAS_I:
@@ -793,7 +865,7 @@ def lstm_options_forward(
                     z_f = _scratch_tile(rec_ptr + OFF_F * H, rows, units, gh, ok)
                 if HAS_O:
                     z_o = _scratch_tile(rec_ptr + OFF_O * H, rows, units, gh, ok)
-            if FGR:  # Greff's FGR: every sigmoid gate reads gates_{t-1} of every unit
+            if FGR and ON_CHIP:  # Greff's FGR: every sigmoid gate reads gates_{t-1} of every unit
                 g_prev = _full_h(g0_ptr, g_all_ptr, t, B, kh, rows, kks, kg_ok)
                 g_prev = g_prev.to(wgg_ptr.dtype.element_ty)
                 if HAS_I:
@@ -802,6 +874,16 @@ def lstm_options_forward(
                     z_f += tl.dot(g_prev, r_f, input_precision="ieee")
                 if HAS_O:
                     z_o += tl.dot(g_prev, r_o, input_precision="ieee")
+            elif FGR:  # W_gg streamed, its rows into each gate's units kh wide
+                gs = (g0_ptr, g_all_ptr, t, B, kh, rows, row_ok)
+                if HAS_I:
+                    z_i = _streamed_forward(z_i, *gs, wgg_ptr, units, unit_ok, BLOCK_KC)
+                if HAS_F:
+                    z_f = _streamed_forward(z_f, *gs, wgg_ptr + OFF_F * H * kh, units, unit_ok,
+                                            BLOCK_KC)  # fmt: skip
+                if HAS_O:
+                    z_o = _streamed_forward(z_o, *gs, wgg_ptr + OFF_G * H * kh, units, unit_ok,
+                                            BLOCK_KC)  # fmt: skip
             c_prev = _own_state(c0_ptr, c_all_ptr, t, B, H, rows, units, ok)
             if SQUASH_IN:
                 g = _tanh(z_g)
@@ -895,7 +977,7 @@ def lstm_options_backward(
     HAS_MASK: tl.constexpr, NORM_PRODUCT: tl.constexpr, NORM_GATES: tl.constexpr,
     NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr, DOT: tl.constexpr,
     OUT: tl.constexpr, CELL: tl.constexpr, NORM: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
     BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... in the phases OUT, CELL and NORM as they say (see
@@ -909,7 +991,9 @@ def lstm_options_backward(
 
     ``DOT`` false (the projected LSTM, one step per launch): ``dout``'s slot at t holds
     dL/dm_t, and the caller carries h's gradient (through W_hr and W_hh; dh_buf is
-    unused). FGR's product with W_gg stays here: gates_t has H-wide blocks either way."""
+    unused). FGR's product with W_gg stays here: gates_t has H-wide blocks either way.
+
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh and W_gg, as lstm_backward does W_hh."""
     pid_b = tl.program_id(0)
     pid_h = tl.program_id(1)
     rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -937,8 +1021,9 @@ def lstm_options_backward(
     gh = N_BLOCKS * H
     kh = N_SIGMOID * H
     kg_ok = row_ok[:, None] & (kks < kh)[None, :]
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
 
-    if OUT:  # what step t+1's gates send back to h_t and gates_t
+    if OUT and ON_CHIP:  # what step t+1's gates send back to h_t and gates_t
         if DOT:
             w_g = _backward_weight(w_ptr, OFF_G, units, ks, H, unit_ok, ks < H)
             if HAS_I:
@@ -983,17 +1068,21 @@ def lstm_options_backward(
                 dh = _rows_tile(dh_buf_ptr, rows, units, H, ok)
                 if t + 1 < T:  # an ended row's gradients at t+1 are 0: its share is 0 already
                     base = drec_ptr + _step_offset(t + 1, B, gh)
-                    d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
-                    dh += tl.dot(d_g, w_g, input_precision="ieee")
-                    if HAS_I:
-                        d_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
-                        dh += tl.dot(d_i, w_i, input_precision="ieee")
-                    if HAS_F:
-                        d_f = _shared_tile(base + OFF_F * H, rows, ks, gh, full_ok).to(w_g.dtype)
-                        dh += tl.dot(d_f, w_f, input_precision="ieee")
-                    if HAS_O:
-                        d_o = _shared_tile(base + OFF_O * H, rows, ks, gh, full_ok).to(w_g.dtype)
-                        dh += tl.dot(d_o, w_o, input_precision="ieee")
+                    if ON_CHIP:
+                        d_g = _shared_tile(base + OFF_G * H, rows, ks, gh, full_ok).to(w_g.dtype)
+                        dh += tl.dot(d_g, w_g, input_precision="ieee")
+                        if HAS_I:
+                            d_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_g.dtype)
+                            dh += tl.dot(d_i, w_i, input_precision="ieee")
+                        if HAS_F:
+                            d_f = _shared_tile(base + OFF_F * H, rows, ks, gh, full_ok)
+                            dh += tl.dot(d_f.to(w_g.dtype), w_f, input_precision="ieee")
+                        if HAS_O:
+                            d_o = _shared_tile(base + OFF_O * H, rows, ks, gh, full_ok)
+                            dh += tl.dot(d_o.to(w_g.dtype), w_o, input_precision="ieee")
+                    else:  # W_hh streamed
+                        at = (gh, rows, row_ok, w_ptr, units, unit_ok, H)
+                        dh = _lstm_streamed_back(dh, base, *at, HAS_I, HAS_F, HAS_O, BLOCK_KC)
                 dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
                 tl.store(dh_buf_ptr + own, tl.where(live, 0.0, dh), mask=ok)  # an ended row's
             else:  # the projected LSTM: the caller's dL/dm_t
@@ -1006,14 +1095,27 @@ def lstm_options_backward(
                 if HAS_O:
                     dg_o = _rows_tile(dg_buf_ptr + OFF_G * H, rows, units, kh, ok)
                 if t + 1 < T:
-                    d_next = _shared_tile(dzg_ptr + _step_offset(t + 1, B, kh), rows, kks, kh,
-                                          kg_ok).to(wgg_ptr.dtype.element_ty)  # fmt: skip
-                    if HAS_I:
-                        dg_i += tl.dot(d_next, r_i, input_precision="ieee")
-                    if HAS_F:
-                        dg_f += tl.dot(d_next, r_f, input_precision="ieee")
-                    if HAS_O:
-                        dg_o += tl.dot(d_next, r_o, input_precision="ieee")
+                    d_base = dzg_ptr + _step_offset(t + 1, B, kh)
+                    if ON_CHIP:
+                        d_next = _shared_tile(d_base, rows, kks, kh, kg_ok)
+                        d_next = d_next.to(wgg_ptr.dtype.element_ty)
+                        if HAS_I:
+                            dg_i += tl.dot(d_next, r_i, input_precision="ieee")
+                        if HAS_F:
+                            dg_f += tl.dot(d_next, r_f, input_precision="ieee")
+                        if HAS_O:
+                            dg_o += tl.dot(d_next, r_o, input_precision="ieee")
+                    else:  # W_gg streamed, its columns of each gate's units kh apart
+                        at = (d_base, kh, rows, row_ok)
+                        if HAS_I:
+                            dg_i = _streamed_backward(dg_i, *at, wgg_ptr, units, unit_ok, kh,
+                                                      BLOCK_KC)  # fmt: skip
+                        if HAS_F:
+                            dg_f = _streamed_backward(dg_f, *at, wgg_ptr + OFF_F * H, units,
+                                                      unit_ok, kh, BLOCK_KC)  # fmt: skip
+                        if HAS_O:
+                            dg_o = _streamed_backward(dg_o, *at, wgg_ptr + OFF_G * H, units,
+                                                      unit_ok, kh, BLOCK_KC)  # fmt: skip
                 if HAS_I:  # whole, for the gates (CELL may be a launch of its own)
                     tl.store(dg_buf_ptr + g_own, dg_i, mask=ok)
                 if HAS_F:
@@ -1192,11 +1294,11 @@ def gru_forward(
             pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
             hn = tl.dot(h_prev, w_n, input_precision="ieee").to(tl.float32)
         else:
-            args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr)
-            pre_r = _streamed_forward(pre_r, *args, 0, units, unit_ok, BLOCK_KC)
-            pre_z = _streamed_forward(pre_z, *args, 1, units, unit_ok, BLOCK_KC)
+            args = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok)
+            pre_r = _streamed_forward(pre_r, *args, w_ptr, units, unit_ok, BLOCK_KC)
+            pre_z = _streamed_forward(pre_z, *args, w_ptr + H * H, units, unit_ok, BLOCK_KC)
             hn = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)  # not tl.zeros: see _sigmoid
-            hn = _streamed_forward(hn, *args, 2, units, unit_ok, BLOCK_KC)
+            hn = _streamed_forward(hn, *args, w_ptr + 2 * H * H, units, unit_ok, BLOCK_KC)
         r = _sigmoid(pre_r)
         z = _sigmoid(pre_z)
         if HAS_BN:
@@ -1259,10 +1361,12 @@ def gru_backward(
         else:
             if t + 1 < T:
                 base = drec_ptr + _step_offset(t + 1, B, gh)
-                rest = (gh, rows, row_ok, w_ptr)
-                dh = _streamed_backward(dh, base, *rest, 0, units, unit_ok, H, BLOCK_KC)
-                dh = _streamed_backward(dh, base + H, *rest, 1, units, unit_ok, H, BLOCK_KC)
-                dh = _streamed_backward(dh, base + 2 * H, *rest, 2, units, unit_ok, H, BLOCK_KC)
+                rest = (gh, rows, row_ok)
+                dh = _streamed_backward(dh, base, *rest, w_ptr, units, unit_ok, H, BLOCK_KC)
+                dh = _streamed_backward(dh, base + H, *rest, w_ptr + H * H, units, unit_ok, H,
+                                        BLOCK_KC)  # fmt: skip
+                dh = _streamed_backward(dh, base + 2 * H, *rest, w_ptr + 2 * H * H, units,
+                                        unit_ok, H, BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]

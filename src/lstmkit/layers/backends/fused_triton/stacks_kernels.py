@@ -11,9 +11,11 @@ The layout is the LSTM kernels' (kernels.py): a program owns BLOCK_H hidden unit
 rows, keeps its rows of W_hh (forward) or columns (backward) on chip for every step it runs,
 its own units' recurrent state in registers, and reads the full h_{t-1} (or the step's
 pre-activation gradients) from global memory; with the units split over N_SPLIT > 1
-programs each step ends at a grid barrier. What a layer takes from below (the lower
-layer's c_t^L, the depth memory mu_t^{k-1}) is one more (T, B, H) input read per unit.
-The equations and the backward's derivation are those of fused_cpu/stacks.cpp.
+programs each step ends at a grid barrier. ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh, where
+a program's rows of it do not fit on chip (kernels.py's lstm_forward). What a layer takes
+from below (the lower layer's c_t^L, the depth memory mu_t^{k-1}) is one more (T, B, H)
+input read per unit. The equations and the backward's derivation are those of
+fused_cpu/stacks.cpp.
 
 Masks: ``mask[t, b]`` false means sequence b has ended. The recurrent state passes through
 (its gradient too); what goes up at such a step is what the C++ kernels hand up: the held
@@ -36,6 +38,8 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _shared_tile,
     _sigmoid,
     _step_offset,
+    _streamed_backward,
+    _streamed_block,
     _sync,
     _tanh,
     _tile,
@@ -54,8 +58,10 @@ def _load(ptr, offsets, ok):
 
 
 @triton.jit
-def _recurrent(h_prev, w):
-    return tl.dot(h_prev, w, input_precision="ieee")
+def _pre(xg, q, H, gh, rows, units, ok, h_prev, w):
+    """Gate block q's pre-activation for these units, xg + h_{t-1} W_q^T, W_q on chip."""
+    z = _rows_tile(xg + q * H, rows, units, gh, ok).to(tl.float32)
+    return z + tl.dot(h_prev, w, input_precision="ieee")
 
 
 @triton.jit
@@ -64,6 +70,17 @@ def _back(base, gate, H, rows, ks, gh, full_ok, w):
     of every unit at step t (written by every program) times the block's columns of W_hh."""
     d = _shared_tile(base + gate * H, rows, ks, gh, full_ok).to(w.dtype)
     return tl.dot(d, w, input_precision="ieee")
+
+
+@triton.jit
+def _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
+                   N_HH: tl.constexpr, BLOCK_KC: tl.constexpr):  # fmt: skip
+    """dh + what all N_HH blocks of W_hh's pre-activations at step t (``base``) send back
+    to these units of h_{t-1}, W_hh streamed (kernels._streamed_backward)."""
+    for q in tl.static_range(N_HH):
+        dh = _streamed_backward(dh, base + q * H, gh, rows, row_ok, w_ptr + q * H * H, units,
+                                unit_ok, H, BLOCK_KC)  # fmt: skip
+    return dh
 
 
 # -- depth-gated LSTM ----------------------------------------------------------------------
@@ -79,7 +96,8 @@ def depth_gated_forward(
     acts_ptr, c_all_ptr, h_all_ptr, sync_ptr,
     t_begin, n_steps, B, H,
     DEPTH: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1. Stores the gates as applied (acts, G*H), and
     the carried c_t and h_t (held past a sequence's end; the layer zeroes its output)."""
@@ -87,12 +105,14 @@ def depth_gated_forward(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
     N_BLOCKS: tl.constexpr = 5 if DEPTH else 4
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = N_BLOCKS * H
 
-    w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-    w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    w_g = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-    w_o = _forward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+    if ON_CHIP:
+        w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+        w_g = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+        w_o = _forward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
     if DEPTH:  # the depth gate's diagonal weights on c_{t-1} and c^L_t
         p_cd = _vector(wcd_ptr, units, unit_ok)
         p_ld = _vector(wld_ptr, units, unit_ok)
@@ -102,17 +122,20 @@ def depth_gated_forward(
     for step in range(n_steps):
         t = t_begin + step
         xg = xg_ptr + _step_offset(t, B, gh)
-        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
-        i = _sigmoid(_rows_tile(xg, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_i))
-        f = _sigmoid(
-            _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_f)
-        )
-        g = _tanh(
-            _rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_g)
-        )
-        o = _sigmoid(
-            _rows_tile(xg + 3 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_o)
-        )
+        at = (H, gh, rows, units, ok)
+        if ON_CHIP:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
+            z_i = _pre(xg, 0, *at, h_prev, w_i)
+            z_f = _pre(xg, 1, *at, h_prev, w_f)
+            z_g = _pre(xg, 2, *at, h_prev, w_g)
+            z_o = _pre(xg, 3, *at, h_prev, w_o)
+        else:
+            sb = (H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok, ok)
+            z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_f = _streamed_block(xg, 1, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_g = _streamed_block(xg, 2, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_o = _streamed_block(xg, 3, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+        i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), _tanh(z_g), _sigmoid(z_o)
         c_new = f * c + i * g
         acts = acts_ptr + _tile(t, B, gh, rows, units)
         ty = acts_ptr.dtype.element_ty
@@ -143,7 +166,8 @@ def depth_gated_backward(
     mask_ptr, dz_ptr, dlow_ptr, dh_buf_ptr, dc_buf_ptr, sync_ptr,
     t_begin, n_steps, T, B, H,
     DEPTH: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... (n_steps of them). ``dhs``, ``dcs`` (T, B, H): the
     gradients of the carried h_t and c_t as handed on (output, the cell for the layer
@@ -153,12 +177,14 @@ def depth_gated_backward(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
     N_BLOCKS: tl.constexpr = 5 if DEPTH else 4
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = N_BLOCKS * H
 
-    w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-    w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    w_g = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-    w_o = _backward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+    if ON_CHIP:
+        w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+        w_g = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+        w_o = _backward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
     if DEPTH:
         p_cd = _vector(wcd_ptr, units, unit_ok)
         p_ld = _vector(wld_ptr, units, unit_ok)
@@ -170,10 +196,14 @@ def depth_gated_backward(
         dh = dh_local
         if t + 1 < T:  # what step t+1's four LSTM blocks send back through W_hh
             base = dz_ptr + _step_offset(t + 1, B, gh)
-            dh += _back(base, 0, H, rows, ks, gh, full_ok, w_i)
-            dh += _back(base, 1, H, rows, ks, gh, full_ok, w_f)
-            dh += _back(base, 2, H, rows, ks, gh, full_ok, w_g)
-            dh += _back(base, 3, H, rows, ks, gh, full_ok, w_o)
+            if ON_CHIP:
+                dh += _back(base, 0, H, rows, ks, gh, full_ok, w_i)
+                dh += _back(base, 1, H, rows, ks, gh, full_ok, w_f)
+                dh += _back(base, 2, H, rows, ks, gh, full_ok, w_g)
+                dh += _back(base, 3, H, rows, ks, gh, full_ok, w_o)
+            else:
+                dh = _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H, 4,
+                                    BLOCK_KC)  # fmt: skip
         slot = _tile(t, B, H, rows, units)
         # the carried h_t and c_t were handed on as well
         dh_t = dh + _load(dhs_ptr, slot, ok)
@@ -258,7 +288,8 @@ def grid_forward(
     t_begin, n_steps, B, H,
     DEPTH: tl.constexpr, HAS_LOWER: tl.constexpr, PRINTED: tl.constexpr,
     HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1. Stores the gates of both transforms (acts,
     G*H), the carried time pair (m_all, h_all; held past a sequence's end) and, with DEPTH,
@@ -267,38 +298,43 @@ def grid_forward(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
     N_BLOCKS: tl.constexpr = 8 if DEPTH else 4
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = N_BLOCKS * H
 
-    w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-    w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    w_g = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-    w_o = _forward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
-    if DEPTH:
-        v_i = _forward_weight(w_ptr, 4, units, ks, H, unit_ok, ks < H)
-        v_f = _forward_weight(w_ptr, 5, units, ks, H, unit_ok, ks < H)
-        v_g = _forward_weight(w_ptr, 6, units, ks, H, unit_ok, ks < H)
-        v_o = _forward_weight(w_ptr, 7, units, ks, H, unit_ok, ks < H)
+    if ON_CHIP:
+        w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+        w_g = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+        w_o = _forward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+        if DEPTH:
+            v_i = _forward_weight(w_ptr, 4, units, ks, H, unit_ok, ks < H)
+            v_f = _forward_weight(w_ptr, 5, units, ks, H, unit_ok, ks < H)
+            v_g = _forward_weight(w_ptr, 6, units, ks, H, unit_ok, ks < H)
+            v_o = _forward_weight(w_ptr, 7, units, ks, H, unit_ok, ks < H)
 
     m = _own_state(m0_ptr, m_all_ptr, t_begin, B, H, rows, units, ok)
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
     for step in range(n_steps):
         t = t_begin + step
         xg = xg_ptr + _step_offset(t, B, gh)
-        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
         acts = acts_ptr + _tile(t, B, gh, rows, units)
         ty = acts_ptr.dtype.element_ty
         slot = _tile(t, B, H, rows, units)
+        at = (H, gh, rows, units, ok)
+        sb = (H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok, ok)
         # the time transform: (h^k_t, m^k_t) = LSTM(H, m^k_{t-1})
-        i = _sigmoid(_rows_tile(xg, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_i))
-        f = _sigmoid(
-            _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_f)
-        )
-        g = _tanh(
-            _rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_g)
-        )
-        o = _sigmoid(
-            _rows_tile(xg + 3 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, w_o)
-        )
+        if ON_CHIP:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
+            z_i = _pre(xg, 0, *at, h_prev, w_i)
+            z_f = _pre(xg, 1, *at, h_prev, w_f)
+            z_g = _pre(xg, 2, *at, h_prev, w_g)
+            z_o = _pre(xg, 3, *at, h_prev, w_o)
+        else:
+            z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_f = _streamed_block(xg, 1, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_g = _streamed_block(xg, 2, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_o = _streamed_block(xg, 3, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+        i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), _tanh(z_g), _sigmoid(z_o)
         m_new = f * m + i * g
         h_new = _transform_output(o, m_new, PRINTED)
         tl.store(acts, i.to(ty), mask=ok)
@@ -306,18 +342,17 @@ def grid_forward(
         tl.store(acts + 2 * H, g.to(ty), mask=ok)
         tl.store(acts + 3 * H, o.to(ty), mask=ok)
         if DEPTH:  # the depth transform: (eta^k_t, mu^k_t) = LSTM(H, mu^{k-1}_t)
-            di = _sigmoid(
-                _rows_tile(xg + 4 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, v_i)
-            )
-            df = _sigmoid(
-                _rows_tile(xg + 5 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, v_f)
-            )
-            dg = _tanh(
-                _rows_tile(xg + 6 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, v_g)
-            )
-            do = _sigmoid(
-                _rows_tile(xg + 7 * H, rows, units, gh, ok).to(tl.float32) + _recurrent(h_prev, v_o)
-            )
+            if ON_CHIP:
+                e_i = _pre(xg, 4, *at, h_prev, v_i)
+                e_f = _pre(xg, 5, *at, h_prev, v_f)
+                e_g = _pre(xg, 6, *at, h_prev, v_g)
+                e_o = _pre(xg, 7, *at, h_prev, v_o)
+            else:
+                e_i = _streamed_block(xg, 4, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                e_f = _streamed_block(xg, 5, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                e_g = _streamed_block(xg, 6, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                e_o = _streamed_block(xg, 7, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            di, df, dg, do = _sigmoid(e_i), _sigmoid(e_f), _tanh(e_g), _sigmoid(e_o)
             mu = di * dg
             if HAS_LOWER:  # mu^{-1} = 0 at the bottom
                 mu += df * _load(lower_ptr, slot, ok)
@@ -344,7 +379,8 @@ def grid_backward(
     t_begin, n_steps, T, B, H,
     DEPTH: tl.constexpr, HAS_LOWER: tl.constexpr, PRINTED: tl.constexpr,
     HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... (n_steps of them). ``dhs`` (T, B, H): the gradient of
     the carried h_t as handed on; ``deta``, ``dmu``: of the depth pair. Writes dz (T, B,
@@ -354,17 +390,19 @@ def grid_backward(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
     N_BLOCKS: tl.constexpr = 8 if DEPTH else 4
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = N_BLOCKS * H
 
-    w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-    w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    w_g = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-    w_o = _backward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
-    if DEPTH:
-        v_i = _backward_weight(w_ptr, 4, units, ks, H, unit_ok, ks < H)
-        v_f = _backward_weight(w_ptr, 5, units, ks, H, unit_ok, ks < H)
-        v_g = _backward_weight(w_ptr, 6, units, ks, H, unit_ok, ks < H)
-        v_o = _backward_weight(w_ptr, 7, units, ks, H, unit_ok, ks < H)
+    if ON_CHIP:
+        w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+        w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
+        w_g = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
+        w_o = _backward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+        if DEPTH:
+            v_i = _backward_weight(w_ptr, 4, units, ks, H, unit_ok, ks < H)
+            v_f = _backward_weight(w_ptr, 5, units, ks, H, unit_ok, ks < H)
+            v_g = _backward_weight(w_ptr, 6, units, ks, H, unit_ok, ks < H)
+            v_o = _backward_weight(w_ptr, 7, units, ks, H, unit_ok, ks < H)
 
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     dm = _rows_tile(dm_buf_ptr, rows, units, H, ok)
@@ -373,15 +411,19 @@ def grid_backward(
         dh = dh_local
         if t + 1 < T:  # both transforms read h_t at step t+1: every block sends back
             base = dz_ptr + _step_offset(t + 1, B, gh)
-            dh += _back(base, 0, H, rows, ks, gh, full_ok, w_i)
-            dh += _back(base, 1, H, rows, ks, gh, full_ok, w_f)
-            dh += _back(base, 2, H, rows, ks, gh, full_ok, w_g)
-            dh += _back(base, 3, H, rows, ks, gh, full_ok, w_o)
-            if DEPTH:
-                dh += _back(base, 4, H, rows, ks, gh, full_ok, v_i)
-                dh += _back(base, 5, H, rows, ks, gh, full_ok, v_f)
-                dh += _back(base, 6, H, rows, ks, gh, full_ok, v_g)
-                dh += _back(base, 7, H, rows, ks, gh, full_ok, v_o)
+            if ON_CHIP:
+                dh += _back(base, 0, H, rows, ks, gh, full_ok, w_i)
+                dh += _back(base, 1, H, rows, ks, gh, full_ok, w_f)
+                dh += _back(base, 2, H, rows, ks, gh, full_ok, w_g)
+                dh += _back(base, 3, H, rows, ks, gh, full_ok, w_o)
+                if DEPTH:
+                    dh += _back(base, 4, H, rows, ks, gh, full_ok, v_i)
+                    dh += _back(base, 5, H, rows, ks, gh, full_ok, v_f)
+                    dh += _back(base, 6, H, rows, ks, gh, full_ok, v_g)
+                    dh += _back(base, 7, H, rows, ks, gh, full_ok, v_o)
+            else:
+                dh = _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
+                                    N_BLOCKS, BLOCK_KC)  # fmt: skip
         slot = _tile(t, B, H, rows, units)
         dh_t = dh + _load(dhs_ptr, slot, ok)  # the carried h_t was handed on as well
         acts = acts_ptr + _tile(t, B, gh, rows, units)
