@@ -23,7 +23,12 @@ import pytest
 import torch
 from helpers import TOLERANCE, assert_close_all, outputs_and_grads, random_loss
 from torch.autograd import gradcheck
-from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
+from triton_on_cpu import (  # noqa: F401 (a fixture)
+    STREAMED_SHAPES,
+    TRITON_SHAPES,
+    triton_on_the_cpu,
+    triton_shape,
+)
 
 from lstmkit.cellmath.clockwork import ClockworkFamily
 from lstmkit.layers.backends import Backend, choose_backend, fused_triton
@@ -236,18 +241,18 @@ def test_the_other_fast_backends_still_refuse_it(backend):
 # -- the Triton kernels, under the interpreter ---------------------------------------------
 #
 # Set up by tests/triton_on_cpu.py (the fixture and the shapes): tiny sizes, float32,
-# the kernels' widest dtype. H 5 is not a multiple of 3 modules: those shapes take H 6
-# and 18 (the split at 16 units then cuts a module in two).
+# the kernels' widest dtype; W_H on chip and streamed. H 5, 20 and 40 are not multiples
+# of 3 modules: those shapes take H 6, 18 and 39 (the split at 16 units then cuts a module
+# in two; streamed, 39 leaves a partial third slice).
 
-TRITON_HIDDEN = {5: 6, 20: 18}
-TRITON_GRID = list(itertools.product(["exp3", "periods-2-3-5"], TRITON_SHAPES))
+TRITON_HIDDEN = {5: 6, 20: 18, 40: 39}
+TRITON_GRID = list(itertools.product(["exp3", "periods-2-3-5"], [*TRITON_SHAPES, *STREAMED_SHAPES]))
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")
 @pytest.mark.parametrize(("cell", "shape"), TRITON_GRID, ids=["-".join(c) for c in TRITON_GRID])
 def test_triton_kernels_match_reference(cell, shape, monkeypatch):
-    hidden, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[shape]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    hidden, layers, use_lengths, bidirectional, _ = triton_shape(shape, monkeypatch)
     reference, ours = _pair(cell, TRITON_HIDDEN[hidden], layers, bidirectional)
     x, h0, clock0 = _inputs(reference, 3, torch.float32)
     lengths = _lengths(use_lengths, 3)

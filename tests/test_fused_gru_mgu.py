@@ -21,7 +21,12 @@ import pytest
 import torch
 from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
 from torch.autograd import gradcheck
-from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
+from triton_on_cpu import (  # noqa: F401 (a fixture)
+    STREAMED_SHAPES,
+    TRITON_SHAPES,
+    triton_on_the_cpu,
+    triton_shape,
+)
 
 import lstmkit
 from lstmkit.cellmath.gru import GRUFamily
@@ -187,16 +192,15 @@ def test_the_other_fast_backends_still_refuse_them(cell, backend, needle):
 # -- the Triton kernels, under the interpreter ---------------------------------------------
 #
 # Set up by tests/triton_on_cpu.py (the fixture and the shapes): tiny sizes, float32,
-# the kernels' widest dtype.
+# the kernels' widest dtype; W_hh on chip and streamed.
 
-TRITON_GRID = list(itertools.product(CELLS, TRITON_SHAPES))
+TRITON_GRID = list(itertools.product(CELLS, [*TRITON_SHAPES, *STREAMED_SHAPES]))
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")
 @pytest.mark.parametrize(("cell", "shape"), TRITON_GRID, ids=["-".join(c) for c in TRITON_GRID])
 def test_triton_kernels_match_reference(cell, shape, monkeypatch):
-    hidden, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[shape]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    hidden, layers, use_lengths, bidirectional, _ = triton_shape(shape, monkeypatch)
     reference, ours = _pair(cell, hidden, layers, bidirectional)
     x, h0 = _inputs(reference, 3, torch.float32)
     lengths = _lengths(use_lengths, 3)

@@ -27,7 +27,12 @@ from helpers import (
     random_loss,
 )
 from torch.autograd import gradcheck
-from triton_on_cpu import TRITON_SHAPES, triton_on_the_cpu  # noqa: F401 (a fixture)
+from triton_on_cpu import (  # noqa: F401 (a fixture)
+    STREAMED_SHAPES,
+    TRITON_SHAPES,
+    triton_on_the_cpu,
+    triton_shape,
+)
 
 from lstmkit.cellmath.slstm import SLSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend, fused_triton
@@ -267,27 +272,30 @@ def test_the_other_fast_backends_still_refuse_it(backend):
 # -- the Triton kernels, under the interpreter ---------------------------------------------
 #
 # Set up by tests/triton_on_cpu.py (the fixture and the shapes: H5 in one program, H20 split
-# over two programs of 16 units). 5 heads divide both; 2 heads of 10 units at H20 put one
-# head across the two programs.
+# over two programs of 16 units; and R streamed, split at H20 and in one program at H40).
+# 5 heads divide each; 2 heads of 10 units at H20 put one head across the two programs
+# (streamed, the second program reads that head's columns only).
 
 TRITON_CELLS = {
     "sigmoid": ({}, None),
     "plain-exp": (dict(stabilized=False, forget_activation="exp"), None),
     "exp-heads5-nobias": (dict(forget_activation="exp", num_heads=5, bias=False), None),
-    "plain-sigmoid-heads2": (dict(stabilized=False, num_heads=2), "H20-L2-lengths-bi-split"),
+    "plain-sigmoid-heads2": (
+        dict(stabilized=False, num_heads=2),
+        ("H20-L2-lengths-bi-split", "H20-L2-lengths-bi-split-streamed"),
+    ),
 }
 TRITON_GRID = [
     (cell, shape)
-    for cell, shape in itertools.product(TRITON_CELLS, TRITON_SHAPES)
-    if TRITON_CELLS[cell][1] in (None, shape)
+    for cell, shape in itertools.product(TRITON_CELLS, [*TRITON_SHAPES, *STREAMED_SHAPES])
+    if TRITON_CELLS[cell][1] is None or shape in TRITON_CELLS[cell][1]
 ]
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")
 @pytest.mark.parametrize(("cell", "shape"), TRITON_GRID, ids=["-".join(c) for c in TRITON_GRID])
 def test_triton_kernels_match_reference(cell, shape, monkeypatch):
-    hidden, layers, use_lengths, bidirectional, block_h = TRITON_SHAPES[shape]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    hidden, layers, use_lengths, bidirectional, _ = triton_shape(shape, monkeypatch)
     reference, ours = _pair(TRITON_CELLS[cell][0], hidden, layers, bidirectional)
     x, *state = _inputs(reference, 3, torch.float32)
     lengths = _lengths(use_lengths, 3)

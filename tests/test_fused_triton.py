@@ -117,18 +117,22 @@ def test_on_a_gpu_with_less_shared_memory_a_program_takes_fewer_units(monkeypatc
     assert fused_triton.shared_bytes(16, 16, 512, 4, 2) <= small.shared_bytes
 
 
-def test_on_a_gpu_a_size_whose_tiles_cannot_fit_is_refused_by_name(monkeypatch):
-    """FlashRNN's size in float32: even 16 units of 768 (padded to 1024) over 16 rows need
-    up to 328,704 bytes of shared memory, more than an H100's 232,448 for one program. The
-    plan says so instead of handing Triton a launch that fails with OutOfResources."""
-    message = r"hidden size 768 in float32 .* needs 328704 bytes .* allows 232448"
+def test_on_a_gpu_too_small_for_a_streamed_slice_the_size_is_refused_by_name(monkeypatch):
+    """A made-up GPU with 4 KiB of shared memory per program: even W_hh streamed 16
+    columns at a time needs 5,120 bytes (two stages of a 16-row tile of h and a 16-unit
+    slice of W_hh in float32, and the layout change). The plan says so instead of handing
+    Triton a launch that fails with OutOfResources."""
+    tiny = fused_triton.GPULimits(multiprocessors=16, shared_bytes=4096)
+    message = r"hidden size 768 in float32 .* needs 5120 bytes .* 16 columns at a time.* 4096"
     with pytest.raises(fused_triton.TritonUnavailable, match=message):
-        _gpu_plan(monkeypatch)(16, 768, 4, torch.float32)
+        _gpu_plan(monkeypatch, tiny)(16, 768, 4, torch.float32)
 
 
-# the cells whose kernels can stream W_hh: LSTM options lstm_forward/backward run, the GRU
+# the cells of this file's grid, with W_hh streamed: LSTM options lstm_forward/backward run,
+# the GRU and the RNN (the other cells' files test theirs)
 STREAMED = [
     "lstm-plain", "lstm-peephole-coupled", "lstm-peephole-no-forget-gate", "gru", "gru-nobias",
+    "rnn-tanh", "rnn-relu",
 ]  # fmt: skip
 
 
@@ -159,17 +163,15 @@ def test_streaming_is_what_the_plan_asks_for_where_the_weights_do_not_fit(monkey
     """FlashRNN's size in float32 on an H100: 16 units' rows of W_hh (padded to 1024
     columns) with h's tile need more shared memory than a program has, so the LSTM's kernels
     stream them in slices of 256 columns (STREAMED_SLICE), which fit with the two stages of
-    pipelining; bfloat16 keeps them on chip, and kernels that cannot stream (the sLSTM's)
-    refuse."""
+    pipelining (on chip they would need 328,704 bytes); bfloat16 keeps them on chip."""
     gpu = _gpu_plan(monkeypatch)
-    streamed = gpu(16, 768, 4, torch.float32, streams=True)
+    assert fused_triton.shared_bytes(16, 16, 1024, 4, 4) == 328704
+    streamed = gpu(16, 768, 4, torch.float32)
     assert (streamed.block_h, streamed.streamed_k, streamed.block_kc) == (16, 256, 256)
     assert streamed.num_stages == fused_triton.STREAMED_STAGES
     assert streamed.shared <= fused_triton.H100_LIMITS.shared_bytes
-    on_chip = gpu(16, 768, 4, torch.bfloat16, streams=True)
+    on_chip = gpu(16, 768, 4, torch.bfloat16)
     assert (on_chip.streamed_k, on_chip.block_kc) == (None, 1024)
-    with pytest.raises(fused_triton.TritonUnavailable, match="hidden size 768 in float32"):
-        gpu(16, 768, 4, torch.float32)
 
 
 def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monkeypatch):
@@ -362,9 +364,8 @@ def test_the_kernels_compile_for_a_hopper_gpu_without_one():
 def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     """tools/triton_resources.py on the LSTM, the GRU and the sLSTM in float32 at fastrnns'
     and FlashRNN's sizes: each launch an H100's plan makes, compiled for sm_90, takes no
-    more shared memory than the plan counted on nor than the GPU allows. At H=768 the LSTM's
-    and the GRU's kernels stream W_hh in slices of 256 columns; the sLSTM's, which cannot,
-    are refused by the plan rather than compiled."""
+    more shared memory than the plan counted on nor than the GPU allows. At H=768 each
+    cell's kernels stream W_hh (the sLSTM's R) in slices of 256 columns."""
     tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
     command = [sys.executable, str(tool), "--cells", "lstm,gru,slstm", "--sizes",
                "fastrnns,flashrnn", "--dtype", "float32"]  # fmt: skip
@@ -376,11 +377,9 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "10 launches compiled for sm_90, 0 wrong; 1 (cell, size, dtype) refused" in result.stdout
-    streamed = r"(lstm|gru) +flashrnn +float32 +\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
-    assert len(re.findall(streamed, result.stdout)) == 4, result.stdout
-    refused = re.search(r"slstm +flashrnn +float32 +refused: .*needs (\d+) bytes", result.stdout)
-    assert refused and int(refused[1]) > fused_triton.H100_LIMITS.shared_bytes, result.stdout
+    assert "12 launches compiled for sm_90, 0 wrong; 0 (cell, size, dtype) refused" in result.stdout
+    streamed = r"(lstm|gru|slstm) +flashrnn +float32 +\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
+    assert len(re.findall(streamed, result.stdout)) == 6, result.stdout
 
 
 def test_the_resource_tool_names_a_launch_the_plan_undercounted(monkeypatch):

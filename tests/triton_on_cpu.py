@@ -26,3 +26,21 @@ def triton_on_the_cpu(monkeypatch):
     """The fused backend's CPU tensors go to the Triton kernels, interpreted."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(fused, "kernels_for", lambda device_type: fused_triton)
+
+
+# W_hh read from memory at every step in slices of 16 columns (FORCE_STREAMED_K), as where a
+# program's rows of it do not fit on chip: H20 split over two programs, two slices (the
+# second partial); H40 in one program, three
+STREAMED_SHAPES = {
+    "H20-L2-lengths-bi-split-streamed": (20, 2, True, True, 16),
+    "H40-L1-full-uni-one-program-streamed": (40, 1, False, False, None),
+}
+
+
+def triton_shape(name: str, monkeypatch) -> tuple:
+    """The (hidden size, layers, lengths, bidirectional, units per program) of a shape of
+    TRITON_SHAPES or STREAMED_SHAPES, with the plan made to lay it out so."""
+    shape = {**TRITON_SHAPES, **STREAMED_SHAPES}[name]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", shape[4])
+    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16 if name in STREAMED_SHAPES else None)
+    return shape

@@ -11,10 +11,9 @@ and bias gradients) are single products or sums over all steps, done here by tor
 How a call is laid out (:func:`plan`): batch rows in blocks of 16 on a GPU (16 to 64 under
 the interpreter), hidden units in blocks sized so that a program's share of ``W_hh`` and its
 other tiles fit the GPU's shared memory, one program per block pair. Where even the
-smallest block's rows of ``W_hh`` do not fit, the LSTM's and the GRU's kernels read them
-from L2 at every step, a slice of columns at a time; the other cells' kernels refuse the
-size by name.
-When all the programs fit on the GPU at once, one
+smallest block's rows of ``W_hh`` (and FGR's ``W_gg``) do not fit, every cell's kernels
+read them from L2 at every step, a slice of columns at a time. When all the programs fit
+on the GPU at once, one
 launch runs every step (persistent, a grid barrier per step); otherwise, and under the
 interpreter, one launch per step. The projected LSTM (``proj_size``, with or without the
 norms and FGR) runs one launch per step (per phase of a step where its units are split)
@@ -48,7 +47,7 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # for h's tile in an H100's 227 KiB, and spreads a layer over more programs
 WEIGHT_BYTES_PER_PROGRAM = 128 * 1024
 # tests set these to force a split of the hidden units over several programs, and W_hh
-# streamed in slices of this many columns (kernels that can stream it)
+# streamed in slices of this many columns
 FORCE_BLOCK_H: int | None = None
 FORCE_STREAMED_K: int | None = None
 
@@ -139,6 +138,14 @@ class Plan:
         return (self.batch_blocks, self.hidden_blocks)
 
     @property
+    def kernel_options(self) -> dict:
+        """What every recurrent kernel's launch takes from the plan: its tile's constexprs
+        and the compiler's warps and pipelining stages."""
+        return dict(BLOCK_B=self.block_b, BLOCK_H=self.block_h, BLOCK_K=self.block_k,
+                    BLOCK_KC=self.block_kc, num_warps=self.num_warps,
+                    num_stages=self.num_stages)  # fmt: skip
+
+    @property
     def sync_programs(self) -> int:
         """Programs that meet at each step's barrier (1: no barrier)."""
         return self.hidden_blocks if self.persistent else 1
@@ -170,7 +177,7 @@ def gpu_limits(device: torch.device) -> GPULimits | None:
 
 def plan(
     batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device,
-    streams: bool = False, operand_columns: int | None = None,
+    operand_columns: int | None = None,
 ) -> Plan:  # fmt: skip
     """The layout of one direction's programs for ``gates`` (G*H, H) blocks of W_hh, whose
     products' widest left operand has ``operand_columns`` (default H, padded).
@@ -180,13 +187,13 @@ def plan(
     (tools/triton_resources.py; the counts are in docs/performance.md). Its units are as
     many as keep the weight tiles within WEIGHT_BYTES_PER_PROGRAM and all its tiles within
     the GPU's shared memory (:func:`shared_bytes`), at least 16. Where even 16 units' rows
-    of W_hh do not fit, kernels that can (``streams``) read them from L2 at every step, in
-    slices of columns that fit (:func:`streamed_shared_bytes`); the others refuse the size
-    with :class:`TritonUnavailable`."""
+    of W_hh do not fit, the kernels read them from L2 at every step, in slices of columns
+    that fit (:func:`streamed_shared_bytes`); a GPU too small for even 16-column slices is
+    refused with :class:`TritonUnavailable`."""
     block_k = max(16, _next_power_of_two(hidden))
     limits = gpu_limits(device)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    streamed_k = FORCE_STREAMED_K if streams else None
+    streamed_k = FORCE_STREAMED_K
     block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
     operand_k = operand_columns or block_k
     shared = 0
@@ -201,7 +208,7 @@ def plan(
         ):
             block_h //= 2
         shared = shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
-        if streams and (streamed_k is not None or shared > limits.shared_bytes):
+        if streamed_k is not None or shared > limits.shared_bytes:
             streamed_k = streamed_k or min(block_k // 2, STREAMED_SLICE)
             while streamed_k > 16 and (
                 streamed_shared_bytes(block_b, block_h, streamed_k, itemsize) > limits.shared_bytes
@@ -213,9 +220,8 @@ def plan(
             raise TritonUnavailable(
                 f"the Triton kernels cannot fit hidden size {hidden} in {name} on this GPU: "
                 f"a program needs {shared} bytes of shared memory at its smallest tile "
-                f"({block_b} rows, {block_h} units, the reduction over H padded to "
-                f"{block_k}), the GPU allows {limits.shared_bytes}; a smaller dtype or "
-                f"hidden size fits, or backend='reference' runs it"
+                f"({block_b} rows, {block_h} units, W_hh streamed {streamed_k} columns at a "
+                f"time), the GPU allows {limits.shared_bytes}; backend='reference' runs it"
             )
     batch_blocks = -(-batch // block_b)
     hidden_blocks = -(-hidden // block_h)
@@ -362,7 +368,7 @@ class _LSTMFunction(torch.autograd.Function):
         steps, batch, gh = xg.shape
         hidden, out_size = c0.shape[1], h0.shape[1]
         project = w_hr is not None
-        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device, streams=True)
+        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device)
         acts = torch.empty_like(xg)
         c_all = xg.new_empty(steps, batch, hidden)
         h_all = xg.new_empty(steps, batch, out_size)
@@ -378,9 +384,8 @@ class _LSTMFunction(torch.autograd.Function):
         def launch(t_begin, n_steps, sync_programs, sync, source=xg, h_slots=h_all):
             kernels.lstm_forward[layout.grid](
                 source, w_chip, h0, c0, *peep, mask_u8, acts, c_all, h_slots, output, sync,
-                t_begin, n_steps, batch, hidden, **flags, BLOCK_B=layout.block_b,
-                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc,
-                N_SPLIT=sync_programs, num_warps=layout.num_warps, num_stages=layout.num_stages,
+                t_begin, n_steps, batch, hidden, **flags, N_SPLIT=sync_programs,
+                **layout.kernel_options,
             )  # fmt: skip
 
         if not project:
@@ -418,9 +423,8 @@ class _LSTMFunction(torch.autograd.Function):
         def launch(t_begin, n_steps, sync_programs, sync, d_source, dh_buf):
             kernels.lstm_backward[layout.grid](
                 d_source, acts, c_all, c0, w_chip, *peep, mask_u8, dz, dh_buf, dc_buf, sync,
-                t_begin, n_steps, steps, batch, hidden, **flags, BLOCK_B=layout.block_b,
-                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc,
-                N_SPLIT=sync_programs, num_warps=layout.num_warps, num_stages=layout.num_stages,
+                t_begin, n_steps, steps, batch, hidden, **flags, N_SPLIT=sync_programs,
+                **layout.kernel_options,
             )  # fmt: skip
 
         d_w_hr = None
@@ -479,11 +483,8 @@ class _OptionsLayout:
     groups: int  # the product norm's statistics per row: 1 (Ba), G (per-gate)
 
     def kwargs(self, sync_programs: int, phase: dict) -> dict:
-        p = self.plan
-        return dict(**self.flags, **phase, BLOCK_B=p.block_b, BLOCK_H=p.block_h,
-                    BLOCK_K=p.block_k, BLOCK_KC=p.block_kc, BLOCK_KG=self.block_kg,
-                    BLOCK_GH=self.block_gh, N_SPLIT=sync_programs, num_warps=p.num_warps,
-                    num_stages=p.num_stages)  # fmt: skip
+        return dict(**self.flags, **phase, **self.plan.kernel_options, BLOCK_KG=self.block_kg,
+                    BLOCK_GH=self.block_gh, N_SPLIT=sync_programs)  # fmt: skip
 
 
 def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _OptionsLayout:
@@ -497,7 +498,7 @@ def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _Opt
                       else 0)  # fmt: skip
     # and FGR's product takes the previous gates of every unit, wider than h
     widest = block_kg if family.gate_recurrence else block_k
-    layout = plan(batch, hidden, tiles, dtype, device, streams=True, operand_columns=widest)
+    layout = plan(batch, hidden, tiles, dtype, device, operand_columns=widest)
     project = bool(family.proj_size)
     if project and layout.hidden_blocks > 1:
         # torch's products between the steps make every launch one step; with the units
@@ -752,7 +753,7 @@ class _GRUFunction(torch.autograd.Function):
         if b_hh is not None:  # b_hr and b_hz add where x's do; b_hn goes inside r's product
             xg[..., : 2 * hidden] += b_hh[: 2 * hidden]
         b_n = _absent(xg) if b_hh is None else b_hh[2 * hidden :].contiguous()
-        layout = plan(batch, hidden, 3, w_hh.dtype, xg.device, streams=True)
+        layout = plan(batch, hidden, 3, w_hh.dtype, xg.device)
         acts = torch.empty_like(xg)
         hn_all = xg.new_empty(steps, batch, hidden)
         h_all = xg.new_empty(steps, batch, hidden)
@@ -765,9 +766,7 @@ class _GRUFunction(torch.autograd.Function):
             kernels.gru_forward[layout.grid](
                 xg, w_chip, b_n, h0, mask_u8, acts, hn_all, h_all, output, sync,
                 t_begin, n_steps, batch, hidden, HAS_BN=b_hh is not None,
-                HAS_MASK=mask is not None, BLOCK_B=layout.block_b, BLOCK_H=layout.block_h,
-                BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc, N_SPLIT=sync_programs,
-                num_warps=layout.num_warps, num_stages=layout.num_stages,
+                HAS_MASK=mask is not None, N_SPLIT=sync_programs, **layout.kernel_options,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
@@ -794,9 +793,7 @@ class _GRUFunction(torch.autograd.Function):
             kernels.gru_backward[layout.grid](
                 d_output, acts, hn_all, h_all, h0, w_chip, mask_u8, dx, drec, dh_buf, sync,
                 t_begin, n_steps, steps, batch, hidden, HAS_MASK=mask is not None,
-                BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
-                BLOCK_KC=layout.block_kc, N_SPLIT=sync_programs, num_warps=layout.num_warps,
-                num_stages=layout.num_stages,
+                N_SPLIT=sync_programs, **layout.kernel_options,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=True, device=w.device)
@@ -863,8 +860,7 @@ class _ResetFirstFunction(torch.autograd.Function):
                 kernels.reset_first_forward[layout.grid](
                     xg, w_chip, h0, mask_u8, acts, rh_all, h_all, output, sync,
                     t_begin, n_steps, batch, hidden, TIED=tied, **phase,
-                    HAS_MASK=mask is not None, BLOCK_B=layout.block_b, BLOCK_H=layout.block_h,
-                    BLOCK_K=layout.block_k, N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                    HAS_MASK=mask is not None, N_SPLIT=sync_programs, **layout.kernel_options,
                 )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
@@ -892,8 +888,7 @@ class _ResetFirstFunction(torch.autograd.Function):
                 kernels.reset_first_backward[layout.grid](
                     d_output, acts, h_all, h0, w_chip, mask_u8, d_pre, dh_buf, sync,
                     t_begin, n_steps, steps, batch, hidden, TIED=ctx.tied, **phase,
-                    HAS_MASK=mask is not None, BLOCK_B=layout.block_b, BLOCK_H=layout.block_h,
-                    BLOCK_K=layout.block_k, N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                    HAS_MASK=mask is not None, N_SPLIT=sync_programs, **layout.kernel_options,
                 )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=True, device=w.device)
@@ -935,9 +930,8 @@ class _RNNFunction(torch.autograd.Function):
         def launch(t_begin, n_steps, sync_programs, sync):
             kernels.rnn_forward[layout.grid](
                 xg, w_chip, h0, mask_u8, h_all, output, sync, t_begin, n_steps, batch, hidden,
-                RELU=relu, HAS_MASK=mask is not None, BLOCK_B=layout.block_b,
-                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
-                num_warps=layout.num_warps,
+                RELU=relu, HAS_MASK=mask is not None, N_SPLIT=sync_programs,
+                **layout.kernel_options,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
@@ -961,9 +955,8 @@ class _RNNFunction(torch.autograd.Function):
         def launch(t_begin, n_steps, sync_programs, sync):
             kernels.rnn_backward[layout.grid](
                 d_output, h_all, w_chip, mask_u8, d_pre, dh_buf, sync, t_begin, n_steps, steps,
-                batch, hidden, RELU=ctx.relu, HAS_MASK=mask is not None,
-                BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
-                N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                batch, hidden, RELU=ctx.relu, HAS_MASK=mask is not None, N_SPLIT=sync_programs,
+                **layout.kernel_options,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=True, device=w.device)

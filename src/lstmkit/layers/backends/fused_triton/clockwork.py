@@ -78,9 +78,8 @@ class _ClockworkFunction(torch.autograd.Function):
         def launch(t_begin, n_steps, sync_programs, sync):
             kernels.clockwork_forward[layout.grid](
                 xg, w_chip, h0, phases, periods, mask_u8, h_all, output, sync, t_begin,
-                n_steps, batch, hidden, HAS_MASK=mask is not None, BLOCK_B=layout.block_b,
-                BLOCK_H=layout.block_h, BLOCK_K=layout.block_k, N_SPLIT=sync_programs,
-                num_warps=layout.num_warps,
+                n_steps, batch, hidden, HAS_MASK=mask is not None, N_SPLIT=sync_programs,
+                **layout.kernel_options,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
@@ -105,8 +104,7 @@ class _ClockworkFunction(torch.autograd.Function):
             kernels.clockwork_backward[layout.grid](
                 d_output, h_all, w_chip, phases, periods, mask_u8, d_pre, dh_buf, sync,
                 t_begin, n_steps, steps, batch, hidden, HAS_MASK=mask is not None,
-                BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
-                N_SPLIT=sync_programs, num_warps=layout.num_warps,
+                N_SPLIT=sync_programs, **layout.kernel_options,
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=True, device=w.device)

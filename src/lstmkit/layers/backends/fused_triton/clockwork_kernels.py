@@ -18,6 +18,8 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _rows_tile,
     _shared_tile,
     _step_offset,
+    _streamed_forward,
+    _streamed_product,
     _sync,
     _tanh,
 )
@@ -50,12 +52,16 @@ def clockwork_forward(
     xg_ptr, w_ptr, h0_ptr, phase_ptr, period_ptr, mask_ptr, h_all_ptr, out_ptr, sync_ptr,
     t_begin, n_steps, B, H,
     HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
+    """``BLOCK_KC`` < ``BLOCK_K`` streams W_H (kernels.py's lstm_forward)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
-    w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)  # masked W_H^T
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
+    if ON_CHIP:
+        w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)  # masked W_H^T
     period = tl.load(period_ptr + units, mask=unit_ok, other=1)
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
     for step in range(n_steps):
@@ -65,8 +71,12 @@ def clockwork_forward(
         runs = _runs(phase_ptr, period, t, B, rows, row_ok, live, ok)
         pre = tl.load(xg_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         if _any(runs):  # held units need no product
-            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w.dtype)
-            pre += tl.dot(h_prev, w, input_precision="ieee")
+            if ON_CHIP:
+                h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w.dtype)
+                pre += tl.dot(h_prev, w, input_precision="ieee")
+            else:
+                pre = _streamed_forward(pre, h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr,
+                                        units, unit_ok, BLOCK_KC)  # fmt: skip
         h = tl.where(runs, _tanh(pre), h)  # the others keep h_{t-1}
         tl.store(h_all_ptr + slot, h.to(h_all_ptr.dtype.element_ty), mask=ok)
         tl.store(out_ptr + slot, tl.where(live, h, 0.0).to(out_ptr.dtype.element_ty), mask=ok)
@@ -79,12 +89,16 @@ def clockwork_backward(
     dout_ptr, h_all_ptr, w_ptr, phase_ptr, period_ptr, mask_ptr, dpre_ptr, dh_buf_ptr,
     sync_ptr, t_begin, n_steps, T, B, H,
     HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
+    """``BLOCK_KC`` < ``BLOCK_K`` streams W_H (kernels.py's lstm_forward)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
-    w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)  # masked W_H's columns
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
+    if ON_CHIP:
+        w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)  # masked W_H's columns
     period = tl.load(period_ptr + units, mask=unit_ok, other=1)
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     for step in range(n_steps):
@@ -92,8 +106,13 @@ def clockwork_backward(
         dh = dh_local
         if t + 1 < T:  # what step t+1's running units send back through W_H
             # step t+1's gradients, which other programs wrote: read past L1
-            back = _shared_tile(dpre_ptr + _step_offset(t + 1, B, H), rows, ks, H, full_ok)
-            dh += tl.dot(back.to(w.dtype), w, input_precision="ieee")
+            base = dpre_ptr + _step_offset(t + 1, B, H)
+            if ON_CHIP:
+                back = _shared_tile(base, rows, ks, H, full_ok)
+                dh += tl.dot(back.to(w.dtype), w, input_precision="ieee")
+            else:
+                dh = _streamed_product(dh, base, H, rows, row_ok, w_ptr, units, unit_ok, H, False,
+                                       BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         h = tl.load(h_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)

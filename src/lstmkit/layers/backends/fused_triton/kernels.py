@@ -134,18 +134,22 @@ def _streamed_forward(acc, first_ptr, all_ptr, t, B, width, rows, row_ok, w_bloc
 
 
 @triton.jit
-def _streamed_backward(acc, d_ptr, stride, rows, row_ok, w_block, units, unit_ok, width,
-                       BLOCK_KC: tl.constexpr):  # fmt: skip
-    """acc + d W for these units' columns of W, streamed as in :func:`_streamed_forward`:
-    d is the (B, width) slice of a gate's pre-activation gradients at ``d_ptr`` (rows
-    ``stride`` apart), which every program wrote; ``w_block`` the first of the gate's rows
-    of W, ``width`` apart (:func:`_weight_columns`)."""
+def _streamed_product(acc, src_ptr, stride, rows, row_ok, w_block, units, unit_ok, width,
+                      TRANSPOSED: tl.constexpr, BLOCK_KC: tl.constexpr):  # fmt: skip
+    """acc + s W_part for these units, W streamed as in :func:`_streamed_forward`: s is the
+    (B, width) operand at ``src_ptr`` (rows ``stride`` apart), which every program wrote,
+    read past L1; W_part is W's rows for these units from ``w_block``, transposed
+    (TRANSPOSED: a forward product, :func:`_weight_rows`), or its columns for them (a
+    backward one, :func:`_weight_columns`), ``width`` wide."""
     for k0 in range(0, width, BLOCK_KC):
         kc = k0 + tl.arange(0, BLOCK_KC)
         kc_ok = kc < width
-        d_c = _shared_tile(d_ptr, rows, kc, stride, row_ok[:, None] & kc_ok[None, :])
-        w_c = _weight_columns(w_block, units, kc, width, unit_ok, kc_ok)
-        acc += tl.dot(d_c.to(w_c.dtype), w_c, input_precision="ieee")
+        s_c = _shared_tile(src_ptr, rows, kc, stride, row_ok[:, None] & kc_ok[None, :])
+        if TRANSPOSED:
+            w_c = _weight_rows(w_block, units, kc, width, unit_ok, kc_ok)
+        else:
+            w_c = _weight_columns(w_block, units, kc, width, unit_ok, kc_ok)
+        acc += tl.dot(s_c.to(w_c.dtype), w_c, input_precision="ieee")
     return acc
 
 
@@ -231,22 +235,22 @@ def _lstm_streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
                         HAS_I: tl.constexpr, HAS_F: tl.constexpr, HAS_O: tl.constexpr,
                         BLOCK_KC: tl.constexpr):  # fmt: skip
     """dh + what step t+1's gate blocks send back to these units of h_t through W_hh (G*H,
-    H), streamed (:func:`_streamed_backward`); ``base`` holds their pre-activations'
+    H), streamed (:func:`_streamed_product`); ``base`` holds their pre-activations'
     gradients, (B, G*H) with rows ``gh`` apart."""
     OFF_F: tl.constexpr = 1 if HAS_I else 0
     OFF_G: tl.constexpr = OFF_F + 1 if HAS_F else OFF_F
     OFF_O: tl.constexpr = OFF_G + 1
     at = (rows, row_ok)
-    dh = _streamed_backward(dh, base + OFF_G * H, gh, *at, w_ptr + OFF_G * H * H, units, unit_ok,
-                            H, BLOCK_KC)  # fmt: skip
+    dh = _streamed_product(dh, base + OFF_G * H, gh, *at, w_ptr + OFF_G * H * H, units, unit_ok,
+                           H, False, BLOCK_KC)  # fmt: skip
     if HAS_I:
-        dh = _streamed_backward(dh, base, gh, *at, w_ptr, units, unit_ok, H, BLOCK_KC)
+        dh = _streamed_product(dh, base, gh, *at, w_ptr, units, unit_ok, H, False, BLOCK_KC)
     if HAS_F:
-        dh = _streamed_backward(dh, base + OFF_F * H, gh, *at, w_ptr + OFF_F * H * H, units,
-                                unit_ok, H, BLOCK_KC)  # fmt: skip
+        dh = _streamed_product(dh, base + OFF_F * H, gh, *at, w_ptr + OFF_F * H * H, units,
+                               unit_ok, H, False, BLOCK_KC)  # fmt: skip
     if HAS_O:
-        dh = _streamed_backward(dh, base + OFF_O * H, gh, *at, w_ptr + OFF_O * H * H, units,
-                                unit_ok, H, BLOCK_KC)  # fmt: skip
+        dh = _streamed_product(dh, base + OFF_O * H, gh, *at, w_ptr + OFF_O * H * H, units,
+                               unit_ok, H, False, BLOCK_KC)  # fmt: skip
     return dh
 
 
@@ -1108,14 +1112,14 @@ def lstm_options_backward(
                     else:  # W_gg streamed, its columns of each gate's units kh apart
                         at = (d_base, kh, rows, row_ok)
                         if HAS_I:
-                            dg_i = _streamed_backward(dg_i, *at, wgg_ptr, units, unit_ok, kh,
-                                                      BLOCK_KC)  # fmt: skip
+                            dg_i = _streamed_product(dg_i, *at, wgg_ptr, units, unit_ok, kh,
+                                                     False, BLOCK_KC)  # fmt: skip
                         if HAS_F:
-                            dg_f = _streamed_backward(dg_f, *at, wgg_ptr + OFF_F * H, units,
-                                                      unit_ok, kh, BLOCK_KC)  # fmt: skip
+                            dg_f = _streamed_product(dg_f, *at, wgg_ptr + OFF_F * H, units,
+                                                     unit_ok, kh, False, BLOCK_KC)  # fmt: skip
                         if HAS_O:
-                            dg_o = _streamed_backward(dg_o, *at, wgg_ptr + OFF_G * H, units,
-                                                      unit_ok, kh, BLOCK_KC)  # fmt: skip
+                            dg_o = _streamed_product(dg_o, *at, wgg_ptr + OFF_G * H, units,
+                                                     unit_ok, kh, False, BLOCK_KC)  # fmt: skip
                 if HAS_I:  # whole, for the gates (CELL may be a launch of its own)
                     tl.store(dg_buf_ptr + g_own, dg_i, mask=ok)
                 if HAS_F:
@@ -1332,7 +1336,7 @@ def gru_backward(
     """Writes dx (T, B, 3H), the gradients of the input pre-activations (r, z, n), and
     drec (T, B, 3H), those of W_hh h + b_hh (r, z, and r times n's), which also feed
     dL/dh_{t-1} through W_hh. dh_buf carries the part that does not (z h_{t-1}).
-    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_backward`)."""
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_product`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
@@ -1362,11 +1366,11 @@ def gru_backward(
             if t + 1 < T:
                 base = drec_ptr + _step_offset(t + 1, B, gh)
                 rest = (gh, rows, row_ok)
-                dh = _streamed_backward(dh, base, *rest, w_ptr, units, unit_ok, H, BLOCK_KC)
-                dh = _streamed_backward(dh, base + H, *rest, w_ptr + H * H, units, unit_ok, H,
-                                        BLOCK_KC)  # fmt: skip
-                dh = _streamed_backward(dh, base + 2 * H, *rest, w_ptr + 2 * H * H, units,
-                                        unit_ok, H, BLOCK_KC)  # fmt: skip
+                dh = _streamed_product(dh, base, *rest, w_ptr, units, unit_ok, H, False, BLOCK_KC)
+                dh = _streamed_product(dh, base + H, *rest, w_ptr + H * H, units, unit_ok, H,
+                                       False, BLOCK_KC)  # fmt: skip
+                dh = _streamed_product(dh, base + 2 * H, *rest, w_ptr + 2 * H * H, units,
+                                       unit_ok, H, False, BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         acts = acts_ptr + _step_offset(t, B, gh) + rows[:, None].to(tl.int64) * gh + units[None, :]
@@ -1437,20 +1441,23 @@ def reset_first_forward(
     acts_ptr, rh_all_ptr, h_all_ptr, out_ptr, sync_ptr,
     t_begin, n_steps, B, H,
     TIED: tl.constexpr, GATES: tl.constexpr, CANDIDATE: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """xg (T, B, G*H) holds x W_ih^T + b_ih + b_hh. Stores acts (the gates, then n),
-    rh_all = r h_{t-1} (T, B, H) and h_all; the phases run as GATES and CANDIDATE say."""
+    rh_all = r h_{t-1} (T, B, H) and h_all; the phases run as GATES and CANDIDATE say.
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_forward`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
     N_GATES: tl.constexpr = 1 if TIED else 2  # the candidate's block follows the gates'
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = (N_GATES + 1) * H
-    if GATES:
+    if GATES and ON_CHIP:
         w_r = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
         if not TIED:
             w_z = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    if CANDIDATE:
+    if CANDIDATE and ON_CHIP:
         w_n = _forward_weight(w_ptr, N_GATES, units, ks, H, unit_ok, ks < H)
 
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
@@ -1461,19 +1468,26 @@ def reset_first_forward(
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         ty = acts_ptr.dtype.element_ty
         if GATES:
-            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
-            r = _sigmoid(
-                _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
-                + tl.dot(h_prev, w_r, input_precision="ieee")
-            )
+            pre_r = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
+            if not TIED:
+                pre_z = _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
+            if ON_CHIP:
+                h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_r.dtype)
+                pre_r += tl.dot(h_prev, w_r, input_precision="ieee")
+                if not TIED:
+                    pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
+            else:
+                hs = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok)
+                pre_r = _streamed_forward(pre_r, *hs, w_ptr, units, unit_ok, BLOCK_KC)
+                if not TIED:
+                    pre_z = _streamed_forward(pre_z, *hs, w_ptr + H * H, units, unit_ok,
+                                              BLOCK_KC)  # fmt: skip
+            r = _sigmoid(pre_r)
             tl.store(acts, r.to(ty), mask=ok)
             if TIED:  # the MGU's f keeps 1 - f of h_{t-1}
                 z = 1.0 - r
             else:
-                z = _sigmoid(
-                    _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
-                    + tl.dot(h_prev, w_z, input_precision="ieee")
-                )
+                z = _sigmoid(pre_z)
                 tl.store(acts + H, z.to(ty), mask=ok)
             # the reset acts here, before the candidate's product
             tl.store(rh_all_ptr + slot, (r * h).to(rh_all_ptr.dtype.element_ty), mask=ok)
@@ -1483,11 +1497,15 @@ def reset_first_forward(
         else:
             z = tl.load(acts + H, mask=ok, other=0.0).to(tl.float32)
         if CANDIDATE:
-            rh = _shared_tile(rh_all_ptr + _step_offset(t, B, H), rows, ks, H, full_ok)
-            n = _tanh(
-                _rows_tile(xg + N_GATES * H, rows, units, gh, ok).to(tl.float32)
-                + tl.dot(rh.to(w_n.dtype), w_n, input_precision="ieee")
-            )
+            pre_n = _rows_tile(xg + N_GATES * H, rows, units, gh, ok).to(tl.float32)
+            if ON_CHIP:
+                rh = _shared_tile(rh_all_ptr + _step_offset(t, B, H), rows, ks, H, full_ok)
+                pre_n += tl.dot(rh.to(w_n.dtype), w_n, input_precision="ieee")
+            else:
+                pre_n = _streamed_product(pre_n, rh_all_ptr + _step_offset(t, B, H), H, rows,
+                                          row_ok, w_ptr + N_GATES * H * H, units, unit_ok, H,
+                                          True, BLOCK_KC)  # fmt: skip
+            n = _tanh(pre_n)
             h_new = (1.0 - z) * n + z * h
             tl.store(acts + N_GATES * H, n.to(ty), mask=ok)
             live = _live(mask_ptr, t, B, rows, row_ok, HAS_MASK)
@@ -1504,22 +1522,25 @@ def reset_first_backward(
     dpre_ptr, dh_buf_ptr, sync_ptr,
     t_begin, n_steps, T, B, H,
     TIED: tl.constexpr, CANDIDATE: tl.constexpr, GATES: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... Writes dpre (T, B, G*H), the gradient of every
     pre-activation (the gates', then n's). The fp32 buffer dh_buf carries between launches
     what a phase leaves: after CANDIDATE dL/dh_t, after GATES the part of dL/dh_{t-1} that
-    does not go through W_h(r,z) (z h_{t-1}, r h_{t-1}, a finished sequence's pass-by)."""
+    does not go through W_h(r,z) (z h_{t-1}, r h_{t-1}, a finished sequence's pass-by).
+    ``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_product`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
     N_GATES: tl.constexpr = 1 if TIED else 2
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = (N_GATES + 1) * H
-    if CANDIDATE:  # what step t+1's gates send back to h_t
+    if CANDIDATE and ON_CHIP:  # what step t+1's gates send back to h_t
         w_r = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
         if not TIED:
             w_z = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-    if GATES:  # what n's pre-activation sends back to r h_{t-1}
+    if GATES and ON_CHIP:  # what n's pre-activation sends back to r h_{t-1}
         w_n = _backward_weight(w_ptr, N_GATES, units, ks, H, unit_ok, ks < H)
 
     carried = _rows_tile(dh_buf_ptr, rows, units, H, ok)
@@ -1542,11 +1563,19 @@ def reset_first_backward(
             dh = dh_local
             if t + 1 < T:  # an ended row's gate gradients are 0, so its share is 0 already
                 base = dpre_ptr + _step_offset(t + 1, B, gh)
-                d_r = _shared_tile(base, rows, ks, gh, full_ok).to(w_r.dtype)
-                dh += tl.dot(d_r, w_r, input_precision="ieee")
-                if not TIED:
-                    d_z = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_r.dtype)
-                    dh += tl.dot(d_z, w_z, input_precision="ieee")
+                if ON_CHIP:
+                    d_r = _shared_tile(base, rows, ks, gh, full_ok).to(w_r.dtype)
+                    dh += tl.dot(d_r, w_r, input_precision="ieee")
+                    if not TIED:
+                        d_z = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_r.dtype)
+                        dh += tl.dot(d_z, w_z, input_precision="ieee")
+                else:
+                    at = (gh, rows, row_ok)
+                    dh = _streamed_product(dh, base, *at, w_ptr, units, unit_ok, H, False,
+                                           BLOCK_KC)  # fmt: skip
+                    if not TIED:
+                        dh = _streamed_product(dh, base + H, *at, w_ptr + H * H, units, unit_ok,
+                                               H, False, BLOCK_KC)  # fmt: skip
             # an ended row's output is 0: its gradient goes nowhere
             d_out = tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
             dh_t = tl.where(live, dh + d_out, dh)
@@ -1554,9 +1583,15 @@ def reset_first_backward(
             tl.store(dpre + N_GATES * H, d_pre_n.to(ty), mask=ok)
             _phase_barrier(sync_ptr + pid_b, 2 * step, N_SPLIT)
         if GATES:
-            d_n = _shared_tile(dpre_ptr + _step_offset(t, B, gh) + N_GATES * H, rows, ks, gh,
-                               full_ok).to(w_n.dtype)  # fmt: skip
-            d_rh = tl.dot(d_n, w_n, input_precision="ieee")  # dL/d(r h_{t-1})
+            n_base = dpre_ptr + _step_offset(t, B, gh) + N_GATES * H
+            if ON_CHIP:
+                d_n = _shared_tile(n_base, rows, ks, gh, full_ok).to(w_n.dtype)
+                d_rh = tl.dot(d_n, w_n, input_precision="ieee")  # dL/d(r h_{t-1})
+            else:
+                d_rh = tl.full((BLOCK_B, BLOCK_H), 0.0, tl.float32)  # not tl.zeros: see _sigmoid
+                d_rh = _streamed_product(d_rh, n_base, gh, rows, row_ok,
+                                         w_ptr + N_GATES * H * H, units, unit_ok, H, False,
+                                         BLOCK_KC)  # fmt: skip
             h_prev = _own_state(h0_ptr, h_all_ptr, t, B, H, rows, units, ok)
             d_r = d_rh * h_prev
             if TIED:  # f is r and 1 - z: h_t = (1 - f) h_{t-1} + f n
@@ -1584,19 +1619,27 @@ def rnn_forward(
     xg_ptr, w_ptr, h0_ptr, mask_ptr, h_all_ptr, out_ptr, sync_ptr,
     t_begin, n_steps, B, H,
     RELU: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
+    """``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_forward`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
-    w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
+    if ON_CHIP:
+        w = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
     for step in range(n_steps):
         t = t_begin + step
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
-        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w.dtype)
         pre = tl.load(xg_ptr + slot, mask=ok, other=0.0).to(tl.float32)
-        pre += tl.dot(h_prev, w, input_precision="ieee")
+        if ON_CHIP:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w.dtype)
+            pre += tl.dot(h_prev, w, input_precision="ieee")
+        else:
+            pre = _streamed_forward(pre, h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr, units,
+                                    unit_ok, BLOCK_KC)  # fmt: skip
         if RELU:
             h_new = tl.maximum(pre, 0.0)
         else:
@@ -1614,20 +1657,29 @@ def rnn_backward(
     dout_ptr, h_all_ptr, w_ptr, mask_ptr, dpre_ptr, dh_buf_ptr, sync_ptr,
     t_begin, n_steps, T, B, H,
     RELU: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
+    N_SPLIT: tl.constexpr,
 ):  # fmt: skip
+    """``BLOCK_KC`` < ``BLOCK_K`` streams W_hh (:func:`_streamed_product`)."""
     pid_b, rows, units, ks, row_ok, unit_ok, ok, full_ok = _program_tile(
         B, H, BLOCK_B, BLOCK_H, BLOCK_K
     )
-    w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
+    if ON_CHIP:
+        w = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     for step in range(n_steps):
         t = t_begin - step
         dh = dh_local
         if t + 1 < T:
             # step t+1's gradients, which other programs wrote: read past L1
-            back = _shared_tile(dpre_ptr + _step_offset(t + 1, B, H), rows, ks, H, full_ok)
-            dh += tl.dot(back.to(w.dtype), w, input_precision="ieee")
+            base = dpre_ptr + _step_offset(t + 1, B, H)
+            if ON_CHIP:
+                back = _shared_tile(base, rows, ks, H, full_ok)
+                dh += tl.dot(back.to(w.dtype), w, input_precision="ieee")
+            else:
+                dh = _streamed_product(dh, base, H, rows, row_ok, w_ptr, units, unit_ok, H, False,
+                                       BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         dh_t = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         h = tl.load(h_all_ptr + slot, mask=ok, other=0.0).to(tl.float32)

@@ -55,8 +55,7 @@ def run_slstm(family: SLSTMFamily, x, state, weights, mask):
 def _flags(stabilized: bool, exp_forget: bool, mask, layout) -> dict:
     return dict(
         STABILIZED=stabilized, EXP_FORGET=exp_forget, HAS_MASK=mask is not None,
-        BLOCK_B=layout.block_b, BLOCK_H=layout.block_h, BLOCK_K=layout.block_k,
-        num_warps=layout.num_warps,
+        **layout.kernel_options,
     )  # fmt: skip
 
 

@@ -41,21 +41,48 @@ def _block_weight(w_ptr, gate, ks, units, H, D, FORWARD: tl.constexpr):
 
 
 @triton.jit
+def _streamed_heads(acc, src_ptr, all_ptr, t, B, stride, rows, row_ok, w_ptr, gate, units, H, D,
+                    FORWARD: tl.constexpr, BLOCK_H: tl.constexpr,
+                    BLOCK_KC: tl.constexpr):  # fmt: skip
+    """acc + the gate's product for these units with R streamed (kernels.py's
+    _streamed_forward): FORWARD, h_{t-1} R^T, h_{t-1} read as _full_h reads it from
+    ``src_ptr`` (h0) and ``all_ptr``; else dpre R, dpre the gate's (B, H) gradients at
+    ``src_ptr``, rows ``stride`` apart, read past L1. R is block-diagonal, so only the
+    columns of the heads these units belong to are read, BLOCK_KC at a time."""
+    first = tl.program_id(1) * BLOCK_H
+    k_begin = (first // D) * D
+    k_end = tl.minimum(H, ((first + BLOCK_H - 1) // D + 1) * D)
+    for k0 in range(k_begin, k_end, BLOCK_KC):
+        kc = k0 + tl.arange(0, BLOCK_KC)
+        kc_ok = row_ok[:, None] & (kc < k_end)[None, :]
+        if FORWARD:
+            s_c = _full_h(src_ptr, all_ptr, t, B, H, rows, kc, kc_ok)
+        else:
+            s_c = _shared_tile(src_ptr, rows, kc, stride, kc_ok)
+        w_c = _block_weight(w_ptr, gate, kc, units, H, D, FORWARD)
+        acc += tl.dot(s_c.to(w_c.dtype), w_c, input_precision="ieee")
+    return acc
+
+
+@triton.jit
 def slstm_forward(
     xg_ptr, w_ptr, h0_ptr, c0_ptr, n0_ptr, m0_ptr, mask_ptr,
     acts_ptr, aux_ptr, c_all_ptr, n_all_ptr, m_all_ptr, h_all_ptr, out_ptr, sync_ptr,
     t_begin, n_steps, B, H, D,
     STABILIZED: tl.constexpr, EXP_FORGET: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
     N_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    """Steps t_begin .. t_begin + n_steps - 1 of cellmath/slstm.py's equations."""
+    """Steps t_begin .. t_begin + n_steps - 1 of cellmath/slstm.py's equations. ``BLOCK_KC``
+    < ``BLOCK_K`` streams R (:func:`_streamed_heads`)."""
     pid_b, rows, units, ks, row_ok, _, ok, full_ok = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = 4 * H
-    w_i = _block_weight(w_ptr, 0, ks, units, H, D, True)
-    w_f = _block_weight(w_ptr, 1, ks, units, H, D, True)
-    w_z = _block_weight(w_ptr, 2, ks, units, H, D, True)
-    w_o = _block_weight(w_ptr, 3, ks, units, H, D, True)
+    if ON_CHIP:
+        w_i = _block_weight(w_ptr, 0, ks, units, H, D, True)
+        w_f = _block_weight(w_ptr, 1, ks, units, H, D, True)
+        w_z = _block_weight(w_ptr, 2, ks, units, H, D, True)
+        w_o = _block_weight(w_ptr, 3, ks, units, H, D, True)
 
     c = _own_state(c0_ptr, c_all_ptr, t_begin, B, H, rows, units, ok)
     n = _own_state(n0_ptr, n_all_ptr, t_begin, B, H, rows, units, ok)
@@ -64,15 +91,22 @@ def slstm_forward(
     for step in range(n_steps):
         t = t_begin + step
         xg = xg_ptr + _step_offset(t, B, gh)
-        h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
         pre_i = _rows_tile(xg, rows, units, gh, ok).to(tl.float32)
-        pre_i += tl.dot(h_prev, w_i, input_precision="ieee")
         pre_f = _rows_tile(xg + H, rows, units, gh, ok).to(tl.float32)
-        pre_f += tl.dot(h_prev, w_f, input_precision="ieee")
         pre_z = _rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32)
-        pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
         pre_o = _rows_tile(xg + 3 * H, rows, units, gh, ok).to(tl.float32)
-        pre_o += tl.dot(h_prev, w_o, input_precision="ieee")
+        if ON_CHIP:
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
+            pre_i += tl.dot(h_prev, w_i, input_precision="ieee")
+            pre_f += tl.dot(h_prev, w_f, input_precision="ieee")
+            pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
+            pre_o += tl.dot(h_prev, w_o, input_precision="ieee")
+        else:
+            hs = (h0_ptr, h_all_ptr, t, B, H, rows, row_ok, w_ptr)
+            pre_i = _streamed_heads(pre_i, *hs, 0, units, H, D, True, BLOCK_H, BLOCK_KC)
+            pre_f = _streamed_heads(pre_f, *hs, 1, units, H, D, True, BLOCK_H, BLOCK_KC)
+            pre_z = _streamed_heads(pre_z, *hs, 2, units, H, D, True, BLOCK_H, BLOCK_KC)
+            pre_o = _streamed_heads(pre_o, *hs, 3, units, H, D, True, BLOCK_H, BLOCK_KC)
         z = _tanh(pre_z)
         o = _sigmoid(pre_o)
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
@@ -128,17 +162,20 @@ def slstm_backward(
     dpre_ptr, dh_buf_ptr, dc_buf_ptr, dn_buf_ptr, dm_buf_ptr, sync_ptr,
     t_begin, n_steps, T, B, H, D,
     STABILIZED: tl.constexpr, EXP_FORGET: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
     N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... (n_steps of them). Writes dpre (T, B, G*H); the
-    fp32 buffers carry dL/dh's pass-by part and dL/dc, dL/dn, dL/dm between launches."""
+    fp32 buffers carry dL/dh's pass-by part and dL/dc, dL/dn, dL/dm between launches.
+    ``BLOCK_KC`` < ``BLOCK_K`` streams R (:func:`_streamed_heads`)."""
     pid_b, rows, units, ks, row_ok, _, ok, full_ok = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
+    ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = 4 * H
-    w_i = _block_weight(w_ptr, 0, ks, units, H, D, False)
-    w_f = _block_weight(w_ptr, 1, ks, units, H, D, False)
-    w_z = _block_weight(w_ptr, 2, ks, units, H, D, False)
-    w_o = _block_weight(w_ptr, 3, ks, units, H, D, False)
+    if ON_CHIP:
+        w_i = _block_weight(w_ptr, 0, ks, units, H, D, False)
+        w_f = _block_weight(w_ptr, 1, ks, units, H, D, False)
+        w_z = _block_weight(w_ptr, 2, ks, units, H, D, False)
+        w_o = _block_weight(w_ptr, 3, ks, units, H, D, False)
 
     own = rows[:, None] * H + units[None, :]
     dh_local = tl.load(dh_buf_ptr + own, mask=ok, other=0.0)
@@ -150,14 +187,20 @@ def slstm_backward(
         dh = dh_local
         if t + 1 < T:  # what step t+1's pre-activations send back through R
             base = dpre_ptr + _step_offset(t + 1, B, gh)
-            back_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
-            dh += tl.dot(back_i, w_i, input_precision="ieee")
-            back_f = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
-            dh += tl.dot(back_f, w_f, input_precision="ieee")
-            back_z = _shared_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_i.dtype)
-            dh += tl.dot(back_z, w_z, input_precision="ieee")
-            back_o = _shared_tile(base + 3 * H, rows, ks, gh, full_ok).to(w_i.dtype)
-            dh += tl.dot(back_o, w_o, input_precision="ieee")
+            if ON_CHIP:
+                back_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
+                dh += tl.dot(back_i, w_i, input_precision="ieee")
+                back_f = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
+                dh += tl.dot(back_f, w_f, input_precision="ieee")
+                back_z = _shared_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_i.dtype)
+                dh += tl.dot(back_z, w_z, input_precision="ieee")
+                back_o = _shared_tile(base + 3 * H, rows, ks, gh, full_ok).to(w_i.dtype)
+                dh += tl.dot(back_o, w_o, input_precision="ieee")
+            else:
+                at = (dpre_ptr, t, B, gh, rows, row_ok, w_ptr)  # all_ptr, t, B: read forwards only
+                for q in tl.static_range(4):
+                    dh = _streamed_heads(dh, base + q * H, *at, q, units, H, D, False, BLOCK_H,
+                                         BLOCK_KC)  # fmt: skip
         slot = _step_offset(t, B, H) + rows[:, None].to(tl.int64) * H + units[None, :]
         g_h = dh + tl.load(dout_ptr + slot, mask=ok, other=0.0).to(tl.float32)
         acts = acts_ptr + _tile(t, B, gh, rows, units)

@@ -58,11 +58,7 @@ def _optional(t: Tensor | None, like: Tensor) -> Tensor:
 
 
 def _flags(layout, mask) -> dict:
-    return dict(
-        HAS_MASK=mask is not None, BLOCK_B=layout.block_b, BLOCK_H=layout.block_h,
-        BLOCK_K=layout.block_k, BLOCK_KC=layout.block_kc, num_warps=layout.num_warps,
-        num_stages=layout.num_stages,
-    )  # fmt: skip
+    return dict(HAS_MASK=mask is not None, **layout.kernel_options)
 
 
 # -- depth-gated LSTM ----------------------------------------------------------------------
@@ -91,7 +87,7 @@ class _DepthGatedFunction(torch.autograd.Function):
         steps, batch, hidden = xg.shape[0], xg.shape[1], h0.shape[1]
         depth = lower is not None
         # the depth gate is diagonal: 4 blocks of W_hh
-        layout = plan(batch, hidden, 4, w_hh.dtype, xg.device, streams=True)
+        layout = plan(batch, hidden, 4, w_hh.dtype, xg.device)
         acts = torch.empty_like(xg)
         c_all = xg.new_empty(steps, batch, hidden)
         h_all = xg.new_empty(steps, batch, hidden)
@@ -186,7 +182,7 @@ class _GridFunction(torch.autograd.Function):
         steps, batch, gh = xg.shape
         hidden = h0.shape[1]
         depth = gh == 8 * hidden
-        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device, streams=True)
+        layout = plan(batch, hidden, gh // hidden, w_hh.dtype, xg.device)
         acts = torch.empty_like(xg)
         m_all, h_all = (xg.new_empty(steps, batch, hidden) for _ in range(2))
         eta, mu = (xg.new_empty(steps, batch, hidden) if depth else None for _ in range(2))

@@ -38,8 +38,8 @@ from lstmkit.layers.backends.fused_triton.kernels import (
     _shared_tile,
     _sigmoid,
     _step_offset,
-    _streamed_backward,
     _streamed_block,
+    _streamed_product,
     _sync,
     _tanh,
     _tile,
@@ -76,10 +76,10 @@ def _back(base, gate, H, rows, ks, gh, full_ok, w):
 def _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
                    N_HH: tl.constexpr, BLOCK_KC: tl.constexpr):  # fmt: skip
     """dh + what all N_HH blocks of W_hh's pre-activations at step t (``base``) send back
-    to these units of h_{t-1}, W_hh streamed (kernels._streamed_backward)."""
+    to these units of h_{t-1}, W_hh streamed (kernels._streamed_product)."""
     for q in tl.static_range(N_HH):
-        dh = _streamed_backward(dh, base + q * H, gh, rows, row_ok, w_ptr + q * H * H, units,
-                                unit_ok, H, BLOCK_KC)  # fmt: skip
+        dh = _streamed_product(dh, base + q * H, gh, rows, row_ok, w_ptr + q * H * H, units,
+                               unit_ok, H, False, BLOCK_KC)  # fmt: skip
     return dh
 
 
