@@ -260,6 +260,9 @@ def shared_bytes(
 # (tools/triton_resources.py)
 STREAMED_STAGES = 2
 STREAMED_SLICE = 256
+# the layer norms read a row's values this many columns at a time (at most: the slice where
+# W_hh is streamed, so that the tests' 16-column slices cover several chunks)
+NORM_CHUNK = 256
 
 
 def streamed_shared_bytes(block_b: int, block_h: int, block_kc: int, itemsize: int) -> int:
@@ -479,12 +482,13 @@ class _OptionsLayout:
     plan: Plan
     flags: dict  # the cell's constexpr switches
     block_kg: int  # FGR's reduction over the K*H previous gates, padded
-    block_gh: int  # Ba's norm over the G*H units of a row, padded
     groups: int  # the product norm's statistics per row: 1 (Ba), G (per-gate)
 
     def kwargs(self, sync_programs: int, phase: dict) -> dict:
+        # the norms read rows in chunks of at most NORM_CHUNK columns (kernels.py)
+        chunk = min(NORM_CHUNK, self.plan.block_kc)
         return dict(**self.flags, **phase, **self.plan.kernel_options, BLOCK_KG=self.block_kg,
-                    BLOCK_GH=self.block_gh, N_SPLIT=sync_programs)  # fmt: skip
+                    BLOCK_N=chunk, N_SPLIT=sync_programs)  # fmt: skip
 
 
 def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _OptionsLayout:
@@ -511,8 +515,7 @@ def _options_layout(family: LSTMFamily, mask, batch: int, dtype, device) -> _Opt
         NORM_CARRIED=family.layer_norm == "per-gate", FGR=family.gate_recurrence,
     )  # fmt: skip
     groups = blocks if family.layer_norm == "per-gate" else 1
-    return _OptionsLayout(layout, flags, block_kg, max(16, _next_power_of_two(blocks * hidden)),
-                          groups)  # fmt: skip
+    return _OptionsLayout(layout, flags, block_kg, groups)
 
 
 def _step_phases(layout: Plan, phases: dict[str, bool]) -> list[dict]:

@@ -583,27 +583,62 @@ def _row_sum(a):
     return tl.reduce(a, 1, tl.standard._sum_combine)
 
 
+# The norms read a row's values CHUNK columns at a time: a whole row at once (Ba's norm's
+# G*H fp32 values) took the compiler's registers and spilled kilobytes per thread
+# (tools/triton_resources.py).
+
+
 @triton.jit
-def _norm_stats(ptr, rows, cols, n, stride, row_ok, eps):
-    """(BLOCK_B, 1) mean and 1 / sqrt(var + eps) of each row's n values ``ptr[row, :n]``
-    (the biased variance, as torch.nn.LayerNorm takes it)."""
+def _chunk(ptr, rows, c0, n, stride, row_ok, CHUNK: tl.constexpr):
+    """Columns c0 .. c0 + CHUNK - 1 of each row's n fp32 values at ``ptr`` (rows ``stride``
+    apart), 0 past n, and where they are."""
+    cols = c0 + tl.arange(0, CHUNK)
     ok = row_ok[:, None] & (cols < n)[None, :]
-    a = _scratch_tile(ptr, rows, cols, stride, ok)
-    mean = _row_sum(a) / n
-    dev = tl.where(ok, a - mean[:, None], 0.0)
-    var = _row_sum(dev * dev) / n
-    return mean[:, None], (1.0 / tl.sqrt(var + eps))[:, None]
+    return _scratch_tile(ptr, rows, cols, stride, ok), cols, ok
 
 
 @triton.jit
-def _norm_grad_means(dy_ptr, dy_stride, xhat_ptr, xhat_stride, gain_ptr, rows, cols, n, row_ok):
+def _norm_stats(ptr, rows, n, stride, row_ok, eps, CHUNK: tl.constexpr):
+    """(BLOCK_B, 1) mean and 1 / sqrt(var + eps) of each row's n values ``ptr[row, :n]``
+    (the biased variance, as torch.nn.LayerNorm takes it, in two passes as it does)."""
+    a, _, _ = _chunk(ptr, rows, 0, n, stride, row_ok, CHUNK)
+    total = _row_sum(a)
+    for c0 in range(CHUNK, n, CHUNK):
+        a, _, _ = _chunk(ptr, rows, c0, n, stride, row_ok, CHUNK)
+        total += _row_sum(a)
+    mean = (total / n)[:, None]
+    a, _, ok = _chunk(ptr, rows, 0, n, stride, row_ok, CHUNK)
+    dev = tl.where(ok, a - mean, 0.0)
+    squares = _row_sum(dev * dev)
+    for c0 in range(CHUNK, n, CHUNK):
+        a, _, ok = _chunk(ptr, rows, c0, n, stride, row_ok, CHUNK)
+        dev = tl.where(ok, a - mean, 0.0)
+        squares += _row_sum(dev * dev)
+    return mean, (1.0 / tl.sqrt(squares / n + eps))[:, None]
+
+
+@triton.jit
+def _grad_sums(dy_ptr, dy_stride, xhat_ptr, xhat_stride, gain_ptr, rows, c0, n, row_ok,
+               CHUNK: tl.constexpr):  # fmt: skip
+    """(BLOCK_B,) sums over one chunk of each row of gy = gain dy and of gy xhat."""
+    dy, cols, _ = _chunk(dy_ptr, rows, c0, n, dy_stride, row_ok, CHUNK)
+    xhat, _, _ = _chunk(xhat_ptr, rows, c0, n, xhat_stride, row_ok, CHUNK)
+    gy = tl.load(gain_ptr + cols, mask=cols < n, other=0.0).to(tl.float32)[None, :] * dy
+    return _row_sum(gy), _row_sum(gy * xhat)
+
+
+@triton.jit
+def _norm_grad_means(dy_ptr, dy_stride, xhat_ptr, xhat_stride, gain_ptr, rows, n, row_ok,
+                     CHUNK: tl.constexpr):  # fmt: skip
     """(BLOCK_B, 1) means over each row's n values of gy = gain dy and of gy xhat: the norm's
     backward is dx = rstd (gy - mean(gy) - xhat mean(gy xhat))."""
-    ok = row_ok[:, None] & (cols < n)[None, :]
-    gain = tl.load(gain_ptr + cols, mask=cols < n, other=0.0).to(tl.float32)[None, :]
-    gy = gain * _scratch_tile(dy_ptr, rows, cols, dy_stride, ok)
-    xhat = _scratch_tile(xhat_ptr, rows, cols, xhat_stride, ok)
-    return (_row_sum(gy) / n)[:, None], (_row_sum(gy * xhat) / n)[:, None]
+    at = (dy_ptr, dy_stride, xhat_ptr, xhat_stride, gain_ptr, rows)
+    sum_gy, sum_gyx = _grad_sums(*at, 0, n, row_ok, CHUNK)
+    for c0 in range(CHUNK, n, CHUNK):
+        more_gy, more_gyx = _grad_sums(*at, c0, n, row_ok, CHUNK)
+        sum_gy += more_gy
+        sum_gyx += more_gyx
+    return (sum_gy / n)[:, None], (sum_gyx / n)[:, None]
 
 
 @triton.jit
@@ -613,17 +648,17 @@ def _vector(ptr, cols, ok):
 
 
 @triton.jit
-def _normed_block(rec_ptr, xg, nx, nr_ptr, ng_ptr, ns_ptr, q, H, gh, rows, units, ks, cols_gh,
-                  row_ok, unit_ok, ok, eps, PER_BLOCK: tl.constexpr, N_GROUPS: tl.constexpr,
-                  ADD_X: tl.constexpr):  # fmt: skip
+def _normed_block(rec_ptr, xg, nx, nr_ptr, ng_ptr, ns_ptr, q, H, gh, rows, units, row_ok,
+                  unit_ok, ok, eps, PER_BLOCK: tl.constexpr, N_GROUPS: tl.constexpr,
+                  ADD_X: tl.constexpr, CHUNK: tl.constexpr):  # fmt: skip
     """Gate block q's pre-activations for these units: gain * LN(product) + shift (+ xg,
     Ba's normalised input product with b). ``rec_ptr`` is the (B, G*H) scratch of the step's
     products; the normalised values go to ``nx``, 1/sigma to ``nr_ptr`` (B, N_GROUPS)."""
     if PER_BLOCK:  # TensorFlow's per-gate norm: block q alone
-        mean, rstd = _norm_stats(rec_ptr + q * H, rows, ks, H, gh, row_ok, eps)
+        mean, rstd = _norm_stats(rec_ptr + q * H, rows, H, gh, row_ok, eps, CHUNK)
         group = q
     else:  # Ba et al.: the whole row of G*H units
-        mean, rstd = _norm_stats(rec_ptr, rows, cols_gh, gh, gh, row_ok, eps)
+        mean, rstd = _norm_stats(rec_ptr, rows, gh, gh, row_ok, eps, CHUNK)
         group = 0
     # every program computes the same statistics from the same values: a duplicate store
     tl.store(nr_ptr + rows[:, None] * N_GROUPS + group, rstd, mask=row_ok[:, None])
@@ -674,18 +709,18 @@ def _gate_weight(wgg_ptr, first, units, kks, KH, unit_ok, kk_ok, BACKWARD: tl.co
 
 @triton.jit
 def _block_unnorm(
-    dz_row, nx_row, nr_row, drec_row, ng_ptr, q, H, gh, rows, units, ks, cols_gh, row_ok,
-    unit_ok, ok, PER_BLOCK: tl.constexpr, N_GROUPS: tl.constexpr,
+    dz_row, nx_row, nr_row, drec_row, ng_ptr, q, H, gh, rows, units, row_ok, unit_ok, ok,
+    PER_BLOCK: tl.constexpr, N_GROUPS: tl.constexpr, CHUNK: tl.constexpr,
 ):  # fmt: skip
     """Gate block q's gradient at the recurrent product (before its norm) for these units,
     from dz, the gradient at gain * LN(product) + shift, of the whole row."""
     if PER_BLOCK:
         mean_gy, mean_gyx = _norm_grad_means(dz_row + q * H, gh, nx_row + q * H, gh,
-                                             ng_ptr + q * H, rows, ks, H, row_ok)  # fmt: skip
+                                             ng_ptr + q * H, rows, H, row_ok, CHUNK)  # fmt: skip
         group = q
     else:
-        mean_gy, mean_gyx = _norm_grad_means(dz_row, gh, nx_row, gh, ng_ptr, rows, cols_gh, gh,
-                                             row_ok)  # fmt: skip
+        mean_gy, mean_gyx = _norm_grad_means(dz_row, gh, nx_row, gh, ng_ptr, rows, gh, row_ok,
+                                             CHUNK)  # fmt: skip
         group = 0
     rstd = tl.load(nr_row + rows * N_GROUPS + group, mask=row_ok, other=0.0)[:, None]
     tile = rows[:, None].to(tl.int64) * gh + q * H + units[None, :]
@@ -708,7 +743,7 @@ def lstm_options_forward(
     NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr, DOT: tl.constexpr,
     PRODUCT: tl.constexpr, GATES: tl.constexpr, CELL: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
-    BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_KG: tl.constexpr, BLOCK_N: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin .. t_begin + n_steps - 1 of the LSTM with its norms and FGR, the phases
     PRODUCT, GATES and CELL as they say (see above). Stores what lstm_forward does, and:
@@ -730,7 +765,6 @@ def lstm_options_forward(
     units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
     ks = tl.arange(0, BLOCK_K)
     kks = tl.arange(0, BLOCK_KG)
-    cols_gh = tl.arange(0, BLOCK_GH)
     row_ok = rows < B
     unit_ok = units < H
     ok = row_ok[:, None] & unit_ok[None, :]
@@ -830,21 +864,18 @@ def lstm_options_forward(
             if NORM_IN:  # Ba's xg is LN(x W_ih^T) + b, added after the norm
                 nx = nx_ptr + _step_offset(t, B, gh)
                 nr = nr_ptr + _step_offset(t, B, N_GROUPS)
-                z_g = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_G, H, gh, rows, units,
-                                    ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES, N_GROUPS,
-                                    NORM_PRODUCT)  # fmt: skip
+                normed = (H, gh, rows, units, row_ok, unit_ok, ok, eps)
+                z_g = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_G, *normed, NORM_GATES,
+                                    N_GROUPS, NORM_PRODUCT, BLOCK_N)  # fmt: skip
                 if HAS_I:
-                    z_i = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, 0, H, gh, rows, units,
-                                        ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
-                                        N_GROUPS, NORM_PRODUCT)  # fmt: skip
+                    z_i = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, 0, *normed, NORM_GATES,
+                                        N_GROUPS, NORM_PRODUCT, BLOCK_N)  # fmt: skip
                 if HAS_F:
-                    z_f = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_F, H, gh, rows,
-                                        units, ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
-                                        N_GROUPS, NORM_PRODUCT)  # fmt: skip
+                    z_f = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_F, *normed,
+                                        NORM_GATES, N_GROUPS, NORM_PRODUCT, BLOCK_N)  # fmt: skip
                 if HAS_O:
-                    z_o = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_O, H, gh, rows,
-                                        units, ks, cols_gh, row_ok, unit_ok, ok, eps, NORM_GATES,
-                                        N_GROUPS, NORM_PRODUCT)  # fmt: skip
+                    z_o = _normed_block(rec_ptr, xg, nx, nr, ng_ptr, ns_ptr, OFF_O, *normed,
+                                        NORM_GATES, N_GROUPS, NORM_PRODUCT, BLOCK_N)  # fmt: skip
             elif DOT and ON_CHIP:
                 z_g = _block_product(h_prev, w_g, xg, OFF_G, H, gh, rows, units, ok, True)
                 if HAS_I:
@@ -928,7 +959,7 @@ def lstm_options_forward(
                 _phase_barrier(barrier, first + BAR_GATES, N_SPLIT)
         if FINISH:
             if NORM_CELL:
-                mean, rstd = _norm_stats(cell_ptr, rows, ks, H, 2 * H, row_ok, eps)
+                mean, rstd = _norm_stats(cell_ptr, rows, H, 2 * H, row_ok, eps, BLOCK_N)
                 tl.store(cr_ptr + t * B + rows[:, None], rstd, mask=row_ok[:, None])
                 raw = _scratch_tile(cell_ptr, rows, units, 2 * H, ok)
                 xhat = (raw - mean) * rstd
@@ -982,7 +1013,7 @@ def lstm_options_backward(
     NORM_SHOWN: tl.constexpr, NORM_CARRIED: tl.constexpr, FGR: tl.constexpr, DOT: tl.constexpr,
     OUT: tl.constexpr, CELL: tl.constexpr, NORM: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_KC: tl.constexpr,
-    BLOCK_KG: tl.constexpr, BLOCK_GH: tl.constexpr, N_SPLIT: tl.constexpr,
+    BLOCK_KG: tl.constexpr, BLOCK_N: tl.constexpr, N_SPLIT: tl.constexpr,
 ):  # fmt: skip
     """Steps t_begin, t_begin - 1, ... in the phases OUT, CELL and NORM as they say (see
     above). Writes dz (T, B, G*H) the gradient of every gate pre-activation (after the
@@ -1004,7 +1035,6 @@ def lstm_options_backward(
     units = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
     ks = tl.arange(0, BLOCK_K)
     kks = tl.arange(0, BLOCK_KG)
-    cols_gh = tl.arange(0, BLOCK_GH)
     row_ok = rows < B
     unit_ok = units < H
     ok = row_ok[:, None] & unit_ok[None, :]
@@ -1163,8 +1193,8 @@ def lstm_options_backward(
         if GATES:
             if NORM_CELL:
                 cx_row = cx_ptr + _step_offset(t, B, H)
-                mean_gy, mean_gyx = _norm_grad_means(cell_ptr, 2 * H, cx_row, H, cg_ptr, rows, ks,
-                                                     H, row_ok)  # fmt: skip
+                mean_gy, mean_gyx = _norm_grad_means(cell_ptr, 2 * H, cx_row, H, cg_ptr, rows, H,
+                                                     row_ok, BLOCK_N)  # fmt: skip
                 rstd = tl.load(cr_ptr + t * B + rows, mask=row_ok, other=0.0)[:, None]
                 u = _scratch_tile(cell_ptr, rows, units, 2 * H, ok)
                 cx = tl.load(cx_ptr + slot, mask=ok, other=0.0).to(tl.float32)
@@ -1245,17 +1275,15 @@ def lstm_options_backward(
             step_gh = _step_offset(t, B, gh)
             dz_row, nx_row = dz_ptr + step_gh, nx_ptr + step_gh
             drec_row, nr_row = drec_ptr + step_gh, nr_ptr + _step_offset(t, B, N_GROUPS)
-            _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, OFF_G, H, gh, rows, units, ks,
-                          cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+            unnorm_at = (dz_row, nx_row, nr_row, drec_row, ng_ptr)
+            unnorm = (H, gh, rows, units, row_ok, unit_ok, ok)
+            _block_unnorm(*unnorm_at, OFF_G, *unnorm, NORM_GATES, N_GROUPS, BLOCK_N)
             if HAS_I:
-                _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, 0, H, gh, rows, units,
-                              ks, cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+                _block_unnorm(*unnorm_at, 0, *unnorm, NORM_GATES, N_GROUPS, BLOCK_N)
             if HAS_F:
-                _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, OFF_F, H, gh, rows, units,
-                              ks, cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+                _block_unnorm(*unnorm_at, OFF_F, *unnorm, NORM_GATES, N_GROUPS, BLOCK_N)
             if HAS_O:
-                _block_unnorm(dz_row, nx_row, nr_row, drec_row, ng_ptr, OFF_O, H, gh, rows, units,
-                              ks, cols_gh, row_ok, unit_ok, ok, NORM_GATES, N_GROUPS)  # fmt: skip
+                _block_unnorm(*unnorm_at, OFF_O, *unnorm, NORM_GATES, N_GROUPS, BLOCK_N)
             _phase_barrier(barrier, first + BAR_END, N_SPLIT)
 
 
