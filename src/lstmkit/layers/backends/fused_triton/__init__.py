@@ -13,11 +13,11 @@ the interpreter), hidden units in blocks sized so that a program's share of ``W_
 other tiles fit the GPU's shared memory, one program per block pair. Where even the
 smallest block's rows of ``W_hh`` (and FGR's ``W_gg``) do not fit, every cell's kernels
 read them from L2 at every step, a slice of columns at a time. When all the programs fit
-on the GPU at once, one
-launch runs every step (persistent, a grid barrier per step); otherwise, and under the
-interpreter, one launch per step. The projected LSTM (``proj_size``, with or without the
-norms and FGR) runs one launch per step (per phase of a step where its units are split)
-with torch's products for the recurrence and the projection between them.
+on the GPU at once, one launch runs every step (persistent, a grid barrier per step);
+otherwise, and under the interpreter, one launch per step. The projected LSTM
+(``proj_size``, with or without the norms and FGR) runs one launch per step (per phase of
+a step where its units are split) with torch's products for the recurrence and the
+projection between them.
 
 Not yet measured on a GPU: this module was written and checked under the interpreter only.
 That is why ``backend="auto"`` does not choose it (it uses torch's cuDNN kernels where torch
