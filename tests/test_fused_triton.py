@@ -97,12 +97,13 @@ def test_on_a_gpu_each_program_holds_its_weights_on_chip(monkeypatch):
 def test_on_a_gpu_a_large_batch_takes_more_batch_blocks_not_larger_ones(monkeypatch):
     """fastrnns' size: 64 rows in four blocks of 16 (larger ones made the compiler spill
     registers); 4 x 32 programs still fit an H100's 132 multiprocessors, 4 x 64 do not and
-    run a launch per step."""
+    run a launch per step, which streams W_hh: a launch reads it once either way."""
     gpu = _gpu_plan(monkeypatch)
-    assert (gpu(64, 512, 4, torch.float32).grid, gpu(64, 512, 4, torch.float32).persistent) == (
-        (4, 32), True)  # fmt: skip
-    assert (gpu(64, 1024, 4, torch.bfloat16).grid, gpu(64, 1024, 4, torch.bfloat16).persistent) == (
-        (4, 64), False)  # fmt: skip
+    fits = gpu(64, 512, 4, torch.float32)
+    assert (fits.grid, fits.persistent, fits.streamed_k) == ((4, 32), True, None)
+    per_step = gpu(64, 1024, 4, torch.bfloat16)
+    assert (per_step.grid, per_step.persistent, per_step.streamed_k) == ((4, 64), False, 256)
+    assert per_step.shared == fused_triton.streamed_shared_bytes(16, 16, 256, 2)
 
 
 def test_on_a_gpu_with_less_shared_memory_a_program_takes_fewer_units(monkeypatch):

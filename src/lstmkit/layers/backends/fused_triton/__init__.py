@@ -189,7 +189,8 @@ def plan(
     the GPU's shared memory (:func:`shared_bytes`), at least 16. Where even 16 units' rows
     of W_hh do not fit, the kernels read them from L2 at every step, in slices of columns
     that fit (:func:`streamed_shared_bytes`); a GPU too small for even 16-column slices is
-    refused with :class:`TritonUnavailable`."""
+    refused with :class:`TritonUnavailable`. Where the programs cannot all run at once (a
+    launch per step), the kernels stream W_hh too: no step would reuse it on chip."""
     block_k = max(16, _next_power_of_two(hidden))
     limits = gpu_limits(device)
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -231,6 +232,13 @@ def plan(
         persistent = False  # a spin barrier needs every program running at once
     else:
         persistent = batch_blocks * hidden_blocks <= limits.multiprocessors
+        if not persistent and streamed_k is None:
+            # a launch per step reads W_hh once either way, so nothing is kept on chip
+            # across steps; on chip, sm_90's compiler held the weight tiles in registers
+            # and spilled 5 to 7 KB per thread in the bfloat16 backwards at DeepBench's
+            # B=64, H=1024 (tools/triton_resources.py), streamed it does not
+            streamed_k = min(block_k // 2, STREAMED_SLICE)
+            shared = streamed_shared_bytes(block_b, block_h, streamed_k, itemsize)
     tile = gates * block_k * block_h
     return Plan(
         block_b, block_h, block_k, batch_blocks, hidden_blocks, persistent,
