@@ -24,6 +24,7 @@ import torch
 from helpers import TOLERANCE, assert_close_all, outputs_and_grads, products_through_aten
 from torch.autograd import gradcheck
 from torch.func import functional_call
+from triton_on_cpu import lay_out
 
 from lstmkit.layers import _memory_stack
 from lstmkit.layers.backends import Backend, fused_cpu, fused_triton
@@ -333,41 +334,26 @@ def _triton_inputs(layers: int, hidden: int, dtype=torch.float32):
     return [t.requires_grad_(True) for t in (x, h0, c0)]
 
 
-@pytest.mark.parametrize(("case", "shape"), TRITON_GRID, ids=["-".join(c) for c in TRITON_GRID])
+# W_hh streamed in slices of 16 columns, as where a program's rows of it do not fit on chip:
+# H20 split, two slices (the second partial) over two programs; H40, three in one program
+STREAMED_CASES = ["depth-gated", "grid", "grid-stacked-printed-form"]
+STREAMED_SHAPES = {
+    "H20-L2-lengths-split-streamed": (20, True, 16),
+    "H40-L2-full-one-program-streamed": (40, False, None),
+}
+ALL_GRID = [*TRITON_GRID, *itertools.product(STREAMED_CASES, STREAMED_SHAPES)]
+
+
+@pytest.mark.parametrize(("case", "shape"), ALL_GRID, ids=["-".join(c) for c in ALL_GRID])
 def test_triton_kernels_match_reference(case, shape, stacks_on_triton, monkeypatch):
-    hidden, use_lengths, block_h = TRITON_SHAPES[shape]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    hidden, use_lengths, block_h = {**TRITON_SHAPES, **STREAMED_SHAPES}[shape]
+    lay_out(monkeypatch, block_h, shape in STREAMED_SHAPES)
     reference, ours = _pair(case, hidden, 2, torch.float32)
     x, h0, c0 = _triton_inputs(2, hidden)
     lengths = torch.tensor(TRITON_LENGTHS) if use_lengths else None
     mine, theirs = _run(ours, x, h0, c0, lengths), _run(reference, x, h0, c0, lengths)
     assert stacks_on_triton and set(stacks_on_triton) == {"cpu"}  # the Triton kernels ran
     assert_close_all(mine, theirs, torch.float32, f"triton vs reference, {case} {shape}")
-
-
-# W_hh streamed in slices of 16 columns, as where a program's rows of it do not fit on chip:
-# H20 split, two slices (the second partial) over two programs; H40, three in one program
-STREAMED_CASES = ["depth-gated", "grid", "grid-stacked-printed-form"]
-STREAMED_SHAPES = {
-    "H20-L2-lengths-split": (20, True, 16),
-    "H40-L2-full-one-program": (40, False, None),
-}
-STREAMED_GRID = list(itertools.product(STREAMED_CASES, STREAMED_SHAPES))
-
-
-@pytest.mark.parametrize(("case", "shape"), STREAMED_GRID, ids=["-".join(c) for c in STREAMED_GRID])
-def test_triton_kernels_with_streamed_weights_match_reference(
-    case, shape, stacks_on_triton, monkeypatch
-):
-    hidden, use_lengths, block_h = STREAMED_SHAPES[shape]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
-    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16)
-    reference, ours = _pair(case, hidden, 2, torch.float32)
-    x, h0, c0 = _triton_inputs(2, hidden)
-    lengths = torch.tensor(TRITON_LENGTHS) if use_lengths else None
-    mine, theirs = _run(ours, x, h0, c0, lengths), _run(reference, x, h0, c0, lengths)
-    assert stacks_on_triton and set(stacks_on_triton) == {"cpu"}  # the Triton kernels ran
-    assert_close_all(mine, theirs, torch.float32, f"streamed triton vs reference, {case} {shape}")
 
 
 LOW_PRECISION = [("depth-gated", torch.bfloat16), ("grid", torch.bfloat16),

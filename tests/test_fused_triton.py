@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import LAYER_CASES, TOLERANCE, assert_close_all, random_loss
-from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
+from triton_on_cpu import lay_out, triton_on_the_cpu  # noqa: F401 (a fixture)
 
 import lstmkit
 from lstmkit.layers.backends import fused_triton
@@ -148,8 +148,7 @@ def test_streamed_weights_match_the_reference(family, shape, monkeypatch):
     """W_hh read at every step in slices of 16 columns, as where a program's rows of it do
     not fit on chip; ragged lengths, both directions."""
     hidden, layers, block_h = STREAMED_SHAPES[shape]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
-    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16)
+    lay_out(monkeypatch, block_h, streamed=True)
     cls, options = LAYER_CASES[family]
     make = lambda backend: cls(I, hidden, layers, bidirectional=True, backend=backend, **options)  # noqa: E731
     reference, triton = make("reference"), make("fused")

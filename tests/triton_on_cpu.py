@@ -37,10 +37,16 @@ STREAMED_SHAPES = {
 }
 
 
+def lay_out(monkeypatch, block_h: int | None, streamed: bool) -> None:
+    """Make the plan give a program ``block_h`` units (None: all) and, if ``streamed``, read
+    W_hh in slices of 16 columns."""
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", block_h)
+    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16 if streamed else None)
+
+
 def triton_shape(name: str, monkeypatch) -> tuple:
     """The (hidden size, layers, lengths, bidirectional, units per program) of a shape of
     TRITON_SHAPES or STREAMED_SHAPES, with the plan made to lay it out so."""
     shape = {**TRITON_SHAPES, **STREAMED_SHAPES}[name]
-    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", shape[4])
-    monkeypatch.setattr(fused_triton, "FORCE_STREAMED_K", 16 if name in STREAMED_SHAPES else None)
+    lay_out(monkeypatch, shape[4], name in STREAMED_SHAPES)
     return shape

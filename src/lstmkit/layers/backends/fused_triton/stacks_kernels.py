@@ -29,6 +29,7 @@ import triton.language as tl
 
 from lstmkit.layers.backends.fused_triton.kernels import (
     _backward_weight,
+    _block_product,
     _forward_weight,
     _full_h,
     _live,
@@ -58,10 +59,22 @@ def _load(ptr, offsets, ok):
 
 
 @triton.jit
-def _pre(xg, q, H, gh, rows, units, ok, h_prev, w):
-    """Gate block q's pre-activation for these units, xg + h_{t-1} W_q^T, W_q on chip."""
-    z = _rows_tile(xg + q * H, rows, units, gh, ok).to(tl.float32)
-    return z + tl.dot(h_prev, w, input_precision="ieee")
+def _transform_weights(w_ptr, first, units, ks, H, unit_ok, BACKWARD: tl.constexpr):
+    """One LSTM transform's four (K, BLOCK_H) tiles of W_hh, its blocks first .. first + 3
+    (i, f, g, o): their rows for these units, transposed (kernels._forward_weight), or
+    BACKWARD their columns (kernels._backward_weight)."""
+    k_ok = ks < H
+    if BACKWARD:
+        w_i = _backward_weight(w_ptr, first, units, ks, H, unit_ok, k_ok)
+        w_f = _backward_weight(w_ptr, first + 1, units, ks, H, unit_ok, k_ok)
+        w_g = _backward_weight(w_ptr, first + 2, units, ks, H, unit_ok, k_ok)
+        w_o = _backward_weight(w_ptr, first + 3, units, ks, H, unit_ok, k_ok)
+    else:
+        w_i = _forward_weight(w_ptr, first, units, ks, H, unit_ok, k_ok)
+        w_f = _forward_weight(w_ptr, first + 1, units, ks, H, unit_ok, k_ok)
+        w_g = _forward_weight(w_ptr, first + 2, units, ks, H, unit_ok, k_ok)
+        w_o = _forward_weight(w_ptr, first + 3, units, ks, H, unit_ok, k_ok)
+    return w_i, w_f, w_g, w_o
 
 
 @triton.jit
@@ -109,10 +122,7 @@ def depth_gated_forward(
     gh = N_BLOCKS * H
 
     if ON_CHIP:
-        w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-        w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-        w_g = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-        w_o = _forward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+        w_i, w_f, w_g, w_o = _transform_weights(w_ptr, 0, units, ks, H, unit_ok, False)
     if DEPTH:  # the depth gate's diagonal weights on c_{t-1} and c^L_t
         p_cd = _vector(wcd_ptr, units, unit_ok)
         p_ld = _vector(wld_ptr, units, unit_ok)
@@ -125,10 +135,10 @@ def depth_gated_forward(
         at = (H, gh, rows, units, ok)
         if ON_CHIP:
             h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
-            z_i = _pre(xg, 0, *at, h_prev, w_i)
-            z_f = _pre(xg, 1, *at, h_prev, w_f)
-            z_g = _pre(xg, 2, *at, h_prev, w_g)
-            z_o = _pre(xg, 3, *at, h_prev, w_o)
+            z_i = _block_product(h_prev, w_i, xg, 0, *at, True)
+            z_f = _block_product(h_prev, w_f, xg, 1, *at, True)
+            z_g = _block_product(h_prev, w_g, xg, 2, *at, True)
+            z_o = _block_product(h_prev, w_o, xg, 3, *at, True)
         else:
             sb = (H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok, ok)
             z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
@@ -181,10 +191,7 @@ def depth_gated_backward(
     gh = N_BLOCKS * H
 
     if ON_CHIP:
-        w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-        w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-        w_g = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-        w_o = _backward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+        w_i, w_f, w_g, w_o = _transform_weights(w_ptr, 0, units, ks, H, unit_ok, True)
     if DEPTH:
         p_cd = _vector(wcd_ptr, units, unit_ok)
         p_ld = _vector(wld_ptr, units, unit_ok)
@@ -302,15 +309,9 @@ def grid_forward(
     gh = N_BLOCKS * H
 
     if ON_CHIP:
-        w_i = _forward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-        w_f = _forward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-        w_g = _forward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-        w_o = _forward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+        w_i, w_f, w_g, w_o = _transform_weights(w_ptr, 0, units, ks, H, unit_ok, False)
         if DEPTH:
-            v_i = _forward_weight(w_ptr, 4, units, ks, H, unit_ok, ks < H)
-            v_f = _forward_weight(w_ptr, 5, units, ks, H, unit_ok, ks < H)
-            v_g = _forward_weight(w_ptr, 6, units, ks, H, unit_ok, ks < H)
-            v_o = _forward_weight(w_ptr, 7, units, ks, H, unit_ok, ks < H)
+            v_i, v_f, v_g, v_o = _transform_weights(w_ptr, 4, units, ks, H, unit_ok, False)
 
     m = _own_state(m0_ptr, m_all_ptr, t_begin, B, H, rows, units, ok)
     h = _own_state(h0_ptr, h_all_ptr, t_begin, B, H, rows, units, ok)
@@ -325,10 +326,10 @@ def grid_forward(
         # the time transform: (h^k_t, m^k_t) = LSTM(H, m^k_{t-1})
         if ON_CHIP:
             h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
-            z_i = _pre(xg, 0, *at, h_prev, w_i)
-            z_f = _pre(xg, 1, *at, h_prev, w_f)
-            z_g = _pre(xg, 2, *at, h_prev, w_g)
-            z_o = _pre(xg, 3, *at, h_prev, w_o)
+            z_i = _block_product(h_prev, w_i, xg, 0, *at, True)
+            z_f = _block_product(h_prev, w_f, xg, 1, *at, True)
+            z_g = _block_product(h_prev, w_g, xg, 2, *at, True)
+            z_o = _block_product(h_prev, w_o, xg, 3, *at, True)
         else:
             z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
             z_f = _streamed_block(xg, 1, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
@@ -343,10 +344,10 @@ def grid_forward(
         tl.store(acts + 3 * H, o.to(ty), mask=ok)
         if DEPTH:  # the depth transform: (eta^k_t, mu^k_t) = LSTM(H, mu^{k-1}_t)
             if ON_CHIP:
-                e_i = _pre(xg, 4, *at, h_prev, v_i)
-                e_f = _pre(xg, 5, *at, h_prev, v_f)
-                e_g = _pre(xg, 6, *at, h_prev, v_g)
-                e_o = _pre(xg, 7, *at, h_prev, v_o)
+                e_i = _block_product(h_prev, v_i, xg, 4, *at, True)
+                e_f = _block_product(h_prev, v_f, xg, 5, *at, True)
+                e_g = _block_product(h_prev, v_g, xg, 6, *at, True)
+                e_o = _block_product(h_prev, v_o, xg, 7, *at, True)
             else:
                 e_i = _streamed_block(xg, 4, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
                 e_f = _streamed_block(xg, 5, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
@@ -394,15 +395,9 @@ def grid_backward(
     gh = N_BLOCKS * H
 
     if ON_CHIP:
-        w_i = _backward_weight(w_ptr, 0, units, ks, H, unit_ok, ks < H)
-        w_f = _backward_weight(w_ptr, 1, units, ks, H, unit_ok, ks < H)
-        w_g = _backward_weight(w_ptr, 2, units, ks, H, unit_ok, ks < H)
-        w_o = _backward_weight(w_ptr, 3, units, ks, H, unit_ok, ks < H)
+        w_i, w_f, w_g, w_o = _transform_weights(w_ptr, 0, units, ks, H, unit_ok, True)
         if DEPTH:
-            v_i = _backward_weight(w_ptr, 4, units, ks, H, unit_ok, ks < H)
-            v_f = _backward_weight(w_ptr, 5, units, ks, H, unit_ok, ks < H)
-            v_g = _backward_weight(w_ptr, 6, units, ks, H, unit_ok, ks < H)
-            v_o = _backward_weight(w_ptr, 7, units, ks, H, unit_ok, ks < H)
+            v_i, v_f, v_g, v_o = _transform_weights(w_ptr, 4, units, ks, H, unit_ok, True)
 
     dh_local = _rows_tile(dh_buf_ptr, rows, units, H, ok)
     dm = _rows_tile(dm_buf_ptr, rows, units, H, ok)
