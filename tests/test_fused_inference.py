@@ -10,8 +10,11 @@ for bit: each step runs the same arithmetic whichever call it is in.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
+from helpers import LSTM_NORM_AND_FGR_OPTIONS
 from triton_on_cpu import triton_on_the_cpu  # noqa: F401 (a fixture)
 
 from lstmkit.bench.memory import peak_bytes
@@ -40,15 +43,24 @@ def _cells(stacks: bool) -> list[str]:
 def calls(monkeypatch):
     """The step counts of the kernels' calls, with chunks of CHUNK steps."""
     monkeypatch.setattr(fused, "CHUNK_VALUES", 1)
+    return _spy_on_runners(monkeypatch)
+
+
+def _spy_on_runners(monkeypatch, keeps: list[bool] | None = None) -> list[int]:
+    """The step counts of the kernels' calls, and in ``keeps`` whether each was asked to
+    keep what a backward reads (the runners that take ``keep``)."""
     made = []
     find = fused.runner
 
     def spying(family, kernels):
         run = find(family, kernels)
 
-        def counted(family, x, *args):
+        @functools.wraps(run)  # the signature too: the direction loop reads it for ``keep``
+        def counted(family, x, *args, **options):
             made.append(x.shape[0])
-            return run(family, x, *args)
+            if keeps is not None:
+                keeps.append(options.get("keep", True))
+            return run(family, x, *args, **options)
 
         return counted
 
@@ -148,8 +160,8 @@ def test_bidirectional_layers_chunk_each_direction_in_its_own_time_order(calls, 
 
 def test_chunks_hold_a_chunks_memory_not_the_sequences(monkeypatch):
     """T = 2,000 without a graph, in chunks of 32 steps: the most memory held at once, over
-    the output's, is a few chunks' gates and states, where one call holds T steps' (the
-    input side, the gate activations and both states: about 40 MB here)."""
+    the output's, is a few chunks' gates and states, where one call holds T steps' input
+    side (x W_ih^T + b: 16 MB here; the kernel keeps no gates or states without a graph)."""
     layer = LSTM(16, 64, peephole=True, backend="fused")
     x = torch.randn(2_000, 8, 16)
     output_bytes = 2_000 * 8 * 64 * 4
@@ -159,4 +171,24 @@ def test_chunks_hold_a_chunks_memory_not_the_sequences(monkeypatch):
         monkeypatch.setattr(fused, "CHUNK_VALUES", values)
         with torch.no_grad():
             held[name] = peak_bytes(lambda: layer(x)[0]) - output_bytes
-    assert held["chunks"] < 8 * chunk_gates < held["one call"] / 10, held
+    assert held["chunks"] < 8 * chunk_gates < held["one call"] / 4, held
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(
+    "options", [{}, dict(peephole=True), *LSTM_NORM_AND_FGR_OPTIONS.values()],
+    ids=["plain", "peephole", *LSTM_NORM_AND_FGR_OPTIONS],
+)  # fmt: skip
+def test_the_lstm_kernel_keeps_nothing_without_a_graph_and_gives_the_same(
+    options, dtype, monkeypatch
+):
+    """Without a graph the CPU LSTM kernel keeps one step of scratch and two of the carried
+    states (C, FGR's gates) instead of every step's, and writes no gates back: bit for bit
+    the same output and state as the call that keeps them, in one chunk, with lengths."""
+    keeps = []
+    made = _spy_on_runners(monkeypatch, keeps)
+    torch.manual_seed(0)
+    layer = LSTM(I, H, backend="fused", **options).to(dtype)
+    x = torch.randn(T, B, I, dtype=dtype)
+    _assert_no_grad_call_matches(layer, x)
+    assert (made, keeps) == ([T, T], [True, False])

@@ -6,12 +6,15 @@ backward; this module flips a reversed direction around them and turns what they
 the family's trace. A call that builds no autograd graph and records no trace needs none of
 what they keep, so a long one runs in chunks of steps (:data:`CHUNK_VALUES`), the state
 carried between them: its memory beyond the output stays that of one chunk, as
-torch.nn.LSTM's keeps nothing under ``torch.no_grad()``.
+torch.nn.LSTM's keeps nothing under ``torch.no_grad()``. A runner that takes ``keep`` (the
+CPU LSTM family's) is also told to keep nothing per step in such a call.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Callable
 from types import ModuleType
 
@@ -92,11 +95,12 @@ def run_direction(
         x = x.flip(0)
         step_mask = None if step_mask is None else step_mask.flip(0)
     run = runner(family, kernels)
-    steps = chunk_steps(x, weights)
-    if record or steps >= x.shape[0] or builds_graph(x, *state, *weights.values()):
+    if record or builds_graph(x, *state, *weights.values()):
         output, final, saved = run(family, x, state, weights, step_mask)
     else:
-        output, final, saved = _run_in_chunks(run, family, x, state, weights, step_mask, steps)
+        run = _keeping_nothing(run)
+        steps = chunk_steps(x, weights)
+        output, final = _run_in_chunks(run, family, x, state, weights, step_mask, steps)
     trace = _trace(family, saved, step_mask) if record else None
     if reverse:
         output = output.flip(0)
@@ -129,10 +133,21 @@ def builds_graph(*tensors: Tensor | None) -> bool:
     return any(t is not None and t.requires_grad for t in tensors)
 
 
+def _keeping_nothing(run: Callable) -> Callable:
+    """``run`` told to keep nothing for a backward, where it takes that option (``keep``)."""
+    if "keep" in inspect.signature(run).parameters:
+        return functools.partial(run, keep=False)
+    return run
+
+
 def _run_in_chunks(run, family, x, state, weights, mask, steps: int):
-    """``run`` over consecutive chunks of ``steps`` steps, each starting from the state the
-    last one ended in: the same steps as one call (the kernels' arithmetic per step does not
-    depend on the call's length), with a chunk's activations freed before the next."""
+    """The output and final state of ``run`` over consecutive chunks of ``steps`` steps,
+    each starting from the state the last one ended in: the same steps as one call (the
+    kernels' arithmetic per step does not depend on the call's length), with a chunk's
+    activations freed before the next."""
+    if steps >= x.shape[0]:
+        output, state, _ = run(family, x, state, weights, mask)
+        return output, state
     output = None
     for start in range(0, x.shape[0], steps):
         piece = slice(start, start + steps)
@@ -141,7 +156,7 @@ def _run_in_chunks(run, family, x, state, weights, mask, steps: int):
         if output is None:
             output = part.new_empty((x.shape[0], *part.shape[1:]))
         output[piece] = part
-    return output, state, None  # what the kernels kept: nothing, as nothing needs it
+    return output, state
 
 
 def _trace(family: CellFamily, saved: dict[str, Tensor], mask: Tensor | None):

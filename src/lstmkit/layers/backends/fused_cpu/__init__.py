@@ -194,18 +194,40 @@ def _lstm_variant(family: LSTMFamily) -> int:
     return sum(_LSTM_BITS[name] for name, here in present.items() if here)
 
 
-def run_lstm(family: LSTMFamily, x, state, weights, mask):
+def run_lstm(family: LSTMFamily, x, state, weights, mask, keep: bool = True):
+    """``keep=False`` is for a call that builds no autograd graph and records no trace
+    (``fused.run_direction``'s chunks): the kernel keeps nothing per step, and no saved
+    values come back."""
     ops = load_ops()
     x_gates, norm_gain, norm_shift = lstm_gate_inputs(family, x, weights)
     gates0 = state[2] if family.gate_recurrence else None  # FGR: the state is (h, C, gates)
-    output, h_n, c_n, gates_n, acts, c_all, h_all = _LSTMFunction.apply(
+    inputs = (
         ops, _lstm_variant(family), mask, x_gates, state[0], state[1], gates0,
         weights["weight_hh"], weights.get("weight_ci"), weights.get("weight_cf"),
         weights.get("weight_co"), weights.get("weight_hr"), norm_gain, norm_shift,
         weights.get("ln_weight_c"), weights.get("ln_bias_c"), weights.get("weight_gg"),
     )  # fmt: skip
+    if keep:
+        output, h_n, c_n, gates_n, acts, c_all, h_all = _LSTMFunction.apply(*inputs)
+        saved = dict(acts=acts, cell=c_all, hidden=h_all)
+    else:
+        output, h_n, c_n, gates_n = _lstm_forward(*inputs, keep=False)[:4]
+        saved = None
     final = (h_n, c_n, gates_n) if family.gate_recurrence else (h_n, c_n)
-    return output, final, dict(acts=acts, cell=c_all, hidden=h_all)
+    return output, final, saved
+
+
+def _lstm_forward(
+    ops, variant, mask, x_gates, h0, c0, gates0, w_hh, p_i, p_f, p_o, w_hr, norm_gain,
+    norm_shift, cell_gain, cell_shift, w_gg, keep: bool,
+) -> list[Tensor]:  # fmt: skip
+    """kernels.cpp's lstm_forward on contiguous tensors: the output, the final state and (with
+    ``keep``) what the backward reads."""
+    return ops.lstm_forward(
+        *_contiguous(x_gates, h0, c0, gates0, w_hh, p_i, p_f, p_o, w_hr, norm_gain, norm_shift,
+                     cell_gain, cell_shift, w_gg),
+        mask, variant, LAYER_NORM_EPS, keep,
+    )  # fmt: skip
 
 
 class _LSTMFunction(torch.autograd.Function):
@@ -215,18 +237,15 @@ class _LSTMFunction(torch.autograd.Function):
         norm_gain, norm_shift, cell_gain, cell_shift, w_gg,
     ):  # fmt: skip
         ctx.set_materialize_grads(False)  # no zero tensors for the trace outputs' gradients
-        parameters = (w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg)
-        w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg = (
-            None if p is None else p.contiguous() for p in parameters
-        )
-        norm_shift = None if norm_shift is None else norm_shift.contiguous()
-        gates0 = None if gates0 is None else gates0.contiguous()
         (output, h_n, c_n, gates_n, acts, c_all, h_all, m_all, norm_xhat, norm_rstd, cell_xhat,
-         cell_rstd, gates_all) = ops.lstm_forward(
-            x_gates.contiguous(), h0.contiguous(), c0.contiguous(), gates0, w_hh, p_i, p_f, p_o,
-            w_hr, norm_gain, norm_shift, cell_gain, cell_shift, w_gg, mask, variant,
-            LAYER_NORM_EPS,
+         cell_rstd, gates_all) = _lstm_forward(
+            ops, variant, mask, x_gates, h0, c0, gates0, w_hh, p_i, p_f, p_o, w_hr, norm_gain,
+            norm_shift, cell_gain, cell_shift, w_gg, keep=True,
         )  # fmt: skip
+        # what the backward reads, as the kernel read it
+        gates0, w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg = _contiguous(
+            gates0, w_hh, p_i, p_f, p_o, w_hr, norm_gain, cell_gain, cell_shift, w_gg
+        )
         ctx.ops, ctx.variant, ctx.mask = ops, variant, mask
         ctx.save_for_backward(
             acts, c_all, h_all, m_all, norm_xhat, norm_rstd, cell_xhat, cell_rstd, gates_all,
@@ -371,6 +390,11 @@ class _RNNFunction(torch.autograd.Function):
             h_all, h0.contiguous(), w_hh.contiguous(), ctx.relu, ctx.mask,
         )  # fmt: skip
         return None, None, None, d_pre, dh0, d_w_hh
+
+
+def _contiguous(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """Each tensor contiguous, None kept."""
+    return tuple(None if t is None else t.contiguous() for t in tensors)
 
 
 def _defined(t: Tensor | None) -> Tensor | None:

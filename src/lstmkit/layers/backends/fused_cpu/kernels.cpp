@@ -170,7 +170,7 @@ template <typename scalar_t>
 void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0,
                        const Tensor& gates0, const LSTMWeights& w,
                        const c10::optional<Tensor>& mask, const LSTMVariant& v, double eps,
-                       LSTMSaved& s) {
+                       bool keep_steps, LSTMSaved& s) {
   using acc = at::opmath_type<scalar_t>;
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
   const int64_t H = c0.size(1), R = h0.size(1), KH = v.K * H;
@@ -203,6 +203,11 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   scalar_t* gates_p = v.fgr ? s.gates_all.data_ptr<scalar_t>() : nullptr;
   const int64_t gf = v.gf, gg = v.gg, go = v.go;
   StepRows<acc> rows(B, 12 * H, {GH, H, H});  // pre-activations, C_t, squashed C_t
+  // Where step t's values go in what the forward keeps: every step's slot, or (keep_steps false:
+  // nothing needs them after the call) one scratch step, and a ring of two for the states
+  // the next step reads (C, FGR's gates)
+  auto kept = [keep_steps](int64_t t) { return keep_steps ? t : 0; };
+  auto ring = [keep_steps](int64_t t) { return keep_steps ? t : t % 2; };
 
   const scalar_t* h_prev = h0.data_ptr<scalar_t>();
   const scalar_t* c_prev_all = c0.data_ptr<scalar_t>();
@@ -210,7 +215,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
   for (int64_t t = 0; t < T; ++t) {
     // pre-activations, overwritten by the gates below; Ba's norm takes the recurrent
     // product on its own, so the x_gates join after it
-    scalar_t* z = acts_p + t * B * GH;
+    scalar_t* z = acts_p + kept(t) * B * GH;
     const scalar_t* base = v.norm_product ? nullptr : xg_p + t * B * GH;
     if (w_kn != nullptr) vec_mat(h_prev, w_kn, base, GH, z, B, R, GH);
     // the rows read the products from z_in and write the gates to z; oneDNN's result is read
@@ -218,18 +223,18 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     const scalar_t* z_in = z;
     Tensor product;
     if (w_kn == nullptr) {
-      Tensor zt = s.acts[t];
+      Tensor zt = s.acts[kept(t)];
       const Tensor hp = t > 0 ? s.h_all[t - 1] : h0;
       product = product_result(zt, v.norm_product ? Tensor() : x_gates[t], hp, w_hh_t, w_hh_op);
       z_in = product.data_ptr<scalar_t>();
     }
     if (v.fgr) {
-      const Tensor gp = t > 0 ? s.gates_all[t - 1] : gates0;
+      const Tensor gp = t > 0 ? s.gates_all[ring(t - 1)] : gates0;
       add_product(gate_rec, Tensor(), gp, w_gg_t, w_gg_op);
     }
     const scalar_t* rg = v.fgr ? gate_rec.data_ptr<scalar_t>() : nullptr;
-    scalar_t* c_new = c_all_p + t * B * H;
-    scalar_t* m = project ? m_all_p + t * B * H : h_all_p + t * B * R;
+    scalar_t* c_new = c_all_p + ring(t) * B * H;
+    scalar_t* m = project ? m_all_p + kept(t) * B * H : h_all_p + t * B * R;
     const bool* keep = mask_row(mask, t);
     const scalar_t* cp = c_prev_all;
     const scalar_t* hp = h_prev;
@@ -238,15 +243,16 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       acc *za = buf[0].get(), *ca = buf[1].get(), *ta = buf[2].get();
       scalar_t* zr = z + b * GH;
       const scalar_t* zr_in = z_in + b * GH;
-      const int64_t row = t * B + b;
+      const int64_t row = t * B + b, kept_row = kept(t) * B + b;
       const scalar_t* c_prev = cp + b * H;
       convert_row<acc>(zr_in, za, GH);
       if (v.norm_product) {  // Ba et al.: LN(h W_hh^T) + (LN(x W_ih^T) + b, the caller's)
-        nr_p[row] = normalise_(za, GH, eps);
-        scale_normalised(za, ng, ns, xg_p + row * GH, nx_p + row * GH, GH);
+        nr_p[kept_row] = normalise_(za, GH, eps);
+        scale_normalised(za, ng, ns, xg_p + row * GH, nx_p + kept_row * GH, GH);
       } else if (v.norm_gates) {  // TensorFlow: each gate block of the sum on its own
-        for (int64_t q = 0; q < groups; ++q) nr_p[row * groups + q] = normalise_(za + q * H, H, eps);
-        scale_normalised(za, ng, ns, nullptr, nx_p + row * GH, GH);  // ns: the shift and b
+        for (int64_t q = 0; q < groups; ++q)
+          nr_p[kept_row * groups + q] = normalise_(za + q * H, H, eps);
+        scale_normalised(za, ng, ns, nullptr, nx_p + kept_row * GH, GH);  // ns: the shift and b
       }
       if (v.fgr) {  // every sigmoid gate reads every gate's previous activation
         const scalar_t* rr = rg + b * KH;
@@ -274,8 +280,8 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
         }
       });
       if (v.norm_carried) {  // TensorFlow's per-gate cell carries its norm
-        cr_p[row] = normalise_(ca, H, eps);
-        scale_normalised(ca, cg, cs, nullptr, cx_p + row * H, H);
+        cr_p[kept_row] = normalise_(ca, H, eps);
+        scale_normalised(ca, cg, cs, nullptr, cx_p + kept_row * H, H);
       }
       if (po != nullptr)  // o looks at C_t, the carried state
         for_lanes<acc>(H, [&](int64_t j, auto L) {
@@ -284,12 +290,12 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
       if (v.has_o) sigmoid_(za + go, H);
       std::copy(ca, ca + H, ta);
       if (v.norm_shown) {  // Ba et al.: h = o tanh(LN(C_t))
-        cr_p[row] = normalise_(ta, H, eps);
-        scale_normalised(ta, cg, cs, nullptr, cx_p + row * H, H);
+        cr_p[kept_row] = normalise_(ta, H, eps);
+        scale_normalised(ta, cg, cs, nullptr, cx_p + kept_row * H, H);
       }
       if (v.squash_out) tanh_(ta, H);  // NOAF exposes C_t unsquashed
       // the gates are kept even for an ended row: its gradients are masked to 0 anyway
-      convert_row<acc>(za, zr, GH);
+      if (keep_steps) convert_row<acc>(za, zr, GH);
       const bool live = keep == nullptr || keep[b];
       scalar_t* c_out = c_new + b * H;
       scalar_t* m_out = m + b * (project ? H : R);
@@ -301,7 +307,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
         L.store(m_out + j, (project || live) ? mj : L.load(h_kept + j));
       });
       if (v.fgr) {  // the state gates_t: i and f where z has them, o after them
-        scalar_t* g_out = gates_p + row * KH;
+        scalar_t* g_out = gates_p + (ring(t) * B + b) * KH;
         const scalar_t* g_in = gprev + b * KH;
         for (int64_t k = 0; k < gg; ++k) g_out[k] = live ? scalar_t(za[k]) : g_in[k];
         if (v.has_o)
@@ -310,7 +316,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     });
     if (project) {
       Tensor h_new = s.h_all[t];
-      at::mm_out(h_new, s.m_all[t], w_hr_t);
+      at::mm_out(h_new, s.m_all[kept(t)], w_hr_t);
       if (mask.has_value()) {
         h_new.copy_(
             at::where(mask->select(0, t).unsqueeze(1), h_new, t > 0 ? s.h_all[t - 1] : h0));
@@ -318,7 +324,7 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
     }
     h_prev = h_all_p + t * B * R;
     c_prev_all = c_new;
-    if (v.fgr) g_prev_all = gates_p + t * B * KH;
+    if (v.fgr) g_prev_all = gates_p + ring(t) * B * KH;
   }
 }
 
@@ -328,7 +334,9 @@ void lstm_forward_loop(const Tensor& x_gates, const Tensor& h0, const Tensor& c0
 // each step, m_all (T, B, H) = o * tanh(C) before the projection; the product norm's
 // normalised values (T, B, G*H) and 1/sigma (T, B, 1 or G, in the accumulation type); the
 // cell norm's (T, B, H) and (T, B); FGR's state after each step gates_all (T, B, K*H). Each
-// is empty where the variant lacks it.
+// is empty where the variant lacks it. With `keep_steps` false (a call nothing will differentiate
+// or trace) they hold scratch instead: one step, two for c_all and gates_all, and h_all is the
+// output itself, not a copy; the gates are not written back at all.
 std::vector<Tensor> lstm_forward(
     const Tensor& x_gates_in, const Tensor& h0_in, const Tensor& c0_in,
     const c10::optional<Tensor>& gates0_in, const Tensor& w_hh,
@@ -337,7 +345,7 @@ std::vector<Tensor> lstm_forward(
     const c10::optional<Tensor>& norm_gain, const c10::optional<Tensor>& norm_shift,
     const c10::optional<Tensor>& cell_gain, const c10::optional<Tensor>& cell_shift,
     const c10::optional<Tensor>& w_gg, const c10::optional<Tensor>& mask, int64_t variant,
-    double eps) {
+    double eps, bool keep_steps) {
   const Tensor x_gates = x_gates_in.contiguous(), h0 = h0_in.contiguous(), c0 = c0_in.contiguous();
   const int64_t T = x_gates.size(0), B = x_gates.size(1), GH = x_gates.size(2);
   const int64_t H = c0.size(1), R = h0.size(1);
@@ -353,16 +361,17 @@ std::vector<Tensor> lstm_forward(
   const auto opts = x_gates.options();
   const auto acc_opts = opts.dtype(at::toOpMathType(x_gates.scalar_type()));
   const Tensor gates0 = v.fgr ? gates0_in->contiguous() : Tensor();
+  const int64_t steps = keep_steps ? T : 1, ring = keep_steps ? T : std::min<int64_t>(T, 2);
   LSTMSaved s;
-  s.acts = at::empty({T, B, GH}, opts);
-  s.c_all = at::empty({T, B, H}, opts);
+  s.acts = at::empty({steps, B, GH}, opts);
+  s.c_all = at::empty({ring, B, H}, opts);
   s.h_all = at::empty({T, B, R}, opts);
-  s.m_all = w_hr.has_value() ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
-  s.norm_xhat = at::empty({v.norms_product() ? T : 0, B, GH}, opts);
-  s.norm_rstd = at::empty({v.norms_product() ? T : 0, B, v.norm_groups()}, acc_opts);
-  s.cell_xhat = at::empty({v.norms_cell() ? T : 0, B, H}, opts);
-  s.cell_rstd = at::empty({v.norms_cell() ? T : 0, B}, acc_opts);
-  s.gates_all = at::empty({v.fgr ? T : 0, B, v.K * H}, opts);
+  s.m_all = w_hr.has_value() ? at::empty({steps, B, H}, opts) : at::empty({0}, opts);
+  s.norm_xhat = at::empty({v.norms_product() ? steps : 0, B, GH}, opts);
+  s.norm_rstd = at::empty({v.norms_product() ? steps : 0, B, v.norm_groups()}, acc_opts);
+  s.cell_xhat = at::empty({v.norms_cell() ? steps : 0, B, H}, opts);
+  s.cell_rstd = at::empty({v.norms_cell() ? steps : 0, B}, acc_opts);
+  s.gates_all = at::empty({v.fgr ? ring : 0, B, v.K * H}, opts);
   auto contiguous = [](const c10::optional<Tensor>& p) -> c10::optional<Tensor> {
     return p.has_value() ? c10::optional<Tensor>(p->contiguous()) : c10::nullopt;
   };
@@ -370,12 +379,15 @@ std::vector<Tensor> lstm_forward(
                       contiguous(w_hr), contiguous(norm_gain), contiguous(norm_shift),
                       contiguous(cell_gain), contiguous(cell_shift), contiguous(w_gg)};
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x_gates.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_loop<scalar_t>(x_gates, h0, c0, gates0, w, mask, v, eps, s);
+    lstm_forward_loop<scalar_t>(x_gates, h0, c0, gates0, w, mask, v, eps, keep_steps, s);
   });
   // the output is the carried h, 0 past each sequence's end: one pass after the loop
-  Tensor output = mask.has_value() ? s.h_all * mask->unsqueeze(2) : s.h_all.clone();
-  Tensor gates_n = v.fgr ? s.gates_all[T - 1].clone() : at::empty({0}, opts);
-  return {output, s.h_all[T - 1].clone(), s.c_all[T - 1].clone(), gates_n, s.acts, s.c_all,
+  Tensor output = mask.has_value() ? s.h_all * mask->unsqueeze(2)
+                  : keep_steps       ? s.h_all.clone()
+                                     : s.h_all;
+  const int64_t last = keep_steps ? T - 1 : (T - 1) % 2;
+  Tensor gates_n = v.fgr ? s.gates_all[last].clone() : at::empty({0}, opts);
+  return {output, s.h_all[T - 1].clone(), s.c_all[last].clone(), gates_n, s.acts, s.c_all,
           s.h_all, s.m_all, s.norm_xhat, s.norm_rstd, s.cell_xhat, s.cell_rstd, s.gates_all};
 }
 
@@ -1158,7 +1170,7 @@ TORCH_LIBRARY_FRAGMENT(lstmkit_fused, m) {
       "lstm_forward(Tensor x_gates, Tensor h0, Tensor c0, Tensor? gates0, Tensor w_hh, "
       "Tensor? p_i, Tensor? p_f, Tensor? p_o, Tensor? w_hr, Tensor? norm_gain, "
       "Tensor? norm_shift, Tensor? cell_gain, Tensor? cell_shift, Tensor? w_gg, Tensor? mask, "
-      "int variant, float eps) -> Tensor[]",
+      "int variant, float eps, bool keep_steps) -> Tensor[]",
       &lstm_forward);
   m.def(
       "lstm_backward(Tensor d_output, Tensor d_h_n, Tensor d_c_n, Tensor? d_gates_n, "
