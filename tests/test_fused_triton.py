@@ -106,6 +106,21 @@ def test_on_a_gpu_a_large_batch_takes_more_batch_blocks_not_larger_ones(monkeypa
     assert per_step.shared == fused_triton.streamed_shared_bytes(16, 16, 256, 2)
 
 
+def test_on_a_gpu_a_split_float32_layer_takes_fewer_units_a_program(monkeypatch):
+    """float32 products run on the FMA units, whose operands sm_90's compiler held in
+    registers whole: the RNN at H=512 in float32 gets 16 units a program, not the 64 its
+    weight budget allows (a (512, 64) tile spilled 10 KB a thread), so 4 x 32 programs as
+    the LSTM's; in bfloat16, on tensor cores, it keeps the 128 its budget allows. At H=128
+    and batch 1 one program holds every unit in float32 too: no barrier is added for it."""
+    gpu = _gpu_plan(monkeypatch)
+    float32, bfloat16 = gpu(64, 512, 1, torch.float32), gpu(64, 512, 1, torch.bfloat16)
+    assert (float32.block_h, float32.grid, float32.persistent) == (16, (4, 32), True)
+    assert float32.block_k * float32.block_h <= fused_triton.FMA_PRODUCT_WEIGHTS
+    assert bfloat16.block_h == 128
+    whole = gpu(1, 128, 1, torch.float32)
+    assert (whole.block_h, whole.grid, whole.sync_programs) == (128, (1, 1), 1)
+
+
 def test_on_a_gpu_with_less_shared_memory_a_program_takes_fewer_units(monkeypatch):
     """The weight budget allows 32 units of a bfloat16 H=512 LSTM per program, whose tiles
     need up to 149,504 bytes of shared memory: an H100 has them, a GPU with 99 KiB per
@@ -380,6 +395,24 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     assert "12 launches compiled for sm_90, 0 wrong; 0 (cell, size, dtype) refused" in result.stdout
     streamed = r"(lstm|gru|slstm) +flashrnn +float32 +\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
     assert len(re.findall(streamed, result.stdout)) == 6, result.stdout
+
+
+def test_the_resource_tool_compiles_under_a_register_cap_when_asked():
+    """--maxnreg compiles every launch with Triton's option of that name, to ask what a cap
+    would change (the kernels pass none): no launch uses more registers than the cap. A cap
+    sm_90 cannot have is a one-line usage error."""
+    tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
+    command = [sys.executable, str(tool), "--cells", "gru", "--sizes", "fastrnns", "--dtype",
+               "float32", "--maxnreg", "64"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("gru ")]
+    assert [row[3] for row in rows] == ["gru_forward", "gru_backward"], result.stdout
+    assert all(int(row[-2]) <= 64 for row in rows), result.stdout
+    bad = subprocess.run([*command[:-1], "300"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--maxnreg must be from 16 to 255" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_the_resource_tool_names_a_launch_the_plan_undercounted(monkeypatch):

@@ -58,9 +58,10 @@ def describe_launch(kernel, args: tuple, kwargs: dict) -> dict:
     )  # fmt: skip
 
 
-def compile_for_hopper(launch: dict, constexprs: dict | None = None):
+def compile_for_hopper(launch: dict, constexprs: dict | None = None, maxnreg: int | None = None):
     """A recorded launch compiled for sm_90 by Triton's own compiler (with ``constexprs``
-    instead of the recorded ones, if given); the kernels must be defined compiled."""
+    instead of the recorded ones, if given, and at most ``maxnreg`` registers a thread, if
+    given: Triton's option of that name); the kernels must be defined compiled."""
     import importlib
     import inspect
 
@@ -77,6 +78,8 @@ def compile_for_hopper(launch: dict, constexprs: dict | None = None):
         constexprs={(params.index(k),): v for k, v in consts.items()},
     )
     options = dict(num_warps=launch["num_warps"], num_stages=launch.get("num_stages", 3))
+    if maxnreg is not None:
+        options["maxnreg"] = maxnreg
     return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 
 

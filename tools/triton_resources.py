@@ -5,6 +5,7 @@ stack its registers spill to, compiled by Triton's own compiler with the plan an
     python tools/triton_resources.py                                  # the LSTM, GRU and RNN
     python tools/triton_resources.py --cells all --sizes fastrnns,flashrnn,deepbench
     python tools/triton_resources.py --cells lstm --sizes flashrnn --dtype bfloat16
+    python tools/triton_resources.py --cells gru --sizes fastrnns --dtype float32 --maxnreg 128
 
 How: each cell runs forward and backward on CPU tensors of the size (two steps: the plan
 does not depend on the length) with the kernels defined for the interpreter but never run:
@@ -100,11 +101,12 @@ def _distinct(launches: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
-def _measure(launch: dict, folder: str) -> dict:
-    """Compile one launch for sm_90: its shared memory, registers and stack."""
+def _measure(launch: dict, folder: str, maxnreg: int | None = None) -> dict:
+    """Compile one launch for sm_90 (with at most ``maxnreg`` registers a thread, if given):
+    its shared memory, registers and stack."""
     import triton
 
-    kernel = compile_for_hopper(launch)
+    kernel = compile_for_hopper(launch, maxnreg=maxnreg)
     cubin = os.path.join(folder, "kernel.cubin")
     with open(cubin, "wb") as out:
         out.write(kernel.asm["cubin"])
@@ -179,8 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dtype", default="float32,bfloat16", help="comma list")
     parser.add_argument("--json", default=None, help="also write every row to this file")
+    parser.add_argument(
+        "--maxnreg", type=int, default=None,
+        help="compile every launch with Triton's maxnreg option (registers a thread at most); "
+        "the kernels do not pass it, this asks what it would change",
+    )  # fmt: skip
     parser.add_argument("--record", default=None, help=argparse.SUPPRESS)  # the child's job
     args = parser.parse_args(argv)
+    if args.maxnreg is not None and not 16 <= args.maxnreg <= 255:
+        parser.error(
+            f"--maxnreg must be from 16 to 255 (sm_90's registers a thread), got {args.maxnreg}"
+        )
     if args.cells == "all":
         from gpu_check import fused_cells
 
@@ -199,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for launch in launches:
             if "refused" not in launch:
-                launch.update(_measure(launch, folder))
+                launch.update(_measure(launch, folder, args.maxnreg))
                 launch["problems"] = _problems(launch, H100_LIMITS.shared_bytes)
                 failures += bool(launch["problems"])
             problems = launch.get("problems")

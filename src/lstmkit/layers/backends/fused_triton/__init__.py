@@ -46,6 +46,16 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # compiler keeps them in shared memory (tools/triton_resources.py); this much leaves room
 # for h's tile in an H100's 227 KiB, and spreads a layer over more programs
 WEIGHT_BYTES_PER_PROGRAM = 128 * 1024
+# float32 products run on the FMA units (input_precision="ieee"), and Triton's compiler
+# loads such a product's operands into registers whole before its multiply-adds: with a
+# (512, 64) weight tile (the RNN's and the Clockwork RNN's at H=512) sm_90's compiler gave
+# each thread 32 registers and 10 KB of stack, with (512, 16) (the LSTM's per gate) or
+# (256, 32) none (tools/triton_resources.py). So where a float32 layer's units are split
+# over programs anyway, a program takes no more units than keep each product's weight tile
+# within this many values, as long as all programs still run at once, with the warps of
+# the larger tile; a layer whose units all fit one program keeps it whole, with no barrier
+# to meet at every step.
+FMA_PRODUCT_WEIGHTS = 8192
 # tests set these to force a split of the hidden units over several programs, and W_hh
 # streamed in slices of this many columns
 FORCE_BLOCK_H: int | None = None
@@ -186,10 +196,11 @@ def plan(
     or 64, sm_90's compiler spilled registers to local memory in the LSTM's kernels
     (tools/triton_resources.py; the counts are in docs/performance.md). Its units are as
     many as keep the weight tiles within WEIGHT_BYTES_PER_PROGRAM and all its tiles within
-    the GPU's shared memory (:func:`shared_bytes`), at least 16. Where even 16 units' rows
-    of W_hh do not fit, the kernels read them from L2 at every step, in slices of columns
-    that fit (:func:`streamed_shared_bytes`); a GPU too small for even 16-column slices is
-    refused with :class:`TritonUnavailable`. Where the programs cannot all run at once (a
+    the GPU's shared memory (:func:`shared_bytes`), at least 16; in float32, where they are
+    split over programs, also within :data:`FMA_PRODUCT_WEIGHTS` a product. Where even 16
+    units' rows of W_hh do not fit, the kernels read them from L2 at every step, in slices
+    of columns that fit (:func:`streamed_shared_bytes`); a GPU too small for even 16-column
+    slices is refused with :class:`TritonUnavailable`. Where the programs cannot all run at once (a
     launch per step), the kernels stream W_hh too: no step would reuse it on chip."""
     block_k = max(16, _next_power_of_two(hidden))
     limits = gpu_limits(device)
@@ -200,6 +211,7 @@ def plan(
     shared = 0
     if limits is None:  # programs run one after another: one holds every unit
         block_b = max(16, min(64, _next_power_of_two(batch)))
+        warps_tile = gates * block_k * block_h
     else:
         block_b = 16
         while block_h > 16 and (
@@ -208,6 +220,15 @@ def plan(
             > limits.shared_bytes
         ):
             block_h //= 2
+        warps_tile = gates * block_k * block_h  # the warps are the budget's tile's
+        if dtype == torch.float32 and FORCE_BLOCK_H is None and block_h < hidden:
+            batch_blocks = -(-batch // block_b)
+            while (
+                block_h > 16
+                and block_k * block_h > FMA_PRODUCT_WEIGHTS
+                and batch_blocks * -(-hidden // (block_h // 2)) <= limits.multiprocessors
+            ):
+                block_h //= 2
         shared = shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
         if streamed_k is not None or shared > limits.shared_bytes:
             streamed_k = streamed_k or min(block_k // 2, STREAMED_SLICE)
@@ -239,10 +260,9 @@ def plan(
             # B=64, H=1024 (tools/triton_resources.py), streamed it does not
             streamed_k = min(block_k // 2, STREAMED_SLICE)
             shared = streamed_shared_bytes(block_b, block_h, streamed_k, itemsize)
-    tile = gates * block_k * block_h
     return Plan(
         block_b, block_h, block_k, batch_blocks, hidden_blocks, persistent,
-        num_warps=8 if tile >= 16384 else 4, shared=shared, streamed_k=streamed_k,
+        num_warps=8 if warps_tile >= 16384 else 4, shared=shared, streamed_k=streamed_k,
         num_stages=3 if streamed_k is None else STREAMED_STAGES,
     )  # fmt: skip
 
