@@ -78,6 +78,32 @@ def _transform_weights(w_ptr, first, units, ks, H, unit_ok, BACKWARD: tl.constex
 
 
 @triton.jit
+def _transform_pre(h_prev, w_i, w_f, w_g, w_o, xg, first, H, gh, rows, units, ok):
+    """One LSTM transform's four pre-activations (i, f, g, o) for these units, its blocks
+    first .. first + 3 of xg and of W_hh, whose tiles are on chip."""
+    return (
+        _block_product(h_prev, w_i, xg, first, H, gh, rows, units, ok, True),
+        _block_product(h_prev, w_f, xg, first + 1, H, gh, rows, units, ok, True),
+        _block_product(h_prev, w_g, xg, first + 2, H, gh, rows, units, ok, True),
+        _block_product(h_prev, w_o, xg, first + 3, H, gh, rows, units, ok, True),
+    )
+
+
+@triton.jit
+def _streamed_transform_pre(xg, first, H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr,
+                            units, unit_ok, ok, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                            BLOCK_KC: tl.constexpr):  # fmt: skip
+    """:func:`_transform_pre` with W_hh streamed (kernels._streamed_block)."""
+    sb = (H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok, ok)
+    return (
+        _streamed_block(xg, first, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC),
+        _streamed_block(xg, first + 1, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC),
+        _streamed_block(xg, first + 2, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC),
+        _streamed_block(xg, first + 3, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC),
+    )
+
+
+@triton.jit
 def _back(base, gate, H, rows, ks, gh, full_ok, w):
     """dL/dh_{t-1}'s share through one gate block: that block's pre-activation gradients
     of every unit at step t (written by every program) times the block's columns of W_hh."""
@@ -135,16 +161,10 @@ def depth_gated_forward(
         at = (H, gh, rows, units, ok)
         if ON_CHIP:
             h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
-            z_i = _block_product(h_prev, w_i, xg, 0, *at, True)
-            z_f = _block_product(h_prev, w_f, xg, 1, *at, True)
-            z_g = _block_product(h_prev, w_g, xg, 2, *at, True)
-            z_o = _block_product(h_prev, w_o, xg, 3, *at, True)
+            z_i, z_f, z_g, z_o = _transform_pre(h_prev, w_i, w_f, w_g, w_o, xg, 0, *at)
         else:
             sb = (H, gh, h0_ptr, h_all_ptr, t, B, rows, row_ok, w_ptr, units, unit_ok, ok)
-            z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-            z_f = _streamed_block(xg, 1, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-            z_g = _streamed_block(xg, 2, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-            z_o = _streamed_block(xg, 3, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_i, z_f, z_g, z_o = _streamed_transform_pre(xg, 0, *sb, BLOCK_B, BLOCK_H, BLOCK_KC)
         i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), _tanh(z_g), _sigmoid(z_o)
         c_new = f * c + i * g
         acts = acts_ptr + _tile(t, B, gh, rows, units)
@@ -326,15 +346,9 @@ def grid_forward(
         # the time transform: (h^k_t, m^k_t) = LSTM(H, m^k_{t-1})
         if ON_CHIP:
             h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
-            z_i = _block_product(h_prev, w_i, xg, 0, *at, True)
-            z_f = _block_product(h_prev, w_f, xg, 1, *at, True)
-            z_g = _block_product(h_prev, w_g, xg, 2, *at, True)
-            z_o = _block_product(h_prev, w_o, xg, 3, *at, True)
+            z_i, z_f, z_g, z_o = _transform_pre(h_prev, w_i, w_f, w_g, w_o, xg, 0, *at)
         else:
-            z_i = _streamed_block(xg, 0, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-            z_f = _streamed_block(xg, 1, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-            z_g = _streamed_block(xg, 2, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-            z_o = _streamed_block(xg, 3, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+            z_i, z_f, z_g, z_o = _streamed_transform_pre(xg, 0, *sb, BLOCK_B, BLOCK_H, BLOCK_KC)
         i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), _tanh(z_g), _sigmoid(z_o)
         m_new = f * m + i * g
         h_new = _transform_output(o, m_new, PRINTED)
@@ -344,15 +358,10 @@ def grid_forward(
         tl.store(acts + 3 * H, o.to(ty), mask=ok)
         if DEPTH:  # the depth transform: (eta^k_t, mu^k_t) = LSTM(H, mu^{k-1}_t)
             if ON_CHIP:
-                e_i = _block_product(h_prev, v_i, xg, 4, *at, True)
-                e_f = _block_product(h_prev, v_f, xg, 5, *at, True)
-                e_g = _block_product(h_prev, v_g, xg, 6, *at, True)
-                e_o = _block_product(h_prev, v_o, xg, 7, *at, True)
+                e_i, e_f, e_g, e_o = _transform_pre(h_prev, v_i, v_f, v_g, v_o, xg, 4, *at)
             else:
-                e_i = _streamed_block(xg, 4, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-                e_f = _streamed_block(xg, 5, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-                e_g = _streamed_block(xg, 6, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
-                e_o = _streamed_block(xg, 7, *sb, True, BLOCK_B, BLOCK_H, BLOCK_KC)
+                e_i, e_f, e_g, e_o = _streamed_transform_pre(xg, 4, *sb, BLOCK_B, BLOCK_H,
+                                                             BLOCK_KC)  # fmt: skip
             di, df, dg, do = _sigmoid(e_i), _sigmoid(e_f), _tanh(e_g), _sigmoid(e_o)
             mu = di * dg
             if HAS_LOWER:  # mu^{-1} = 0 at the bottom
