@@ -112,6 +112,17 @@ def _back(base, gate, H, rows, ks, gh, full_ok, w):
 
 
 @triton.jit
+def _transform_back(dh, base, first, H, rows, ks, gh, full_ok, w_i, w_f, w_g, w_o):
+    """dh + what one LSTM transform's four blocks (first .. first + 3) send back to these
+    units of h_{t-1} (:func:`_back`), their W_hh tiles on chip."""
+    dh += _back(base, first, H, rows, ks, gh, full_ok, w_i)
+    dh += _back(base, first + 1, H, rows, ks, gh, full_ok, w_f)
+    dh += _back(base, first + 2, H, rows, ks, gh, full_ok, w_g)
+    dh += _back(base, first + 3, H, rows, ks, gh, full_ok, w_o)
+    return dh
+
+
+@triton.jit
 def _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
                    N_HH: tl.constexpr, BLOCK_KC: tl.constexpr):  # fmt: skip
     """dh + what all N_HH blocks of W_hh's pre-activations at step t (``base``) send back
@@ -224,10 +235,7 @@ def depth_gated_backward(
         if t + 1 < T:  # what step t+1's four LSTM blocks send back through W_hh
             base = dz_ptr + _step_offset(t + 1, B, gh)
             if ON_CHIP:
-                dh += _back(base, 0, H, rows, ks, gh, full_ok, w_i)
-                dh += _back(base, 1, H, rows, ks, gh, full_ok, w_f)
-                dh += _back(base, 2, H, rows, ks, gh, full_ok, w_g)
-                dh += _back(base, 3, H, rows, ks, gh, full_ok, w_o)
+                dh = _transform_back(dh, base, 0, H, rows, ks, gh, full_ok, w_i, w_f, w_g, w_o)
             else:
                 dh = _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H, 4,
                                     BLOCK_KC)  # fmt: skip
@@ -416,15 +424,9 @@ def grid_backward(
         if t + 1 < T:  # both transforms read h_t at step t+1: every block sends back
             base = dz_ptr + _step_offset(t + 1, B, gh)
             if ON_CHIP:
-                dh += _back(base, 0, H, rows, ks, gh, full_ok, w_i)
-                dh += _back(base, 1, H, rows, ks, gh, full_ok, w_f)
-                dh += _back(base, 2, H, rows, ks, gh, full_ok, w_g)
-                dh += _back(base, 3, H, rows, ks, gh, full_ok, w_o)
+                dh = _transform_back(dh, base, 0, H, rows, ks, gh, full_ok, w_i, w_f, w_g, w_o)
                 if DEPTH:
-                    dh += _back(base, 4, H, rows, ks, gh, full_ok, v_i)
-                    dh += _back(base, 5, H, rows, ks, gh, full_ok, v_f)
-                    dh += _back(base, 6, H, rows, ks, gh, full_ok, v_g)
-                    dh += _back(base, 7, H, rows, ks, gh, full_ok, v_o)
+                    dh = _transform_back(dh, base, 4, H, rows, ks, gh, full_ok, v_i, v_f, v_g, v_o)
             else:
                 dh = _streamed_back(dh, base, gh, rows, row_ok, w_ptr, units, unit_ok, H,
                                     N_BLOCKS, BLOCK_KC)  # fmt: skip
