@@ -135,9 +135,14 @@ def builds_graph(*tensors: Tensor | None) -> bool:
 
 def _keeping_nothing(run: Callable) -> Callable:
     """``run`` told to keep nothing for a backward, where it takes that option (``keep``)."""
-    if "keep" in inspect.signature(run).parameters:
-        return functools.partial(run, keep=False)
-    return run
+    return functools.partial(run, keep=False) if _takes_keep(run) else run
+
+
+@functools.cache
+def _takes_keep(run: Callable) -> bool:
+    """Whether a runner takes ``keep``: read once per runner, not on every call (a
+    signature costs more than a small batch-1 step)."""
+    return "keep" in inspect.signature(run).parameters
 
 
 def _run_in_chunks(run, family, x, state, weights, mask, steps: int):

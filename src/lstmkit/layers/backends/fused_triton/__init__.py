@@ -211,9 +211,11 @@ def plan(
     shared = 0
     if limits is None:  # programs run one after another: one holds every unit
         block_b = max(16, min(64, _next_power_of_two(batch)))
+        batch_blocks = -(-batch // block_b)
         warps_tile = gates * block_k * block_h
     else:
         block_b = 16
+        batch_blocks = -(-batch // block_b)
         while block_h > 16 and (
             gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM
             or shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
@@ -222,7 +224,6 @@ def plan(
             block_h //= 2
         warps_tile = gates * block_k * block_h  # the warps are the budget's tile's
         if dtype == torch.float32 and FORCE_BLOCK_H is None and block_h < hidden:
-            batch_blocks = -(-batch // block_b)
             while (
                 block_h > 16
                 and block_k * block_h > FMA_PRODUCT_WEIGHTS
@@ -245,7 +246,6 @@ def plan(
                 f"({block_b} rows, {block_h} units, W_hh streamed {streamed_k} columns at a "
                 f"time), the GPU allows {limits.shared_bytes}; backend='reference' runs it"
             )
-    batch_blocks = -(-batch // block_b)
     hidden_blocks = -(-hidden // block_h)
     if hidden_blocks == 1:
         persistent = True
