@@ -571,12 +571,12 @@ void lstm_backward_loop(const Tensor& d_output, const LSTMSaved& s, const Tensor
     };
     rows.run(row);
 
-    scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
     if (w_kn != nullptr) {
-      vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dhn, B, GH, R);
-    } else {
-      add_product(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_op);
+      vec_mat<scalar_t>(drec, w_kn, nullptr, 0, dh_prev.data_ptr<scalar_t>(), B, GH, R);
+    } else {  // oneDNN's fresh result becomes the carried gradient itself, with no copy
+      dh_prev = product_result(dh_prev, Tensor(), d.drec_all[t], w.w_hh, w_hh_op);
     }
+    scalar_t* dhn = dh_prev.data_ptr<scalar_t>();
     if (keep != nullptr) {  // ended rows: the gradient passes by
       for (int64_t b = 0; b < B; ++b)
         if (!keep[b])
@@ -811,7 +811,7 @@ std::vector<Tensor> gru_backward(
       });
     });
     dh = at::empty_like(dh_direct);
-    add_product(dh, dh_direct, dhg, w_hh, w_hh_op);
+    dh = product_result(dh, dh_direct, dhg, w_hh, w_hh_op);  // oneDNN's result, not copied
   }
   const Tensor h_prev_all = at::cat({h0.unsqueeze(0), h_all.narrow(0, 0, T - 1)}, 0);
   const Tensor flat = dhg_all.view({T * B, 3 * H});
@@ -969,7 +969,7 @@ std::vector<Tensor> reset_first_backward(
         });
       });
     });
-    add_product(d_rh, Tensor(), d_cand, w_cand, w_cand_op);  // dL/d(r h_{t-1})
+    d_rh = product_result(d_rh, Tensor(), d_cand, w_cand, w_cand_op);  // dL/d(r h_{t-1})
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, acts.scalar_type(), "reset_first_gates_bw", [&] {
       using acc = at::opmath_type<scalar_t>;
       const scalar_t* ap = a.data_ptr<scalar_t>();
@@ -1006,7 +1006,7 @@ std::vector<Tensor> reset_first_backward(
       });
     });
     dh = at::empty_like(dh_direct);
-    add_product(dh, dh_direct, d_gates, w_gates, w_gates_op);
+    dh = product_result(dh, dh_direct, d_gates, w_gates, w_gates_op);  // not copied
   }
   // weight gradients over all steps at once: the gate blocks saw h_{t-1}, the candidate's
   // block r h_{t-1}
@@ -1109,7 +1109,7 @@ std::vector<Tensor> rnn_backward(
       });
     });
     Tensor dh_prev = at::empty_like(dh);
-    add_product(dh_prev, Tensor(), dpre, w_hh, w_hh_op);
+    dh_prev = product_result(dh_prev, Tensor(), dpre, w_hh, w_hh_op);  // not copied
     if (mask.has_value()) {
       dh_prev = at::where(mask->select(0, t).unsqueeze(1), dh_prev, dh);
     }
