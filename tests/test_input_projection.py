@@ -1,7 +1,8 @@
 """The fused backends' input projection (input_projection.project): oneDNN's linear for large
-float32 CPU products, forwards and for dL/dx, checked against torch's F.linear in float64, and
-the rule that picks it. The fused-kernel tests run sizes below its threshold, so without this
-file the path would go unchecked."""
+float32 CPU products, forwards and for dL/dx, and for bfloat16 ones forwards where the CPU runs
+bfloat16 natively, checked against torch's F.linear in float64, and the rule that picks it.
+The fused-kernel tests run sizes below its threshold, so without this file the path would go
+unchecked."""
 
 from __future__ import annotations
 
@@ -59,14 +60,33 @@ def test_double_backward_matches_f_linear():
         assert _relative_error(a, b.double()) < 1e-5
 
 
-def test_the_rule_takes_large_float32_cpu_products_only(monkeypatch):
+def test_project_in_bfloat16_is_f_linear_to_bfloat16_rounding():
+    """On oneDNN's path where this CPU runs bfloat16 natively, on F.linear's elsewhere: both
+    within bfloat16's rounding of the exact product of the same rounded operands."""
+    torch.manual_seed(5)
+    x, weight, bias = torch.randn(T, B, I), torch.randn(N, I) / I**0.5, torch.randn(N)
+    inputs = [t.bfloat16() for t in (x, weight, bias)]
+    assert uses_onednn(*inputs[:2]) == input_projection.onednn_runs_bfloat16()
+    ours = _value_and_grads(project, *inputs)
+    exact = _value_and_grads(F.linear, *(t.double() for t in inputs))
+    for name, a, b in zip(["y", "dx", "dW", "db"], ours, exact, strict=True):
+        assert a.dtype == torch.bfloat16 and a.shape == b.shape
+        assert _relative_error(a, b) < 1e-2, name
+
+
+def test_the_rule_takes_large_cpu_products_in_float32_and_native_bfloat16(monkeypatch):
     x, big, small = torch.randn(3, 2, I), torch.randn(N, I), torch.randn(N, I // 2 - 1)
     assert uses_onednn(x, big)
     assert not uses_onednn(x[..., : I // 2 - 1], small)  # under a quarter million weights
     assert not uses_onednn(x.double(), big.double())
-    assert not uses_onednn(x.bfloat16(), big.bfloat16())
+    assert not uses_onednn(x, big.bfloat16())  # mixed dtypes stay with F.linear's rules
+    for native in (True, False):  # emulated bfloat16 is refused by oneDNN's linear
+        monkeypatch.setattr(input_projection, "onednn_runs_bfloat16", lambda n=native: n)
+        assert uses_onednn(x.bfloat16(), big.bfloat16()) == native
+        assert not uses_onednn(x[..., : I // 2 - 1].bfloat16(), small.bfloat16())
     monkeypatch.setenv("LSTMKIT_NO_ONEDNN", "1")
     assert not uses_onednn(x, big)
+    assert not uses_onednn(x.bfloat16(), big.bfloat16())
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
