@@ -28,6 +28,7 @@ from lstmkit.bench import (
 from lstmkit.bench import run as bench_run
 from lstmkit.bench.cells import CELL_NAMES, DEFAULT_CELLS, build_layer, matrix_entries
 from lstmkit.bench.memory import saved_activation_bytes
+from lstmkit.bench.report import TIMING_ENVIRONMENT
 from lstmkit.bench.run import CELL_LOOP, PEERS, TORCH_LSTM
 from lstmkit.bench.timing import interleaved_medians
 from lstmkit.cli import main
@@ -181,7 +182,8 @@ def test_the_table_names_the_stacks_and_their_layers(capsys):
 def test_json_has_the_promised_keys_and_positive_ratios(capsys):
     out = run_json(capsys, "--cells", "lstm,cifg,gru", "--threads", "1")
     assert out["machine"]["threads"] == 1
-    assert {"torch", "threads", "cpu", "gpu", "dtype", "dtypes", "device"} <= set(out["machine"])
+    machine_keys = {"torch", "threads", "cpu", "gpu", "dtype", "dtypes", "device", "environment"}
+    assert machine_keys <= set(out["machine"])
     assert out["machine"]["dtype"] == "float32" and out["machine"]["dtypes"] == ["float32"]
     rows = out["rows"]
     assert rows and all(set(row) >= ROW_KEYS for row in rows)
@@ -198,6 +200,22 @@ def test_json_has_the_promised_keys_and_positive_ratios(capsys):
     ratios = [(r["ratio_fwd"], r["ratio_fwd_bwd"], r["ratio_saved"]) for r in torch_rows]
     assert ratios == [(1.0, 1.0, 1.0)] * 2
     assert all(row["resolved"] != "auto" for row in rows)
+
+
+def test_the_settings_that_move_times_are_reported_when_set(capsys, monkeypatch):
+    """An allocator or a product switch set in the environment changes the figures, so the
+    table names it and the JSON carries it; unset, the table has no such line."""
+    for name in TIMING_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    argv = ["bench", "--quick", *FAST, "--cells", "rnn", "--backends", "torch", "--forward-only"]
+    assert main(argv) == 0
+    assert "environment:" not in capsys.readouterr().out
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
+    monkeypatch.setenv("LSTMKIT_NO_ONEDNN", "1")
+    assert main(argv) == 0
+    assert "environment: THP_MEM_ALLOC_ENABLE=1, LSTMKIT_NO_ONEDNN=1" in capsys.readouterr().out
+    out = run_json(capsys, *argv[2 + len(FAST) :])
+    assert out["machine"]["environment"] == {"THP_MEM_ALLOC_ENABLE": "1", "LSTMKIT_NO_ONEDNN": "1"}
 
 
 def test_forward_only_leaves_the_backward_columns_empty(capsys):

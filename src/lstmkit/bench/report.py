@@ -15,6 +15,7 @@ also gives ``matrix_entries``, the E its FLOPs are counted from.
 from __future__ import annotations
 
 import math
+import os
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -61,6 +62,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# environment variables that change what the candidates run or how fast, and so belong with
+# the figures: the allocator (glibc's tunables, a preloaded jemalloc or tcmalloc, torch's
+# huge pages for large buffers), threads, the CPU features oneDNN and ATen may use, and
+# lstmkit's own switches between product paths (docs/performance.md)
+TIMING_ENVIRONMENT = (
+    "THP_MEM_ALLOC_ENABLE", "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+    "LSTMKIT_NO_ONEDNN", "LSTMKIT_NO_VEC_MAT",
+)  # fmt: skip
+
+
+def timing_environment() -> dict[str, str]:
+    """Those of :data:`TIMING_ENVIRONMENT` that are set, with their values."""
+    return {name: os.environ[name] for name in TIMING_ENVIRONMENT if name in os.environ}
+
+
 def machine_info(config: BenchConfig) -> dict[str, object]:
     """What the figures were measured on."""
     gpu = torch.cuda.get_device_name(0) if config.device == "cuda" else None
@@ -73,6 +90,7 @@ def machine_info(config: BenchConfig) -> dict[str, object]:
         "device": config.device,
         "dtype": config.first_dtype,  # what a single-dtype run has always reported
         "dtypes": list(config.dtypes),
+        "environment": timing_environment(),
     }
 
 
@@ -162,6 +180,11 @@ def format_table(rows: list[BenchRow], config: BenchConfig) -> str:
         f"lstmkit bench: torch {m['torch']}, lstmkit {m['lstmkit']}, {threads}, {where}, "
         f"{', '.join(config.dtypes)}",
         _timing(config),
+    ]
+    if m["environment"]:
+        settings = ", ".join(f"{k}={v}" for k, v in m["environment"].items())
+        lines.append(f"environment: {settings}")
+    lines += [
         MODES,
         RATIO,
     ]
