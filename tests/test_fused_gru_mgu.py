@@ -211,7 +211,7 @@ def test_triton_kernels_match_reference(cell, shape, monkeypatch):
 def test_the_split_runs_two_launches_a_step_and_one_program_one_launch(monkeypatch):
     """The candidate's product reads r h_{t-1} of every unit: with the units split, each
     phase of a step is a launch of its own; one program runs both phases in one launch."""
-    from lstmkit.layers.backends.fused_triton import _phases
+    from lstmkit.layers.backends.fused_triton.gru import _phases
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)

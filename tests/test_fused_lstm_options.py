@@ -40,6 +40,7 @@ from triton_on_cpu import lay_out, triton_on_the_cpu  # noqa: F401 (a fixture)
 import lstmkit
 from lstmkit.cellmath.lstm import LSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend, fused_triton
+from lstmkit.layers.backends.fused_triton import lstm as triton_lstm
 
 I, T = 4, 6
 LENGTHS = [6, 2, 5, 3, 1, 4]
@@ -347,7 +348,7 @@ def test_the_split_runs_a_launch_per_phase_and_one_program_one_launch(monkeypatc
     """A norm needs every unit of a row: with the units split, each phase of a step is a
     launch of its own (forwards PRODUCT, GATES, CELL; backwards OUT, CELL, NORM), the ones
     an option does not need left out; one program runs a step's phases in one launch."""
-    from lstmkit.layers.backends.fused_triton import _step_phases
+    from lstmkit.layers.backends.fused_triton.lstm import _step_phases
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
@@ -373,11 +374,11 @@ def test_the_projected_cell_launches_each_phase_alone_when_the_units_split(monke
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
     split = fused_triton.plan(3, 20, 4, torch.float32, torch.device("cpu"))
     persistent_split = dataclasses.replace(split, persistent=True)
-    monkeypatch.setattr(fused_triton, "plan", lambda *args, **options: persistent_split)
+    monkeypatch.setattr(triton_lstm, "plan", lambda *args, **options: persistent_split)
     cpu = torch.device("cpu")
     projected = LSTMFamily(20, proj_size=3, layer_norm="cell")
-    layout = fused_triton._options_layout(projected, None, 3, torch.float32, cpu)
+    layout = triton_lstm._options_layout(projected, None, 3, torch.float32, cpu)
     assert (layout.plan.grid, layout.plan.persistent) == ((1, 2), False)
-    plain = fused_triton._options_layout(LSTMFamily(20, layer_norm="cell"), None, 3,
+    plain = triton_lstm._options_layout(LSTMFamily(20, layer_norm="cell"), None, 3,
                                          torch.float32, cpu)  # fmt: skip
     assert plain.plan.persistent

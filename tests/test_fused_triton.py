@@ -28,6 +28,7 @@ from triton_on_cpu import lay_out, triton_on_the_cpu  # noqa: F401 (a fixture)
 
 import lstmkit
 from lstmkit.layers.backends import fused_triton
+from lstmkit.layers.backends.fused_triton import lstm as triton_lstm
 
 I, T, B = 4, 6, 3
 LENGTHS = [6, 2, 5]
@@ -198,7 +199,7 @@ def test_a_barrier_whose_programs_never_meet_gives_up_and_the_call_says_so(monke
     monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", 16)
     plan = fused_triton.plan
     persistent = lambda *a, **k: dataclasses.replace(plan(*a, **k), persistent=True)  # noqa: E731
-    monkeypatch.setattr(fused_triton, "plan", persistent)
+    monkeypatch.setattr(triton_lstm, "plan", persistent)  # the LSTM's runner's plan
     layer = lstmkit.LSTM(I, 20, backend="fused")
     with pytest.raises(fused_triton.GridBarrierGaveUp, match="the 2 programs of a batch block"):
         layer(torch.randn(T, B, I))
@@ -379,8 +380,9 @@ def test_the_kernels_compile_for_a_hopper_gpu_without_one():
 def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     """tools/triton_resources.py on the LSTM, the GRU and the sLSTM in float32 at fastrnns'
     and FlashRNN's sizes: each launch an H100's plan makes, compiled for sm_90, takes no
-    more shared memory than the plan counted on nor than the GPU allows. At H=768 each
-    cell's kernels stream W_hh (the sLSTM's R) in slices of 256 columns."""
+    more shared memory than the plan counted on nor than the GPU allows (every launch has
+    that count: the tool sees the plan of each family's module). At H=768 each cell's kernels
+    stream W_hh (the sLSTM's R) in slices of 256 columns."""
     tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
     command = [sys.executable, str(tool), "--cells", "lstm,gru,slstm", "--sizes",
                "fastrnns,flashrnn", "--dtype", "float32"]  # fmt: skip
@@ -395,6 +397,10 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     assert "12 launches compiled for sm_90, 0 wrong; 0 (cell, size, dtype) refused" in result.stdout
     streamed = r"(lstm|gru|slstm) +flashrnn +float32 +\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
     assert len(re.findall(streamed, result.stdout)) == 6, result.stdout
+    # every launch was checked against its plan's count: the tool saw each runner's plan
+    rows = [line.split() for line in result.stdout.splitlines()]
+    plans = [row[7] for row in rows if row and row[0] in ("lstm", "gru", "slstm")]
+    assert len(plans) == 12 and all(plan.isdigit() for plan in plans), result.stdout
 
 
 def test_the_resource_tool_compiles_under_a_register_cap_when_asked():
@@ -413,6 +419,30 @@ def test_the_resource_tool_compiles_under_a_register_cap_when_asked():
     bad = subprocess.run([*command[:-1], "300"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "--maxnreg must be from 16 to 255" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_tools_reach_every_family_module():
+    """FAMILY_MODULES, which the layout tools walk to replace plan() and _on_chip, names
+    every module of the package that runs a family (each file but __init__ and the
+    kernels' own)."""
+    package = Path(fused_triton.__file__).parent
+    files = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    assert set(fused_triton.FAMILY_MODULES) == {f for f in files if not f.endswith("kernels")}
+
+
+def test_the_resource_tool_lays_out_bfloat16_weights_in_bfloat16():
+    """The interpreter is handed bfloat16 weights in float32 (_on_chip); the tools hand the
+    kernels the GPU's types instead, in every family's module, or the compiled tiles would
+    be twice the plan's shared memory (each row WRONG)."""
+    tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
+    result = subprocess.run(
+        [sys.executable, str(tool), "--cells", "lstm", "--sizes", "fastrnns", "--dtype",
+         "bfloat16"],
+        env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 launches compiled for sm_90, 0 wrong" in result.stdout, result.stdout
 
 
 def test_the_resource_tool_names_a_launch_the_plan_undercounted(monkeypatch):

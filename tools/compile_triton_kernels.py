@@ -40,9 +40,10 @@ def kernels_on_the_cpu() -> None:
 
     fused.kernels_for = lambda device_type: fused_triton
     _memory_stack.stack_kernels = lambda device_type: stacks
-    for module in ("", ".clockwork", ".slstm", ".stacks"):
-        owner = importlib.import_module(f"lstmkit.layers.backends.fused_triton{module}")
-        owner._on_chip = lambda w: w.contiguous()
+    for name in fused_triton.FAMILY_MODULES:  # each imported _on_chip by name
+        owner = importlib.import_module(f"{fused_triton.__name__}.{name}")
+        if hasattr(owner, "_on_chip"):
+            owner._on_chip = lambda w: w.contiguous()
 
 
 def describe_launch(kernel, args: tuple, kwargs: dict) -> dict:

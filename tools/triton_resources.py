@@ -68,8 +68,10 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
         context["model"] = layout.shared
         return layout
 
-    for module in ("", ".clockwork", ".slstm", ".stacks"):  # each imported plan by name
-        importlib.import_module(f"lstmkit.layers.backends.fused_triton{module}").plan = planning
+    for name in fused_triton.FAMILY_MODULES:  # each imported plan by name
+        owner = importlib.import_module(f"{fused_triton.__name__}.{name}")
+        if hasattr(owner, "plan"):
+            owner.plan = planning
 
     def recording(self, *args, grid, warmup, **kwargs):  # records, and does not run
         grid = [int(g) for g in (grid(kwargs) if callable(grid) else grid)]
