@@ -18,11 +18,12 @@ with AVX-512 BF16) oneDNN's linear with its own bias ran the fastrnns-sized proj
 takes it too; dL/dx did not gain (32.3 against 31.6 ms) and stays with ATen.
 
 ``LSTMKIT_NO_ONEDNN=1`` keeps everything with ATen, as it does for the C++ kernels' step
-products. The result is the same product to float32 rounding either way.
+products. The result is the same product to the dtype's rounding either way.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -40,9 +41,10 @@ def onednn_allowed() -> bool:
     return torch.backends.mkldnn.is_available() and flag in ("", "0")
 
 
+@functools.cache
 def onednn_runs_bfloat16() -> bool:
     """Whether oneDNN runs bfloat16 on this CPU in hardware (AVX-512 BF16 or AMX), not
-    emulated."""
+    emulated; asked once, as the CPU does not change."""
     return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
