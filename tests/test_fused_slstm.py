@@ -36,6 +36,7 @@ from triton_on_cpu import (  # noqa: F401 (a fixture)
 
 from lstmkit.cellmath.slstm import SLSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend, fused_triton
+from lstmkit.layers.backends.fused_triton import slstm as slstm_triton
 from lstmkit.layers.slstm import SLSTM
 
 I, T = 4, 6
@@ -301,6 +302,61 @@ def test_triton_kernels_match_reference(cell, shape, monkeypatch):
     lengths = _lengths(use_lengths, 3)
     mine, theirs = _run(ours, x, state, lengths), _run(reference, x, state, lengths)
     _assert_agree(mine, theirs, torch.float32, cell, f"triton vs reference, {cell} {shape}")
+
+
+# (heads, units per program) at H = 40, and the rows of R each program reads (from the first
+# row of its first unit's head to the end of its last unit's head), padded to BLOCK_S
+HEAD_SPANS = {
+    "heads4": (4, 16),  # heads of 10: rows 0-20, 10-40, 30-40; BLOCK_S 32 of 64
+    "heads8": (8, 16),  # heads of 5: rows 0-20, 15-35, 30-40; BLOCK_S 32
+    "heads2": (2, 32),  # heads of 20: rows 0-40, 20-40; BLOCK_S 64, the second from row 20
+}
+
+
+def test_each_program_reads_only_its_units_heads_rows():
+    """_heads_span: the widest span of whole heads any program's units touch, padded to a
+    power of two; a single head (or a program holding every unit) spans all of H, as a
+    dense tile would."""
+    assert [slstm_triton._heads_span(40, 10)(units) for units in (8, 16, 64)] == [32, 32, 64]
+    assert slstm_triton._heads_span(40, 5)(16) == 32
+    assert slstm_triton._heads_span(40, 20)(32) == 64
+    assert slstm_triton._heads_span(24, 6)(8) == 16  # rows 0-12, 6-18, 12-24
+    assert slstm_triton._heads_span(768, 192)(64) == 256  # 64 divides 192: one head each
+    assert slstm_triton._heads_span(768, 192)(256) == 512  # two heads at most: 384 rows
+    assert slstm_triton._heads_span(768, 768)(16) == 1024  # one head: dense
+
+
+@pytest.mark.usefixtures("triton_on_the_cpu")
+@pytest.mark.parametrize("case", list(HEAD_SPANS))
+def test_triton_kernels_read_their_heads_span_only(case, monkeypatch):
+    """At H = 40 split over programs, each program's products reduce over its heads' rows
+    from a head boundary that need not be its first unit: outputs, states and every
+    gradient against the reference, with lengths, in float32."""
+    heads, units = HEAD_SPANS[case]
+    monkeypatch.setattr(fused_triton, "FORCE_BLOCK_H", units)
+    reference, ours = _pair(dict(num_heads=heads), 40, 1, False)
+    x, *state = _inputs(reference, 3, torch.float32)
+    lengths = _lengths(True, 3)
+    mine, theirs = _run(ours, x, state, lengths), _run(reference, x, state, lengths)
+    _assert_agree(mine, theirs, torch.float32, case, f"triton vs reference, {case}")
+
+
+def test_on_an_h100_several_heads_give_a_program_more_units(monkeypatch):
+    """FlashRNN's size: with one head the sLSTM is laid out as the LSTM (16 units a
+    program, R's rows padded to 1,024); with 4 heads of 192 a program needs 256 rows, and
+    the same on-chip budget holds 64 units in bfloat16 (12 programs), and 32 in float32,
+    which a single head streams."""
+    monkeypatch.setattr(fused_triton, "gpu_limits", lambda device: fused_triton.H100_LIMITS)
+    cuda = torch.device("cuda")
+    one_head, dense = slstm_triton._layout(16, 768, 768, torch.bfloat16, cuda)
+    assert (one_head.block_h, one_head.hidden_blocks, one_head.streamed_k, dense) == (
+        16, 48, None, 1024)  # fmt: skip
+    heads, span = slstm_triton._layout(16, 768, 192, torch.bfloat16, cuda)
+    assert (heads.block_h, heads.hidden_blocks, heads.streamed_k, span) == (64, 12, None, 256)
+    assert heads.shared < one_head.shared
+    heads32, span32 = slstm_triton._layout(16, 768, 192, torch.float32, cuda)
+    assert (heads32.block_h, heads32.streamed_k, span32) == (32, None, 256)
+    assert slstm_triton._layout(16, 768, 768, torch.float32, cuda)[0].streamed_k == 256
 
 
 @pytest.mark.usefixtures("triton_on_the_cpu")

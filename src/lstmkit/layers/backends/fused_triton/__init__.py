@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -189,10 +190,13 @@ def gpu_limits(device: torch.device) -> GPULimits | None:
 
 def plan(
     batch: int, hidden: int, gates: int, dtype: torch.dtype, device: torch.device,
-    operand_columns: int | None = None,
+    operand_columns: int | None = None, reduction: Callable[[int], int] | None = None,
 ) -> Plan:  # fmt: skip
     """The layout of one direction's programs for ``gates`` (G*H, H) blocks of W_hh, whose
-    products' widest left operand has ``operand_columns`` (default H, padded).
+    products' widest left operand has ``operand_columns`` (default H, padded). A program's
+    products reduce over every unit's h_{t-1} (H, padded), or, where ``reduction`` is given,
+    over ``reduction(units)`` columns with that many units on chip: the sLSTM's block-diagonal
+    R needs only its units' heads' columns.
 
     On a GPU a program takes 16 batch rows, the fewest a tensor-core product takes: with 32
     or 64, sm_90's compiler spilled registers to local memory in the LSTM's kernels
@@ -209,30 +213,36 @@ def plan(
     itemsize = torch.empty((), dtype=dtype).element_size()
     streamed_k = FORCE_STREAMED_K
     block_h = block_k if FORCE_BLOCK_H is None else FORCE_BLOCK_H
-    operand_k = operand_columns or block_k
+
+    def span(units: int) -> int:  # the columns a program's products reduce over
+        return block_k if reduction is None else reduction(units)
+
+    def on_chip_bytes(units: int) -> int:  # shared_bytes at this many units a program
+        return shared_bytes(block_b, units, span(units), gates, itemsize,
+                            operand_columns or span(units))  # fmt: skip
+
     shared = 0
     if limits is None:  # programs run one after another: one holds every unit
         block_b = max(16, min(64, _next_power_of_two(batch)))
         batch_blocks = -(-batch // block_b)
-        warps_tile = gates * block_k * block_h
+        warps_tile = gates * span(block_h) * block_h
     else:
         block_b = 16
         batch_blocks = -(-batch // block_b)
         while block_h > 16 and (
-            gates * block_k * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM
-            or shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
-            > limits.shared_bytes
+            gates * span(block_h) * block_h * itemsize > WEIGHT_BYTES_PER_PROGRAM
+            or on_chip_bytes(block_h) > limits.shared_bytes
         ):
             block_h //= 2
-        warps_tile = gates * block_k * block_h  # the warps are the budget's tile's
+        warps_tile = gates * span(block_h) * block_h  # the warps are the budget's tile's
         if dtype == torch.float32 and FORCE_BLOCK_H is None and block_h < hidden:
             while (
                 block_h > 16
-                and block_k * block_h > FMA_PRODUCT_WEIGHTS
+                and span(block_h) * block_h > FMA_PRODUCT_WEIGHTS
                 and batch_blocks * -(-hidden // (block_h // 2)) <= limits.multiprocessors
             ):
                 block_h //= 2
-        shared = shared_bytes(block_b, block_h, block_k, gates, itemsize, operand_k)
+        shared = on_chip_bytes(block_h)
         if streamed_k is not None or shared > limits.shared_bytes:
             streamed_k = streamed_k or min(block_k // 2, STREAMED_SLICE)
             while streamed_k > 16 and (

@@ -8,9 +8,13 @@ Legend: T time, B batch, H hidden, K heads, D = H / K units per head, G = 4 gate
 The layout is the LSTM kernels' (fused_triton's :func:`plan`, :func:`_time_loop`): a
 program owns BLOCK_H units of BLOCK_B rows, keeps its columns of the four recurrent matrices
 on chip for every step it runs, and its own units' c, n, m and h in registers. The matrices
-are block-diagonal (one D x D block per head); a program loads them as dense (BLOCK_K,
-BLOCK_H) tiles with zeros outside its units' heads, so a step costs what an LSTM step of the
-same H costs, whatever the heads. Elementwise math is fp32 whatever the storage dtype.
+are block-diagonal (one D x D block per head), so a program needs only the rows of its
+units' heads: it loads (BLOCK_S, BLOCK_H) tiles from the first row of its first unit's
+head, BLOCK_S the widest such span over the programs (:func:`_heads_span`), with zeros
+where a row and a unit belong to different heads. With K heads of D units a program's tiles
+and products are about 1/K of a dense LSTM's of the same H (with one head, the same), and
+the plan gives each program as many more units as that frees. Elementwise math is fp32
+whatever the storage dtype.
 
 What is kept for the backward, as in the C++ kernels (fused_cpu/slstm.cpp, whose comments
 derive the backward): the gates as applied, the states after each step and, in the
@@ -32,6 +36,7 @@ from lstmkit.layers.backends.fused_triton import (
     _check,
     _kernels,
     _mask_bytes,
+    _next_power_of_two,
     _on_chip,
     _shifted,
     _time_loop,
@@ -52,10 +57,35 @@ def run_slstm(family: SLSTMFamily, x, state, weights, mask):
     return output, tuple(final), saved
 
 
-def _flags(stabilized: bool, exp_forget: bool, mask, layout) -> dict:
+def _heads_span(hidden: int, head: int):
+    """The columns of R a program's products need with ``units`` units (a function of
+    units, for :func:`plan`): the widest span of whole heads that any program's units
+    touch, padded to a power of two, at least 16 (a product's least) and at most the padded
+    H, the dense span."""
+    dense = max(16, _next_power_of_two(hidden))
+
+    def span(units: int) -> int:
+        widest = max(
+            min(hidden, ((min(first + units, hidden) - 1) // head + 1) * head)
+            - first // head * head
+            for first in range(0, hidden, units)
+        )
+        return min(dense, max(16, _next_power_of_two(widest)))
+
+    return span
+
+
+def _layout(batch: int, hidden: int, head: int, dtype, device):
+    """The plan and the kernels' BLOCK_S for an sLSTM of heads of ``head`` units."""
+    span = _heads_span(hidden, head)
+    layout = plan(batch, hidden, 4, dtype, device, reduction=span)
+    return layout, span(layout.block_h)
+
+
+def _flags(stabilized: bool, exp_forget: bool, mask, layout, block_s: int) -> dict:
     return dict(
         STABILIZED=stabilized, EXP_FORGET=exp_forget, HAS_MASK=mask is not None,
-        **layout.kernel_options,
+        BLOCK_S=block_s, **layout.kernel_options,
     )  # fmt: skip
 
 
@@ -67,7 +97,7 @@ class _SLSTMFunction(torch.autograd.Function):
         xg = x_gates.contiguous()
         steps, batch, gh = xg.shape
         hidden, head = gh // 4, w_hh.shape[2]
-        layout = plan(batch, hidden, 4, w_hh.dtype, xg.device)
+        layout, block_s = _layout(batch, hidden, head, w_hh.dtype, xg.device)
         acts = torch.empty_like(xg)
         aux = xg.new_empty(steps, batch, 2 * hidden) if stabilized else _absent(xg)
         c_all, n_all, m_all, h_all, output = (xg.new_empty(steps, batch, hidden) for _ in range(5))
@@ -80,11 +110,12 @@ class _SLSTMFunction(torch.autograd.Function):
             kernels.slstm_forward[layout.grid](
                 xg, w_chip, *first, mask_u8, acts, aux, c_all, n_all, m_all, h_all, output,
                 sync, t_begin, n_steps, batch, hidden, head, N_SPLIT=sync_programs,
-                **_flags(stabilized, exp_forget, mask, layout),
+                **_flags(stabilized, exp_forget, mask, layout, block_s),
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=False, device=xg.device)
-        ctx.stabilized, ctx.exp_forget, ctx.mask, ctx.layout = stabilized, exp_forget, mask, layout
+        ctx.stabilized, ctx.exp_forget, ctx.mask = stabilized, exp_forget, mask
+        ctx.layout, ctx.block_s = layout, block_s
         ctx.save_for_backward(acts, aux, c_all, n_all, h_all, *first, w)
         ctx.mark_non_differentiable(acts, c_all, n_all, m_all, h_all)  # for traces only
         finals = (s[-1].clone() for s in (h_all, c_all, n_all, m_all))
@@ -112,7 +143,7 @@ class _SLSTMFunction(torch.autograd.Function):
             kernels.slstm_backward[layout.grid](
                 d_output, acts, aux, c_all, n_all, c0, n0, w_chip, mask_u8, d_pre, *buffers,
                 sync, t_begin, n_steps, steps, batch, hidden, head, N_SPLIT=sync_programs,
-                **_flags(ctx.stabilized, ctx.exp_forget, mask, layout),
+                **_flags(ctx.stabilized, ctx.exp_forget, mask, layout, ctx.block_s),
             )  # fmt: skip
 
         _time_loop(launch, steps, layout, backward=True, device=w.device)
