@@ -166,13 +166,22 @@ their own (torch's products between one-step launches), so they are checked as c
 their own."""
 
 
+SEVERAL_HEADS = {"slstm-4heads": dict(num_heads=4)}
+"""An sLSTM of four heads, which the registry's (one head) is not: each program's products
+read only its units' heads' rows of R, from a head boundary (fused_triton/slstm.py)."""
+
+
 def make_layer(name: str, input_size: int, hidden: int, backend: str):
-    """A one-layer, time-major layer of the registry cell ``name`` or of a ``PROJECTED``
-    option set."""
+    """A one-layer, time-major layer of the registry cell ``name``, of a ``PROJECTED``
+    option set or of a ``SEVERAL_HEADS`` sLSTM."""
     if name in PROJECTED:
         import lstmkit
 
         return lstmkit.LSTM(input_size, hidden, backend=backend, **PROJECTED[name])
+    if name in SEVERAL_HEADS:
+        from lstmkit.layers.slstm import SLSTM
+
+        return SLSTM(input_size, hidden, backend=backend, **SEVERAL_HEADS[name])
     from lstmkit.layers.named import MODERN_CELLS
 
     cell = MODERN_CELLS[name]
@@ -181,7 +190,8 @@ def make_layer(name: str, input_size: int, hidden: int, backend: str):
 
 def fused_cells() -> list[str]:
     """The cells the fused backend runs: the registry's that its dispatch lists, the two
-    stacks, which choose their own fused kernels, and the ``PROJECTED`` LSTMs."""
+    stacks, which choose their own fused kernels, the ``PROJECTED`` LSTMs and the
+    ``SEVERAL_HEADS`` sLSTM."""
     import torch
 
     from lstmkit.layers._memory_stack import MemoryJoinedStack
@@ -195,7 +205,7 @@ def fused_cells() -> list[str]:
         stack = isinstance(layer, MemoryJoinedStack)
         if stack or unsupported_reason(Backend.FUSED, layer.family) is None:
             names.append(name)
-    return [*names, *PROJECTED]
+    return [*names, *PROJECTED, *SEVERAL_HEADS]
 
 
 # the cell column fits the longest name, a projected one ("lstm-ln-per-gate+proj")
@@ -234,19 +244,29 @@ def chosen_shapes(names: str | None, available: tuple[Shape, ...]) -> tuple[Shap
     return tuple(by_name[name] for name in names.split(","))
 
 
-def run_timing(out: Path) -> None:
+def timing_config():
+    """``lstmkit bench``'s configuration for the timing step: every fused cell that is a
+    bench cell (the ``PROJECTED`` and ``SEVERAL_HEADS`` layers are not; they are checked,
+    not timed) at FlashRNN's size on the GPU."""
+    from lstmkit.bench.cells import CELL_NAMES
     from lstmkit.bench.configs import preset_sizes
-    from lstmkit.bench.report import format_table, to_json
-    from lstmkit.bench.run import BenchConfig, run_bench
+    from lstmkit.bench.run import BenchConfig
 
-    config = BenchConfig(
+    return BenchConfig(
         sizes=preset_sizes(("flashrnn",)),
-        cells=tuple(["lstm", *(c for c in fused_cells() if c != "lstm")]),
+        cells=("lstm", *(c for c in fused_cells() if c != "lstm" and c in CELL_NAMES)),
         backends=("auto", "fused", "torch"),
         device="cuda",
         dtypes=("bfloat16", "float32"),
         repeats=3,
     )
+
+
+def run_timing(out: Path) -> None:
+    from lstmkit.bench.report import format_table, to_json
+    from lstmkit.bench.run import run_bench
+
+    config = timing_config()
     rows = run_bench(config)
     (out / "bench.json").write_text(json.dumps(to_json(rows, config)))
     table = format_table(rows, config)

@@ -101,3 +101,20 @@ def test_small_batch_products_times_three_paths_and_names_the_rules_pick():
     assert all(r[6] == "vec_mat" and r[7] == "1.00x" for r in rows)  # tiny: vec_mat's
     bad = _script("small_batch_products.py", "--hidden", "8,x")
     assert bad.returncode == 2 and "--hidden must be a comma list of whole numbers" in bad.stderr
+
+
+def test_gpu_check_times_every_fused_bench_cell_and_only_those(monkeypatch):
+    """The timing step's configuration is one lstmkit bench accepts: the fused cells that
+    are bench cells, the plain LSTM first; the layers left out are only the projected LSTMs
+    and the several-headed sLSTM, which the checks run and the bench has no name for."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import gpu_check
+    import torch
+
+    from lstmkit.bench.cells import CELL_NAMES
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the config checks it
+    config = gpu_check.timing_config()
+    assert config.cells[0] == "lstm" and set(config.cells) <= set(CELL_NAMES)
+    left_out = set(gpu_check.fused_cells()) - set(config.cells)
+    assert left_out == set(gpu_check.PROJECTED) | set(gpu_check.SEVERAL_HEADS)
