@@ -105,8 +105,8 @@ def test_small_batch_products_times_three_paths_and_names_the_rules_pick():
 
 def test_gpu_check_times_every_fused_bench_cell_and_only_those(monkeypatch):
     """The timing step's configuration is one lstmkit bench accepts: the fused cells that
-    are bench cells, the plain LSTM first; the layers left out are only the projected LSTMs
-    and the several-headed sLSTM, which the checks run and the bench has no name for."""
+    are bench cells, the plain LSTM first; the layers left out are only the projected LSTMs,
+    which the checks run and the bench has no name for."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import gpu_check
     import torch
@@ -117,4 +117,5 @@ def test_gpu_check_times_every_fused_bench_cell_and_only_those(monkeypatch):
     config = gpu_check.timing_config()
     assert config.cells[0] == "lstm" and set(config.cells) <= set(CELL_NAMES)
     left_out = set(gpu_check.fused_cells()) - set(config.cells)
-    assert left_out == set(gpu_check.PROJECTED) | set(gpu_check.SEVERAL_HEADS)
+    assert left_out == set(gpu_check.PROJECTED)
+    assert "slstm-4heads" in config.cells and "rnn-relu" not in config.cells

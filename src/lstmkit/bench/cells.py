@@ -1,11 +1,13 @@
 """The cells ``lstmkit bench`` can time, and what it counts of each.
 
 Every cell of the registry (:data:`lstmkit.layers.named.MODERN_CELLS`) by its name, plus
-``rnn-relu``, which only the bench has (torch.nn.RNN's other nonlinearity, a yardstick for
-its kernels). Each is built through the registry's ``ModernCell.layer``, time-major as the
-bench's inputs (T, B, I), so a cell added to the registry is timed with no change here. A
-cell keeps the fewest layers the registry builds it with: one for most, two for the stacks
-joined through their memory (the depth-gated and the Grid LSTM).
+two that only the bench has: ``rnn-relu`` (torch.nn.RNN's other nonlinearity, a yardstick
+for its kernels) and ``slstm-4heads`` (the sLSTM of four heads, R block-diagonal as in
+xLSTM's blocks, whose fused kernels work per head where the registry's one head is dense).
+Each is built through the registry's ``ModernCell.layer``, time-major as the bench's inputs
+(T, B, I), so a cell added to the registry is timed with no change here. A cell keeps the
+fewest layers the registry builds it with: one for most, two for the stacks joined through
+their memory (the depth-gated and the Grid LSTM).
 
 FLOPs: the forward matrix products of one step cost 2*B*E, with E the entries of the
 layer's weight matrices (a multiply and an add per entry and sequence), where a weight
@@ -26,8 +28,10 @@ from __future__ import annotations
 from torch import nn
 
 from lstmkit.cells import RNNCell
+from lstmkit.cells.slstm import SLSTMCell
 from lstmkit.layers.named import MODERN_CELLS, ModernCell
 from lstmkit.layers.rnn import RNN
+from lstmkit.layers.slstm import SLSTM
 
 _BENCH_ONLY = (
     ModernCell(
@@ -37,6 +41,14 @@ _BENCH_ONLY = (
         RNN,
         RNNCell,
         {"nonlinearity": "relu"},
+    ),
+    ModernCell(
+        "slstm-4heads",
+        "slstm",
+        "sLSTM of four heads, R block-diagonal (Beck et al. 2024's blocks)",
+        SLSTM,
+        SLSTMCell,
+        {"num_heads": 4},
     ),
 )
 
