@@ -309,7 +309,7 @@ def test_triton_kernels_match_reference(cell, shape, monkeypatch):
 HEAD_SPANS = {
     "heads4": (4, 16),  # heads of 10: rows 0-20, 10-40, 30-40; BLOCK_S 32 of 64
     "heads8": (8, 16),  # heads of 5: rows 0-20, 15-35, 30-40; BLOCK_S 32
-    "heads2": (2, 32),  # heads of 20: rows 0-40, 20-40; BLOCK_S 64, the second from row 20
+    "heads2": (2, 32),  # heads of 20: rows 0-40, 20-40; BLOCK_S 64, all of H: both from row 0
 }
 
 

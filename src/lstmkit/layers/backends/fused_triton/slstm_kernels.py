@@ -86,11 +86,15 @@ def slstm_forward(
     """Steps t_begin .. t_begin + n_steps - 1 of cellmath/slstm.py's equations. ``BLOCK_KC``
     < ``BLOCK_K`` streams R (:func:`_streamed_heads`); on chip, the products reduce over
     the ``BLOCK_S`` columns from the first of these units' heads (:func:`_heads_columns`)."""
-    pid_b, rows, units, _, row_ok, _, ok, _ = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
+    pid_b, rows, units, ks, row_ok, _, ok, full_ok = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
     ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = 4 * H
     if ON_CHIP:
-        ks, span_ok = _heads_columns(row_ok, H, D, BLOCK_H, BLOCK_S)
+        # a span as wide as the padded H (one head, or heads wider than the units) is every
+        # column from 0, as a dense tile's: a start from the program's index would cost
+        # registers and spills for nothing
+        if BLOCK_S < BLOCK_K:
+            ks, full_ok = _heads_columns(row_ok, H, D, BLOCK_H, BLOCK_S)
         w_i = _block_weight(w_ptr, 0, ks, units, H, D, True)
         w_f = _block_weight(w_ptr, 1, ks, units, H, D, True)
         w_z = _block_weight(w_ptr, 2, ks, units, H, D, True)
@@ -108,7 +112,7 @@ def slstm_forward(
         pre_z = _rows_tile(xg + 2 * H, rows, units, gh, ok).to(tl.float32)
         pre_o = _rows_tile(xg + 3 * H, rows, units, gh, ok).to(tl.float32)
         if ON_CHIP:
-            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, span_ok).to(w_i.dtype)
+            h_prev = _full_h(h0_ptr, h_all_ptr, t, B, H, rows, ks, full_ok).to(w_i.dtype)
             pre_i += tl.dot(h_prev, w_i, input_precision="ieee")
             pre_f += tl.dot(h_prev, w_f, input_precision="ieee")
             pre_z += tl.dot(h_prev, w_z, input_precision="ieee")
@@ -180,11 +184,12 @@ def slstm_backward(
     """Steps t_begin, t_begin - 1, ... (n_steps of them). Writes dpre (T, B, G*H); the
     fp32 buffers carry dL/dh's pass-by part and dL/dc, dL/dn, dL/dm between launches.
     ``BLOCK_KC`` < ``BLOCK_K`` streams R (:func:`_streamed_heads`); on chip, as forwards."""
-    pid_b, rows, units, _, row_ok, _, ok, _ = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
+    pid_b, rows, units, ks, row_ok, _, ok, full_ok = _program_tile(B, H, BLOCK_B, BLOCK_H, BLOCK_K)
     ON_CHIP: tl.constexpr = BLOCK_KC == BLOCK_K
     gh = 4 * H
     if ON_CHIP:
-        ks, span_ok = _heads_columns(row_ok, H, D, BLOCK_H, BLOCK_S)
+        if BLOCK_S < BLOCK_K:  # as forwards
+            ks, full_ok = _heads_columns(row_ok, H, D, BLOCK_H, BLOCK_S)
         w_i = _block_weight(w_ptr, 0, ks, units, H, D, False)
         w_f = _block_weight(w_ptr, 1, ks, units, H, D, False)
         w_z = _block_weight(w_ptr, 2, ks, units, H, D, False)
@@ -201,13 +206,13 @@ def slstm_backward(
         if t + 1 < T:  # what step t+1's pre-activations send back through R
             base = dpre_ptr + _step_offset(t + 1, B, gh)
             if ON_CHIP:
-                back_i = _shared_tile(base, rows, ks, gh, span_ok).to(w_i.dtype)
+                back_i = _shared_tile(base, rows, ks, gh, full_ok).to(w_i.dtype)
                 dh += tl.dot(back_i, w_i, input_precision="ieee")
-                back_f = _shared_tile(base + H, rows, ks, gh, span_ok).to(w_i.dtype)
+                back_f = _shared_tile(base + H, rows, ks, gh, full_ok).to(w_i.dtype)
                 dh += tl.dot(back_f, w_f, input_precision="ieee")
-                back_z = _shared_tile(base + 2 * H, rows, ks, gh, span_ok).to(w_i.dtype)
+                back_z = _shared_tile(base + 2 * H, rows, ks, gh, full_ok).to(w_i.dtype)
                 dh += tl.dot(back_z, w_z, input_precision="ieee")
-                back_o = _shared_tile(base + 3 * H, rows, ks, gh, span_ok).to(w_i.dtype)
+                back_o = _shared_tile(base + 3 * H, rows, ks, gh, full_ok).to(w_i.dtype)
                 dh += tl.dot(back_o, w_o, input_precision="ieee")
             else:
                 at = (dpre_ptr, t, B, gh, rows, row_ok, w_ptr)  # all_ptr, t, B: read forwards only
