@@ -199,9 +199,8 @@ def fused_cells() -> list[str]:
     from lstmkit.layers.named import MODERN_CELLS
 
     names = []
-    for name, cell in BENCH_CELLS.items():
-        if name not in MODERN_CELLS and name not in BENCH_ONLY_CELLS:
-            continue
+    for name in (*MODERN_CELLS, *BENCH_ONLY_CELLS):
+        cell = BENCH_CELLS[name]
         with torch.device("meta"):
             layer = cell.layer(8, 8, None)
         stack = isinstance(layer, MemoryJoinedStack)

@@ -359,19 +359,22 @@ def test_changing_the_interpreter_setting_after_the_first_call_is_refused_clearl
     assert "loaded with TRITON_INTERPRET off and it has changed since" in result.stdout
 
 
+def _tool(script: str, *args: str) -> subprocess.CompletedProcess:
+    """tools/``script`` with ``args``, in a process of its own without TRITON_INTERPRET (the
+    tools record under the interpreter in a child, and compile in this one)."""
+    tool = Path(__file__).resolve().parents[1] / "tools" / script
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    return subprocess.run(
+        [sys.executable, str(tool), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 def test_the_kernels_compile_for_a_hopper_gpu_without_one():
     """tools/compile_triton_kernels.py on two cells: the launches their layers make, compiled
     ahead of time for sm_90 by Triton's own compiler, which refuses what the interpreter
     lets pass. The whole registry takes minutes (its docstring); docs/performance.md has
     the result."""
-    tool = Path(__file__).resolve().parents[1] / "tools" / "compile_triton_kernels.py"
-    result = subprocess.run(
-        [sys.executable, str(tool), "--cells", "rnn,mingru"],
-        env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _tool("compile_triton_kernels.py", "--cells", "rnn,mingru")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     compiled = re.search(r"compiled (\d+) of (\d+) kernel variants for sm_90", result.stdout)
     assert compiled and compiled[1] == compiled[2] and int(compiled[1]) >= 4, result.stdout
@@ -383,16 +386,8 @@ def test_every_launch_at_the_benchmark_sizes_fits_an_h100_and_the_plans_count():
     more shared memory than the plan counted on nor than the GPU allows (every launch has
     that count: the tool sees the plan of each family's module). At H=768 each cell's kernels
     stream W_hh (the sLSTM's R) in slices of 256 columns."""
-    tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
-    command = [sys.executable, str(tool), "--cells", "lstm,gru,slstm", "--sizes",
-               "fastrnns,flashrnn", "--dtype", "float32"]  # fmt: skip
-    result = subprocess.run(
-        command,
-        env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _tool("triton_resources.py", "--cells", "lstm,gru,slstm", "--sizes",
+                   "fastrnns,flashrnn", "--dtype", "float32")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "12 launches compiled for sm_90, 0 wrong; 0 (cell, size, dtype) refused" in result.stdout
     streamed = r"(lstm|gru|slstm) +flashrnn +float32 +\w+ +1x48 +16/16/1024/256 "  # b/h/k/slice
@@ -407,16 +402,13 @@ def test_the_resource_tool_compiles_under_a_register_cap_when_asked():
     """--maxnreg compiles every launch with Triton's option of that name, to ask what a cap
     would change (the kernels pass none): no launch uses more registers than the cap. A cap
     sm_90 cannot have is a one-line usage error."""
-    tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
-    command = [sys.executable, str(tool), "--cells", "gru", "--sizes", "fastrnns", "--dtype",
-               "float32", "--maxnreg", "64"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    command = ["--cells", "gru", "--sizes", "fastrnns", "--dtype", "float32", "--maxnreg", "64"]
+    result = _tool("triton_resources.py", *command)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("gru ")]
     assert [row[3] for row in rows] == ["gru_forward", "gru_backward"], result.stdout
     assert all(int(row[-2]) <= 64 for row in rows), result.stdout
-    bad = subprocess.run([*command[:-1], "300"], env=env, capture_output=True, text=True)
+    bad = _tool("triton_resources.py", *command[:-1], "300")
     assert bad.returncode == 2 and "--maxnreg must be from 16 to 255" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -434,13 +426,8 @@ def test_the_resource_tool_lays_out_bfloat16_weights_in_bfloat16():
     """The interpreter is handed bfloat16 weights in float32 (_on_chip); the tools hand the
     kernels the GPU's types instead, in every family's module, or the compiled tiles would
     be twice the plan's shared memory (each row WRONG)."""
-    tool = Path(__file__).resolve().parents[1] / "tools" / "triton_resources.py"
-    result = subprocess.run(
-        [sys.executable, str(tool), "--cells", "lstm", "--sizes", "fastrnns", "--dtype",
-         "bfloat16"],
-        env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = _tool("triton_resources.py", "--cells", "lstm", "--sizes", "fastrnns", "--dtype",
+                   "bfloat16")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 launches compiled for sm_90, 0 wrong" in result.stdout, result.stdout
 

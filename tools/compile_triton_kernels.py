@@ -32,18 +32,27 @@ def kernels_on_the_cpu() -> None:
     dtype; the interpreter gets bfloat16 ones in float32 (its NumPy has no bfloat16
     arithmetic): recording wants the GPU's types, and accepts that the interpreted bfloat16
     numbers are meaningless."""
-    import importlib
-
     from lstmkit.layers import _memory_stack
     from lstmkit.layers.backends import fused, fused_triton
     from lstmkit.layers.backends.fused_triton import stacks
 
     fused.kernels_for = lambda device_type: fused_triton
     _memory_stack.stack_kernels = lambda device_type: stacks
-    for name in fused_triton.FAMILY_MODULES:  # each imported _on_chip by name
-        owner = importlib.import_module(f"{fused_triton.__name__}.{name}")
-        if hasattr(owner, "_on_chip"):
-            owner._on_chip = lambda w: w.contiguous()
+    replace_in_family_modules("_on_chip", lambda w: w.contiguous())
+
+
+def replace_in_family_modules(name: str, value) -> None:
+    """Set ``name`` to ``value`` in every module of fused_triton.FAMILY_MODULES that has
+    it: each imported plan() and the helpers by name, so replacing them in the package
+    alone would not reach the code that calls them."""
+    import importlib
+
+    from lstmkit.layers.backends import fused_triton
+
+    for module in fused_triton.FAMILY_MODULES:
+        owner = importlib.import_module(f"{fused_triton.__name__}.{module}")
+        if hasattr(owner, name):
+            setattr(owner, name, value)
 
 
 def describe_launch(kernel, args: tuple, kwargs: dict) -> dict:

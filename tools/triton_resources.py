@@ -26,7 +26,6 @@ error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from compile_triton_kernels import (  # a sibling script, not a package
     compile_for_hopper,
     describe_launch,
     kernels_on_the_cpu,
+    replace_in_family_modules,
 )
 
 REGISTERS_PER_MULTIPROCESSOR = 65536
@@ -68,10 +68,7 @@ def _record(cells: list[str], sizes: list[str], dtypes: list[str]) -> list[dict]
         context["model"] = layout.shared
         return layout
 
-    for name in fused_triton.FAMILY_MODULES:  # each imported plan by name
-        owner = importlib.import_module(f"{fused_triton.__name__}.{name}")
-        if hasattr(owner, "plan"):
-            owner.plan = planning
+    replace_in_family_modules("plan", planning)
 
     def recording(self, *args, grid, warmup, **kwargs):  # records, and does not run
         grid = [int(g) for g in (grid(kwargs) if callable(grid) else grid)]

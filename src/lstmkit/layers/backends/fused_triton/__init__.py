@@ -218,8 +218,7 @@ def plan(
         return block_k if reduction is None else reduction(units)
 
     def on_chip_bytes(units: int) -> int:  # shared_bytes at this many units a program
-        return shared_bytes(block_b, units, span(units), gates, itemsize,
-                            operand_columns or span(units))  # fmt: skip
+        return shared_bytes(block_b, units, span(units), gates, itemsize, operand_columns)
 
     shared = 0
     if limits is None:  # programs run one after another: one holds every unit

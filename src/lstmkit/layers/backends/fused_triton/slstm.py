@@ -58,21 +58,21 @@ def run_slstm(family: SLSTMFamily, x, state, weights, mask):
 
 
 def _heads_span(hidden: int, head: int):
-    """The columns of R a program's products need with ``units`` units (a function of
-    units, for :func:`plan`): the widest span of whole heads that any program's units
-    touch, padded to a power of two, at least 16 (a product's least) and at most the padded
-    H, the dense span."""
-    dense = max(16, _next_power_of_two(hidden))
+    """The columns of R a program's products need with ``units`` units, as a function of
+    units for :func:`plan` (:func:`_heads_rows`)."""
+    return functools.partial(_heads_rows, hidden, head)
 
-    def span(units: int) -> int:
-        widest = max(
-            min(hidden, ((min(first + units, hidden) - 1) // head + 1) * head)
-            - first // head * head
-            for first in range(0, hidden, units)
-        )
-        return min(dense, max(16, _next_power_of_two(widest)))
 
-    return span
+@functools.cache  # plan() asks for a few unit counts at every call, the same each time
+def _heads_rows(hidden: int, head: int, units: int) -> int:
+    """The widest span of whole heads that any program of ``units`` units touches, padded
+    to a power of two, at least 16 (a product's least) and at most the padded H, the dense
+    span."""
+    widest = max(
+        min(hidden, ((min(first + units, hidden) - 1) // head + 1) * head) - first // head * head
+        for first in range(0, hidden, units)
+    )
+    return min(max(16, _next_power_of_two(hidden)), max(16, _next_power_of_two(widest)))
 
 
 def _layout(batch: int, hidden: int, head: int, dtype, device):
