@@ -119,3 +119,43 @@ def test_gpu_check_times_every_fused_bench_cell_and_only_those(monkeypatch):
     left_out = set(gpu_check.fused_cells()) - set(config.cells)
     assert left_out == set(gpu_check.PROJECTED)
     assert "slstm-4heads" in config.cells and "rnn-relu" not in config.cells
+
+
+def test_bfloat16_ceiling_prints_both_dtypes_and_the_three_speed_ups():
+    result = _script("bfloat16_ceiling.py", "--quick", "--cells", "lstm,gru")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("  ")]
+    tables = [tuple(r[:2]) for r in rows if r[1] in ("float32", "bfloat16")]
+    cells = [(c, d) for c in ("lstm", "gru") for d in ("float32", "bfloat16")]
+    assert tables == cells * 2  # the two quick sizes
+    summaries = [line for line in result.stdout.splitlines() if "the ceiling" in line]
+    assert len(summaries) == 4 and all("the whole call" in s for s in summaries)
+    for wrong, message in (
+        (["--cells", "lstm,nope"], "--cells: unknown nope"),
+        (["--sizes", "huge"], "--sizes:"),
+        (["--rounds", "0"], "--rounds must be at least 1"),
+    ):
+        bad = _script("bfloat16_ceiling.py", *wrong)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+
+
+def test_bfloat16_ceiling_counts_the_product_operators_and_nothing_else(monkeypatch):
+    """A profile of matrix products alone is all products; one of elementwise work, none."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bfloat16_ceiling
+    import torch
+    from torch.profiler import profile
+
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    with profile() as products:
+        for _ in range(5):
+            torch.mm(a, b)
+            torch.addmm(a, a, b)
+    with profile() as elementwise:
+        for _ in range(5):
+            torch.tanh(a).add_(b).mul_(b)
+    assert bfloat16_ceiling.products_ms(elementwise) == 0
+    measured = bfloat16_ceiling.products_ms(products)
+    expected = sum(e.self_cpu_time_total for e in products.key_averages()) / 1e3
+    assert 0 < measured <= expected and measured > 0.5 * expected
