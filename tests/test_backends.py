@@ -93,6 +93,47 @@ def test_auto_picks_the_fastest_backend_that_can_run_the_layer():
     assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=True) is Backend.REFERENCE
 
 
+def test_auto_takes_the_fused_kernels_for_a_bfloat16_lstm_that_will_be_differentiated():
+    """torch's LSTM kernel is the faster forward in every dtype, and the faster
+    forward+backward in float32; in bfloat16 lstmkit's is (docs/performance.md)."""
+    bf16 = torch.bfloat16
+    for family in (LSTMFamily(4), LSTMFamily(4, proj_size=2)):
+        assert choose_backend(Backend.AUTO, family, False, dtype=bf16, graph=True) is Backend.FUSED
+        assert choose_backend(Backend.AUTO, family, False, dtype=bf16) is Backend.TORCH
+        assert choose_backend(Backend.AUTO, family, False, graph=True) is Backend.TORCH
+        assert choose_backend(Backend.AUTO, family, False, "cuda", dtype=bf16, graph=True) is (
+            Backend.TORCH
+        )
+    assert choose_backend(Backend.AUTO, GRUFamily(4), False, dtype=bf16) is Backend.FUSED
+
+
+def test_the_layer_tells_auto_its_dtype_and_whether_a_backward_will_follow(monkeypatch):
+    chosen = []
+
+    def spy(*args, **kwargs):
+        backend = choose_backend(*args, **kwargs)
+        chosen.append(backend)
+        return backend
+
+    monkeypatch.setattr(lstmkit.layers.base, "choose_backend", spy)
+    layer = lstmkit.LSTM(I, H, dtype=torch.bfloat16)
+    x = torch.randn(T, B, I, dtype=torch.bfloat16)
+    layer(x)  # the parameters ask for gradients
+    with torch.no_grad():
+        layer(x)
+    layer.requires_grad_(False)
+    layer(x)  # nothing asks for a gradient
+    layer(x.clone().requires_grad_())  # the input does
+    h0 = torch.zeros(1, B, H, dtype=torch.bfloat16, requires_grad=True)
+    layer(x, (h0, torch.zeros_like(h0)))  # a state does
+    full = lstmkit.LSTM(I, H)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        full(x.float())  # runs in bfloat16, its float32 parameters asking for gradients
+    full(x.float())
+    fused, torch_ = Backend.FUSED, Backend.TORCH
+    assert chosen == [fused, torch_, torch_, fused, fused, fused, torch_]
+
+
 def test_explicit_backends_that_cannot_run_say_why():
     with pytest.raises(ValueError, match="the manual backend's loops do not have the gru cell"):
         lstmkit.GRU(I, H, backend="manual")

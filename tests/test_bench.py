@@ -29,7 +29,7 @@ from lstmkit.bench import run as bench_run
 from lstmkit.bench.cells import CELL_NAMES, DEFAULT_CELLS, build_layer, matrix_entries
 from lstmkit.bench.memory import saved_activation_bytes
 from lstmkit.bench.report import TIMING_ENVIRONMENT
-from lstmkit.bench.run import CELL_LOOP, PEERS, TORCH_LSTM
+from lstmkit.bench.run import CELL_LOOP, DTYPES, PEERS, TORCH_LSTM
 from lstmkit.bench.timing import interleaved_medians
 from lstmkit.cli import main
 from lstmkit.layers.backends import Backend, choose_backend, unsupported_reason
@@ -47,6 +47,7 @@ ROW_KEYS = {
     "cell",
     "backend",
     "resolved",
+    "resolved_fwd_bwd",
     "dtype",
     "fwd_ms",
     "fwd_bwd_ms",
@@ -165,7 +166,7 @@ def test_on_cuda_a_stack_is_timed_on_triton_and_auto_takes_the_loop(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the config checks it
     for cell in STACKS:
         entries = candidate_entries(BenchConfig(device="cuda", cells=(cell,)), TINY)
-        assert [(e.backend, e.resolved) for e in entries[len(PEERS) :]] == [
+        assert [(e.backend, e.resolved["float32"].fwd) for e in entries[len(PEERS) :]] == [
             ("reference", "reference"), ("fused", "fused"), ("auto", "reference"),
         ]  # fmt: skip
 
@@ -289,9 +290,27 @@ def test_every_supported_backend_and_auto_are_timed(cell):
         b for b in Backend if b is not Backend.AUTO and unsupported_reason(b, family) is None
     ]
     assert supported_backends(family) == supported
-    entries = candidate_entries(BenchConfig(cells=(cell,)), TINY)
+    config = BenchConfig(cells=(cell,), dtypes=("float32", "bfloat16"))
+    entries = candidate_entries(config, TINY)
     assert [e.backend for e in entries] == [*PEERS, *(b.value for b in supported), "auto"]
-    assert entries[-1].resolved == choose_backend(Backend.AUTO, family, tracing=False).value
+    for dtype in ("float32", "bfloat16"):
+        for graph, chosen in zip((False, True), entries[-1].resolved[dtype], strict=True):
+            expected = choose_backend(Backend.AUTO, family, False, dtype=DTYPES[dtype], graph=graph)
+            assert chosen == expected.value, (dtype, graph)
+
+
+def test_auto_rows_name_what_ran_the_forward_and_the_forward_backward(capsys):
+    """In bfloat16 auto runs the LSTM's forward on torch's kernel and its forward+backward on
+    lstmkit's; the table says both, the JSON has each, and float32's rows one."""
+    argv = ["--cells", "lstm", "--backends", "auto", "--dtype", "float32,bfloat16"]
+    rows = run_json(capsys, *argv)["rows"]
+    auto = {(row["dtype"], row["resolved"], row["resolved_fwd_bwd"]) for row in rows
+            if row["backend"] == "auto"}  # fmt: skip
+    assert auto == {("float32", "torch", "torch"), ("bfloat16", "torch", "fused")}
+    assert main(["bench", "--quick", *FAST, *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(" auto (torch; f+b fused) " in line and "bfloat16" in line for line in lines) == 2
+    assert sum(" auto (torch) " in line and "float32" in line for line in lines) == 2
 
 
 def test_backends_the_device_refuses_are_left_out(monkeypatch):

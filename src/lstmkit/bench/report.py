@@ -128,6 +128,7 @@ def row_json(row: BenchRow) -> dict[str, object]:
         "cell": row.cell,
         "backend": row.backend,
         "resolved": row.resolved,
+        "resolved_fwd_bwd": row.resolved_fwd_bwd or row.resolved,
         "dtype": row.dtype,
         "fwd_ms": row.fwd_ms,
         "fwd_bwd_ms": row.fwd_bwd_ms,
@@ -217,14 +218,19 @@ class _Column:
 
 
 def _backend_label(row: BenchRow) -> str:
-    if row.backend not in PEERS and row.resolved != row.backend:
-        return f"{row.backend} ({row.resolved})"  # auto and what it chose
-    return row.backend
+    """The backend as asked; for ``auto`` what it chose too, and where the forward+backward
+    ran on another, that one after ``f+b``."""
+    fwd_bwd = row.resolved_fwd_bwd or row.resolved
+    if row.backend in PEERS or row.resolved == fwd_bwd == row.backend:
+        return row.backend
+    if fwd_bwd == row.resolved:
+        return f"{row.backend} ({row.resolved})"
+    return f"{row.backend} ({row.resolved}; f+b {fwd_bwd})"
 
 
 _NAME_COLUMNS = (
     _Column("cell", 13, lambda row: row.cell, left=True),
-    _Column("backend", 22, _backend_label, left=True),
+    _Column("backend", 23, _backend_label, left=True),
 )
 _TIME_COLUMNS = (
     _Column("fwd ms", 7, lambda row: _fixed(row.fwd_ms)),

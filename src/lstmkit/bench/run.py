@@ -158,6 +158,15 @@ class BenchConfig:
         return self.dtypes[0]
 
 
+class Resolved(NamedTuple):
+    """What runs a candidate in one dtype: for ``auto`` the backends it chooses, else the
+    requested one; a forward under ``torch.no_grad()`` and a forward+backward apart, since
+    ``auto`` weighs whether the call builds a graph."""
+
+    fwd: str
+    fwd_bwd: str
+
+
 @dataclass(frozen=True)
 class Entry:
     """One candidate of a size, before it is built."""
@@ -165,8 +174,8 @@ class Entry:
     cell: str
     backend: str
     """As requested: a Backend value, or a peer's name."""
-    resolved: str
-    """What runs: for ``auto`` the backend it chose, else the same as ``backend``."""
+    resolved: dict[str, Resolved]
+    """What runs in each dtype of :data:`DTYPES`, by its key."""
     matrix_entries: int
     """E of :mod:`.cells`: the entries of the layer's weight matrices, all layers."""
     num_layers: int = 1
@@ -181,6 +190,7 @@ class BenchRow:
     cell: str
     backend: str
     resolved: str
+    """What ran the forward: for ``auto`` the backend it chose, else ``backend``."""
     matrix_entries: int
     """The entries of the layer's weight matrices (:mod:`.cells`), all its layers."""
     fwd_ms: float | None
@@ -203,6 +213,9 @@ class BenchRow:
     """The same for fwd_bwd_ms."""
     num_layers: int = 1
     """Layers of the candidate: its times, FLOPs and memory are the whole stack's."""
+    resolved_fwd_bwd: str | None = None
+    """What ran the forward+backward, where it differs from ``resolved`` (``auto`` takes
+    lstmkit's kernels for a bfloat16 LSTM that builds a graph, torch's for its forward)."""
 
     @property
     def flops_per_step(self) -> int:
@@ -239,7 +252,10 @@ def candidate_entries(config: BenchConfig, size: BenchSize) -> list[Entry]:
     ``auto`` is asked for. Each layer is built on the meta device to learn its family and
     weight shapes: no memory, no initialisation cost."""
     peer_entries = matrix_entries(nn.LSTM(size.I, size.H, device="meta"))
-    entries = [Entry("lstm", peer, peer, peer_entries) for peer in PEERS]
+    entries = [
+        Entry("lstm", peer, {name: Resolved(peer, peer) for name in config.dtypes}, peer_entries)
+        for peer in PEERS
+    ]
     for cell in config.cells:
         entries += _cell_entries(cell, config, size)
     return entries
@@ -256,11 +272,15 @@ def _stack_entries(
         if backend.value not in config.backends:
             continue
         layer.backend = backend
+
+        def resolve(dtype: torch.dtype, graph: bool, layer=layer) -> str:
+            return layer.resolve_backend(False, config.device, dtype).value
+
         try:
-            resolved = layer.resolve_backend(False, config.device, torch.float32)
+            resolved = _resolutions(resolve, backend.value, config.dtypes)
         except ValueError:
             continue
-        entries.append(Entry(cell, backend.value, resolved.value, **counted))
+        entries.append(Entry(cell, backend.value, resolved, **counted))
     return entries
 
 
@@ -273,12 +293,36 @@ def _cell_entries(cell: str, config: BenchConfig, size: BenchSize) -> list[Entry
     for backend in (*supported_backends(layer.family), Backend.AUTO):
         if backend.value not in config.backends:
             continue
+
+        def resolve(dtype: torch.dtype, graph: bool, backend=backend) -> str:
+            chosen = choose_backend(
+                backend, layer.family, False, config.device, dtype=dtype, graph=graph
+            )
+            return chosen.value
+
         try:
-            resolved = choose_backend(backend, layer.family, False, device_type=config.device)
+            resolved = _resolutions(resolve, backend.value, config.dtypes)
         except ValueError:
             continue
-        entries.append(Entry(cell, backend.value, resolved.value, **counted))
+        entries.append(Entry(cell, backend.value, resolved, **counted))
     return entries
+
+
+def _resolutions(
+    resolve: Callable[[torch.dtype, bool], str], requested: str, dtypes: Sequence[str]
+) -> dict[str, Resolved]:
+    """``resolve(dtype, graph)`` for each of ``dtypes``, without and with a graph. A
+    ValueError for float32's forward (a backend the device refuses) passes through, and the
+    entry is left out; one for another dtype leaves ``requested`` there, whose build then
+    fails in the row's error column, as a dtype a backend lacks always has."""
+    resolve(torch.float32, False)
+    resolved = {}
+    for name in dtypes:
+        try:
+            resolved[name] = Resolved(resolve(DTYPES[name], False), resolve(DTYPES[name], True))
+        except ValueError:
+            resolved[name] = Resolved(requested, requested)
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -474,7 +518,7 @@ def _rows(
                 size,
                 entry.cell,
                 entry.backend,
-                entry.resolved,
+                entry.resolved[dtype].fwd,
                 entry.matrix_entries,
                 fwd_ms,
                 fwd_bwd_ms,
@@ -485,6 +529,7 @@ def _rows(
                 ratio_saved=_ratio(saved_mb, results.saved.get(base)),
                 dtype=dtype,
                 num_layers=entry.num_layers,
+                resolved_fwd_bwd=entry.resolved[dtype].fwd_bwd,
             )
         )
     return rows

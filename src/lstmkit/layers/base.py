@@ -258,7 +258,15 @@ class RecurrentLayer(nn.Module):
             # call asks it for the reference loop here. An explicit fast backend never gets
             # this far: the backend and regulariser setters refuse the combination.
             requested = Backend.REFERENCE
-        backend = choose_backend(requested, self.family, return_trace, device_type, recompute)
+        backend = choose_backend(
+            requested,
+            self.family,
+            return_trace,
+            device_type,
+            recompute,
+            dtype=compute_dtype,
+            graph=_builds_graph(seq.data, initial, self.parameters()),
+        )
         # under autocast the layer runs wholly in its lower dtype, with the casts made here
         # (differentiable, so the float32 parameters get float32 gradients): autocast's own
         # per-op casting would hand the kernels mixed dtypes
@@ -431,6 +439,14 @@ def _autocast_dtype(param: Tensor, device_type: str) -> torch.dtype | None:
         return None
     lowered = torch.get_autocast_dtype(device_type)
     return lowered if lowered in (torch.bfloat16, torch.float16) else None
+
+
+def _builds_graph(x: Tensor, initial: tuple[Tensor, ...], parameters) -> bool:
+    """Whether the call builds an autograd graph: gradients are on and the input, a state
+    or a parameter asks for one, so a backward will follow the forward."""
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or any(t.requires_grad for t in (*initial, *parameters))
 
 
 def _expect_input_like(

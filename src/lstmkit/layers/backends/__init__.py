@@ -20,7 +20,8 @@ A typed choice, validated once when the layer is built, dispatched in one place
   layer norms, and says so). The depth-gated and Grid LSTM stacks have fused kernels of
   their own, chosen by their layers (:mod:`lstmkit.layers._memory_stack`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
-  (and for the plain GRU and RNN off the CPU), ``"fused"`` for everything else on the CPU,
+  (but ``"fused"`` for a bfloat16 call on the CPU that builds an autograd graph) and for
+  the plain GRU and RNN off the CPU, ``"fused"`` for everything else on the CPU,
   else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
   cannot be built (no C++ compiler), ``auto`` warns once and takes the next in that list.
   On a GPU ``auto`` does not take the Triton kernels yet: they are checked under Triton's
@@ -36,6 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 from enum import Enum
+
+import torch
 
 from lstmkit.cellmath.clockwork import ClockworkFamily
 from lstmkit.cellmath.family import CellFamily
@@ -127,10 +130,15 @@ def choose_backend(
     tracing: bool,
     device_type: str = "cpu",
     recompute: bool = False,
+    *,
+    dtype: torch.dtype = torch.float32,
+    graph: bool = False,
 ) -> Backend:
     """The backend that runs this call. ``recompute``: the layer recomputes activations in
     the backward (``recompute_every``), which needs a backend that runs one direction at a
-    time, so not torch's, which runs every layer and step in one call."""
+    time, so not torch's, which runs every layer and step in one call. ``dtype`` is what the
+    call computes in and ``graph`` whether it builds an autograd graph (a backward will
+    follow); ``auto`` weighs them for the plain LSTM on the CPU (:func:`_torch_lstm_wins`)."""
     if requested is Backend.TORCH and recompute:
         raise ValueError(
             "recompute_every needs a backend that runs one direction at a time, and torch's "
@@ -140,11 +148,10 @@ def choose_backend(
     if requested is Backend.AUTO:
         if tracing:  # the reference's traces are differentiable; the fused ones are not
             return Backend.REFERENCE
-        # torch's own LSTM kernel (oneDNN) is the fastest plain LSTM on the CPU; its GRU and
-        # RNN backward passes are not fused, and lstmkit's kernels beat them (performance.md)
-        plain_lstm = isinstance(family, LSTMFamily)
+        # torch's GRU and RNN backward passes are not fused, and lstmkit's kernels beat them
+        # on the CPU (performance.md); its LSTM kernel (oneDNN) mostly wins (below)
         torch_can = unsupported_reason(Backend.TORCH, family) is None and not recompute
-        if torch_can and (plain_lstm or device_type != "cpu"):
+        if torch_can and (device_type != "cpu" or _torch_lstm_wins(family, dtype, graph)):
             return Backend.TORCH
         fused_can = unsupported_reason(Backend.FUSED, family) is None
         if device_type == "cpu" and fused_can and _fused_cpu_ready(family):
@@ -169,6 +176,19 @@ def choose_backend(
                 "Use backend='auto' there"
             )
     return requested
+
+
+def _torch_lstm_wins(family: CellFamily, dtype: torch.dtype, graph: bool) -> bool:
+    """Whether torch's LSTM kernel (oneDNN) is the faster CPU backend for this call: for
+    the LSTM family (what torch runs of it: the plain cell, with or without projection) in
+    every case but a bfloat16 call that will be differentiated. There lstmkit's kernels
+    took 0.57 to 0.97x torch.nn.LSTM's forward+backward time at every size ``lstmkit
+    bench`` reports (one layer; a stack or a projection runs the same kernels layer by
+    layer), while torch's bfloat16 forward alone stays the faster (docs/performance.md,
+    "auto in bfloat16")."""
+    if not isinstance(family, LSTMFamily):
+        return False
+    return not (graph and dtype == torch.bfloat16)
 
 
 def _fused_cpu_ready(family: CellFamily) -> bool:
