@@ -12,7 +12,7 @@ from torch.autograd import gradcheck
 
 import lstmkit
 from lstmkit.cellmath import GRUFamily, LSTMFamily
-from lstmkit.layers.backends import Backend, choose_backend
+from lstmkit.layers.backends import FUSED_BFLOAT16_HIDDEN, Backend, choose_backend
 
 I, H, T, B, P = 3, 5, 6, 3, 2
 LENGTHS = [6, 2, 4]
@@ -93,21 +93,29 @@ def test_auto_picks_the_fastest_backend_that_can_run_the_layer():
     assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=True) is Backend.REFERENCE
 
 
-def test_auto_takes_the_fused_kernels_for_a_bfloat16_lstm_that_will_be_differentiated():
-    """torch's LSTM kernel is the faster forward in every dtype, and the faster
-    forward+backward in float32; in bfloat16 lstmkit's is (docs/performance.md)."""
-    bf16 = torch.bfloat16
-    for family in (LSTMFamily(4), LSTMFamily(4, proj_size=2)):
-        assert choose_backend(Backend.AUTO, family, False, dtype=bf16, graph=True) is Backend.FUSED
+def test_auto_takes_the_fused_kernels_where_they_train_a_bfloat16_lstm_faster():
+    """torch's LSTM kernel is the faster forward in every dtype measured and the faster
+    forward+backward in float32 at the large size; in bfloat16 lstmkit's trains faster at
+    H >= 512 or batch 1 (benchmarks/lstm_auto_grid.py, docs/performance.md)."""
+    bf16, wide = torch.bfloat16, FUSED_BFLOAT16_HIDDEN
+    for family in (LSTMFamily(wide), LSTMFamily(wide, proj_size=2)):
+        for batch in (None, 1, 64):
+            assert choose_backend(
+                Backend.AUTO, family, False, dtype=bf16, graph=True, batch=batch
+            ) is Backend.FUSED  # fmt: skip
         assert choose_backend(Backend.AUTO, family, False, dtype=bf16) is Backend.TORCH
-        assert choose_backend(Backend.AUTO, family, False, graph=True) is Backend.TORCH
-        assert choose_backend(Backend.AUTO, family, False, "cuda", dtype=bf16, graph=True) is (
-            Backend.TORCH
-        )
+        assert choose_backend(Backend.AUTO, family, False, graph=True, batch=1) is Backend.TORCH
+        assert choose_backend(
+            Backend.AUTO, family, False, "cuda", dtype=bf16, graph=True, batch=1
+        ) is Backend.TORCH  # fmt: skip
+    narrow = LSTMFamily(wide - 1)
+    for batch, expected in ((1, Backend.FUSED), (2, Backend.TORCH), (None, Backend.TORCH)):
+        chosen = choose_backend(Backend.AUTO, narrow, False, dtype=bf16, graph=True, batch=batch)
+        assert chosen is expected, batch
     assert choose_backend(Backend.AUTO, GRUFamily(4), False, dtype=bf16) is Backend.FUSED
 
 
-def test_the_layer_tells_auto_its_dtype_and_whether_a_backward_will_follow(monkeypatch):
+def test_the_layer_tells_auto_its_dtype_batch_and_whether_a_backward_will_follow(monkeypatch):
     chosen = []
 
     def spy(*args, **kwargs):
@@ -116,7 +124,8 @@ def test_the_layer_tells_auto_its_dtype_and_whether_a_backward_will_follow(monke
         return backend
 
     monkeypatch.setattr(lstmkit.layers.base, "choose_backend", spy)
-    layer = lstmkit.LSTM(I, H, dtype=torch.bfloat16)
+    wide = FUSED_BFLOAT16_HIDDEN
+    layer = lstmkit.LSTM(I, wide, dtype=torch.bfloat16)
     x = torch.randn(T, B, I, dtype=torch.bfloat16)
     layer(x)  # the parameters ask for gradients
     with torch.no_grad():
@@ -124,14 +133,17 @@ def test_the_layer_tells_auto_its_dtype_and_whether_a_backward_will_follow(monke
     layer.requires_grad_(False)
     layer(x)  # nothing asks for a gradient
     layer(x.clone().requires_grad_())  # the input does
-    h0 = torch.zeros(1, B, H, dtype=torch.bfloat16, requires_grad=True)
+    h0 = torch.zeros(1, B, wide, dtype=torch.bfloat16, requires_grad=True)
     layer(x, (h0, torch.zeros_like(h0)))  # a state does
-    full = lstmkit.LSTM(I, H)
+    full = lstmkit.LSTM(I, wide)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         full(x.float())  # runs in bfloat16, its float32 parameters asking for gradients
     full(x.float())
+    narrow = lstmkit.LSTM(I, H, dtype=torch.bfloat16)
+    narrow(x)  # batch 3, a small H: torch's
+    narrow(x[:, :1])  # batch 1: lstmkit's
     fused, torch_ = Backend.FUSED, Backend.TORCH
-    assert chosen == [fused, torch_, torch_, fused, fused, fused, torch_]
+    assert chosen == [fused, torch_, torch_, fused, fused, fused, torch_, torch_, fused]
 
 
 def test_explicit_backends_that_cannot_run_say_why():

@@ -300,17 +300,21 @@ def test_every_supported_backend_and_auto_are_timed(cell):
 
 
 def test_auto_rows_name_what_ran_the_forward_and_the_forward_backward(capsys):
-    """In bfloat16 auto runs the LSTM's forward on torch's kernel and its forward+backward on
-    lstmkit's; the table says both, the JSON has each, and float32's rows one."""
+    """At batch 1 in bfloat16 auto runs the LSTM's forward on torch's kernel and its
+    forward+backward on lstmkit's (at the other quick size, H=4 and B=2, both on torch's);
+    the table says both where they differ, the JSON has each, and float32's rows are torch's."""
     argv = ["--cells", "lstm", "--backends", "auto", "--dtype", "float32,bfloat16"]
     rows = run_json(capsys, *argv)["rows"]
-    auto = {(row["dtype"], row["resolved"], row["resolved_fwd_bwd"]) for row in rows
+    auto = {(row["B"], row["dtype"], row["resolved"], row["resolved_fwd_bwd"]) for row in rows
             if row["backend"] == "auto"}  # fmt: skip
-    assert auto == {("float32", "torch", "torch"), ("bfloat16", "torch", "fused")}
+    assert auto == {
+        (2, "float32", "torch", "torch"), (1, "float32", "torch", "torch"),
+        (2, "bfloat16", "torch", "torch"), (1, "bfloat16", "torch", "fused"),
+    }  # fmt: skip
     assert main(["bench", "--quick", *FAST, *argv]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert sum(" auto (torch; f+b fused) " in line and "bfloat16" in line for line in lines) == 2
-    assert sum(" auto (torch) " in line and "float32" in line for line in lines) == 2
+    assert sum(" auto (torch; f+b fused) " in line and "bfloat16" in line for line in lines) == 1
+    assert sum(" auto (torch) " in line for line in lines) == 3
 
 
 def test_backends_the_device_refuses_are_left_out(monkeypatch):

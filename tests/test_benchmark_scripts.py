@@ -159,3 +159,17 @@ def test_bfloat16_ceiling_counts_the_product_operators_and_nothing_else(monkeypa
     measured = bfloat16_ceiling.products_ms(products)
     expected = sum(e.self_cpu_time_total for e in products.key_averages()) / 1e3
     assert 0 < measured <= expected and measured > 0.5 * expected
+
+
+def test_lstm_auto_grid_prints_each_point_with_autos_pick():
+    result = _script("lstm_auto_grid.py", "--quick")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["H", "B=1", "B=4"]
+    rows = [line.split() for line in lines[2:]]
+    assert [row[0] for row in rows] == ["8", "16"]
+    # at H < 512 auto trains a bfloat16 LSTM on the fused kernels at batch 1 only
+    assert [row[2::2] for row in rows] == [["F", "t"], ["F", "t"]]
+    assert all(float(v.rstrip("x")) > 0 for row in rows for v in row[1::2])
+    bad = _script("lstm_auto_grid.py", "--batch", "1,x")
+    assert bad.returncode == 2 and "--batch must be a comma list of whole numbers" in bad.stderr

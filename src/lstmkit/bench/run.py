@@ -175,7 +175,7 @@ class Entry:
     backend: str
     """As requested: a Backend value, or a peer's name."""
     resolved: dict[str, Resolved]
-    """What runs in each dtype of :data:`DTYPES`, by its key."""
+    """What runs in each of the run's dtypes (keys of :data:`DTYPES`)."""
     matrix_entries: int
     """E of :mod:`.cells`: the entries of the layer's weight matrices, all layers."""
     num_layers: int = 1
@@ -214,8 +214,9 @@ class BenchRow:
     num_layers: int = 1
     """Layers of the candidate: its times, FLOPs and memory are the whole stack's."""
     resolved_fwd_bwd: str | None = None
-    """What ran the forward+backward, where it differs from ``resolved`` (``auto`` takes
-    lstmkit's kernels for a bfloat16 LSTM that builds a graph, torch's for its forward)."""
+    """What ran the forward+backward, where it differs from ``resolved`` (``auto`` trains a
+    bfloat16 LSTM of H >= 512 or batch 1 on lstmkit's kernels, and runs its forward on
+    torch's)."""
 
     @property
     def flops_per_step(self) -> int:
@@ -296,8 +297,9 @@ def _cell_entries(cell: str, config: BenchConfig, size: BenchSize) -> list[Entry
 
         def resolve(dtype: torch.dtype, graph: bool, backend=backend) -> str:
             chosen = choose_backend(
-                backend, layer.family, False, config.device, dtype=dtype, graph=graph
-            )
+                backend, layer.family, False, config.device, dtype=dtype, graph=graph,
+                batch=size.B,
+            )  # fmt: skip
             return chosen.value
 
         try:
@@ -313,8 +315,8 @@ def _resolutions(
 ) -> dict[str, Resolved]:
     """``resolve(dtype, graph)`` for each of ``dtypes``, without and with a graph. A
     ValueError for float32's forward (a backend the device refuses) passes through, and the
-    entry is left out; one for another dtype leaves ``requested`` there, whose build then
-    fails in the row's error column, as a dtype a backend lacks always has."""
+    entry is left out; one for another dtype keeps ``requested`` there: the candidate's own
+    call raises it again, into the row's error column."""
     resolve(torch.float32, False)
     resolved = {}
     for name in dtypes:

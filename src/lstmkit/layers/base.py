@@ -266,6 +266,7 @@ class RecurrentLayer(nn.Module):
             recompute,
             dtype=compute_dtype,
             graph=_builds_graph(seq.data, initial, self.parameters()),
+            batch=seq.batch,
         )
         # under autocast the layer runs wholly in its lower dtype, with the casts made here
         # (differentiable, so the float32 parameters get float32 gradients): autocast's own

@@ -20,10 +20,11 @@ A typed choice, validated once when the layer is built, dispatched in one place
   layer norms, and says so). The depth-gated and Grid LSTM stacks have fused kernels of
   their own, chosen by their layers (:mod:`lstmkit.layers._memory_stack`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
-  (but ``"fused"`` for a bfloat16 call on the CPU that builds an autograd graph) and for
-  the plain GRU and RNN off the CPU, ``"fused"`` for everything else on the CPU,
-  else ``"manual"`` for the LSTM variants, else ``"reference"``. When the fused kernels
-  cannot be built (no C++ compiler), ``auto`` warns once and takes the next in that list.
+  (but ``"fused"`` for a bfloat16 call on the CPU that builds an autograd graph, at
+  H >= 512 or batch 1) and for the plain GRU and RNN off the CPU, ``"fused"`` for
+  everything else on the CPU, else ``"manual"`` for the LSTM variants, else
+  ``"reference"``. When the fused kernels cannot be built (no C++ compiler), ``auto``
+  warns once and takes the next in that list.
   On a GPU ``auto`` does not take the Triton kernels yet: they are checked under Triton's
   CPU interpreter but have not been run on a GPU (see fused_triton's docstring).
   A traced call runs ``"reference"``, whose traces are part of the autograd graph;
@@ -133,12 +134,14 @@ def choose_backend(
     *,
     dtype: torch.dtype = torch.float32,
     graph: bool = False,
+    batch: int | None = None,
 ) -> Backend:
     """The backend that runs this call. ``recompute``: the layer recomputes activations in
     the backward (``recompute_every``), which needs a backend that runs one direction at a
     time, so not torch's, which runs every layer and step in one call. ``dtype`` is what the
-    call computes in and ``graph`` whether it builds an autograd graph (a backward will
-    follow); ``auto`` weighs them for the plain LSTM on the CPU (:func:`_torch_lstm_wins`)."""
+    call computes in, ``graph`` whether it builds an autograd graph (a backward will
+    follow) and ``batch`` its sequences (None: not known); ``auto`` weighs them for the
+    plain LSTM on the CPU (:func:`_torch_lstm_wins`)."""
     if requested is Backend.TORCH and recompute:
         raise ValueError(
             "recompute_every needs a backend that runs one direction at a time, and torch's "
@@ -151,7 +154,7 @@ def choose_backend(
         # torch's GRU and RNN backward passes are not fused, and lstmkit's kernels beat them
         # on the CPU (performance.md); its LSTM kernel (oneDNN) mostly wins (below)
         torch_can = unsupported_reason(Backend.TORCH, family) is None and not recompute
-        if torch_can and (device_type != "cpu" or _torch_lstm_wins(family, dtype, graph)):
+        if torch_can and (device_type != "cpu" or _torch_lstm_wins(family, dtype, graph, batch)):
             return Backend.TORCH
         fused_can = unsupported_reason(Backend.FUSED, family) is None
         if device_type == "cpu" and fused_can and _fused_cpu_ready(family):
@@ -178,17 +181,27 @@ def choose_backend(
     return requested
 
 
-def _torch_lstm_wins(family: CellFamily, dtype: torch.dtype, graph: bool) -> bool:
-    """Whether torch's LSTM kernel (oneDNN) is the faster CPU backend for this call: for
-    the LSTM family (what torch runs of it: the plain cell, with or without projection) in
-    every case but a bfloat16 call that will be differentiated. There lstmkit's kernels
-    took 0.57 to 0.97x torch.nn.LSTM's forward+backward time at every size ``lstmkit
-    bench`` reports (one layer; a stack or a projection runs the same kernels layer by
-    layer), while torch's bfloat16 forward alone stays the faster (docs/performance.md,
+# the plain LSTM's sizes where lstmkit's kernels train faster than torch's in bfloat16
+# (benchmarks/lstm_auto_grid.py): a hidden size of at least this, or a batch of one
+FUSED_BFLOAT16_HIDDEN = 512
+
+
+def _torch_lstm_wins(
+    family: CellFamily, dtype: torch.dtype, graph: bool, batch: int | None
+) -> bool:
+    """Whether torch's LSTM kernel (oneDNN) runs this CPU call, for the LSTM family (what
+    torch runs of it: the plain cell, with or without projection). It does a forward alone,
+    where it was the faster at every size measured, and a float32 call, where it is the
+    faster at the large size (not at every size: ``benchmarks/lstm_auto_grid.py --dtype
+    float32``). A bfloat16 call that will be differentiated goes to lstmkit's kernels at
+    H >= 512 or batch 1, where they were the faster (at worst 1% slower), and stays with
+    torch's at a smaller H and batch, where they were up to 1.5x slower (docs/performance.md,
     "auto in bfloat16")."""
     if not isinstance(family, LSTMFamily):
         return False
-    return not (graph and dtype == torch.bfloat16)
+    if not graph or dtype != torch.bfloat16:
+        return True
+    return family.hidden_size < FUSED_BFLOAT16_HIDDEN and batch != 1
 
 
 def _fused_cpu_ready(family: CellFamily) -> bool:
@@ -203,4 +216,4 @@ def _fused_cpu_ready(family: CellFamily) -> bool:
     )
 
 
-__all__ = ["Backend", "choose_backend", "unsupported_reason"]
+__all__ = ["FUSED_BFLOAT16_HIDDEN", "Backend", "choose_backend", "unsupported_reason"]

@@ -1,0 +1,112 @@
+"""The plain LSTM's forward+backward on lstmkit's fused CPU kernels over torch's, on a grid
+of hidden sizes and batches, and which of the two ``backend="auto"`` takes at each point.
+
+``auto`` runs torch's oneDNN kernel for the plain LSTM except where lstmkit's kernels train
+faster (:func:`lstmkit.layers.backends._torch_lstm_wins`); this is the measurement that rule
+rests on. Each point builds the layer (I = H) once per backend with the same weights, and
+times a forward+backward as ``lstmkit bench`` does (training mode, the gradients reset, a
+random output gradient), the two backends taking turns in every round; the figure is the
+median of the fused kernels' times over the median of torch's. After it, ``F`` where auto
+takes the fused kernels for such a call, ``t`` where it takes torch's.
+
+    python benchmarks/lstm_auto_grid.py                     # bfloat16, T=64
+    python benchmarks/lstm_auto_grid.py --dtype float32 --steps 256
+    python benchmarks/lstm_auto_grid.py --quick             # a smoke test, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lstmkit.bench.report import cpu_name, timing_environment
+from lstmkit.cellmath import LSTMFamily
+from lstmkit.layers.backends import Backend, choose_backend
+from lstmkit.layers.lstm import LSTM
+
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def _call(layer: LSTM, x: torch.Tensor, grad: torch.Tensor) -> float:
+    """Seconds of one forward+backward."""
+    layer.zero_grad(set_to_none=True)
+    x.grad = None
+    start = time.perf_counter()
+    layer(x)[0].backward(grad)
+    return time.perf_counter() - start
+
+
+def fused_over_torch(steps: int, batch: int, hidden: int, dtype: torch.dtype, rounds: int):
+    """The fused kernels' median forward+backward time over torch's at one point."""
+    torch.manual_seed(0)
+    fused = LSTM(hidden, hidden, backend="fused", dtype=dtype)
+    torch_kernel = LSTM(hidden, hidden, backend="torch", dtype=dtype)
+    torch_kernel.load_state_dict(fused.state_dict())
+    x = torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True)
+    grad = torch.randn(steps, batch, hidden, dtype=dtype)
+    layers = {"fused": fused, "torch": torch_kernel}
+    for layer in layers.values():  # warm-up: the kernels' build, oneDNN's packing and caches
+        _call(layer, x, grad)
+    times = {name: [] for name in layers}
+    for _ in range(rounds):
+        for name, layer in layers.items():
+            times[name].append(_call(layer, x, grad))
+    return statistics.median(times["fused"]) / statistics.median(times["torch"])
+
+
+def auto_mark(batch: int, hidden: int, dtype: torch.dtype) -> str:
+    """F where auto takes the fused kernels for a call that builds a graph, t for torch's."""
+    chosen = choose_backend(
+        Backend.AUTO, LSTMFamily(hidden), False, "cpu", dtype=dtype, graph=True, batch=batch
+    )
+    return "F" if chosen is Backend.FUSED else "t"
+
+
+def _int_list(text: str, name: str, parser: argparse.ArgumentParser) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        parser.error(f"--{name} must be a comma list of whole numbers, got {text!r}")
+    if min(values) < 1:
+        parser.error(f"--{name} must list numbers of at least 1, got {text!r}")
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES), help="(bfloat16)")
+    parser.add_argument("--steps", type=int, default=64, help="T of every point (64)")
+    parser.add_argument("--hidden", default="128,256,512,1024", help="comma list of H = I")
+    parser.add_argument("--batch", default="1,8,32,64,128", help="comma list of B")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per point (15)")
+    parser.add_argument("--quick", action="store_true", help="a tiny grid, two rounds")
+    args = parser.parse_args()
+    if args.steps < 1 or args.rounds < 1:
+        parser.error(f"--steps and --rounds must be at least 1, got {args.steps}, {args.rounds}")
+    if args.quick:
+        args.steps, args.hidden, args.batch, args.rounds = 4, "8,16", "1,4", 2
+    hidden = _int_list(args.hidden, "hidden", parser)
+    batches = _int_list(args.batch, "batch", parser)
+    dtype = DTYPES[args.dtype]
+    print(
+        f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"{args.dtype}, T={args.steps}, I=H; fused forward+backward / torch's, median of "
+        f"{args.rounds} rounds; F: auto takes the fused kernels, t: torch's"
+    )
+    environment = timing_environment()
+    if environment:
+        print("environment: " + " ".join(f"{k}={v}" for k, v in environment.items()))
+    print(f"{'H':>6s}" + "".join(f"{'B=' + str(b):>10s}" for b in batches))
+    for h in hidden:
+        cells = []
+        for b in batches:
+            ratio = fused_over_torch(args.steps, b, h, dtype, args.rounds)
+            cells.append(f"{ratio:7.2f}x {auto_mark(b, h, dtype)}")
+        print(f"{h:6d}" + "".join(f"{cell:>10s}" for cell in cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
