@@ -92,12 +92,14 @@ def _w_t(hidden: int, dtype=torch.float32) -> torch.Tensor:
     return torch.randn(4 * hidden, hidden).t().to(dtype)
 
 
-def test_the_rule_packs_float32_products_from_half_a_million_weights_above_batch_4():
+def test_the_rule_packs_float32_products_from_a_quarter_million_weights_above_batch_4():
     w_t = _w_t(512)  # a million weights
     assert _path(w_t, 5) == _path(w_t, 16) == _path(w_t, 64) == "onednn"
     assert _path(_w_t(384), 8) == "onednn"  # 590k
-    assert _path(torch.randn(512, 512), 64) == "aten"  # a quarter million
-    assert _path(_w_t(256), 8) == "aten"  # a quarter million
+    assert _path(torch.randn(512, 512), 64) == "onednn"  # a quarter million: the RNN's
+    assert _path(_w_t(256), 8) == _path(_w_t(256), 128) == "onednn"  # the LSTM's
+    assert _path(torch.randn(3 * 296, 296), 32) == "onednn"  # the GRU's, 263k
+    assert _path(_w_t(255), 32) == _path(torch.randn(511, 511), 64) == "aten"  # just under
     assert _path(w_t.double(), 64) == "aten"
 
 

@@ -338,9 +338,15 @@ void add_product(Tensor& out, const Tensor& base, const Tensor& in, const Tensor
 // speed); benchmarks/small_batch_products.py since found the packed product ahead at batch
 // 8 too (0.52x ATen's time at H = 512, docs/performance/small-batch-products-b8.txt), and
 // whole layers at batch 5 to 8 with half a million weights or more agreed (by hand, on
-// issue 7), so float32 above batch 4 packs from half a million weights at any batch.
+// issue 7), so float32 above batch 4 packed from half a million weights at any batch. Then
+// `small_batch_products.py --dtype float32 --gates G` at batch 8, 32 and 128 found the
+// packed product ahead from a quarter million weights too, for the LSTM's, GRU's and RNN's
+// shapes alike (0.77 to 0.97x ATen's time at 262k, 0.72 to 0.88x at 410k to 442k; mixed,
+// 0.90 to 1.14x, at 147k to 200k: docs/performance/small-batch-products-f32-mid.txt), and
+// whole layers gained too (docs/performance.md, "a quarter million"), so it packs from a
+// quarter million.
 constexpr int64_t kPackedMinBatch = 16;  // bfloat16's products of 65k weights and up
-constexpr int64_t kPackedMinWeights = int64_t(1) << 19;
+constexpr int64_t kPackedMinWeights = int64_t(1) << 18;
 // bfloat16 products gain at smaller sizes: ATen's bfloat16 GEMM is oneDNN's already, but
 // unpacked, and with the base copied into the output first. On the same machine the packed
 // product took 0.6 to 0.87x ATen's time for a step's shapes from a quarter million weights
