@@ -39,7 +39,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from lstmkit.bench.cells import BENCH_CELLS, build_layer
 from lstmkit.bench.configs import PRESET_NAMES, BenchSize, preset_sizes
-from lstmkit.bench.report import cpu_name, timing_environment
+from lstmkit.bench.report import cpu_name, environment_line, timing_environment
+from lstmkit.bench.run import forward_backward
 
 DTYPES = (torch.float32, torch.bfloat16)
 
@@ -78,10 +79,8 @@ def products_ms(prof: profile) -> float:
 
 
 def _call(layer: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
-    """Forward+backward as ``lstmkit bench`` times it: training mode, gradients reset first."""
-    layer.zero_grad(set_to_none=True)
-    x.grad = None
-    layer(x)[0].backward(grad)
+    """Forward+backward as ``lstmkit bench`` times it (the layer in training mode)."""
+    forward_backward(layer, lambda x: layer(x)[0], x, grad)
 
 
 def _timed(layer, x, grad) -> tuple[float, int]:
@@ -111,16 +110,16 @@ def measure_cell(cell: str, size: BenchSize, rounds: int) -> dict[torch.dtype, M
         x = x32.to(dtype).requires_grad_()
         cases[dtype] = (layer.train(), x, grad32.to(dtype))
         _call(*cases[dtype])  # the kernels' first call: compiling, packing, caches
-    samples = {dtype: ([], [], []) for dtype in DTYPES}
+    samples = {dtype: {"whole_ms": [], "products_ms": [], "faults": []} for dtype in DTYPES}
     for _ in range(rounds):
         for dtype, case in cases.items():
             whole, faults = _timed(*case)
-            samples[dtype][0].append(whole)
-            samples[dtype][1].append(_profiled(*case))
-            samples[dtype][2].append(faults)
+            samples[dtype]["whole_ms"].append(whole)
+            samples[dtype]["products_ms"].append(_profiled(*case))
+            samples[dtype]["faults"].append(faults)
     return {
-        dtype: Measure(*(statistics.median(values) for values in lists))
-        for dtype, lists in samples.items()
+        dtype: Measure(**{field: statistics.median(values) for field, values in fields.items()})
+        for dtype, fields in samples.items()
     }
 
 
@@ -179,9 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; fused "
         f"backend, forward+backward, median of {args.rounds} rounds"
     )
-    environment = timing_environment()
-    if environment:
-        print("environment: " + " ".join(f"{k}={v}" for k, v in environment.items()))
+    if environment := environment_line(timing_environment()):
+        print(environment)
     for size in args.sizes:
         print(f"\n{size.name}: T={size.T} B={size.B} I={size.I} H={size.H}")
         print(

@@ -22,20 +22,17 @@ import time
 
 import torch
 
-from lstmkit.bench.report import cpu_name, timing_environment
+from lstmkit.bench.report import cpu_name, environment_line, timing_environment
+from lstmkit.bench.run import DTYPES, forward_backward
 from lstmkit.cellmath import LSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend
 from lstmkit.layers.lstm import LSTM
 
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
-
 
 def _call(layer: LSTM, x: torch.Tensor, grad: torch.Tensor) -> float:
-    """Seconds of one forward+backward."""
-    layer.zero_grad(set_to_none=True)
-    x.grad = None
+    """Seconds of one forward+backward, as ``lstmkit bench`` times it."""
     start = time.perf_counter()
-    layer(x)[0].backward(grad)
+    forward_backward(layer, lambda x: layer(x)[0], x, grad)
     return time.perf_counter() - start
 
 
@@ -96,9 +93,8 @@ def main() -> None:
         f"{args.dtype}, T={args.steps}, I=H; fused forward+backward / torch's, median of "
         f"{args.rounds} rounds; F: auto takes the fused kernels, t: torch's"
     )
-    environment = timing_environment()
-    if environment:
-        print("environment: " + " ".join(f"{k}={v}" for k, v in environment.items()))
+    if environment := environment_line(timing_environment()):
+        print(environment)
     print(f"{'H':>6s}" + "".join(f"{'B=' + str(b):>10s}" for b in batches))
     for h in hidden:
         cells = []

@@ -6,10 +6,10 @@ weights widened once per call); oneDNN's product on weights packed once per call
 ATen's GEMM. This times each on the LSTM's two step products at a batch, forward
 (B, H) @ (H, 4H) onto the step's input projection and backward (B, 4H) @ (4H, H) (or a
 GRU's or RNN's, with ``--gates 3`` or ``1`` blocks of H rows), in float32 and bfloat16,
-and shows which one the kernels' rule picks. Each figure is the
-median over rounds (the paths taking turns in each) of one forward and one backward
-product's time, averaged over a round's steps; each round prepares each path's operands
-once (the widening, the packing), as a layer's call does.
+and shows which one the kernels' rule picks. Each figure is the median over rounds (the
+paths taking turns in each) of one forward and one backward product's time, averaged over
+a round's steps; each round prepares each path's operands once (the widening, the
+packing), as a layer's call does.
 
     python benchmarks/small_batch_products.py                  # batch 1, H 128 to 1024
     python benchmarks/small_batch_products.py --batch 4

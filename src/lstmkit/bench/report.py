@@ -78,6 +78,13 @@ def timing_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in TIMING_ENVIRONMENT if name in os.environ}
 
 
+def environment_line(environment: dict[str, str]) -> str | None:
+    """The preamble's line naming the settings of ``environment``, None when it is empty."""
+    if not environment:
+        return None
+    return "environment: " + ", ".join(f"{k}={v}" for k, v in environment.items())
+
+
 def machine_info(config: BenchConfig) -> dict[str, object]:
     """What the figures were measured on."""
     gpu = torch.cuda.get_device_name(0) if config.device == "cuda" else None
@@ -182,9 +189,8 @@ def format_table(rows: list[BenchRow], config: BenchConfig) -> str:
         f"{', '.join(config.dtypes)}",
         _timing(config),
     ]
-    if m["environment"]:
-        settings = ", ".join(f"{k}={v}" for k, v in m["environment"].items())
-        lines.append(f"environment: {settings}")
+    if environment := environment_line(m["environment"]):
+        lines.append(environment)
     lines += [
         MODES,
         RATIO,

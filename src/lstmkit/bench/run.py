@@ -364,9 +364,17 @@ def _forward(candidate: _Candidate, x: Tensor) -> None:
 
 
 def _forward_backward(candidate: _Candidate, x: Tensor, grad_output: Tensor) -> None:
-    candidate.module.zero_grad(set_to_none=True)
+    forward_backward(candidate.module, candidate.forward, x, grad_output)
+
+
+def forward_backward(
+    module: nn.Module, forward: Callable[[Tensor], Tensor], x: Tensor, grad_output: Tensor
+) -> None:
+    """One forward+backward as the bench times it: the module's and the input's gradients
+    reset first, then the backward of ``grad_output`` through ``forward(x)``."""
+    module.zero_grad(set_to_none=True)
     x.grad = None
-    candidate.forward(x).backward(grad_output)
+    forward(x).backward(grad_output)
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -576,6 +584,7 @@ __all__ = [
     "candidate_entries",
     "check_dtypes",
     "flops_per_step",
+    "forward_backward",
     "run_bench",
     "supported_backends",
 ]

@@ -265,7 +265,8 @@ class RecurrentLayer(nn.Module):
             device_type,
             recompute,
             dtype=compute_dtype,
-            graph=_builds_graph(seq.data, initial, self.parameters()),
+            # only auto weighs it: an explicit backend's call need not walk the parameters
+            graph=requested is Backend.AUTO and _builds_graph(seq.data, initial, self.parameters()),
             batch=seq.batch,
         )
         # under autocast the layer runs wholly in its lower dtype, with the casts made here
