@@ -12,7 +12,13 @@ from torch.autograd import gradcheck
 
 import lstmkit
 from lstmkit.cellmath import GRUFamily, LSTMFamily
-from lstmkit.layers.backends import FUSED_BFLOAT16_HIDDEN, Backend, choose_backend
+from lstmkit.layers.backends import (
+    FUSED_BFLOAT16_HIDDEN,
+    FUSED_FLOAT32_HIDDEN,
+    FUSED_FLOAT32_MAX_BATCH,
+    Backend,
+    choose_backend,
+)
 
 I, H, T, B, P = 3, 5, 6, 3, 2
 LENGTHS = [6, 2, 4]
@@ -86,7 +92,7 @@ def test_manual_gradcheck(name):
 
 def test_auto_picks_the_fastest_backend_that_can_run_the_layer():
     assert choose_backend(Backend.AUTO, LSTMFamily(4), tracing=False) is Backend.TORCH
-    assert choose_backend(Backend.AUTO, LSTMFamily(4, proj_size=2), False) is Backend.TORCH
+    assert choose_backend(Backend.AUTO, LSTMFamily(4, proj_size=2), False) is Backend.FUSED
     assert choose_backend(Backend.AUTO, LSTMFamily(4, peephole=True), False) is Backend.FUSED
     assert choose_backend(Backend.AUTO, GRUFamily(4), tracing=False) is Backend.FUSED
     assert choose_backend(Backend.AUTO, GRUFamily(4), False, "cuda") is Backend.TORCH
@@ -98,21 +104,53 @@ def test_auto_takes_the_fused_kernels_where_they_train_a_bfloat16_lstm_faster():
     forward+backward in float32 at the large size; in bfloat16 lstmkit's trains faster at
     H >= 512 or batch 1 (benchmarks/lstm_auto_grid.py, docs/performance.md)."""
     bf16, wide = torch.bfloat16, FUSED_BFLOAT16_HIDDEN
-    for family in (LSTMFamily(wide), LSTMFamily(wide, proj_size=2)):
-        for batch in (None, 1, 64):
-            assert choose_backend(
-                Backend.AUTO, family, False, dtype=bf16, graph=True, batch=batch
-            ) is Backend.FUSED  # fmt: skip
-        assert choose_backend(Backend.AUTO, family, False, dtype=bf16) is Backend.TORCH
-        assert choose_backend(Backend.AUTO, family, False, graph=True, batch=1) is Backend.TORCH
+    family = LSTMFamily(wide)
+    for batch in (None, 1, 64):
         assert choose_backend(
-            Backend.AUTO, family, False, "cuda", dtype=bf16, graph=True, batch=1
-        ) is Backend.TORCH  # fmt: skip
+            Backend.AUTO, family, False, dtype=bf16, graph=True, batch=batch
+        ) is Backend.FUSED  # fmt: skip
+    assert choose_backend(Backend.AUTO, family, False, dtype=bf16) is Backend.TORCH
+    assert choose_backend(Backend.AUTO, family, False, graph=True, batch=1) is Backend.TORCH
+    assert choose_backend(
+        Backend.AUTO, family, False, "cuda", dtype=bf16, graph=True, batch=1
+    ) is Backend.TORCH  # fmt: skip
     narrow = LSTMFamily(wide - 1)
     for batch, expected in ((1, Backend.FUSED), (2, Backend.TORCH), (None, Backend.TORCH)):
         chosen = choose_backend(Backend.AUTO, narrow, False, dtype=bf16, graph=True, batch=batch)
         assert chosen is expected, batch
     assert choose_backend(Backend.AUTO, GRUFamily(4), False, dtype=bf16) is Backend.FUSED
+
+
+def test_auto_takes_the_fused_kernels_where_they_train_a_float32_lstm_faster():
+    """In float32 torch's kernel trains faster at the large size and most smaller H; lstmkit's
+    at H >= 1024 with a batch of 16 or fewer (benchmarks/lstm_auto_grid.py --dtype float32)."""
+    wide, few = LSTMFamily(FUSED_FLOAT32_HIDDEN), FUSED_FLOAT32_MAX_BATCH
+    for batch in (1, few):
+        assert choose_backend(Backend.AUTO, wide, False, graph=True, batch=batch) is Backend.FUSED
+        assert choose_backend(Backend.AUTO, wide, False, batch=batch) is Backend.TORCH
+        assert choose_backend(
+            Backend.AUTO, wide, False, dtype=torch.float64, graph=True, batch=batch
+        ) is Backend.TORCH  # fmt: skip
+    for batch in (few + 1, None):
+        assert choose_backend(Backend.AUTO, wide, False, graph=True, batch=batch) is Backend.TORCH
+    narrow = LSTMFamily(FUSED_FLOAT32_HIDDEN - 1)
+    assert choose_backend(Backend.AUTO, narrow, False, graph=True, batch=1) is Backend.TORCH
+
+
+def test_auto_runs_a_projected_lstm_on_the_fused_kernels_on_the_cpu():
+    """oneDNN has no projection, and torch's CPU fallback for one was the slower at every
+    size, dtype and direction of the pass measured (benchmarks/lstm_auto_grid.py
+    --proj-size); cuDNN has one."""
+    for hidden in (4, FUSED_BFLOAT16_HIDDEN):
+        family = LSTMFamily(hidden, proj_size=2)
+        for dtype in (torch.float32, torch.bfloat16):
+            for graph in (False, True):
+                for batch in (None, 1, 64):
+                    chosen = choose_backend(
+                        Backend.AUTO, family, False, dtype=dtype, graph=graph, batch=batch
+                    )
+                    assert chosen is Backend.FUSED, (hidden, dtype, graph, batch)
+        assert choose_backend(Backend.AUTO, family, False, "cuda") is Backend.TORCH
 
 
 def test_the_layer_tells_auto_its_dtype_batch_and_whether_a_backward_will_follow(monkeypatch):
@@ -142,8 +180,11 @@ def test_the_layer_tells_auto_its_dtype_batch_and_whether_a_backward_will_follow
     narrow = lstmkit.LSTM(I, H, dtype=torch.bfloat16)
     narrow(x)  # batch 3, a small H: torch's
     narrow(x[:, :1])  # batch 1: lstmkit's
-    fused, torch_ = Backend.FUSED, Backend.TORCH
-    assert chosen == [fused, torch_, torch_, fused, fused, fused, torch_, torch_, fused]
+    with torch.no_grad():
+        lstmkit.LSTM(I, H, proj_size=2)(x.float())  # a projection: lstmkit's
+    lstmkit.LSTM(I, FUSED_FLOAT32_HIDDEN)(x.float())  # float32, large H, batch 3: lstmkit's
+    f, t = Backend.FUSED, Backend.TORCH
+    assert chosen == [f, t, t, f, f, f, t, t, f, f, f]
 
 
 def test_explicit_backends_that_cannot_run_say_why():

@@ -173,3 +173,23 @@ def test_lstm_auto_grid_prints_each_point_with_autos_pick():
     assert all(float(v.rstrip("x")) > 0 for row in rows for v in row[1::2])
     bad = _script("lstm_auto_grid.py", "--batch", "1,x")
     assert bad.returncode == 2 and "--batch must be a comma list of whole numbers" in bad.stderr
+
+
+def test_lstm_auto_grid_times_a_projected_stack_and_the_forward_alone():
+    projected = _script(
+        "lstm_auto_grid.py", "--quick", "--layers", "2", "--bidirectional", "--proj-size", "4"
+    )
+    assert projected.returncode == 0, projected.stderr[-3000:]
+    lines = projected.stdout.splitlines()
+    assert "2 layers, both directions, projection to 4; fused forward+backward" in lines[0]
+    # a projected LSTM runs on the fused kernels on the CPU in every call
+    assert [line.split()[2::2] for line in lines[2:]] == [["F", "F"], ["F", "F"]]
+    forward = _script("lstm_auto_grid.py", "--quick", "--forward")
+    assert forward.returncode == 0, forward.stderr[-3000:]
+    lines = forward.stdout.splitlines()
+    assert "1 layer, one direction; fused forward / torch's" in lines[0]
+    # auto runs a plain LSTM's forward alone on torch's kernel
+    assert [line.split()[2::2] for line in lines[2:]] == [["t", "t"], ["t", "t"]]
+    bad = _script("lstm_auto_grid.py", "--quick", "--proj-size", "8")
+    assert bad.returncode == 2
+    assert "--proj-size must be 0 or below every --hidden, got 8" in bad.stderr

@@ -215,8 +215,8 @@ class BenchRow:
     """Layers of the candidate: its times, FLOPs and memory are the whole stack's."""
     resolved_fwd_bwd: str | None = None
     """What ran the forward+backward, where it differs from ``resolved`` (``auto`` trains a
-    bfloat16 LSTM of H >= 512 or batch 1 on lstmkit's kernels, and runs its forward on
-    torch's)."""
+    plain LSTM on lstmkit's kernels at the sizes where they were measured faster, and runs
+    its forward on torch's: ``_torch_lstm_wins`` in :mod:`lstmkit.layers.backends`)."""
 
     @property
     def flops_per_step(self) -> int:

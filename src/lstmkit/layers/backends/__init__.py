@@ -20,9 +20,10 @@ A typed choice, validated once when the layer is built, dispatched in one place
   layer norms, and says so). The depth-gated and Grid LSTM stacks have fused kernels of
   their own, chosen by their layers (:mod:`lstmkit.layers._memory_stack`).
 - ``"auto"`` (default): the fastest that can run the call: ``"torch"`` for the plain LSTM
-  (but ``"fused"`` for a bfloat16 call on the CPU that builds an autograd graph, at
-  H >= 512 or batch 1) and for the plain GRU and RNN off the CPU, ``"fused"`` for
-  everything else on the CPU, else ``"manual"`` for the LSTM variants, else
+  (but on the CPU ``"fused"`` for a projected one, and for a call that builds an autograd
+  graph in bfloat16 at H >= 512 or batch 1, in float32 at H >= 1024 with a batch of 16 or
+  fewer) and for the plain GRU and RNN off the CPU,
+  ``"fused"`` for everything else on the CPU, else ``"manual"`` for the LSTM variants, else
   ``"reference"``. When the fused kernels cannot be built (no C++ compiler), ``auto``
   warns once and takes the next in that list.
   On a GPU ``auto`` does not take the Triton kernels yet: they are checked under Triton's
@@ -181,27 +182,42 @@ def choose_backend(
     return requested
 
 
-# the plain LSTM's sizes where lstmkit's kernels train faster than torch's in bfloat16
-# (benchmarks/lstm_auto_grid.py): a hidden size of at least this, or a batch of one
+# the plain LSTM's sizes where lstmkit's kernels train faster than torch's
+# (benchmarks/lstm_auto_grid.py): in bfloat16 a hidden size of at least this, or a batch of
+# one; in float32 a hidden size of at least this with a batch of at most this
 FUSED_BFLOAT16_HIDDEN = 512
+FUSED_FLOAT32_HIDDEN = 1024
+FUSED_FLOAT32_MAX_BATCH = 16
 
 
 def _torch_lstm_wins(
     family: CellFamily, dtype: torch.dtype, graph: bool, batch: int | None
 ) -> bool:
     """Whether torch's LSTM kernel (oneDNN) runs this CPU call, for the LSTM family (what
-    torch runs of it: the plain cell, with or without projection). It does a forward alone,
-    where it was the faster at every size measured, and a float32 call, where it is the
-    faster at the large size (not at every size: ``benchmarks/lstm_auto_grid.py --dtype
-    float32``). A bfloat16 call that will be differentiated goes to lstmkit's kernels at
-    H >= 512 or batch 1, where they were the faster (at worst 1% slower), and stays with
-    torch's at a smaller H and batch, where they were up to 1.5x slower (docs/performance.md,
-    "auto in bfloat16")."""
-    if not isinstance(family, LSTMFamily):
+    torch runs of it: the plain cell, with or without projection).
+
+    Not for a projection: oneDNN has none, and torch's CPU fallback for it is a loop of ATen
+    calls that took 1.06 to 5x lstmkit's time at every size measured, forward and
+    forward+backward, in float32 and bfloat16 (``benchmarks/lstm_auto_grid.py
+    --proj-size``). Without one, torch's kernel runs a forward alone: in bfloat16 it was the
+    faster at all but one size measured (1% slower there); in float32 lstmkit's forward was
+    faster at some large sizes but not consistently. A call that will be differentiated goes
+    to lstmkit's kernels where they trained faster in every run: in bfloat16 at H >= 512 or
+    batch 1 (at worst 1% slower there, and up to 1.5x slower at a smaller H with a larger
+    batch), in float32 at H >= 1024 with a batch of 16 or fewer (0.41 to 0.99x torch's time
+    at T of 16, 64 and 256; at the large size, B=64, and at most smaller H torch's was the
+    faster). docs/performance.md, "auto in bfloat16" and "auto's rule beyond one bfloat16
+    layer"."""
+    if not isinstance(family, LSTMFamily) or family.proj_size:
         return False
-    if not graph or dtype != torch.bfloat16:
+    if not graph:
         return True
-    return family.hidden_size < FUSED_BFLOAT16_HIDDEN and batch != 1
+    if dtype == torch.bfloat16:
+        return family.hidden_size < FUSED_BFLOAT16_HIDDEN and batch != 1
+    if dtype == torch.float32 and batch is not None:
+        wide = family.hidden_size >= FUSED_FLOAT32_HIDDEN
+        return not (wide and batch <= FUSED_FLOAT32_MAX_BATCH)
+    return True
 
 
 def _fused_cpu_ready(family: CellFamily) -> bool:
@@ -216,4 +232,11 @@ def _fused_cpu_ready(family: CellFamily) -> bool:
     )
 
 
-__all__ = ["FUSED_BFLOAT16_HIDDEN", "Backend", "choose_backend", "unsupported_reason"]
+__all__ = [
+    "FUSED_BFLOAT16_HIDDEN",
+    "FUSED_FLOAT32_HIDDEN",
+    "FUSED_FLOAT32_MAX_BATCH",
+    "Backend",
+    "choose_backend",
+    "unsupported_reason",
+]
