@@ -28,7 +28,6 @@ import torch
 
 from lstmkit.bench.report import cpu_name, environment_line, timing_environment
 from lstmkit.bench.run import DTYPES, forward_backward
-from lstmkit.cellmath import LSTMFamily
 from lstmkit.layers.backends import Backend, choose_backend
 from lstmkit.layers.lstm import LSTM
 
@@ -45,24 +44,24 @@ def _call(layer: LSTM, x: torch.Tensor, grad: torch.Tensor, forward_only: bool) 
     return time.perf_counter() - start
 
 
-def fused_over_torch(
-    steps: int,
-    batch: int,
-    hidden: int,
-    dtype: torch.dtype,
-    rounds: int,
-    structure: dict,
-    forward_only: bool,
-):
-    """The fused kernels' median time over torch's at one point; ``structure``: the layer's
-    num_layers, bidirectional and proj_size."""
+def layer_pair(hidden: int, dtype: torch.dtype, structure: dict) -> tuple[LSTM, LSTM]:
+    """The layer (I = H) on the fused kernels and on torch's, with the same weights;
+    ``structure``: its num_layers, bidirectional and proj_size."""
     torch.manual_seed(0)
     fused = LSTM(hidden, hidden, backend="fused", dtype=dtype, **structure)
     torch_kernel = LSTM(hidden, hidden, backend="torch", dtype=dtype, **structure)
     torch_kernel.load_state_dict(fused.state_dict())
+    return fused, torch_kernel
+
+
+def fused_over_torch(
+    fused: LSTM, torch_kernel: LSTM, steps: int, batch: int, rounds: int, forward_only: bool
+) -> float:
+    """The fused layer's median time over torch's on a (steps, batch) input."""
+    dtype, hidden = fused.weight_ih_l0.dtype, fused.input_size
     x = torch.randn(steps, batch, hidden, dtype=dtype, requires_grad=True)
-    directions = 2 if structure["bidirectional"] else 1
-    out_features = directions * (structure["proj_size"] or hidden)
+    directions = 2 if fused.bidirectional else 1
+    out_features = directions * (fused.proj_size or hidden)
     grad = torch.randn(steps, batch, out_features, dtype=dtype)
     layers = {"fused": fused, "torch": torch_kernel}
     for layer in layers.values():
@@ -75,13 +74,17 @@ def fused_over_torch(
     return statistics.median(times["fused"]) / statistics.median(times["torch"])
 
 
-def auto_mark(
-    batch: int, hidden: int, dtype: torch.dtype, proj_size: int, forward_only: bool
-) -> str:
-    """F where auto takes the fused kernels for such a call, t where it takes torch's."""
-    family = LSTMFamily(hidden, proj_size=proj_size)
+def auto_mark(layer: LSTM, batch: int, forward_only: bool) -> str:
+    """F where auto takes the fused kernels for such a call of ``layer``, t where it takes
+    torch's."""
     chosen = choose_backend(
-        Backend.AUTO, family, False, "cpu", dtype=dtype, graph=not forward_only, batch=batch
+        Backend.AUTO,
+        layer.family,
+        False,
+        "cpu",
+        dtype=layer.weight_ih_l0.dtype,
+        graph=not forward_only,
+        batch=batch,
     )
     return "F" if chosen is Backend.FUSED else "t"
 
@@ -150,11 +153,11 @@ def main() -> None:
         print(environment)
     print(f"{'H':>6s}" + "".join(f"{'B=' + str(b):>10s}" for b in batches))
     for h in hidden:
+        fused, torch_kernel = layer_pair(h, dtype, structure)
         cells = []
         for b in batches:
-            ratio = fused_over_torch(args.steps, b, h, dtype, args.rounds, structure, args.forward)
-            mark = auto_mark(b, h, dtype, args.proj_size, args.forward)
-            cells.append(f"{ratio:7.2f}x {mark}")
+            ratio = fused_over_torch(fused, torch_kernel, args.steps, b, args.rounds, args.forward)
+            cells.append(f"{ratio:7.2f}x {auto_mark(fused, b, args.forward)}")
         print(f"{h:6d}" + "".join(f"{cell:>10s}" for cell in cells), flush=True)
 
 

@@ -25,6 +25,7 @@ import time
 
 import torch
 
+from lstmkit.bench.run import DTYPES
 from lstmkit.layers.backends import fused_cpu
 
 PATHS = ("vec_mat", "onednn", "aten")
@@ -69,9 +70,9 @@ def main() -> None:
         hidden = [int(h) for h in args.hidden.split(",")]
     except ValueError:
         parser.error(f"--hidden must be a comma list of whole numbers, got {args.hidden!r}")
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    dtypes = {name: DTYPES[name] for name in ("float32", "bfloat16")}  # the kernels' two
     chosen = args.dtype.split(",")
-    if not chosen or any(d not in dtypes for d in chosen):
+    if any(d not in dtypes for d in chosen):
         parser.error(f"--dtype must be a comma list of float32 and bfloat16, got {args.dtype!r}")
     for name in ("batch", "rounds", "steps", "gates"):
         if getattr(args, name) < 1:

@@ -363,10 +363,6 @@ def _forward(candidate: _Candidate, x: Tensor) -> None:
         candidate.forward(x)
 
 
-def _forward_backward(candidate: _Candidate, x: Tensor, grad_output: Tensor) -> None:
-    forward_backward(candidate.module, candidate.forward, x, grad_output)
-
-
 def forward_backward(
     module: nn.Module, forward: Callable[[Tensor], Tensor], x: Tensor, grad_output: Tensor
 ) -> None:
@@ -441,7 +437,13 @@ def _bench_size(
         for candidate in built.values():
             candidate.module.train()
         calls = {
-            key: partial(_forward_backward, c, inputs[key.dtype].x, inputs[key.dtype].grad_output)
+            key: partial(
+                forward_backward,
+                c.module,
+                c.forward,
+                inputs[key.dtype].x,
+                inputs[key.dtype].grad_output,
+            )
             for key, c in built.items()
         }
         fwd_bwd = timing(calls, tick=bar.update)
